@@ -1,0 +1,85 @@
+/**
+ * The stage contract: what every stage type declares and what the runtime gives it.
+ *
+ * The runtime knows nothing of SAEs. A stage type is a name, a version, a JSON Schema
+ * for its `with:` params (TypeBox, so the TypeScript type of the params is derived from
+ * the schema, never written twice), the outputs it promises, and `run(ctx)`.
+ */
+import type { Static, TObject } from '@sinclair/typebox';
+
+/** A JSON value: what a stage's value outputs and resolved params are made of. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/**
+ * One declared output.
+ * - `value`: a small JSON value returned by run() (a norm, fitted exponents).
+ * - `file` / `dir`: run() returns a path relative to ctx.outDir; downstream stages receive
+ *   the absolute path of the committed copy, and their cache key uses its content digest.
+ */
+export interface OutputDecl {
+  kind: 'value' | 'file' | 'dir';
+  description: string;
+}
+
+/** Progress a stage reports while it runs; every field optional. */
+export interface Progress {
+  /** 0..1 of the stage's work done. */
+  fraction?: number;
+  /** Short free text: "step 1200/5000 loss 0.041 L0 52". */
+  message?: string;
+  /** Throughput in `unit` per second (e.g. 5300 samples/s, 41.2 MB/s). */
+  rate?: number;
+  unit?: string;
+  /** Seconds left, if the stage knows better than fraction/elapsed. */
+  etaSeconds?: number;
+}
+
+export interface StageContext<P> {
+  /** Validated params: references resolved, schema defaults applied. */
+  params: P;
+  /** Name of this stage instance in the pipeline, e.g. `small[d_sae=4096,lr=1e-4]`. */
+  instance: string;
+  /** Empty folder that only this run writes; committed atomically to the cache on success. */
+  outDir: string;
+  /**
+   * Folder that survives a crash or kill of this run and is reused by the next attempt
+   * of the same cache key (checkpoints, partial downloads). Removed after a successful commit.
+   */
+  workDir: string;
+  /** Folder of the pipeline file, for resolving user-relative paths. */
+  pipelineDir: string;
+  log(message: string): void;
+  progress(p: Progress): void;
+  /** Aborted on Ctrl-C / SIGTERM: stop promptly, leave workDir consistent. */
+  signal: AbortSignal;
+  /** Extra environment for the stage (e.g. CUDA_VISIBLE_DEVICES for a `gpu` resource). */
+  env: Record<string, string>;
+}
+
+/** Values returned by run(): one per declared output (paths relative to outDir for file/dir). */
+export type StageOutputs = Record<string, Json>;
+
+export interface StageType<S extends TObject = TObject> {
+  /** The name used in `uses:`. */
+  name: string;
+  /** Bump when the stage's semantics change: it invalidates every cached result of the type. */
+  version: string;
+  description: string;
+  params: S;
+  outputs: Record<string, OutputDecl>;
+  /** Run in its own child process (crash/OOM isolation). Light stages run in the runner. */
+  heavy?: boolean;
+  /** Named resources one instance needs by default, e.g. { gpu: 1 }. */
+  resources?: Record<string, number>;
+  /**
+   * Input files/folders this stage reads that are not upstream outputs (e.g. a CSV, a local
+   * dataset folder): paths relative to the pipeline folder. The runtime digests them into the key.
+   */
+  inputFiles?(params: Static<S>): string[];
+  run(ctx: StageContext<Static<S>>): Promise<StageOutputs>;
+}
+
+/** Identity function that keeps the params type tied to the schema. */
+export function defineStage<S extends TObject>(stage: StageType<S>): StageType<S> {
+  return stage;
+}
