@@ -54,6 +54,18 @@ export interface StageContext<P> {
   signal: AbortSignal;
   /** Extra environment for the stage (e.g. CUDA_VISIBLE_DEVICES for a `gpu` resource). */
   env: Record<string, string>;
+  /** Where this run comes from, for reports: the pipeline file and every upstream entry. */
+  provenance?: Provenance;
+}
+
+export interface Provenance {
+  pipelineFile: string;
+  /** sha256 of the pipeline file's bytes (and of the files it extends). */
+  pipelineDigest: string;
+  /** This instance's cache key. */
+  key: string;
+  /** Every transitive upstream instance, in topological order. */
+  upstream: Array<{ instance: string; uses: string; version: string; key: string }>;
 }
 
 /** Values returned by run(): one per declared output (paths relative to outDir for file/dir). */
