@@ -1,0 +1,146 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BatchLoader, openStore } from '../../src/data/loader.js';
+import { decodeHalf, encodeHalf, float16Table } from '../../src/data/loader/float16.js';
+import { rowIdStore, rowIds, writeTestStore } from './store-fixture.js';
+
+const D = 8;
+
+async function take(loader: BatchLoader, n: number): Promise<number[][]> {
+  const out: number[][] = [];
+  for (let i = 0; i < n; i++) out.push(rowIds(await loader.next(), loader.d, loader.scale));
+  return out;
+}
+
+test('float16 decoding is exact: special values, subnormals, infinities, NaN', () => {
+  const t = float16Table();
+  assert.equal(t[0x0000], 0);
+  assert.ok(Object.is(t[0x8000], -0));
+  assert.equal(t[0x0001], 2 ** -24); // smallest subnormal
+  assert.equal(t[0x03ff], 1023 * 2 ** -24); // largest subnormal
+  assert.equal(t[0x0400], 2 ** -14); // smallest normal
+  assert.equal(t[0x3c00], 1);
+  assert.equal(t[0x3c01], 1 + 2 ** -10);
+  assert.equal(t[0xc000], -2);
+  assert.equal(t[0x7bff], 65504);
+  assert.equal(t[0x7c00], Infinity);
+  assert.equal(t[0xfc00], -Infinity);
+  assert.ok(Number.isNaN(t[0x7e00]) && Number.isNaN(t[0xfc01]));
+  // Every non-NaN pattern round-trips through the encoder, and the table equals the scalar decoder.
+  for (let h = 0; h < 65536; h++) {
+    assert.equal(t[h], Math.fround(decodeHalf(h)));
+    if (!Number.isNaN(t[h])) assert.equal(encodeHalf(t[h]), h, `pattern ${h.toString(16)}`);
+  }
+});
+
+test('float16 encoding rounds to nearest, ties to even, and saturates to infinity', () => {
+  assert.equal(encodeHalf(1 + 2 ** -11), 0x3c00); // tie -> even (down)
+  assert.equal(encodeHalf(1 + 3 * 2 ** -11), 0x3c02); // tie -> even (up)
+  assert.equal(encodeHalf(1 + 2 ** -11 + 2 ** -20), 0x3c01); // above the tie
+  assert.equal(encodeHalf(2 ** -25), 0x0000); // half the smallest subnormal: tie -> even (zero)
+  assert.equal(encodeHalf(1.5 * 2 ** -25), 0x0001);
+  assert.equal(encodeHalf(65520), 0x7c00); // rounds past the largest finite half
+  assert.equal(encodeHalf(65519), 0x7bff);
+  assert.equal(encodeHalf(-1e9), 0xfc00);
+  assert.ok(Number.isNaN(float16Table()[encodeHalf(NaN)]));
+});
+
+test('a float16 store is read back exactly, including subnormals, inf and nan', () => {
+  const special = [0, -0, 2 ** -24, 1023 * 2 ** -24, 2 ** -14, 1, -2, 65504, Infinity, -Infinity, NaN, 0.333251953125, -1e-7, 3, 4, 5];
+  const dir = writeTestStore(Float32Array.from(special), D);
+  for (const maxInMemoryBytes of [1 << 20, 0]) {
+    const store = openStore(dir, { maxInMemoryBytes });
+    const got = store.readRows(0, 2);
+    const want = special.map((v) => (v === -1e-7 ? -2 * 2 ** -24 : v)); // -1e-7 rounds to the subnormal -2^-23
+    assert.deepEqual(Array.from(got), want);
+    store.close();
+  }
+});
+
+test('same seed gives the same batches, a different seed different ones; an epoch is a permutation', async () => {
+  const dir = rowIdStore(100, D);
+  const store = openStore(dir);
+  const opts = { batchSize: 10, split: 'all' as const };
+  const a = await take(new BatchLoader(store, { ...opts, seed: 7 }), 10);
+  const b = await take(new BatchLoader(store, { ...opts, seed: 7 }), 10);
+  const c = await take(new BatchLoader(store, { ...opts, seed: 8 }), 10);
+  assert.deepEqual(a, b);
+  assert.notDeepEqual(a, c);
+  assert.deepEqual(a.flat().sort((x, y) => x - y), Array.from({ length: 100 }, (_, i) => i));
+  assert.notDeepEqual(a.flat(), Array.from({ length: 100 }, (_, i) => i), 'shuffled');
+  // The next epoch is another permutation, not a repeat.
+  const loader = new BatchLoader(store, { ...opts, seed: 7 });
+  const twoEpochs = (await take(loader, 20)).flat();
+  assert.notDeepEqual(twoEpochs.slice(0, 100), twoEpochs.slice(100));
+  assert.deepEqual(twoEpochs.slice(100).sort((x, y) => x - y), Array.from({ length: 100 }, (_, i) => i));
+});
+
+test('shuffle: false delivers rows in order and wraps at the end of the split', async () => {
+  const store = openStore(rowIdStore(25, D));
+  const loader = new BatchLoader(store, { batchSize: 10, shuffle: false, split: 'train', evalRows: 5 });
+  assert.deepEqual(await take(loader, 3), [
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+    [10, 11, 12, 13, 14, 15, 16, 17, 18, 19],
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+  ]);
+  assert.deepEqual(loader.state(), { epoch: 1, position: 10, seed: 0, rows: 20, shuffle: false });
+});
+
+test('the eval split is the last evalRows rows and is disjoint from train', async () => {
+  const store = openStore(rowIdStore(120, D));
+  const train = (await take(new BatchLoader(store, { batchSize: 20, seed: 1, split: 'train', evalRows: 20 }), 5)).flat();
+  const evalIds = (await take(new BatchLoader(store, { batchSize: 20, seed: 1, split: 'eval', evalRows: 20 }), 1)).flat();
+  assert.deepEqual([...new Set(train)].sort((x, y) => x - y), Array.from({ length: 100 }, (_, i) => i));
+  assert.deepEqual([...evalIds].sort((x, y) => x - y), Array.from({ length: 20 }, (_, i) => 100 + i));
+  assert.throws(() => new BatchLoader(store, { batchSize: 4, evalRows: 120 }), /leaves no training rows/);
+  assert.throws(() => new BatchLoader(store, { batchSize: 4, split: 'eval', evalRows: 121 }), /fewer than evalRows=121/);
+});
+
+test('scale multiplies every value', async () => {
+  const values = Float32Array.from({ length: 4 * D }, (_, i) => (i % 7) - 3);
+  for (const dtype of ['float16', 'float32'] as const) {
+    const store = openStore(writeTestStore(values, D, dtype));
+    const batch = await new BatchLoader(store, { batchSize: 4, shuffle: false, split: 'all', scale: 1 / 3.4 }).next();
+    assert.deepEqual(Array.from(batch), Array.from(values, (v) => Math.fround(v * (1 / 3.4))));
+  }
+});
+
+test('state/restore continues exactly, also across an epoch boundary and from a fresh loader', async () => {
+  const store = openStore(rowIdStore(50, D));
+  const opts = { batchSize: 7, seed: 3, split: 'all' as const, prefetch: 3 };
+  const first = new BatchLoader(store, opts);
+  await take(first, 6); // 42 rows: the 8th batch crosses into epoch 1
+  const state = JSON.parse(JSON.stringify(first.state()));
+  const continuation = await take(first, 5);
+  const resumed = new BatchLoader(store, opts);
+  resumed.restore(state);
+  assert.deepEqual(await take(resumed, 5), continuation);
+  // Restoring on the same loader (prefetched reads dropped) also replays exactly.
+  first.restore(state);
+  assert.deepEqual(await take(first, 5), continuation);
+  assert.throws(() => new BatchLoader(store, { ...opts, split: 'train', evalRows: 10 }).restore(state), /split of 50 rows/);
+});
+
+test('prefetch depth and the file/memory read paths do not change what is delivered', async () => {
+  const dir = rowIdStore(300, D);
+  const reference = await take(new BatchLoader(openStore(dir), { batchSize: 32, seed: 5, evalRows: 44, prefetch: 0 }), 12);
+  for (const prefetch of [1, 4]) {
+    for (const maxInMemoryBytes of [1 << 20, 0]) {
+      const store = openStore(dir, { maxInMemoryBytes });
+      assert.equal(store.inMemory, maxInMemoryBytes > 0);
+      assert.deepEqual(await take(new BatchLoader(store, { batchSize: 32, seed: 5, evalRows: 44, prefetch }), 12), reference);
+      store.close();
+    }
+  }
+});
+
+test('bad stores give clear errors naming the file', () => {
+  const dir = rowIdStore(10, D);
+  truncateSync(join(dir, 'data.bin'), 10 * D * 2 - 2);
+  assert.throws(() => openStore(dir), /data\.bin has 158 bytes, store\.json says 10 rows x 8 float16 = 160/);
+  writeFileSync(join(dir, 'store.json'), JSON.stringify({ format: 'activation-store/1', rows: 10, d: 8, dtype: 'bfloat16', byteOrder: 'little' }));
+  assert.throws(() => openStore(dir), /store\.json: field "dtype" must be "float16" or "float32" \(got "bfloat16"\)/);
+  assert.throws(() => openStore(join(dir, 'nope')), /not an activation store: .*nope\/store\.json does not exist/);
+});
