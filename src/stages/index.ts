@@ -4,8 +4,10 @@
  * so that loading this list to validate a pipeline stays fast.
  */
 import type { StageType } from '../runtime/stage.js';
+import ingest from './ingest.js';
 // (stage imports: one line per stage module, above this comment)
 
 export const allStageTypes: StageType<any>[] = [
+  ingest,
   // (stage entries: one line per stage type, above this comment)
 ];
