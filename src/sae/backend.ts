@@ -71,7 +71,7 @@ async function tryCandidate(c: 'gpu' | 'node' | 'wasm' | 'cpu', requireGpu: bool
     // In Node the .wasm binaries must be given as file paths of the package's dist folder.
     const require = createRequire(import.meta.url);
     const dist = dirname(require.resolve('@tensorflow/tfjs-backend-wasm'));
-    wasm.setWasmPaths(join(dist, '/'), true);
+    wasm.setWasmPaths(join(dist, '/'));
     if (!(await tf.setBackend('wasm'))) throw new Error('tf.setBackend("wasm") failed');
     await tf.ready();
     return { tf, name: 'wasm', device: `CPU (wasm, ${wasm.getThreadsCount?.() ?? 1} thread)` };

@@ -4,10 +4,18 @@
  * so that loading this list to validate a pipeline stays fast.
  */
 import type { StageType } from '../runtime/stage.js';
+import report from './report.js';
+import estimateNorm from './estimate-norm.js';
+import syntheticActivations from './synthetic-activations.js';
 import ingest from './ingest.js';
+import trainSae from './train-sae.js';
 // (stage imports: one line per stage module, above this comment)
 
 export const allStageTypes: StageType<any>[] = [
+  report,
+  estimateNorm,
+  syntheticActivations,
   ingest,
+  trainSae,
   // (stage entries: one line per stage type, above this comment)
 ];

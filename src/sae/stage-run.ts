@@ -1,0 +1,95 @@
+/**
+ * The `train-sae` stage's run(): params -> training options, the activation store -> batches,
+ * then trainSae(). Kept out of src/stages so that loading the stage list stays cheap.
+ */
+import { resolve } from 'node:path';
+import type { Static } from '@sinclair/typebox';
+import type { StageContext, StageOutputs } from '../runtime/stage.js';
+import type { TrainSaeParams } from '../stages/train-sae.js';
+import { openStore, BatchLoader } from '../data/loader.js';
+import { trainSae, type TrainData } from './train.js';
+import { readSaeLens, unfoldNormalisation } from './export.js';
+import { readSafetensors } from './safetensors.js';
+
+export type Params = Static<typeof TrainSaeParams>;
+
+/** Seed notebook: 128,000 steps when neither steps nor n_samples is given. */
+export const SEED_STEPS = 128_000;
+
+export function resolveSteps(p: Pick<Params, 'steps' | 'n_samples' | 'batch_size'>): number {
+  if (p.steps !== undefined && p.n_samples !== undefined) {
+    throw new Error(`train-sae: give steps (${p.steps}) or n_samples (${p.n_samples}), not both`);
+  }
+  if (p.n_samples !== undefined) return Math.max(1, Math.ceil(p.n_samples / p.batch_size));
+  return p.steps ?? SEED_STEPS;
+}
+
+export async function runTrainSae(ctx: StageContext<Params>): Promise<StageOutputs> {
+  const p = ctx.params;
+  const at = (path: string) => resolve(ctx.pipelineDir, path);
+  const steps = resolveSteps(p);
+  const data = openTrainData(at(p.store), p);
+  if (p.d_in !== undefined && p.d_in !== data.dIn) {
+    throw new Error(`train-sae: d_in=${p.d_in} but the store ${at(p.store)} has d=${data.dIn}`);
+  }
+  let initFrom;
+  if (p.init_from) {
+    const src = readSaeLens(at(p.init_from));
+    if (src.dIn !== data.dIn || src.dSae !== p.d_sae) {
+      throw new Error(`train-sae: init_from ${at(p.init_from)} has d_in=${src.dIn}, d_sae=${src.dSae}; this run has d_in=${data.dIn}, d_sae=${p.d_sae}`);
+    }
+    if (src.applyBDecToInput !== p.apply_b_dec_to_input) {
+      throw new Error(`train-sae: init_from has apply_b_dec_to_input=${src.applyBDecToInput}, this run ${p.apply_b_dec_to_input}`);
+    }
+    initFrom = unfoldNormalisation(src.weights, p.norm_scale, src.dIn, src.dSae);
+  }
+  let groundTruth;
+  if (p.ground_truth) {
+    const f = readSafetensors(at(p.ground_truth)).tensors.features;
+    if (!f || f.shape.length !== 2 || f.shape[1] !== data.dIn) {
+      throw new Error(`train-sae: ground_truth ${at(p.ground_truth)} needs a tensor 'features' [n, ${data.dIn}], found ${f ? `[${f.shape}]` : 'none'}`);
+    }
+    groundTruth = { features: f.data, n: f.shape[0] };
+  }
+  try {
+    const r = await trainSae({
+      dSae: p.d_sae, batchSize: p.batch_size, steps, lr: p.lr, lrWarmupSteps: p.lr_warmup_steps, lrDecay: p.lr_decay,
+      l0Coefficient: p.l0_coefficient, l0WarmupSteps: p.l0_warmup_steps ?? steps, bandwidth: p.bandwidth,
+      thresholdInit: p.threshold_init, applyBDecToInput: p.apply_b_dec_to_input, seed: p.seed, backend: p.backend,
+      logEvery: p.log_every, deadWindowSamples: p.dead_window_samples, checkpointEvery: p.checkpoint_every,
+      normScale: p.norm_scale, maxLoss: p.max_loss,
+      maxMemoryBytes: p.max_memory_gb === undefined ? undefined : p.max_memory_gb * 2 ** 30,
+      initFrom, groundTruth,
+      meta: { modelName: p.model_name, hookName: p.hook_name, datasetPath: p.dataset_path, instance: ctx.instance,
+        config: { ...p, steps, n_samples: steps * p.batch_size } },
+    }, data, ctx);
+    return {
+      sae: r.saeDir, metrics: r.metricsFile, eval: { ...r.eval }, loss: r.eval.mse, fvu: r.eval.fvu, l0: r.eval.l0,
+      d_sae: p.d_sae, n_samples: steps * p.batch_size, steps, lr: p.lr, backend: r.backend,
+    };
+  } finally {
+    data.train.close();
+  }
+}
+
+/** Training batches (shuffled, split 'train') and the held-out split in order, both divided by norm_scale. */
+export function openTrainData(dir: string, p: Pick<Params, 'batch_size' | 'seed' | 'shuffle' | 'norm_scale' | 'eval_rows'>): TrainData {
+  const store = openStore(dir);
+  const common = { scale: 1 / p.norm_scale, evalRows: p.eval_rows };
+  const train = new BatchLoader(store, { ...common, batchSize: p.batch_size, seed: p.seed, shuffle: p.shuffle, split: 'train' });
+  return {
+    dIn: store.d,
+    train,
+    async *evalBatches() {
+      const batchSize = Math.min(p.batch_size, p.eval_rows);
+      const loader = new BatchLoader(store, { ...common, batchSize, shuffle: false, split: 'eval' });
+      try {
+        for (let done = 0; done < p.eval_rows; done += batchSize) {
+          yield { x: await loader.next(), rows: Math.min(batchSize, p.eval_rows - done) };
+        }
+      } finally {
+        loader.close();
+      }
+    },
+  };
+}
