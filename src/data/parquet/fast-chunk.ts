@@ -202,7 +202,10 @@ function readPlain(buf: Uint8Array, pos: number, n: number, element: ElementType
   let offset = buf.byteOffset + pos;
   let arrayBuffer = buf.buffer as ArrayBuffer;
   if (offset % width !== 0) {
-    arrayBuffer = buf.slice(pos, pos + n * width).buffer;
+    // copy explicitly: buf may be a node Buffer (zlib output), whose slice() does not copy
+    const copy = new Uint8Array(n * width);
+    copy.set(buf.subarray(pos, pos + n * width));
+    arrayBuffer = copy.buffer;
     offset = 0;
   }
   if (element === 'float16') return new Uint16Array(arrayBuffer, offset, n);
