@@ -1,0 +1,413 @@
+/**
+ * fitLaw: fit one law to filtered points, bootstrap its intervals, predict, and assemble
+ * the fit.json object (docs: notes/formats.md, "Fit result").
+ *
+ * Method (Hoffmann et al. 2022, Approach 3; Besiroglu et al. 2024): minimise the sum of
+ * Huber losses of log residuals with L-BFGS from every point of a grid of starts, keep the
+ * best. Intervals: percentile bootstrap over resampled points, each refit started from the
+ * best point (not the whole grid: the grid is for finding the basin, not for every resample).
+ */
+import { minimizeLbfgs, type LbfgsResult } from './lbfgs.js';
+import { LAWS, closedFormPower, lossFn, type Law, type LawName, type LogData, type LossKind } from './laws.js';
+import type { FitPoint } from './points.js';
+import { quantile, resampleWeights, seededRandom } from './stats.js';
+
+export interface ChinchillaGrid {
+  alpha: number[];
+  beta: number[];
+  e: number[];
+  a: number[];
+  b: number[];
+}
+
+/** Besiroglu et al.'s grid: np.arange(0, 2.5, .5) for alpha/beta, (-1, 1.5, .5) for e, (0, 30, 5) for a/b. */
+export const DEFAULT_GRID: ChinchillaGrid = {
+  alpha: [0, 0.5, 1, 1.5, 2],
+  beta: [0, 0.5, 1, 1.5, 2],
+  e: [-1, -0.5, 0, 0.5, 1],
+  a: [0, 5, 10, 15, 20, 25],
+  b: [0, 5, 10, 15, 20, 25],
+};
+
+export type PredictPoint = number | { N: number; D: number };
+
+export interface FitOptions {
+  law: LawName;
+  /** Default: huber for chinchilla (its method), squared (least squares in log space) otherwise. */
+  loss?: LossKind;
+  huberDelta?: number;
+  grid?: Partial<ChinchillaGrid>;
+  bootstrap?: number;
+  seed?: number;
+  confidence?: number;
+  predictAt?: PredictPoint[];
+  /** chinchilla: model sizes N whose compute-optimal data size D_opt(N) is wanted. */
+  optimalDataFor?: number[];
+  xLabel?: string;
+  yLabel?: string;
+  maxIterations?: number;
+  /** Points per plotted curve. */
+  curvePoints?: number;
+}
+
+type Interval = [number, number] | null;
+
+export interface FitOutcome {
+  params: Record<string, number>;
+  intervals: Record<string, Interval>;
+  predictions: number[];
+  optimalData: number[];
+  warnings: string[];
+  /** The fit.json object. */
+  json: Record<string, unknown>;
+  timing: { fitSeconds: number; bootstrapSeconds: number; starts: number };
+}
+
+interface BestFit {
+  theta: Float64Array;
+  objective: number;
+  run: Pick<LbfgsResult, 'converged' | 'reason' | 'iterations' | 'gradMax'>;
+  starts: number;
+  convergedStarts: number;
+  bestStart: number[] | null;
+}
+
+export function fitLaw(points: FitPoint[], opts: FitOptions): FitOutcome {
+  const law = LAWS[opts.law];
+  const lossKind: LossKind = opts.loss ?? (opts.law === 'chinchilla' ? 'huber' : 'squared');
+  const loss = lossFn(lossKind, opts.huberDelta ?? 1e-3);
+  const confidence = opts.confidence ?? 0.95;
+  const warnings: string[] = [];
+  const kept = points.filter((p) => p.kept);
+  checkEnoughPoints(law, points, kept);
+  const data = toLogData(law, kept);
+
+  const t0 = performance.now();
+  const best = fitBest(law, data, lossKind, loss, opts);
+  const fitSeconds = (performance.now() - t0) / 1000;
+  const params = law.toPublic(best.theta);
+  for (const [k, v] of Object.entries(params)) {
+    if (!Number.isFinite(v)) throw new Error(`fit-law: the ${law.name} fit produced ${k} = ${v}: no usable fit`);
+  }
+  if (!best.run.converged) {
+    warnings.push(
+      `the ${law.name} fit did not converge: L-BFGS stopped (${best.run.reason}) after ${best.run.iterations} ` +
+        `iterations with largest gradient component ${best.run.gradMax.toExponential(2)}; the parameters may be inaccurate`,
+    );
+  }
+  warnings.push(...sanityWarnings(law, params));
+
+  const t1 = performance.now();
+  const boot = bootstrap(law, data, lossKind, loss, best.theta, opts, warnings);
+  const bootstrapSeconds = (performance.now() - t1) / 1000;
+  const lo = (1 - confidence) / 2;
+  const band = (values: number[]): Interval => (values.length ? [quantile(values, lo), quantile(values, 1 - lo)] : null);
+
+  const intervals: Record<string, Interval> = {};
+  for (const name of law.paramNames) intervals[name] = band(boot.map((t) => law.toPublic(t)[name]));
+
+  const range = fittedRange(law, kept);
+  const predicted = (opts.predictAt ?? []).map((p, i) => predictOne(law, best.theta, boot, p, i, range, band, warnings));
+  const optimal = (opts.optimalDataFor ?? []).map((N) => optimalOne(law, best.theta, boot, N, band, warnings));
+
+  const residuals = points.map((p) => law.logPredict(best.theta, logFeatures(law, p)) - Math.log(p.y));
+  const json = {
+    law: law.name,
+    formula: law.formula,
+    x_label: opts.xLabel ?? (law.name === 'chinchilla' ? 'N' : 'x'),
+    y_label: opts.yLabel ?? 'y',
+    ...(law.name === 'chinchilla' ? { d_label: 'D' } : {}),
+    params,
+    intervals,
+    confidence,
+    points: points.map((p, i) => ({ ...pointCoords(law, p), y: p.y, kept: p.kept, ...(p.dropped_by ? { dropped_by: p.dropped_by } : {}), residual: finiteOrNull(residuals[i]) })),
+    residuals: residuals.map(finiteOrNull),
+    goodness: goodness(law, data, best.theta, best.objective),
+    predictions: predicted,
+    curve: curves(law, best.theta, boot, kept, opts, band),
+    ...(law.name === 'chinchilla' ? { optimal_data: optimal } : {}),
+    loss: lossKind === 'huber' ? { kind: 'huber', delta: opts.huberDelta ?? 1e-3 } : { kind: 'squared' },
+    optimizer: {
+      method: law.name === 'power' && lossKind === 'squared' ? 'closed-form least squares (log-log)' : 'L-BFGS, strong-Wolfe line search, analytic gradient',
+      starts: best.starts,
+      converged_starts: best.convergedStarts,
+      best_start: best.bestStart,
+      converged: best.run.converged,
+      stop_reason: best.run.reason,
+      iterations: best.run.iterations,
+      seconds: fitSeconds,
+    },
+    bootstrap: { resamples: opts.bootstrap ?? 200, used: boot.length, seed: opts.seed ?? 0, seconds: bootstrapSeconds },
+    warnings,
+  };
+  return {
+    params,
+    intervals,
+    predictions: predicted.map((p) => p.y),
+    optimalData: optimal.map((o) => o.D),
+    warnings,
+    json,
+    timing: { fitSeconds, bootstrapSeconds, starts: best.starts },
+  };
+}
+
+function checkEnoughPoints(law: Law, points: FitPoint[], kept: FitPoint[]): void {
+  const k = law.paramNames.length;
+  const distinct = new Set(kept.map((p) => (law.name === 'chinchilla' ? `${p.N},${p.D}` : `${p.x}`))).size;
+  if (distinct < k) {
+    const dropped = points.length - kept.length;
+    const field = law.name === 'chinchilla' ? 'N/D/y' : 'x/y';
+    throw new Error(
+      `fit-law: law "${law.name}" has ${k} parameters (${law.paramNames.join(', ')}) but only ${distinct} distinct ` +
+        `point(s) are left to fit (${points.length} given in ${field} or the csv, ${dropped} dropped by filters); ` +
+        `give at least ${k}`,
+    );
+  }
+}
+
+function toLogData(law: Law, kept: FitPoint[]): LogData {
+  const features = Array.from({ length: law.nFeatures }, () => new Float64Array(kept.length));
+  kept.forEach((p, i) => logFeatures(law, p).forEach((v, j) => (features[j][i] = v)));
+  return { features, logY: Float64Array.from(kept, (p) => Math.log(p.y)), weights: new Float64Array(kept.length).fill(1) };
+}
+
+function logFeatures(law: Law, p: { x?: number; N?: number; D?: number }): number[] {
+  return law.name === 'chinchilla' ? [Math.log(p.N!), Math.log(p.D!)] : [Math.log(p.x!)];
+}
+
+function pointCoords(law: Law, p: FitPoint): Record<string, number> {
+  return law.name === 'chinchilla' ? { N: p.N!, D: p.D! } : { x: p.x! };
+}
+
+// ---------------------------------------------------------------------------------------
+// The fit itself
+
+function fitBest(law: Law, data: LogData, lossKind: LossKind, loss: ReturnType<typeof lossFn>, opts: FitOptions): BestFit {
+  const objective = law.objective(data, loss);
+  const lbfgs = { maxIterations: opts.maxIterations ?? 1000 };
+  if (law.name === 'power') {
+    const theta = closedFormPower(data.features[0], data.logY, data.weights)!;
+    const exact = { converged: true, reason: 'closed form', iterations: 0, gradMax: 0 };
+    if (lossKind === 'squared') {
+      return { theta, objective: objective(theta, new Float64Array(2)), run: exact, starts: 1, convergedStarts: 1, bestStart: null };
+    }
+    const r = minimizeLbfgs(objective, theta, lbfgs);
+    return { theta: r.x, objective: r.f, run: r, starts: 1, convergedStarts: r.converged ? 1 : 0, bestStart: Array.from(theta) };
+  }
+  const starts = law.name === 'chinchilla' ? chinchillaStarts(opts.grid) : powerPlusConstantStarts(data);
+  let best: BestFit | null = null;
+  let convergedStarts = 0;
+  for (const start of starts) {
+    const r = minimizeLbfgs(objective, start, lbfgs);
+    if (r.converged) convergedStarts++;
+    if (Number.isFinite(r.f) && (best === null || r.f < best.objective)) {
+      best = { theta: r.x, objective: r.f, run: r, starts: starts.length, convergedStarts: 0, bestStart: Array.from(start) };
+    }
+  }
+  if (best === null) throw new Error(`fit-law: every one of the ${starts.length} ${law.name} fits failed (non-finite objective)`);
+  best.convergedStarts = convergedStarts;
+  return best;
+}
+
+/** Grid of starts in the optimiser's coordinates [a, b, e, alpha, beta], Besiroglu's loop order. */
+function chinchillaStarts(grid: Partial<ChinchillaGrid> = {}): Float64Array[] {
+  const g = { ...DEFAULT_GRID, ...grid };
+  const starts: Float64Array[] = [];
+  for (const alpha of g.alpha)
+    for (const beta of g.beta)
+      for (const e of g.e)
+        for (const a of g.a)
+          for (const b of g.b) starts.push(Float64Array.of(a, b, e, alpha, beta));
+  if (starts.length === 0) throw new Error('fit-law: grid has an empty axis: no starting point');
+  return starts;
+}
+
+/**
+ * Data-driven starts for y = c + a x^b: for c at several fractions of min(y), the
+ * closed-form power fit of y - c gives a and b. Covers c ~ 0 (a pure power law) up to a
+ * floor just under the smallest observation.
+ */
+function powerPlusConstantStarts(data: LogData): Float64Array[] {
+  const minY = Math.exp(Math.min(...data.logY));
+  const starts: Float64Array[] = [];
+  for (const frac of [1e-3, 0.25, 0.5, 0.75, 0.9, 0.97, 0.99]) {
+    const c = frac * minY;
+    const shifted = Float64Array.from(data.logY, (ly) => Math.log(Math.exp(ly) - c));
+    const ab = closedFormPower(data.features[0], shifted, data.weights);
+    if (ab) starts.push(Float64Array.of(ab[0], ab[1], Math.log(c)));
+  }
+  return starts;
+}
+
+function bootstrap(
+  law: Law, data: LogData, lossKind: LossKind, loss: ReturnType<typeof lossFn>, theta: Float64Array,
+  opts: FitOptions, warnings: string[],
+): Float64Array[] {
+  const resamples = opts.bootstrap ?? 200;
+  if (resamples <= 0) return [];
+  const n = data.logY.length;
+  if (n <= law.paramNames.length) {
+    warnings.push(
+      `${n} points for ${law.paramNames.length} parameters: the fit passes through every point, ` +
+        'so it has no residual scatter to bootstrap; intervals are null',
+    );
+    return [];
+  }
+  const random = seededRandom(opts.seed ?? 0);
+  const samples: Float64Array[] = [];
+  let failed = 0;
+  for (let i = 0; i < resamples; i++) {
+    const resampled = { ...data, weights: resampleWeights(n, random) };
+    const t = refit(law, resampled, lossKind, loss, theta, opts);
+    if (t) samples.push(t);
+    else failed++;
+  }
+  if (failed > 0.05 * resamples) {
+    warnings.push(`${failed} of ${resamples} bootstrap refits failed or did not converge (degenerate resamples); intervals use the other ${samples.length}`);
+  }
+  return samples;
+}
+
+/** One bootstrap refit from the best point; null if degenerate or not converged. */
+function refit(law: Law, data: LogData, lossKind: LossKind, loss: ReturnType<typeof lossFn>, theta: Float64Array, opts: FitOptions): Float64Array | null {
+  if (law.name === 'power' && lossKind === 'squared') return closedFormPower(data.features[0], data.logY, data.weights);
+  if (distinctWeighted(data) < law.paramNames.length) return null;
+  const r = minimizeLbfgs(law.objective(data, loss), theta, { maxIterations: opts.maxIterations ?? 1000 });
+  return r.converged && Number.isFinite(r.f) ? r.x : null;
+}
+
+function distinctWeighted(data: LogData): number {
+  const seen = new Set<string>();
+  data.weights.forEach((w, i) => w > 0 && seen.add(data.features.map((f) => f[i]).join(',')));
+  return seen.size;
+}
+
+// ---------------------------------------------------------------------------------------
+// What the fit is used for
+
+interface Range { min: number[]; max: number[] }
+
+function fittedRange(law: Law, kept: FitPoint[]): Range {
+  const cols = law.name === 'chinchilla' ? [kept.map((p) => p.N!), kept.map((p) => p.D!)] : [kept.map((p) => p.x!)];
+  return { min: cols.map((c) => Math.min(...c)), max: cols.map((c) => Math.max(...c)) };
+}
+
+function predictOne(
+  law: Law, theta: Float64Array, boot: Float64Array[], at: PredictPoint, i: number, range: Range,
+  band: (v: number[]) => Interval, warnings: string[],
+) {
+  const coords = law.name === 'chinchilla' ? asND(at, i) : { x: asX(at, i) };
+  const values = law.name === 'chinchilla' ? [(coords as { N: number }).N, (coords as { D: number }).D] : [(coords as { x: number }).x];
+  const lf = values.map(Math.log);
+  const y = Math.exp(law.logPredict(theta, lf));
+  const b = band(boot.map((t) => Math.exp(law.logPredict(t, lf))));
+  // How far outside the data: x / largest fitted x (chinchilla: the larger of N and D ratios).
+  const extrapolation = Math.max(...values.map((v, j) => v / range.max[j]));
+  const below = Math.min(...values.map((v, j) => v / range.min[j]));
+  const names = law.name === 'chinchilla' ? ['N', 'D'] : ['x'];
+  const where = values.map((v, j) => `${names[j]}=${fmt(v)}`).join(', ');
+  if (extrapolation > 2) {
+    warnings.push(`prediction ${i} at ${where} is ${extrapolation.toFixed(1)}x the largest fitted value (${names.map((n, j) => `${n} <= ${fmt(range.max[j])}`).join(', ')}): extrapolation`);
+  } else if (below < 0.5) {
+    warnings.push(`prediction ${i} at ${where} is below half the smallest fitted value: extrapolation`);
+  }
+  return { ...coords, y, lo: b ? b[0] : null, hi: b ? b[1] : null, extrapolation };
+}
+
+function asX(at: PredictPoint, i: number): number {
+  if (typeof at !== 'number' || !(at > 0)) throw new Error(`fit-law: predict_at[${i}] = ${JSON.stringify(at)} must be a positive number`);
+  return at;
+}
+
+function asND(at: PredictPoint, i: number): { N: number; D: number } {
+  if (typeof at !== 'object' || !(at.N > 0) || !(at.D > 0)) {
+    throw new Error(`fit-law: predict_at[${i}] = ${JSON.stringify(at)} must be {N, D} with positive N and D for a chinchilla law`);
+  }
+  return { N: at.N, D: at.D };
+}
+
+/**
+ * Compute-optimal data size for model size N under C = 6 N D. Minimising
+ * E + A N^-alpha + B D^-beta on the curve 6ND = C gives N_opt(C) = G (C/6)^(beta/(alpha+beta))
+ * with G = (alpha A / (beta B))^(1/(alpha+beta)); inverting, C/6 = (N/G)^((alpha+beta)/beta)
+ * and D = C / (6N).
+ */
+export function optimalData(p: Record<string, number>, N: number): number {
+  const { A, B, alpha, beta } = p;
+  if (!(alpha > 0 && beta > 0)) return NaN;
+  const G = Math.pow((alpha * A) / (beta * B), 1 / (alpha + beta));
+  const cOver6 = Math.pow(N / G, (alpha + beta) / beta);
+  return cOver6 / N;
+}
+
+function optimalOne(law: Law, theta: Float64Array, boot: Float64Array[], N: number, band: (v: number[]) => Interval, warnings: string[]) {
+  if (law.name !== 'chinchilla') throw new Error('fit-law: optimal_data_for needs law: chinchilla');
+  if (!(N > 0)) throw new Error(`fit-law: optimal_data_for value ${N} must be a positive model size`);
+  const p = law.toPublic(theta);
+  const D = optimalData(p, N);
+  if (!Number.isFinite(D)) {
+    warnings.push(`no compute-optimal data size for N=${fmt(N)}: it needs alpha > 0 and beta > 0 (got ${p.alpha}, ${p.beta})`);
+  }
+  const b = band(boot.map((t) => optimalData(law.toPublic(t), N)));
+  return { N, D: finiteOrNull(D) as number, C: finiteOrNull(6 * N * D), lo: b ? b[0] : null, hi: b ? b[1] : null };
+}
+
+function goodness(law: Law, data: LogData, theta: Float64Array, objective: number) {
+  const n = data.logY.length;
+  let ssRes = 0;
+  let mean = 0;
+  for (let i = 0; i < n; i++) mean += data.logY[i] / n;
+  let ssTot = 0;
+  for (let i = 0; i < n; i++) {
+    const r = law.logPredict(theta, data.features.map((f) => f[i])) - data.logY[i];
+    ssRes += r * r;
+    ssTot += (data.logY[i] - mean) ** 2;
+  }
+  return { r2: ssTot > 0 ? 1 - ssRes / ssTot : null, rmse_log: Math.sqrt(ssRes / n), objective, n_points: n, n_params: law.paramNames.length };
+}
+
+/** Dense curves for plotting: power laws one curve in x; chinchilla one curve in D per distinct N (up to 12). */
+function curves(law: Law, theta: Float64Array, boot: Float64Array[], kept: FitPoint[], opts: FitOptions, band: (v: number[]) => Interval) {
+  const m = opts.curvePoints ?? 60;
+  const at = (lf: number[]) => {
+    const b = band(boot.map((t) => Math.exp(law.logPredict(t, lf))));
+    return { y: Math.exp(law.logPredict(theta, lf)), lo: b ? b[0] : null, hi: b ? b[1] : null };
+  };
+  if (law.name !== 'chinchilla') {
+    const xs = [...kept.map((p) => p.x!), ...(opts.predictAt ?? []).filter((v): v is number => typeof v === 'number' && v > 0)];
+    return logSpace(Math.min(...xs), Math.max(...xs), m).map((x) => ({ x, ...at([Math.log(x)]) }));
+  }
+  const Ns = [...new Set(kept.map((p) => p.N!))].sort((a, b) => a - b);
+  if (Ns.length > 12) return undefined;
+  const Ds = kept.map((p) => p.D!);
+  return Ns.map((N) => ({
+    N,
+    points: logSpace(Math.min(...Ds), Math.max(...Ds), m).map((D) => ({ x: D, ...at([Math.log(N), Math.log(D)]) })),
+  }));
+}
+
+function logSpace(lo: number, hi: number, m: number): number[] {
+  if (lo === hi || m < 2) return [lo];
+  const a = Math.log(lo);
+  const b = Math.log(hi);
+  return Array.from({ length: m }, (_, i) => Math.exp(a + ((b - a) * i) / (m - 1)));
+}
+
+function sanityWarnings(law: Law, p: Record<string, number>): string[] {
+  const w: string[] = [];
+  if (law.name === 'chinchilla' && (p.alpha <= 0 || p.beta <= 0)) {
+    w.push(`fitted exponents alpha=${p.alpha.toPrecision(4)}, beta=${p.beta.toPrecision(4)}: a non-positive exponent means the loss does not fall with that variable in this data`);
+  }
+  if (law.name === 'power_plus_constant' && p.c < 1e-6 * p.a) {
+    w.push('fitted constant c is ~0: the data show no floor, a plain power law may fit as well');
+  }
+  return w;
+}
+
+function finiteOrNull(v: number): number | null {
+  return Number.isFinite(v) ? v : null;
+}
+
+function fmt(v: number): string {
+  return Math.abs(v) >= 1e4 || Math.abs(v) < 1e-3 ? v.toExponential(3) : String(+v.toPrecision(4));
+}
