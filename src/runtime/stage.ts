@@ -88,6 +88,13 @@ export interface StageType<S extends TObject = TObject> {
    * dataset folder): paths relative to the pipeline folder. The runtime digests them into the key.
    */
   inputFiles?(params: Static<S>): string[];
+  /**
+   * Outputs that depend on the params (e.g. the `shell` stage, whose `outputs:` param names
+   * them), merged over `outputs`. Called at load time with the `with:` params as written
+   * (params and matrix values substituted, defaults not yet applied; fields that reference
+   * other stages still hold the reference text), so it must only read literal fields.
+   */
+  dynamicOutputs?(params: Static<S>): Record<string, OutputDecl>;
   run(ctx: StageContext<Static<S>>): Promise<StageOutputs>;
 }
 

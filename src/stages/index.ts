@@ -9,6 +9,7 @@ import estimateNorm from './estimate-norm.js';
 import syntheticActivations from './synthetic-activations.js';
 import ingest from './ingest.js';
 import trainSae from './train-sae.js';
+import shell from './shell.js';
 import flopBudget from './flop-budget.js';
 import fitLawStage from './fit-law.js';
 // (stage imports: one line per stage module, above this comment)
@@ -19,6 +20,7 @@ export const allStageTypes: StageType<any>[] = [
   syntheticActivations,
   ingest,
   trainSae,
+  shell,
   flopBudget,
   fitLawStage,
   // (stage entries: one line per stage type, above this comment)

@@ -1,0 +1,201 @@
+/**
+ * `pipeline` command line: argument parsing only. Every verb is implemented in
+ * src/runtime/commands.ts, imported lazily so that `--help` and `exec` stay fast.
+ */
+import { fileURLToPath } from 'node:url';
+
+const VERBS: Record<string, { usage: string; help: string; flags: Record<string, 'bool' | 'value' | 'list'> }> = {
+  run: {
+    usage: 'pipeline run FILE [TARGET...] [--set k=v]... [--jobs N] [--force STAGE]... [--dry-run] [--verify] [--resources gpu=N,...] [--artifacts DIR] [--progress tty|plain]',
+    help: `Runs the pipeline (or only the TARGET stages/instances and what they need), reusing cached results.
+  --set k=v          override a pipeline param (typed by its declared default); repeatable
+  --jobs N           at most N stages at once (default: number of CPUs)
+  --force STAGE      re-run STAGE (a stage id or instance name) even if cached; repeatable
+  --dry-run          print what would run and why; run nothing
+  --verify           re-hash every reused cache file (default: size+mtime check)
+  --resources SPEC   machine capacity, e.g. gpu=2,mem=64 (default gpu: nvidia-smi -L; also $PIPELINE_RESOURCES)
+  --artifacts DIR    cache folder (default: <project>/artifacts; also $PIPELINE_ARTIFACTS)
+  --progress MODE    tty (live lines) or plain (timestamped lines); default: tty when stderr is a terminal`,
+    flags: { set: 'list', jobs: 'value', force: 'list', 'dry-run': 'bool', verify: 'bool', resources: 'value', artifacts: 'value', progress: 'value' },
+  },
+  status: {
+    usage: 'pipeline status FILE [--json] [--set k=v]... [--verify] [--artifacts DIR]',
+    help: 'Says for each instance whether it is cached, stale (and why), or pending on a stale upstream.',
+    flags: { json: 'bool', set: 'list', verify: 'bool', artifacts: 'value' },
+  },
+  dag: {
+    usage: 'pipeline dag FILE [--format text|mermaid|dot] [--set k=v]...',
+    help: 'Prints the stage graph.',
+    flags: { format: 'value', set: 'list' },
+  },
+  validate: {
+    usage: 'pipeline validate FILE [--set k=v]...',
+    help: 'Loads and checks the pipeline (schema, stage params, references, cycles); runs nothing.',
+    flags: { set: 'list' },
+  },
+  show: {
+    usage: 'pipeline show FILE STAGE [--json] [--set k=v]... [--artifacts DIR]',
+    help: 'Prints the output values and file paths of a computed stage (a matrix stage: keyed by instance).',
+    flags: { json: 'bool', set: 'list', artifacts: 'value' },
+  },
+  gc: {
+    usage: 'pipeline gc [FILE] [--artifacts DIR] [--dry-run]',
+    help: 'Removes cache entries that no lock file references (pipelines/**/*.lock.json and lock files of past runs).',
+    flags: { artifacts: 'value', 'dry-run': 'bool' },
+  },
+  exec: {
+    usage: 'pipeline exec SPEC',
+    help: 'Internal: runs one stage from a resolved spec file (what the runner starts for heavy stages).',
+    flags: {},
+  },
+};
+
+const EXIT_CODES = `Exit codes: 0 ok; 1 a stage failed (or show: stage not computed); 2 invalid pipeline or usage; 130 interrupted (SIGINT); 143 terminated (SIGTERM).`;
+
+function mainHelp(): string {
+  return `pipeline: a cached DAG runner for YAML pipelines\n\nUsage:\n${Object.entries(VERBS)
+    .filter(([v]) => v !== 'exec')
+    .map(([, d]) => `  ${d.usage}`)
+    .join('\n')}\n\nFILE may be given as NAME for pipelines/NAME.yaml. \`pipeline VERB --help\` for details.\n${EXIT_CODES}\n`;
+}
+
+class UsageError extends Error {}
+
+interface Parsed {
+  positionals: string[];
+  flags: Map<string, string[]>;
+}
+
+function parse(verb: string, argv: string[]): Parsed {
+  const spec = VERBS[verb].flags;
+  const positionals: string[] = [];
+  const flags = new Map<string, string[]>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--') {
+      positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    if (!a.startsWith('--') || a === '-') {
+      positionals.push(a);
+      continue;
+    }
+    const eq = a.indexOf('=');
+    const name = a.slice(2, eq > 0 ? eq : undefined);
+    const kind = spec[name];
+    if (!kind) throw new UsageError(`unknown option --${name} for '${verb}'`);
+    let value = 'true';
+    if (kind !== 'bool') {
+      if (eq > 0) value = a.slice(eq + 1);
+      else if (i + 1 < argv.length) value = argv[++i];
+      else throw new UsageError(`--${name} needs a value`);
+    }
+    flags.set(name, [...(flags.get(name) ?? []), value]);
+  }
+  return { positionals, flags };
+}
+
+function one(p: Parsed, name: string): string | undefined {
+  const v = p.flags.get(name);
+  if (v && v.length > 1) throw new UsageError(`--${name} given more than once`);
+  return v?.[0];
+}
+
+function sets(p: Parsed): Array<[string, string]> {
+  return (p.flags.get('set') ?? []).map((s) => {
+    const eq = s.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--set expects key=value, got '${s}'`);
+    return [s.slice(0, eq), s.slice(eq + 1)];
+  });
+}
+
+function positionals(p: Parsed, verb: string, min: number, max: number): string[] {
+  if (p.positionals.length < min || p.positionals.length > max) throw new UsageError(`usage: ${VERBS[verb].usage}`);
+  return p.positionals;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [verb, ...rest] = argv;
+  if (!verb || verb === '--help' || verb === '-h' || verb === 'help') {
+    process.stdout.write(mainHelp());
+    return 0;
+  }
+  if (!VERBS[verb]) throw new UsageError(`unknown command '${verb}' (commands: ${Object.keys(VERBS).filter((v) => v !== 'exec').join(', ')})`);
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(`Usage: ${VERBS[verb].usage}\n\n${VERBS[verb].help}\n\n${EXIT_CODES}\n`);
+    return 0;
+  }
+  const p = parse(verb, rest);
+  const cmd = await import('./runtime/commands.js');
+  const stageTypes = async () => (await import('./stages/index.js')).allStageTypes;
+  switch (verb) {
+    case 'run': {
+      const [file, ...targets] = positionals(p, verb, 1, Infinity);
+      const jobsText = one(p, 'jobs');
+      const jobs = jobsText === undefined ? (await import('node:os')).availableParallelism() : Number(jobsText);
+      if (!Number.isInteger(jobs) || jobs < 1) throw new UsageError(`--jobs expects a positive integer, got '${jobsText}'`);
+      const progress = one(p, 'progress');
+      if (progress !== undefined && progress !== 'tty' && progress !== 'plain') throw new UsageError(`--progress expects tty or plain`);
+      return cmd.runCommand({
+        file,
+        targets,
+        set: sets(p),
+        jobs,
+        force: p.flags.get('force') ?? [],
+        dryRun: p.flags.has('dry-run'),
+        verify: p.flags.has('verify'),
+        resources: one(p, 'resources'),
+        artifacts: one(p, 'artifacts'),
+        progress,
+        stageTypes: await stageTypes(),
+        cliPath: fileURLToPath(import.meta.url),
+      });
+    }
+    case 'status': {
+      const [file] = positionals(p, verb, 1, 1);
+      return cmd.statusCommand({ file, set: sets(p), json: p.flags.has('json'), verify: p.flags.has('verify'), artifacts: one(p, 'artifacts'), stageTypes: await stageTypes() });
+    }
+    case 'dag': {
+      const [file] = positionals(p, verb, 1, 1);
+      const format = one(p, 'format') ?? 'text';
+      if (format !== 'text' && format !== 'mermaid' && format !== 'dot') throw new UsageError(`--format expects text, mermaid or dot, got '${format}'`);
+      return cmd.dagCommand({ file, set: sets(p), format, stageTypes: await stageTypes() });
+    }
+    case 'validate': {
+      const [file] = positionals(p, verb, 1, 1);
+      return cmd.validateCommand({ file, set: sets(p), stageTypes: await stageTypes() });
+    }
+    case 'show': {
+      const [file, stage] = positionals(p, verb, 2, 2);
+      return cmd.showCommand({ file, stage, set: sets(p), json: p.flags.has('json'), artifacts: one(p, 'artifacts'), stageTypes: await stageTypes() });
+    }
+    case 'gc': {
+      const [file] = positionals(p, verb, 0, 1);
+      return cmd.gcCommand({ file, artifacts: one(p, 'artifacts'), dryRun: p.flags.has('dry-run') });
+    }
+    case 'exec': {
+      const [spec] = positionals(p, verb, 1, 1);
+      return cmd.execCommand(spec, await stageTypes());
+    }
+  }
+  return 2;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    const err = e as Error & { format?: () => string; exitCode?: number };
+    if (e instanceof UsageError) {
+      process.stderr.write(`pipeline: ${err.message}\n`);
+      process.exitCode = 2;
+    } else if (typeof err.format === 'function' && err.exitCode !== undefined) {
+      process.stderr.write(`${err.format()}\n`);
+      process.exitCode = err.exitCode;
+    } else {
+      process.stderr.write(`pipeline: internal error: ${err.stack ?? String(e)}\n`);
+      process.exitCode = 70;
+    }
+  },
+);

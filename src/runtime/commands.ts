@@ -1,0 +1,305 @@
+/**
+ * The CLI verbs, given parsed options (src/cli.ts only parses arguments). Each returns the
+ * process exit code: 0 ok, 1 a stage failed (or `show` of a stage not computed), 2 invalid
+ * pipeline or usage, 130/143 interrupted by SIGINT/SIGTERM.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { Artifacts, artifactsRoot } from './cache.js';
+import { EXIT, PipelineError } from './errors.js';
+import { formatValue } from './format.js';
+import { FileHashMemo } from './hash.js';
+import { killAllChildren, localLauncher } from './launch.js';
+import { loadPipeline, shownPath, type Instance, type Pipeline } from './load.js';
+import { lockPathFor, readLock } from './lockfile.js';
+import { createReporter } from './progress.js';
+import { ResourcePool, detectGpus, parseResources } from './resources.js';
+import { resolveNames, runPipeline, selectInstances, summarize } from './run.js';
+import { explainAll } from './status.js';
+import { lockHeldByLiveProcess } from './fsutil.js';
+import type { Json, StageType } from './stage.js';
+
+export interface Common {
+  file: string;
+  set: Array<[string, string]>;
+  artifacts?: string;
+  stageTypes: StageType<any>[];
+}
+
+/** `pipeline run scaling.yaml` also finds `pipelines/scaling.yaml` (and `scaling` finds `scaling.yaml`). */
+export function findPipelineFile(arg: string): string {
+  const candidates = [arg, `${arg}.yaml`, `${arg}.yml`].flatMap((c) => [c, join('pipelines', c)]);
+  for (const c of candidates) if (existsSync(c) && statSync(c).isFile()) return resolve(c);
+  throw new PipelineError(`pipeline file ${arg} not found (also looked for pipelines/${arg})`);
+}
+
+function load(o: Common): Pipeline {
+  return loadPipeline({ file: findPipelineFile(o.file), stageTypes: o.stageTypes, set: o.set });
+}
+
+function openArtifacts(p: Pipeline | undefined, flag?: string): Artifacts {
+  const root = artifactsRoot(p?.file, flag);
+  try {
+    mkdirSync(root, { recursive: true });
+  } catch (e) {
+    throw new PipelineError(`cannot use the artifacts folder ${root}: ${(e as Error).message}`);
+  }
+  return new Artifacts(root);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export interface RunOpts extends Common {
+  targets: string[];
+  jobs: number;
+  force: string[];
+  dryRun: boolean;
+  verify: boolean;
+  resources?: string;
+  progress?: 'tty' | 'plain';
+  cliPath: string;
+}
+
+export async function runCommand(o: RunOpts): Promise<number> {
+  const t0 = Date.now();
+  const p = load(o);
+  const art = openArtifacts(p, o.artifacts);
+  const instances = selectInstances(p, o.targets);
+  const force = new Set<Instance>(resolveNames(p, o.force, '--force'));
+  const lockFile = lockPathFor(p.file);
+  if (o.dryRun) return dryRun(p, art, instances, force, lockFile, o.verify);
+
+  const capacity = {
+    ...parseResources(process.env.PIPELINE_RESOURCES, '$PIPELINE_RESOURCES'),
+    ...parseResources(o.resources, '--resources'),
+  };
+  const wantsGpu = instances.some((i) => (i.resources.gpu ?? 0) > 0);
+  const pool = new ResourcePool(capacity, wantsGpu && capacity.gpu === undefined ? detectGpus() : []);
+  for (const i of instances) pool.check(i.name, i.resources);
+
+  const reporter = createReporter(process.stderr, { tty: o.progress ? o.progress === 'tty' : undefined });
+  const controller = new AbortController();
+  let interruptedBy: NodeJS.Signals | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (interruptedBy) {
+      // Second signal: no more waiting for stages to wind down.
+      killAllChildren('SIGKILL');
+      process.exit(sig === 'SIGINT' ? EXIT.sigint : EXIT.sigterm);
+    }
+    interruptedBy = sig;
+    reporter.note(`${sig}: stopping running stages (again to force)`);
+    controller.abort(new Error('interrupted'));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let outcomes;
+  try {
+    outcomes = await runPipeline({
+      pipeline: p,
+      art,
+      lockFile,
+      instances,
+      force,
+      jobs: o.jobs,
+      verify: o.verify,
+      pool,
+      launcher: localLauncher(o.cliPath),
+      reporter,
+      signal: controller.signal,
+    });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  reporter.note(`${p.name}: ${summarize(outcomes, Date.now() - t0)}`);
+  reporter.close();
+  if (interruptedBy) return interruptedBy === 'SIGINT' ? EXIT.sigint : EXIT.sigterm;
+  const failed = outcomes.filter((x) => x.status === 'failed');
+  for (const f of failed) process.stderr.write(`FAILED ${f.instance.name}: ${f.error}${f.logFile ? `\n  log: ${f.logFile}` : ''}\n`);
+  return failed.length ? EXIT.stageFailed : EXIT.ok;
+}
+
+async function dryRun(p: Pipeline, art: Artifacts, instances: Instance[], force: Set<Instance>, lockFile: string, verify: boolean): Promise<number> {
+  const memo = new FileHashMemo(join(art.root, 'filehash.json'));
+  const { explained } = await explainAll(p, art, memo, readLock(lockFile)?.instances ?? {}, instances, verify);
+  let n = 0;
+  for (const e of explained) {
+    const forced = force.has(e.instance);
+    if (e.state === 'cached' && !forced) {
+      console.log(`cached     ${e.instance.name}`);
+      continue;
+    }
+    n++;
+    const why = forced ? ['--force', ...e.reasons] : e.reasons;
+    const verb = e.state === 'blocked' ? 'maybe run' : e.state === 'error' ? 'invalid  ' : 'would run';
+    console.log(`${verb}  ${e.instance.name}: ${why.join('; ')}`);
+  }
+  console.log(`dry run: ${n} of ${explained.length} instances would (or may) run; nothing was run`);
+  return EXIT.ok;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export async function statusCommand(o: Common & { json: boolean; verify: boolean }): Promise<number> {
+  const p = load(o);
+  const art = openArtifacts(p, o.artifacts);
+  const memo = new FileHashMemo(join(art.root, 'filehash.json'));
+  const { explained } = await explainAll(p, art, memo, readLock(lockPathFor(p.file))?.instances ?? {}, p.instances, o.verify);
+  memo.save();
+  if (o.json) {
+    const out = {
+      pipeline: p.name,
+      file: p.file,
+      instances: explained.map((e) => ({ name: e.instance.name, stage: e.instance.stage.id, uses: e.instance.stage.type.name, state: e.state, reasons: e.reasons, key: e.key ?? null })),
+    };
+    console.log(JSON.stringify(out, null, 2));
+    return EXIT.ok;
+  }
+  const width = Math.max(...explained.map((e) => e.instance.name.length));
+  for (const e of explained) {
+    const label = e.state === 'blocked' ? 'pending' : e.state;
+    console.log(`${label.padEnd(8)} ${e.instance.name.padEnd(width)}${e.reasons.length ? `  ${e.reasons.join('; ')}` : ''}`);
+  }
+  const stale = explained.filter((e) => e.state !== 'cached').length;
+  console.log(stale ? `${stale} of ${explained.length} instances need to run` : `all ${explained.length} instances cached`);
+  return EXIT.ok;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export async function showCommand(o: Common & { stage: string; json: boolean }): Promise<number> {
+  const p = load(o);
+  const art = openArtifacts(p, o.artifacts);
+  const targets = resolveNames(p, [o.stage], 'stage');
+  const memo = new FileHashMemo(join(art.root, 'filehash.json'));
+  const { explained, results } = await explainAll(p, art, memo, readLock(lockPathFor(p.file))?.instances ?? {}, selectInstances(p, [o.stage]));
+  const missing = explained.filter((e) => targets.includes(e.instance) && e.state !== 'cached');
+  if (missing.length) {
+    for (const m of missing) process.stderr.write(`${m.instance.name} is not computed: ${m.reasons.join('; ')}\n`);
+    process.stderr.write(`run: pipeline run ${shownPath(p.file)} ${o.stage}\n`);
+    return EXIT.stageFailed;
+  }
+  const valuesOf = (i: Instance): Record<string, Json> =>
+    Object.fromEntries(Object.entries(results.get(i)!.outputs).map(([k, v]) => [k, v.run]));
+  // A matrix stage's outputs are keyed by instance; a single instance's are not.
+  const keyed = (p.stages.get(o.stage)?.matrixKeys.length ?? 0) > 0;
+  const out: Record<string, Json> = keyed ? Object.fromEntries(targets.map((i) => [i.name, valuesOf(i)])) : valuesOf(targets[0]);
+  if (o.json) {
+    console.log(JSON.stringify(out, null, 2));
+    return EXIT.ok;
+  }
+  const print = (obj: Record<string, Json>, indent: string) => {
+    for (const [k, v] of Object.entries(obj)) console.log(`${indent}${k}: ${typeof v === 'object' && v !== null ? JSON.stringify(v) : formatValue(v)}`);
+  };
+  if (keyed) {
+    for (const i of targets) {
+      console.log(`${i.name}:`);
+      print(valuesOf(i), '  ');
+    }
+  } else print(out, '');
+  return EXIT.ok;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export function validateCommand(o: Common): number {
+  const p = load(o);
+  console.log(`ok: ${shownPath(p.file)}: pipeline ${p.name}, ${p.stages.size} stages, ${p.instances.length} instances`);
+  return EXIT.ok;
+}
+
+export function dagCommand(o: Common & { format: 'text' | 'mermaid' | 'dot' }): number {
+  const p = load(o);
+  const order: string[] = [];
+  for (const i of p.instances) if (!order.includes(i.stage.id)) order.push(i.stage.id);
+  const depsOf = (id: string) => {
+    const s = new Set<string>();
+    for (const i of p.stages.get(id)!.instances) for (const d of i.deps) s.add(d.stage.id);
+    return [...s];
+  };
+  const label = (id: string) => {
+    const node = p.stages.get(id)!;
+    const n = node.instances.length;
+    return `${id} (${node.type.name}${n > 1 ? ` x${n}` : ''})`;
+  };
+  if (o.format === 'mermaid') {
+    console.log('graph TD');
+    for (const id of order) console.log(`  ${id}["${label(id)}"]`);
+    for (const id of order) for (const d of depsOf(id)) console.log(`  ${d} --> ${id}`);
+  } else if (o.format === 'dot') {
+    console.log(`digraph "${p.name}" {\n  rankdir=TB;\n  node [shape=box];`);
+    for (const id of order) console.log(`  "${id}" [label="${label(id)}"];`);
+    for (const id of order) for (const d of depsOf(id)) console.log(`  "${d}" -> "${id}";`);
+    console.log('}');
+  } else {
+    for (const id of order) {
+      const deps = depsOf(id);
+      console.log(`${label(id)}${deps.length ? ` <- ${deps.join(', ')}` : ''}`);
+      const node = p.stages.get(id)!;
+      if (node.instances.length > 1) for (const i of node.instances) console.log(`    ${i.name}`);
+    }
+  }
+  return EXIT.ok;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Removes cache entries no lock file references: the lock files under the project's
+ * `pipelines/` folder and those recorded in artifacts/locks-index.json by past runs.
+ * Entries locked by a live run are kept, as are their work folders.
+ */
+export function gcCommand(o: { file?: string; artifacts?: string; dryRun: boolean }): number {
+  const root = o.file ? artifactsRoot(findPipelineFile(o.file), o.artifacts) : artifactsRoot(undefined, o.artifacts);
+  const art = new Artifacts(root);
+  if (!existsSync(art.cache)) {
+    console.log(`nothing to collect: ${root} has no cache`);
+    return EXIT.ok;
+  }
+  const lockFiles = new Set<string>();
+  const scan = (dir: string, depth: number) => {
+    let entries;
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (e.isDirectory() && depth < 6 && e.name !== 'node_modules' && !e.name.startsWith('.')) scan(join(dir, e.name), depth + 1);
+      else if (e.isFile() && e.name.endsWith('.lock.json')) lockFiles.add(join(dir, e.name));
+    }
+  };
+  scan(join(dirname(root), 'pipelines'), 0);
+  try {
+    for (const f of JSON.parse(readFileSync(join(root, 'locks-index.json'), 'utf8')) as string[]) if (existsSync(f)) lockFiles.add(f);
+  } catch {
+    /* no index */
+  }
+  const keep = new Set<string>();
+  for (const f of lockFiles) for (const e of Object.values(readLock(f)?.instances ?? {})) keep.add(e.key);
+  let removed = 0;
+  let kept = 0;
+  for (const key of readdirSync(art.cache)) {
+    if (keep.has(key) || lockHeldByLiveProcess(art.entryLock(key))) {
+      kept++;
+      continue;
+    }
+    removed++;
+    if (!o.dryRun) rmSync(art.entryDir(key), { recursive: true, force: true });
+  }
+  let works = 0;
+  for (const key of existsSync(art.work) ? readdirSync(art.work) : []) {
+    if (keep.has(key) || lockHeldByLiveProcess(art.entryLock(key))) continue;
+    works++;
+    if (!o.dryRun) rmSync(art.workDir(key), { recursive: true, force: true });
+  }
+  if (!o.dryRun) art.removeOrphanTmp();
+  const verb = o.dryRun ? 'would remove' : 'removed';
+  console.log(`${verb} ${removed} cache entries and ${works} work folders; kept ${kept} referenced by ${lockFiles.size} lock files`);
+  return EXIT.ok;
+}
+
+export async function execCommand(specFile: string, stageTypes: StageType<any>[]): Promise<number> {
+  const { execSpec } = await import('./exec.js');
+  return execSpec(specFile, stageTypes);
+}

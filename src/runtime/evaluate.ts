@@ -1,0 +1,131 @@
+/**
+ * For one instance, given its upstream results: the params it runs with (references resolved,
+ * schema defaults applied) and the parts of its cache key. Shared by `run`, `status`, `show`
+ * and `--dry-run`, so they can never disagree on what a key is.
+ */
+import { statSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
+import type { SourcePos } from './errors.js';
+import { outputPath, type Artifacts, type Manifest } from './cache.js';
+import { digestJson, type FileHashMemo } from './hash.js';
+import { applyPath, renderTemplate, RefSyntaxError, type Ref } from './refs.js';
+import type { Instance, Pipeline } from './load.js';
+import type { Json } from './stage.js';
+import { schemaErrors, validator } from './validate.js';
+
+/** A committed instance, as downstream stages see it. */
+export interface InstanceResult {
+  key: string;
+  manifest: Manifest;
+  /** Per output: what the stage receives (value or absolute path) and what its key hashes. */
+  outputs: Record<string, { run: Json; key: Json }>;
+}
+
+export interface KeyParts {
+  uses: string;
+  version: string;
+  params: Json;
+  inputs: Record<string, string>;
+  upstream: Record<string, string>;
+  /** Values of the pipeline params the instance refers to: recorded for messages, not hashed. */
+  pipelineParams?: Record<string, Json>;
+  key: string;
+}
+
+export interface Evaluated {
+  params: Record<string, Json>;
+  parts: KeyParts;
+}
+
+export function resultFromManifest(art: Artifacts, m: Manifest): InstanceResult {
+  const outputs: InstanceResult['outputs'] = {};
+  for (const [name, o] of Object.entries(m.outputs)) {
+    outputs[name] = o.kind === 'value' ? { run: o.value ?? null, key: o.value ?? null } : { run: outputPath(art, m.key, o.path!), key: `sha256:${o.digest}` };
+  }
+  return { key: m.key, manifest: m, outputs };
+}
+
+/** A problem found while preparing an instance (a resolved param of the wrong type, a missing input). */
+export class InstanceError extends Error {
+  constructor(message: string, readonly pos?: SourcePos) {
+    super(pos ? `${pos.file}:${pos.line}:${pos.col}: ${message}` : message);
+  }
+}
+
+export async function evaluate(
+  p: Pipeline,
+  inst: Instance,
+  results: Map<Instance, InstanceResult>,
+  memo: FileHashMemo,
+): Promise<Evaluated> {
+  const params = structuredClone(inst.with);
+  const keyValues: Array<[Array<string | number>, Json]> = [];
+  for (const hole of inst.holes) {
+    const targets = new Map<Ref, Instance[]>(hole.refs.map((r) => [r.ref, r.instances]));
+    const valueOf = (version: 'run' | 'key') => (r: Ref): Json => {
+      const instances = targets.get(r)!;
+      const values = instances.map((t) => results.get(t)!.outputs[(r as Extract<Ref, { kind: 'stage' }>).output][version]);
+      const isList = instances[0].stage.matrixKeys.length > 0 && !(r as Extract<Ref, { kind: 'stage' }>).filter;
+      try {
+        return applyPath(isList ? values : values[0], r.path, r.text);
+      } catch (e) {
+        if (e instanceof RefSyntaxError) throw new InstanceError(`stage ${inst.name}: ${e.message}`, hole.pos);
+        throw e;
+      }
+    };
+    setAt(params, hole.path, renderTemplate(hole.template, valueOf('run')));
+    keyValues.push([hole.path, renderTemplate(hole.template, valueOf('key'))]);
+  }
+  const validate = validator(inst.stage.type.params, true);
+  if (!validate(params)) {
+    const errs = schemaErrors(validate.errors ?? [], p.positions, `${inst.stage.pointer}/with`, `stage ${inst.name} (after resolving references)`);
+    throw new InstanceError(errs.map((e) => e.message).join('; '), errs[0]?.pos);
+  }
+  const keyParams = structuredClone(params);
+  for (const [path, v] of keyValues) setAt(keyParams, path, v);
+  const parts: Omit<KeyParts, 'key'> = {
+    uses: inst.stage.type.name,
+    version: inst.stage.type.version,
+    params: withoutPipelineDir(keyParams, p.dir),
+    inputs: await inputDigests(p, inst, params, memo),
+    upstream: upstreamDigests(inst, results),
+    pipelineParams: Object.fromEntries(inst.usedParams.map((n) => [n, p.params[n]])),
+  };
+  const key = digestJson({ type: parts.uses, version: parts.version, params: parts.params, inputs: parts.inputs });
+  return { params, parts: { ...parts, key } };
+}
+
+function setAt(obj: Json, path: Array<string | number>, v: Json): void {
+  let cur = obj as Record<string | number, Json>;
+  for (const seg of path.slice(0, -1)) cur = cur[seg] as Record<string | number, Json>;
+  cur[path[path.length - 1]] = v;
+}
+
+/** The pipeline's absolute folder is not part of a result's identity: moving a project keeps its cache. */
+function withoutPipelineDir(v: Json, dir: string): Json {
+  if (typeof v === 'string') return v.includes(dir) ? v.split(dir).join('${{ pipeline.dir }}') : v;
+  if (Array.isArray(v)) return v.map((x) => withoutPipelineDir(x, dir));
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, withoutPipelineDir(x, dir)]));
+  return v;
+}
+
+async function inputDigests(p: Pipeline, inst: Instance, params: Record<string, Json>, memo: FileHashMemo): Promise<Record<string, string>> {
+  const files = inst.stage.type.inputFiles?.(params) ?? [];
+  const out: Record<string, string> = {};
+  for (const rel of files) {
+    const abs = resolvePath(p.dir, rel);
+    try {
+      statSync(abs);
+    } catch {
+      throw new InstanceError(`stage ${inst.name}: input ${rel} not found (looked for ${abs})`, p.positions.at(`${inst.stage.pointer}/with`));
+    }
+    out[rel] = await memo.digest(abs);
+  }
+  return out;
+}
+
+function upstreamDigests(inst: Instance, results: Map<Instance, InstanceResult>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const hole of inst.holes) for (const r of hole.refs) for (const t of r.instances) out[t.name] = results.get(t)!.manifest.digest;
+  return out;
+}

@@ -1,0 +1,53 @@
+/**
+ * The child side of a heavy stage: `pipeline exec SPEC` reads the spec, runs the stage, and
+ * reports progress and the result to the parent over IPC. stdout/stderr are the log file.
+ * Without an IPC channel (e.g. started by hand or by sbatch), the result is printed as the
+ * last line of stdout instead.
+ */
+import { readFileSync } from 'node:fs';
+import type { ChildMessage, LaunchSpec } from './launch.js';
+import type { StageType } from './stage.js';
+
+export async function execSpec(specFile: string, stageTypes: StageType<any>[]): Promise<number> {
+  const spec: LaunchSpec = JSON.parse(readFileSync(specFile, 'utf8'));
+  const send = (m: ChildMessage) => (process.send ? process.send(m) : m.type === 'result' && console.log(JSON.stringify(m)));
+  const type = stageTypes.find((t) => t.name === spec.stage);
+  if (!type) {
+    send({ type: 'error', message: `unknown stage type ${spec.stage}` });
+    return 1;
+  }
+  const controller = new AbortController();
+  const stop = () => controller.abort(new Error('interrupted'));
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  // The runner died (its IPC channel closed): stop rather than compute for nobody.
+  process.on('disconnect', stop);
+  let lastProgress = 0;
+  try {
+    const outputs = await type.run({
+      params: spec.params,
+      instance: spec.instance,
+      outDir: spec.outDir,
+      workDir: spec.workDir,
+      pipelineDir: spec.pipelineDir,
+      env: spec.env,
+      provenance: spec.provenance,
+      signal: controller.signal,
+      log: (line) => process.stdout.write(line.endsWith('\n') ? line : `${line}\n`),
+      progress: (progress) => {
+        // The parent redraws at most ~10 Hz; don't flood the channel.
+        const now = Date.now();
+        if (now - lastProgress < 100 && progress.fraction !== 1) return;
+        lastProgress = now;
+        if (process.send) send({ type: 'progress', progress });
+      },
+    });
+    await new Promise<void>((resolve) => (process.send ? process.send({ type: 'result', outputs } satisfies ChildMessage, () => resolve()) : (send({ type: 'result', outputs }), resolve())));
+    return 0;
+  } catch (e) {
+    const message = (e as Error).message ?? String(e);
+    process.stderr.write(`${(e as Error).stack ?? message}\n`);
+    if (process.send) await new Promise<void>((resolve) => process.send!({ type: 'error', message } satisfies ChildMessage, () => resolve()));
+    return 1;
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * Content digests: sha256 of canonical JSON, of files (streamed), of folder trees, and the
+ * (size, mtime) -> sha256 memo that keeps input files from being re-hashed on every run.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, readdirSync, readFileSync, statSync, type Stats } from 'node:fs';
+import { join } from 'node:path';
+import { canonicalJson } from './format.js';
+import { writeFileAtomic } from './fsutil.js';
+
+export function sha256(data: string | Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+export function digestJson(v: unknown): string {
+  return sha256(canonicalJson(v));
+}
+
+export async function hashFile(path: string): Promise<string> {
+  const st = statSync(path);
+  // Small files: one read is faster than a stream.
+  if (st.size < 1 << 20) return sha256(readFileSync(path));
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+/** Files under a folder, as sorted paths relative to it (symlinks followed). */
+export function listFiles(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (rel: string) => {
+    for (const e of readdirSync(join(dir, rel), { withFileTypes: true })) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      const isDir = e.isDirectory() || (e.isSymbolicLink() && statSync(join(dir, r)).isDirectory());
+      if (isDir) walk(r);
+      else out.push(r);
+    }
+  };
+  walk('');
+  return out.sort();
+}
+
+/** Digest of a folder: of the sorted (relative path, file digest) list. */
+export function treeDigest(entries: Array<[string, string]>): string {
+  return digestJson(entries);
+}
+
+interface MemoEntry {
+  size: number;
+  mtimeMs: number;
+  sha256: string;
+}
+
+/** Remembers file digests by (size, mtime); a file is re-hashed only when either changed. */
+export class FileHashMemo {
+  private entries: Record<string, MemoEntry> | undefined;
+  private dirty = false;
+  constructor(readonly path: string) {}
+
+  private load(): Record<string, MemoEntry> {
+    if (!this.entries) {
+      try {
+        this.entries = JSON.parse(readFileSync(this.path, 'utf8'));
+      } catch {
+        this.entries = {};
+      }
+    }
+    return this.entries!;
+  }
+
+  async file(abs: string, st: Stats = statSync(abs)): Promise<string> {
+    const memo = this.load();
+    const hit = memo[abs];
+    if (hit && hit.size === st.size && hit.mtimeMs === st.mtimeMs) return hit.sha256;
+    const digest = await hashFile(abs);
+    memo[abs] = { size: st.size, mtimeMs: st.mtimeMs, sha256: digest };
+    this.dirty = true;
+    return digest;
+  }
+
+  /** Digest of a file or of a folder tree. Throws ENOENT if missing. */
+  async digest(abs: string): Promise<string> {
+    const st = statSync(abs);
+    if (!st.isDirectory()) return this.file(abs, st);
+    const entries: Array<[string, string]> = [];
+    for (const rel of listFiles(abs)) entries.push([rel, await this.file(join(abs, rel))]);
+    return treeDigest(entries);
+  }
+
+  save(): void {
+    if (!this.dirty || !this.entries) return;
+    // Merge with what other runs wrote meanwhile; losing an entry only costs a re-hash.
+    let onDisk: Record<string, MemoEntry> = {};
+    try {
+      onDisk = JSON.parse(readFileSync(this.path, 'utf8'));
+    } catch {
+      /* first save */
+    }
+    writeFileAtomic(this.path, JSON.stringify({ ...onDisk, ...this.entries }));
+    this.dirty = false;
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * Running one stage instance. A resolved spec (params, folders, env) is all a stage needs;
+ * light stages run inside the runner, heavy ones in a child process started by a Launcher:
+ * today `node cli.js exec SPEC` on this machine, tomorrow the same command through sbatch.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import type { Json, Progress, Provenance, StageOutputs, StageType } from './stage.js';
+
+export interface LaunchSpec {
+  /** Stage type name (`uses:`). */
+  stage: string;
+  instance: string;
+  params: Record<string, Json>;
+  outDir: string;
+  workDir: string;
+  pipelineDir: string;
+  env: Record<string, string>;
+  provenance?: Provenance;
+  /** Where the stage's own output (stdout/stderr, ctx.log) goes. */
+  logFile: string;
+}
+
+export interface StageEvents {
+  progress(p: Progress): void;
+  log(line: string): void;
+}
+
+/** Starts a stage somewhere and resolves with its outputs; rejects on failure or abort. */
+export type Launcher = (spec: LaunchSpec, specFile: string, events: StageEvents, signal: AbortSignal) => Promise<StageOutputs>;
+
+/** Message protocol from `exec` children (over the IPC channel). */
+export type ChildMessage =
+  | { type: 'progress'; progress: Progress }
+  | { type: 'log'; line: string }
+  | { type: 'result'; outputs: StageOutputs }
+  | { type: 'error'; message: string };
+
+/** Process groups of running children, so an emergency exit can still end them. */
+export const liveChildren = new Set<number>();
+
+export function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      /* gone */
+    }
+  }
+}
+
+/** Ends every running child group at once (second Ctrl-C, fatal error). */
+export function killAllChildren(signal: NodeJS.Signals = 'SIGKILL'): void {
+  for (const pid of liveChildren) killGroup(pid, signal);
+}
+
+/**
+ * The local launcher: `node <cli> exec <spec.json>` in its own process group, stdout/stderr
+ * into the stage's log file, progress and result over IPC. On abort: SIGTERM to the group,
+ * SIGKILL after a grace period.
+ */
+export function localLauncher(cliPath: string, graceMs = 5000): Launcher {
+  return (spec, specFile, events, signal) =>
+    new Promise<StageOutputs>((resolve, reject) => {
+      writeFileSync(specFile, JSON.stringify(spec));
+      const fd = openSync(spec.logFile, 'a');
+      const child = spawn(process.execPath, [cliPath, 'exec', specFile], {
+        stdio: ['ignore', fd, fd, 'ipc'],
+        detached: true,
+        env: { ...process.env, ...spec.env },
+      });
+      closeSync(fd);
+      liveChildren.add(child.pid!);
+      let result: StageOutputs | undefined;
+      let failure: string | undefined;
+      child.on('message', (m: ChildMessage) => {
+        if (m.type === 'progress') events.progress(m.progress);
+        else if (m.type === 'log') events.log(m.line);
+        else if (m.type === 'result') result = m.outputs;
+        else if (m.type === 'error') failure = m.message;
+      });
+      let killTimer: NodeJS.Timeout | undefined;
+      const onAbort = () => {
+        killGroup(child.pid!, 'SIGTERM');
+        killTimer = setTimeout(() => killGroup(child.pid!, 'SIGKILL'), graceMs);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      child.on('error', (e) => {
+        failure ??= `could not start the stage process: ${e.message}`;
+      });
+      child.on('close', (code, sig) => {
+        liveChildren.delete(child.pid!);
+        clearTimeout(killTimer);
+        signal.removeEventListener('abort', onAbort);
+        if (signal.aborted) return reject(new Error('interrupted'));
+        if (result && code === 0) return resolve(result);
+        const how = sig ? `killed by ${sig}${sig === 'SIGKILL' ? ' (out of memory?)' : ''}` : `exited with code ${code}`;
+        reject(new Error(failure ? `${failure} (stage process ${how})` : `stage process ${how}`));
+      });
+    });
+}
+
+/** Runs a light stage inside the runner; its log lines go to the log file. */
+export async function runInProcess(type: StageType<any>, spec: LaunchSpec, events: StageEvents, signal: AbortSignal): Promise<StageOutputs> {
+  const fd = openSync(spec.logFile, 'a');
+  try {
+    return await type.run({
+      params: spec.params,
+      instance: spec.instance,
+      outDir: spec.outDir,
+      workDir: spec.workDir,
+      pipelineDir: spec.pipelineDir,
+      env: spec.env,
+      provenance: spec.provenance,
+      signal,
+      log: (line) => {
+        writeSync(fd, line.endsWith('\n') ? line : `${line}\n`);
+        events.log(line);
+      },
+      progress: (p) => events.progress(p),
+    });
+  } finally {
+    closeSync(fd);
+  }
+}

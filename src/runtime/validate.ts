@@ -1,0 +1,96 @@
+/**
+ * ajv, compiled once per schema and shared, and the translation of ajv errors into
+ * positioned, readable messages.
+ */
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { TObject } from '@sinclair/typebox';
+import { PipelineError } from './errors.js';
+import { formatValue } from './format.js';
+import { Positions } from './yaml-source.js';
+
+let ajv: Ajv | undefined;
+const compiled = new WeakMap<object, ValidateFunction>();
+
+function getAjv(): Ajv {
+  ajv ??= new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true });
+  return ajv;
+}
+
+/** Compiles (once) a schema; stage schemas get `additionalProperties: false` at the top level. */
+export function validator(schema: object, closeObject = false): ValidateFunction {
+  let v = compiled.get(schema);
+  if (!v) {
+    const s = closeObject && (schema as TObject).additionalProperties === undefined ? { ...schema, additionalProperties: false } : schema;
+    v = getAjv().compile(s);
+    compiled.set(schema, v);
+  }
+  return v;
+}
+
+/**
+ * Turns ajv errors into one PipelineError per problem, positioned at the YAML node.
+ * `base` is the pointer of the validated object inside the document; errors at or below
+ * `ignore` pointers (relative to the object) are dropped (fields still holding references).
+ */
+export function schemaErrors(
+  errors: ErrorObject[],
+  positions: Positions | undefined,
+  base: string,
+  context: string,
+  ignore: (relPointer: string) => boolean = () => false,
+): PipelineError[] {
+  const kept = errors.filter((e) => !ignore(e.instancePath));
+  // anyOf failures come with one error per branch: report only the anyOf with its description.
+  const unions = kept.filter((e) => e.keyword === 'anyOf');
+  const underUnion = (e: ErrorObject) =>
+    e.keyword !== 'anyOf' && unions.some((u) => e.instancePath === u.instancePath || e.instancePath.startsWith(u.instancePath + '/'));
+  const out: PipelineError[] = [];
+  const seen = new Set<string>();
+  for (const e of kept) {
+    if (underUnion(e)) continue;
+    const { pointer, message, which } = describeError(e);
+    const text = `${context}${pointer ? ` field ${fieldName(pointer)}` : ''}: ${message}`;
+    if (seen.has(text)) continue;
+    seen.add(text);
+    out.push(new PipelineError(text, positions?.at(base + pointer, which)));
+  }
+  return out;
+}
+
+function fieldName(pointer: string): string {
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .join('.');
+}
+
+function describeError(e: ErrorObject): { pointer: string; message: string; which: 'value' | 'key' } {
+  const p = e.params as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'additionalProperties':
+      return { pointer: `${e.instancePath}/${p.additionalProperty}`, message: `unknown key '${p.additionalProperty}'${known(e)}`, which: 'key' };
+    case 'required':
+      return { pointer: e.instancePath, message: `missing required field '${p.missingProperty}'`, which: 'value' };
+    case 'anyOf':
+      return { pointer: e.instancePath, message: `must be ${(e.parentSchema as { description?: string })?.description ?? 'one of the allowed forms'}, got ${shown(e.data)}`, which: 'value' };
+    case 'enum':
+      return { pointer: e.instancePath, message: `must be one of ${(p.allowedValues as unknown[]).map(formatValue).join(', ')}, got ${shown(e.data)}`, which: 'value' };
+    case 'pattern':
+      return { pointer: e.instancePath, message: `${shown(e.data)} does not match ${p.pattern}`, which: 'value' };
+    case 'propertyNames':
+      return { pointer: e.instancePath, message: `bad key name: ${e.message}`, which: 'value' };
+    default:
+      return { pointer: e.instancePath, message: `${e.message}, got ${shown(e.data)}`, which: 'value' };
+  }
+}
+
+function known(e: ErrorObject): string {
+  const props = (e.parentSchema as { properties?: Record<string, unknown> })?.properties;
+  return props ? ` (allowed: ${Object.keys(props).join(', ')})` : '';
+}
+
+function shown(v: unknown): string {
+  const s = v === undefined ? 'nothing' : JSON.stringify(v);
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}

@@ -1,0 +1,97 @@
+/**
+ * Reads a YAML file into plain data plus a map from JSON pointer to source position, so that
+ * every later error (schema, reference, cycle) can name file:line:col of the node at fault.
+ */
+import { readFileSync } from 'node:fs';
+import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Node } from 'yaml';
+import { PipelineError, type SourcePos } from './errors.js';
+
+export interface NodePos {
+  /** Position of the value node. */
+  value: SourcePos;
+  /** Position of the key, for map entries (where "unknown key" errors point). */
+  key?: SourcePos;
+}
+
+export interface SourceDoc {
+  file: string;
+  text: string;
+  data: unknown;
+  positions: Map<string, NodePos>;
+}
+
+export function pointerOf(path: Array<string | number>): string {
+  return path.map((p) => '/' + String(p).replace(/~/g, '~0').replace(/\//g, '~1')).join('');
+}
+
+export function readYamlFile(file: string, shownAs: string): SourceDoc {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new PipelineError(`cannot read pipeline file ${shownAs}: ${(e as Error).message}`);
+  }
+  return parseYamlText(text, shownAs);
+}
+
+export function parseYamlText(text: string, file: string): SourceDoc {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  const err = doc.errors[0];
+  if (err) {
+    const at = lc.linePos(err.pos[0]);
+    throw new PipelineError(`invalid YAML: ${err.message.split('\n')[0]}`, { file, line: at.line, col: at.col });
+  }
+  const posOf = (n: Node | null | undefined, fallback: SourcePos): SourcePos => {
+    if (!n?.range) return fallback;
+    const p = lc.linePos(n.range[0]);
+    return { file, line: p.line, col: p.col };
+  };
+  const positions = new Map<string, NodePos>();
+  const root: SourcePos = { file, line: 1, col: 1 };
+  const walk = (node: unknown, ptr: string, here: SourcePos) => {
+    if (isMap(node)) {
+      for (const pair of node.items) {
+        const keyNode = pair.key as Node | null;
+        const key = isScalar(keyNode) ? String(keyNode.value) : String(keyNode);
+        const keyPos = posOf(keyNode, here);
+        const child = ptr + pointerOf([key]);
+        const valuePos = posOf(pair.value as Node | null, keyPos);
+        positions.set(child, { value: valuePos, key: keyPos });
+        walk(pair.value, child, valuePos);
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((item, i) => {
+        const child = `${ptr}/${i}`;
+        const p = posOf(item as Node, here);
+        positions.set(child, { value: p });
+        walk(item, child, p);
+      });
+    }
+  };
+  positions.set('', { value: posOf(doc.contents as Node, root) });
+  walk(doc.contents, '', root);
+  const data = doc.toJS({ maxAliasCount: 1000 });
+  return { file, text, data: data ?? {}, positions };
+}
+
+/**
+ * Position lookup over a chain of documents (a pipeline and the files it extends, child first):
+ * the nearest node at or above the pointer, preferring exact matches in any document.
+ */
+export class Positions {
+  constructor(readonly docs: SourceDoc[]) {}
+
+  at(pointer: string, which: 'value' | 'key' = 'value'): SourcePos {
+    let ptr = pointer;
+    for (;;) {
+      for (const d of this.docs) {
+        const hit = d.positions.get(ptr);
+        if (hit) return (which === 'key' && hit.key) || hit.value;
+      }
+      if (ptr === '') return { file: this.docs[0]?.file ?? '?', line: 1, col: 1 };
+      ptr = ptr.slice(0, ptr.lastIndexOf('/'));
+      which = 'value';
+    }
+  }
+}
