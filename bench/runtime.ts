@@ -1,0 +1,225 @@
+/**
+ * Runtime benchmark (issue 2 item 10; not run in CI):
+ *
+ *   npx tsc -p . && node dist/bench/runtime.js [--stages 200] [--repeats 5] [--jobs 2]
+ *                                            [--profile] [--no-snakemake] [--keep]
+ *
+ * Generates a pipeline of N trivial shell stages and an equivalent Snakefile (same
+ * commands, same DAG, one param per stage; see runtime/generate.ts), then measures for
+ * each tool, in the same process and interleaved so machine load hits both alike:
+ *   cold       empty cache, every stage runs (once)
+ *   no-op      everything cached (median of --repeats)
+ *   one-param  one stage's param changed to a fresh value: that stage and its
+ *              dependents re-run (median of --repeats; each repeat a new value)
+ * Wall-clock of the whole command, process start included. Snakemake runs with
+ * `--cores J` and its default rerun triggers (7.21: mtime, params, input, software-env,
+ * code), so a changed config value re-runs the rule, as `--set` does for ours.
+ * `--profile` (also done automatically when the no-op misses its target) runs our
+ * no-op once more under `node --cpu-prof` and prints where the time goes.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { coneBelow, generate, paramName, stageName, type Workload } from './runtime/generate.js';
+import { measure, median, type Command, type Measurement } from './runtime/measure.js';
+import { formatSummary, summariseFile } from './runtime/profile.js';
+
+const NOOP_TARGET_S = 0.5;
+const RATIO_TARGET = 5;
+const WIDTH = 10;
+
+interface Options {
+  stages: number;
+  repeats: number;
+  jobs: number;
+  profile: boolean;
+  snakemake: boolean;
+  keep: boolean;
+}
+
+function parseOptions(argv: string[]): Options {
+  const opts: Options = { stages: 200, repeats: 5, jobs: 2, profile: false, snakemake: true, keep: false };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    const value = () => {
+      const n = Number(argv[++i]);
+      if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} needs a positive integer, got '${argv[i]}'`);
+      return n;
+    };
+    if (flag === '--stages') opts.stages = value();
+    else if (flag === '--repeats') opts.repeats = value();
+    else if (flag === '--jobs') opts.jobs = value();
+    else if (flag === '--profile') opts.profile = true;
+    else if (flag === '--no-snakemake') opts.snakemake = false;
+    else if (flag === '--keep') opts.keep = true;
+    else throw new Error(`unknown option '${flag}' (see the comment at the top of bench/runtime.ts)`);
+  }
+  if (opts.stages % WIDTH !== 0) throw new Error(`--stages must be a multiple of ${WIDTH} (layers of ${WIDTH}), got ${opts.stages}`);
+  return opts;
+}
+
+const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const cliPath = join(projectRoot, 'dist', 'src', 'cli.js');
+
+/** What one tool is asked to do in each scenario. */
+interface Tool {
+  name: string;
+  execLog: string;
+  run(set?: [string, number]): Command;
+}
+
+function ours(w: Workload, root: string, jobs: number, nodeFlags: string[] = []): Tool {
+  return {
+    name: 'ours',
+    execLog: w.oursExecLog,
+    run: (set) => ({
+      argv: [
+        process.execPath, ...nodeFlags, cliPath, 'run', w.pipelineFile,
+        '--jobs', String(jobs), '--artifacts', join(root, 'artifacts'),
+        ...(set ? ['--set', `${set[0]}=${set[1]}`] : []),
+      ],
+      cwd: w.oursDir,
+      logFile: join(root, 'ours-output.log'),
+    }),
+  };
+}
+
+function snakemake(w: Workload, root: string, jobs: number): Tool {
+  return {
+    name: 'snakemake',
+    execLog: w.snakeExecLog,
+    run: (set) => ({
+      argv: ['snakemake', '--cores', String(jobs), '--snakefile', 'Snakefile', ...(set ? ['--config', `${set[0]}=${set[1]}`] : [])],
+      cwd: w.snakeDir,
+      logFile: join(root, 'snakemake-output.log'),
+    }),
+  };
+}
+
+function snakemakeVersion(): string | undefined {
+  const r = spawnSync('snakemake', ['--version'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : undefined;
+}
+
+/** Runs every tool once per repeat, interleaved; returns per tool the list of measurements. */
+function scenario(tools: Tool[], repeats: number, set?: (repeat: number) => [string, number]): Measurement[][] {
+  const results: Measurement[][] = tools.map(() => []);
+  for (let r = 0; r < repeats; r++) {
+    tools.forEach((tool, t) => results[t].push(measure(tool.run(set?.(r)), tool.execLog)));
+  }
+  return results;
+}
+
+interface Row {
+  scenario: string;
+  perTool: Measurement[][];
+}
+
+function summary(ms: Measurement[]): { seconds: number; executed: string } {
+  const counts = [...new Set(ms.map((m) => m.executed))];
+  return { seconds: median(ms.map((m) => m.seconds)), executed: counts.join('/') };
+}
+
+function printTable(rows: Row[], withSnake: boolean): void {
+  const header = withSnake
+    ? ['scenario', 'ours (s)', 'snakemake (s)', 'ratio snk/ours', 'ran: ours', 'ran: snakemake']
+    : ['scenario', 'ours (s)', 'ran: ours'];
+  const lines = rows.map((row) => {
+    const [o, s] = row.perTool.map(summary);
+    return withSnake
+      ? [row.scenario, o.seconds.toFixed(3), s.seconds.toFixed(3), (s.seconds / o.seconds).toFixed(1) + 'x', o.executed, s.executed]
+      : [row.scenario, o.seconds.toFixed(3), o.executed];
+  });
+  const widths = header.map((h, c) => Math.max(h.length, ...lines.map((l) => l[c].length)));
+  const fmt = (cells: string[]) => cells.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ');
+  console.log(fmt(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  lines.forEach((l) => console.log(fmt(l)));
+}
+
+/** Interpreter start alone, the floor under any no-op: `node -e 0` and `python3 -c pass`. */
+function startupFloor(repeats: number, root: string): string {
+  const floor = (argv: string[]) => {
+    const cmd = { argv, cwd: root, logFile: join(root, 'floor.log') };
+    return median(Array.from({ length: repeats }, () => measure(cmd, join(root, 'none')).seconds)).toFixed(3);
+  };
+  return `interpreter start alone (median of ${repeats}): node -e 0 ${floor([process.execPath, '-e', '0'])} s, python3 -c pass ${floor(['python3', '-c', 'pass'])} s`;
+}
+
+/** The final output of the last stage, read from each tool, to check both did the same work. */
+function sameResult(w: Workload, root: string, set?: [string, number]): string {
+  const last = stageName(w.shape.layers - 1, 0);
+  const show = spawnSync(
+    process.execPath,
+    [cliPath, 'show', w.pipelineFile, last, '--json', '--artifacts', join(root, 'artifacts'), ...(set ? ['--set', `${set[0]}=${set[1]}`] : [])],
+    { cwd: w.oursDir, encoding: 'utf8' },
+  );
+  if (show.status !== 0) return `could not check (pipeline show exited ${show.status}: ${show.stderr.trim().split('\n')[0]})`;
+  const shown = JSON.parse(show.stdout) as Record<string, unknown>;
+  const path = JSON.stringify(shown).match(/"(\/[^"]*out\.txt)"/)?.[1];
+  if (!path) return `could not check (no out.txt path in: ${show.stdout.trim().slice(0, 200)})`;
+  const a = readFileSync(path, 'utf8');
+  const b = readFileSync(join(w.snakeDir, 'results', `${last}.txt`), 'utf8');
+  return a === b ? `identical (${last}: ${a.trim()})` : `DIFFERENT: ours ${a.trim()} vs snakemake ${b.trim()}`;
+}
+
+function profileNoop(w: Workload, root: string, jobs: number): void {
+  const dir = join(root, 'cpu-prof');
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir);
+  const tool = ours(w, root, jobs, ['--cpu-prof', '--cpu-prof-dir', dir]);
+  const m = measure(tool.run(), tool.execLog);
+  const file = readdirProfile(dir);
+  console.log(`\nprofile of our no-op (${m.seconds.toFixed(3)} s wall under the profiler, ${m.executed} ran): ${file}`);
+  console.log(formatSummary(summariseFile(file)));
+}
+
+function readdirProfile(dir: string): string {
+  const r = spawnSync('ls', [dir], { encoding: 'utf8' });
+  const name = r.stdout.split('\n').find((f) => f.endsWith('.cpuprofile'));
+  if (!name) throw new Error(`node --cpu-prof wrote no profile in ${dir}`);
+  return join(dir, name);
+}
+
+function main(): void {
+  const opts = parseOptions(process.argv.slice(2));
+  const version = opts.snakemake ? snakemakeVersion() : undefined;
+  const root = mkdtempSync(join(tmpdir(), 'runtime-bench-'));
+  const w = generate(root, { layers: opts.stages / WIDTH, width: WIDTH });
+  const tools = [ours(w, root, opts.jobs)];
+  if (version) tools.push(snakemake(w, root, opts.jobs));
+
+  console.log(`runtime benchmark: ${opts.stages} shell stages (${w.shape.layers} layers of ${WIDTH}, each reads 2 of the layer above), --jobs ${opts.jobs}, in ${root}`);
+  console.log(version ? `snakemake ${version} with --cores ${opts.jobs}, default rerun triggers` : opts.snakemake ? 'snakemake NOT FOUND on PATH (apt-get install snakemake): ours alone' : 'snakemake skipped (--no-snakemake): ours alone');
+  console.log('machine: 2 cores shared with other work; figures are wall-clock of the whole command, process start included\n');
+
+  const changedLayer = Math.floor(w.shape.layers / 2);
+  const changed = paramName(changedLayer, 0);
+  const cone = coneBelow(w.shape, changedLayer, 0).size;
+  const rows: Row[] = [];
+  rows.push({ scenario: 'cold (empty cache)', perTool: scenario(tools, 1) });
+  const coldCheck = version ? sameResult(w, root) : undefined;
+  rows.push({ scenario: `no-op (median of ${opts.repeats})`, perTool: scenario(tools, opts.repeats) });
+  let lastSet: [string, number] | undefined;
+  const oneParam = scenario(tools, opts.repeats, (r) => (lastSet = [changed, w.params[changed] + 100000 * (r + 1)]));
+  rows.push({ scenario: `one-param ${changed} (median of ${opts.repeats})`, perTool: oneParam });
+
+  printTable(rows, version !== undefined);
+  console.log(`\nexpected re-runs after changing ${changed}: ${cone} (${stageName(changedLayer, 0)} and its dependents)`);
+  if (coldCheck) console.log(`last stage's output after the cold run, ours vs snakemake: ${coldCheck}`);
+  if (version) console.log(`same after the last one-param run: ${sameResult(w, root, lastSet)}`);
+  console.log(startupFloor(opts.repeats, root));
+
+  const noop = summary(rows[1].perTool[0]).seconds;
+  const ratio = version ? summary(rows[1].perTool[1]).seconds / noop : undefined;
+  console.log(`\ntargets: our no-op < ${NOOP_TARGET_S} s: ${noop < NOOP_TARGET_S ? 'MET' : 'MISSED'} (${noop.toFixed(3)} s)` +
+    (ratio === undefined ? '' : `; >= ${RATIO_TARGET}x faster than snakemake's no-op: ${ratio >= RATIO_TARGET ? 'MET' : 'MISSED'} (${ratio.toFixed(1)}x)`));
+  if (opts.profile || noop >= NOOP_TARGET_S || (ratio !== undefined && ratio < RATIO_TARGET)) profileNoop(w, root, opts.jobs);
+
+  if (opts.keep) console.log(`\nkept ${root}`);
+  else rmSync(root, { recursive: true, force: true });
+}
+
+main();
