@@ -508,13 +508,18 @@ function topoSort(p: Pipeline): Instance[] {
   const dependents = new Map<Instance, Instance[]>(all.map((i) => [i, []]));
   for (const i of all) for (const d of i.deps) dependents.get(d)!.push(i);
   const order: Instance[] = [];
+  const index = new Map(all.map((inst, n) => [inst, n]));
+  // Among ready instances, the one declared first: the order reads like the file.
   const ready = all.filter((i) => indegree.get(i) === 0);
   while (ready.length) {
     const next = ready.shift()!;
     order.push(next);
     for (const d of dependents.get(next)!) {
       indegree.set(d, indegree.get(d)! - 1);
-      if (indegree.get(d) === 0) ready.push(d);
+      if (indegree.get(d) === 0) {
+        const at = ready.findIndex((r) => index.get(r)! > index.get(d)!);
+        ready.splice(at < 0 ? ready.length : at, 0, d);
+      }
     }
   }
   if (order.length < all.length) throw cycleError(p, all.filter((i) => indegree.get(i)! > 0));

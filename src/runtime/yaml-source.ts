@@ -34,9 +34,34 @@ export function readYamlFile(file: string, shownAs: string): SourceDoc {
   return parseYamlText(text, shownAs);
 }
 
+/**
+ * `${{ ... }}` is not valid YAML everywhere: inside a flow mapping (`with: { lr: ${{ params.lr }} }`)
+ * the braces are flow indicators. Before parsing, each single-line reference is replaced by a
+ * placeholder of the same length made of plain-scalar characters (so every column stays put),
+ * and restored in the parsed strings afterwards.
+ */
+function maskRefs(text: string): { masked: string; refs: string[] } {
+  const refs: string[] = [];
+  const masked = text.replace(/\$\{\{[^\n]*?\}\}/g, (m) => {
+    const head = `_R${refs.length}`;
+    if (m.length < head.length + 2) return m;
+    refs.push(m);
+    return `${head}${'x'.repeat(m.length - head.length - 2)}R_`;
+  });
+  return { masked, refs };
+}
+
+function unmask(v: unknown, refs: string[]): unknown {
+  if (typeof v === 'string') return v.includes('_R') ? v.replace(/_R(\d+)x*R_/g, (m, i) => refs[Number(i)] ?? m) : v;
+  if (Array.isArray(v)) return v.map((x) => unmask(x, refs));
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [unmask(k, refs) as string, unmask(x, refs)]));
+  return v;
+}
+
 export function parseYamlText(text: string, file: string): SourceDoc {
   const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  const { masked, refs } = maskRefs(text);
+  const doc = parseDocument(masked, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
   const err = doc.errors[0];
   if (err) {
     const at = lc.linePos(err.pos[0]);
@@ -71,7 +96,7 @@ export function parseYamlText(text: string, file: string): SourceDoc {
   };
   positions.set('', { value: posOf(doc.contents as Node, root) });
   walk(doc.contents, '', root);
-  const data = doc.toJS({ maxAliasCount: 1000 });
+  const data = unmask(doc.toJS({ maxAliasCount: 1000 }), refs);
   return { file, text, data: data ?? {}, positions };
 }
 
