@@ -1,0 +1,152 @@
+/**
+ * The report stage end to end on fixture files: sections, inline SVG with real marks,
+ * extrapolation flag, escaping, Markdown links to SVG files, clear errors on bad input.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import reportStage from '../../src/stages/report.js';
+import { allStageTypes } from '../../src/stages/index.js';
+import { runStageDirect } from '../helpers/run-stage.js';
+import { writeFixtures, type Fixtures } from './fixtures.js';
+
+function fullParams(fx: Fixtures) {
+  return {
+    title: 'Scaling study <demo> & "test"',
+    budget: fx.budget,
+    loss_fits: [fx.lossVsSize, fx.lossVsData],
+    lr_fit: fx.lrFit,
+    runs: [fx.runs.slice(0, 2), fx.runs.slice(2)], // list of lists, as from two matrix stages
+    final_run: fx.finalRun,
+    notes: 'Fixture report <script>alert(1)</script>',
+  };
+}
+
+/** Path data (with coordinates) of every mark of a Vega mark type (area, line, symbol, rule) in an SVG. */
+function markPaths(svg: string, type: string): string[] {
+  const groups = [...svg.matchAll(new RegExp(`<g class="mark-${type} role-mark[^"]*"[^>]*>([\\s\\S]*?)</g>`, 'g'))];
+  return groups.flatMap((g) => [...g[1].matchAll(/<path[^>]* d="(M[-\d.]+,[-\d.]+[^"]*)"/g)].map((m) => m[1]));
+}
+
+test('report stage is registered', () => {
+  assert.ok(allStageTypes.some((s) => s.name === 'report'));
+});
+
+test('full report: sections, inline SVG plots with marks, warnings, markdown links', async () => {
+  const fx = writeFixtures(mkdtempSync(join(tmpdir(), 'report-fx-')));
+  const run = await runStageDirect(reportStage, fullParams(fx));
+  assert.deepEqual(run.outputs, { html: 'report.html', markdown: 'report.md', plots: 'plots' });
+  const html = readFileSync(join(run.outDir, 'report.html'), 'utf8');
+  const md = readFileSync(join(run.outDir, 'report.md'), 'utf8');
+
+  for (const id of ['summary', 'warnings', 'scaling-laws', 'lr-law', 'final-sae', 'flop-budget', 'training', 'runs', 'provenance']) {
+    assert.match(html, new RegExp(`<section id="${id}">`), `section ${id}`);
+  }
+  // Self-contained: no scripts, no external resources.
+  assert.doesNotMatch(html, /<script|<link|src="http|href="http/i);
+  // Text from inputs is escaped.
+  assert.ok(html.includes('Scaling study &lt;demo&gt; &amp; &quot;test&quot;'));
+  assert.ok(html.includes('&lt;script&gt;alert(1)&lt;/script&gt;'));
+  assert.ok(html.includes('CPU &lt;sizes&gt; &amp; &quot;quotes&quot;'));
+
+  // 5 plots inline: two loss laws, the lr law, sweep curves and final curves.
+  const svgs = html.match(/<svg[\s\S]*?<\/svg>/g) ?? [];
+  assert.equal(svgs.length, 5);
+  const files = readdirSync(join(run.outDir, 'plots')).sort();
+  assert.deepEqual(files, ['loss-vs-d_sae.svg', 'loss-vs-n_samples.svg', 'lr-law.svg', 'training-final.svg', 'training-runs.svg']);
+  for (const f of files) assert.ok(md.includes(`![`) && md.includes(`(plots/${f})`), `markdown links ${f}`);
+
+  // The loss-vs-size plot draws the band (area), the law (line) and the points (symbols).
+  const sizePlot = readFileSync(join(run.outDir, 'plots', 'loss-vs-d_sae.svg'), 'utf8');
+  assert.ok(markPaths(sizePlot, 'area').length >= 1, 'band drawn');
+  assert.ok(markPaths(sizePlot, 'line').length >= 1, 'law drawn');
+  const pointCount = markPaths(sizePlot, 'symbol').length;
+  assert.equal(pointCount, 4 + 1, '4 fitted points + 1 prediction drawn as symbols');
+  const lineD = markPaths(sizePlot, 'line')[0];
+  assert.ok((lineD.match(/L/g) ?? []).length >= 30, 'law line has the curve points');
+  assert.match(sizePlot, /runs dropped from the fit/);
+  assert.match(sizePlot, /dictionary width d_sae \(latents\)/);
+
+  // Training curves: one line per run (4 sweep runs x 4 metrics).
+  const training = readFileSync(join(run.outDir, 'plots', 'training-runs.svg'), 'utf8');
+  assert.equal(markPaths(training, 'line').length, 16);
+  for (let i = 0; i < 4; i++) assert.ok(training.includes(`small[d_sae=${[64, 128, 256, 512][i]},lr=3e-4]`));
+
+  // Extrapolation (4096 / 512 = 8x) is flagged; fit and budget warnings are carried.
+  assert.match(html, /EXTRAPOLATION: the prediction at d_sae = 4096 is 8×/);
+  assert.match(html, /⚠ far beyond fitted range/);
+  assert.match(html, /point d_sae=64 dropped/);
+  assert.match(html, /exceeds the dataset/);
+  assert.match(md, /EXTRAPOLATION/);
+
+  // Final SAE metrics and provenance.
+  assert.match(html, /ground-truth recovery: mean max cosine<\/td><td>0\.93/);
+  assert.match(html, /training backend<\/td><td>wasm/);
+  assert.match(html, new RegExp(`<td>node</td><td>${process.version}`));
+  assert.match(html, /@tensorflow\/tfjs<\/td><td>\d+\.\d+\.\d+/);
+  assert.match(html, /vega \/ vega-lite \(plots\)<\/td><td>\d+\.\d+\.\d+ \/ \d+\.\d+\.\d+/);
+  assert.match(md, /\| FLOPs \| GPU hours \|/);
+  assert.match(md, /2\.52e18/);
+});
+
+test('provenance from ctx: pipeline digest and lock entries', async () => {
+  const fx = writeFixtures(mkdtempSync(join(tmpdir(), 'report-fx-')));
+  const { buildReport } = await import('../../src/report/build.js');
+  const out = mkdtempSync(join(tmpdir(), 'report-out-'));
+  await buildReport({ title: 'p', lr_fit: fx.lrFit }, out, tmpdir(), {
+    pipelineFile: '/x/pipelines/demo.yaml',
+    pipelineDigest: 'ab'.repeat(32),
+    key: 'cd'.repeat(32),
+    upstream: [{ instance: 'small[d_sae=64]', uses: 'train-sae', version: '3', key: 'ef'.repeat(32) }],
+  });
+  const html = readFileSync(join(out, 'report.html'), 'utf8');
+  assert.ok(html.includes('/x/pipelines/demo.yaml'));
+  assert.ok(html.includes('ab'.repeat(32)));
+  assert.match(html, /<td>small\[d_sae=64\]<\/td><td>train-sae<\/td><td>3<\/td><td>(ef)+<\/td>/);
+});
+
+test('minimal report: title only still renders every always-present section', async () => {
+  const run = await runStageDirect(reportStage, { title: 'Empty' });
+  const html = readFileSync(join(run.outDir, 'report.html'), 'utf8');
+  assert.match(html, /<h1>Empty<\/h1>/);
+  assert.match(html, /No warnings/);
+  assert.match(html, /not given \(stage run outside a pipeline\)/);
+  assert.ok(existsSync(join(run.outDir, 'plots')));
+  assert.doesNotMatch(html, /<svg/);
+});
+
+test('final_eval param wins over the final run eval line; null recovery reads n/a', async () => {
+  const fx = writeFixtures(mkdtempSync(join(tmpdir(), 'report-fx-')));
+  const run = await runStageDirect(reportStage, {
+    title: 't', final_run: fx.finalRun,
+    final_eval: { mse: 0.0123, l0: 33, fvu: 0.2, dead_frac: 0, recovery_mean_max_cos: null, recovery_frac_above_0_9: null },
+  });
+  const html = readFileSync(join(run.outDir, 'report.html'), 'utf8');
+  assert.match(html, /reconstruction MSE \(per vector, normalised units\)<\/td><td>0\.0123/);
+  assert.match(html, /ground-truth recovery: mean max cosine<\/td><td>n\/a \(no ground truth\)/);
+});
+
+test('bad inputs: clear errors naming the file, line and field', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'report-bad-'));
+  const badFit = join(dir, 'fit.json');
+  writeFileSync(badFit, JSON.stringify({ law: 'power', params: { a: 1 }, points: [{ x: 1, y: 'high', kept: true }] }));
+  await assert.rejects(runStageDirect(reportStage, { title: 't', loss_fits: [badFit] }),
+    (e: Error) => e.message.includes(badFit) && e.message.includes('points[0]') && e.message.includes('"y"'));
+  const badRun = join(dir, 'metrics.jsonl');
+  writeFileSync(badRun, '{"type":"config","instance":"a"}\n{"type":"train","step":1\n');
+  await assert.rejects(runStageDirect(reportStage, { title: 't', runs: [badRun] }),
+    (e: Error) => e.message.includes(badRun) && e.message.includes('line 2'));
+  await assert.rejects(runStageDirect(reportStage, { title: 't', lr_fit: join(dir, 'missing.json') }), /not found/);
+  await assert.rejects(runStageDirect(reportStage, { notes: 'no title' }), /title/);
+});
+
+test('relative input paths are resolved against the pipeline folder and declared as input files', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'report-rel-'));
+  writeFixtures(join(dir, 'fx'));
+  const params = { title: 'rel', lr_fit: 'fx/fit-lr/fit.json', runs: ['fx/small-64/metrics.jsonl'] };
+  assert.deepEqual(reportStage.inputFiles!(params as never), ['fx/fit-lr/fit.json', 'fx/small-64/metrics.jsonl']);
+  const run = await runStageDirect(reportStage, params, { pipelineDir: dir });
+  assert.ok(existsSync(join(run.outDir, 'plots', 'lr-law.svg')));
+});
