@@ -1,5 +1,5 @@
 /**
- * safetensors, float32 only (what the SAE needs): 8-byte little-endian header length N, then N
+ * safetensors, float32 (read: also float64, converted): 8-byte little-endian header length N, then N
  * bytes of JSON header `{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {..}}`
  * padded with spaces to a multiple of 8, then the tensors' bytes (offsets relative to the end
  * of the header), packed in header order.
@@ -62,13 +62,16 @@ export function decodeSafetensors(buf: Buffer, what = 'safetensors'): DecodedSaf
     if (name === '__metadata__') continue;
     const [begin, end] = info.data_offsets as [number, number];
     const count = (info.shape as number[]).reduce((a, b) => a * b, 1);
-    if (info.dtype !== 'F32') throw new Error(`${what}: tensor ${name} has dtype ${info.dtype}; only F32 is supported`);
-    if (end - begin !== 4 * count || dataStart + end > buf.length) {
+    const width = info.dtype === 'F32' ? 4 : info.dtype === 'F64' ? 8 : 0;
+    if (!width) throw new Error(`${what}: tensor ${name} has dtype ${info.dtype}; only F32 and F64 are supported`);
+    if (end - begin !== width * count || dataStart + end > buf.length) {
       throw new Error(`${what}: tensor ${name} offsets [${begin}, ${end}] do not match shape [${info.shape}] / file size`);
     }
     const data = new Float32Array(count);
-    if (LITTLE_ENDIAN_HOST) new Uint8Array(data.buffer).set(buf.subarray(dataStart + begin, dataStart + end));
-    else for (let i = 0; i < count; i++) data[i] = buf.readFloatLE(dataStart + begin + 4 * i);
+    const at = dataStart + begin;
+    if (width === 8) for (let i = 0; i < count; i++) data[i] = buf.readDoubleLE(at + 8 * i);
+    else if (LITTLE_ENDIAN_HOST) new Uint8Array(data.buffer).set(buf.subarray(at, at + 4 * count));
+    else for (let i = 0; i < count; i++) data[i] = buf.readFloatLE(at + 4 * i);
     tensors[name] = { shape: info.shape, data };
   }
   return { tensors, metadata: header.__metadata__ ?? {} };
