@@ -1,0 +1,29 @@
+/**
+ * Runs the train-sae stage with a caller-controlled context (progress hook, abort signal,
+ * shared workDir), params validated with the schema's defaults as the runtime does.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Ajv } from 'ajv';
+import trainSaeStage from '../../src/stages/train-sae.js';
+import type { Progress } from '../../src/runtime/stage.js';
+
+export async function runTrainSae(
+  params: Record<string, unknown>,
+  dirs: { outDir: string; workDir: string },
+  hooks: { onProgress?: (p: Progress) => void; signal?: AbortSignal } = {},
+) {
+  const ajv = new Ajv({ useDefaults: true, strict: false });
+  const validate = ajv.compile(trainSaeStage.params);
+  const p = structuredClone(params);
+  if (!validate(p)) throw new Error(`bad params: ${ajv.errorsText(validate.errors)}`);
+  mkdirSync(dirs.outDir, { recursive: true });
+  mkdirSync(dirs.workDir, { recursive: true });
+  const logs: string[] = [];
+  const outputs = await trainSaeStage.run({
+    params: p as any, instance: 'test', outDir: dirs.outDir, workDir: dirs.workDir, pipelineDir: join(dirs.outDir, '..'),
+    log: (m) => logs.push(m), progress: (x) => hooks.onProgress?.(x),
+    signal: hooks.signal ?? new AbortController().signal, env: {},
+  });
+  return { outputs, logs };
+}
