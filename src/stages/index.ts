@@ -12,6 +12,7 @@ import trainSae from './train-sae.js';
 import shell from './shell.js';
 import flopBudget from './flop-budget.js';
 import fitLawStage from './fit-law.js';
+import hfDownload from './hf-download.js';
 // (stage imports: one line per stage module, above this comment)
 
 export const allStageTypes: StageType<any>[] = [
@@ -23,5 +24,6 @@ export const allStageTypes: StageType<any>[] = [
   shell,
   flopBudget,
   fitLawStage,
+  hfDownload,
   // (stage entries: one line per stage type, above this comment)
 ];
