@@ -5,7 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fitLawStage from '../../src/stages/fit-law.js';
 import { runStageDirect } from '../helpers/run-stage.js';
@@ -121,4 +122,28 @@ test('non-positive or missing values: an error naming the offending point', asyn
   await assert.rejects(runStageDirect(fitLawStage, { x: [1, 2, 3], y: [1, -2, 3] }), /x\[1\]=2, y\[1\]=-2: y = -2 is not a positive number/);
   await assert.rejects(runStageDirect(fitLawStage, { x: [0, 2, 3], y: [1, 2, 3] }), /x\[0\]=0.*x = 0 is not a positive number/);
   await assert.rejects(runStageDirect(fitLawStage, { x: [1, 2, 3], y: [1, null, 3] }), /y\[1\]=NaN.*not a positive number/);
+});
+
+test('a fit stopped before convergence says so in warnings, fit.json and the log', async () => {
+  const x = [10, 30, 100, 300, 1000, 3000, 10000, 30000];
+  const y = x.map((v) => 0.5 + 3 * v ** -0.4);
+  const { outputs, outDir, logs } = await runStageDirect(fitLawStage, { law: 'power_plus_constant', x, y, bootstrap: 0, max_iterations: 1 });
+  const warnings = outputs.warnings as string[];
+  assert.ok(warnings.some((w) => /did not converge: L-BFGS stopped \(max-iterations\)/.test(w)), warnings.join('\n'));
+  const fit = JSON.parse(readFileSync(join(outDir, 'fit.json'), 'utf8'));
+  assert.equal(fit.optimizer.converged, false);
+  assert.deepEqual(fit.warnings, warnings);
+  assert.ok(logs.some((l) => /^warning: .*did not converge/.test(l)));
+});
+
+test('points from a csv file, relative to the pipeline folder', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fit-csv-'));
+  const rows = [1, 2, 4, 8].map((v) => `${v},"run ${v}",${5 * v ** 0.5}`);
+  writeFileSync(join(dir, 'runs.csv'), ['width,name,loss', ...rows].join('\n') + '\n');
+  const params = { csv: 'runs.csv', x_column: 'width', y_column: 'loss', bootstrap: 0 };
+  assert.deepEqual(fitLawStage.inputFiles!(params as never), ['runs.csv']);
+  const { outputs } = await runStageDirect(fitLawStage, params, { pipelineDir: dir });
+  close((outputs.params as Record<string, number>).b, 0.5, 1e-12, 'b');
+  await assert.rejects(runStageDirect(fitLawStage, { ...params, y_column: 'los' }, { pipelineDir: dir }), /y_column "los" is not a column of runs\.csv \(columns: width, name, loss\)/);
+  await assert.rejects(runStageDirect(fitLawStage, { ...params, y_column: 'name' }, { pipelineDir: dir }), /row 2 of runs\.csv, column "name": "run 1" is not a number/);
 });
