@@ -15,7 +15,7 @@ import type { ColumnMetaData, PageHeader } from 'hyparquet';
 import { parquetHeader } from 'hyparquet/src/column.js';
 import type { ColumnLayout, ElementType } from './column-layout.js';
 import { decompress } from './decompress.js';
-import { CorruptPageError, bitWidth, decodeHybrid } from './hybrid.js';
+import { CorruptPageError, bitWidth, decodeDictionaryGather, decodeHybrid } from './hybrid.js';
 import { RowChecker } from './row-checker.js';
 
 /** Values as stored in the file: float16 as raw bits, float as float32, double as float64. */
@@ -29,16 +29,14 @@ export interface DecodedChunk {
   d: number;
 }
 
-/** Scratch buffers reused across pages and chunks (levels and dictionary indices). */
+/** Scratch buffers for levels, reused across pages and chunks. */
 class Scratch {
   rep = new Uint8Array(0);
   def = new Uint8Array(0);
-  idx = new Uint32Array(0);
   ensure(n: number): void {
     if (this.rep.length < n) {
       this.rep = new Uint8Array(n);
       this.def = new Uint8Array(n);
-      this.idx = new Uint32Array(n);
     }
   }
 }
@@ -59,7 +57,7 @@ export function decodeChunkFast(
   const values = allocValues(layout.element, totalLevels);
   const rowChecker = new RowChecker(layout.maxDef, expect.d, expect.firstRow);
   const reader = { view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), offset: 0 };
-  let dictionary: NativeValues | undefined;
+  let dictionary: Dictionary | undefined;
   let levelsSeen = 0;
   let valuesSeen = 0;
 
@@ -77,7 +75,7 @@ export function decodeChunkFast(
     if (header.type === 'DICTIONARY_PAGE') {
       const n = header.dictionary_page_header?.num_values ?? 0;
       const plain = decompress(body, meta.codec, header.uncompressed_page_size);
-      dictionary = readPlain(plain, 0, n, layout.element);
+      dictionary = new Dictionary(readPlain(plain, 0, n, layout.element));
     } else if (header.type === 'DATA_PAGE' || header.type === 'DATA_PAGE_V2') {
       const page = header.type === 'DATA_PAGE' ? splitPageV1(body, header, meta, layout) : splitPageV2(body, header, meta, layout);
       rowChecker.check(scratch.rep, scratch.def, page.n);
@@ -163,7 +161,7 @@ function readLevelsV2(body: Uint8Array, start: number, end: number, width: numbe
 function decodeValues(
   page: ValueSection,
   element: ElementType,
-  dictionary: NativeValues | undefined,
+  dictionary: Dictionary | undefined,
   out: NativeValues,
   at: number,
 ): void {
@@ -172,23 +170,42 @@ function decodeValues(
     out.set(readPlain(buf, page.pos, n, element), at);
   } else if (page.encoding === 'RLE_DICTIONARY' || page.encoding === 'PLAIN_DICTIONARY') {
     if (!dictionary) throw new CorruptPageError('dictionary-encoded page without a dictionary page');
-    if (page.pos >= buf.length) throw new CorruptPageError('dictionary page data is empty');
+    if (page.pos >= buf.length) throw new CorruptPageError('dictionary-encoded page has no data');
     const width = buf[page.pos];
-    decodeHybrid(buf, page.pos + 1, buf.length, width, scratch.idx, n);
-    gather(dictionary, scratch.idx, n, out, at);
+    const padded = dictionary.padded(width);
+    const maxIndex = decodeDictionaryGather(buf, page.pos + 1, buf.length, width, padded, out, at, n);
+    if (maxIndex >= dictionary.size) {
+      throw new CorruptPageError(`dictionary index ${maxIndex} out of range (dictionary has ${dictionary.size} entries)`);
+    }
   } else {
     throw new UnsupportedLayoutError(`value encoding ${page.encoding}`);
   }
 }
 
-/** out[at + k] = dictionary[idx[k]]: 2-byte patterns for float16, never numbers. */
-function gather(dictionary: NativeValues, idx: Uint32Array, n: number, out: NativeValues, at: number): void {
-  const size = dictionary.length;
-  for (let k = 0; k < n; k++) {
-    const j = idx[k];
-    if (j >= size) throw new CorruptPageError(`dictionary index ${j} out of range (dictionary has ${size} entries)`);
-    out[at + k] = dictionary[j];
+/**
+ * A dictionary page's values, padded with zeros to 2^width entries for the fused
+ * decode-gather (which then never reads out of bounds; indices >= size are reported).
+ */
+class Dictionary {
+  private paddedCache?: NativeValues;
+  constructor(readonly values: NativeValues) {}
+  get size(): number {
+    return this.values.length;
   }
+  padded(width: number): NativeValues {
+    const length = Math.max(2 ** width, this.values.length);
+    if (width > 24) throw new CorruptPageError(`dictionary index bit width ${width} > 24`);
+    if (!this.paddedCache || this.paddedCache.length < length) {
+      const padded = allocValues(elementOf(this.values), length);
+      padded.set(this.values);
+      this.paddedCache = padded;
+    }
+    return this.paddedCache;
+  }
+}
+
+function elementOf(values: NativeValues): ElementType {
+  return values instanceof Uint16Array ? 'float16' : values instanceof Float32Array ? 'float' : 'double';
 }
 
 const BYTES: Record<ElementType, number> = { float16: 2, float: 4, double: 8 };

@@ -21,25 +21,42 @@ export class RowChecker {
     this.d = d ?? -1;
   }
 
-  /** Levels of one page: rep[i] === 0 starts a new row; def[i] must be maxDef (a value). */
+  /**
+   * Levels of one page: rep[i] === 0 starts a new row; def[i] must be maxDef (a value).
+   * Uses TypedArray.indexOf (native) rather than a per-value JS loop: this runs on every value.
+   */
   check(rep: Uint8Array, def: Uint8Array, n: number): void {
-    const maxDef = this.maxDef;
-    let current = this.current;
-    if (n > 0 && current < 0 && rep[0] !== 0) {
+    const defs = def.subarray(0, n);
+    for (let level = 0; level < this.maxDef; level++) {
+      const i = defs.indexOf(level);
+      if (i >= 0) this.nullAt(rep, i, level);
+    }
+    const reps = rep.subarray(0, n);
+    if (n > 0 && this.current < 0 && reps[0] !== 0) {
       throw new CorruptPageError('first value of the column chunk does not start a row');
     }
-    for (let i = 0; i < n; i++) {
-      if (rep[i] === 0) {
-        if (current >= 0) this.closeRow(current);
-        current = 0;
-      }
-      if (def[i] !== maxDef) {
-        this.current = current;
-        throw new BadRowError(`row ${this.firstRow + this.rows} has a null or empty list/value (definition level ${def[i]} < ${maxDef})`);
-      }
-      current++;
+    let start = reps.indexOf(0);
+    if (start < 0) {
+      this.current += n; // the open row continues through this page
+      return;
     }
-    this.current = current;
+    if (this.current >= 0) this.closeRow(this.current + start);
+    for (;;) {
+      const next = reps.indexOf(0, start + 1);
+      if (next < 0) break;
+      this.closeRow(next - start);
+      start = next;
+    }
+    this.current = n - start;
+  }
+
+  /** Reports the row holding the first null (definition level < maxDef) of this page. */
+  private nullAt(rep: Uint8Array, index: number, level: number): never {
+    let row = this.rows + (this.current >= 0 ? 0 : -1); // the open row, -1 if none
+    for (let i = 0; i <= index; i++) if (rep[i] === 0) row++;
+    throw new BadRowError(
+      `row ${this.firstRow + Math.max(row, 0)} has a null or empty list/value (definition level ${level} < ${this.maxDef})`,
+    );
   }
 
   finish(): { rows: number; d: number } {
