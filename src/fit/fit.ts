@@ -4,8 +4,12 @@
  *
  * Method (Hoffmann et al. 2022, Approach 3; Besiroglu et al. 2024): minimise the sum of
  * Huber losses of log residuals with L-BFGS from every point of a grid of starts, keep the
- * best. Intervals: percentile bootstrap over resampled points, each refit started from the
- * best point (not the whole grid: the grid is for finding the basin, not for every resample).
+ * best. Intervals: percentile bootstrap, each refit started from the best point (not the
+ * whole grid: the grid is for finding the basin, not for every resample). Two resampling
+ * schemes: 'cases' resamples the points (Besiroglu et al.; the default for chinchilla, whose
+ * 240 runs are a sample), 'residuals' keeps the x values and adds resampled log residuals to
+ * the fitted curve (the default for the power laws: a sweep fits a handful of chosen sizes,
+ * where resampling cases would mostly drop sizes and give degenerate refits).
  */
 import { minimizeLbfgs, type LbfgsResult } from './lbfgs.js';
 import { LAWS, closedFormPower, lossFn, type Law, type LawName, type LogData, type LossKind } from './laws.js';
@@ -29,6 +33,8 @@ export const DEFAULT_GRID: ChinchillaGrid = {
   b: [0, 5, 10, 15, 20, 25],
 };
 
+export type BootstrapMethod = 'cases' | 'residuals';
+
 export type PredictPoint = number | { N: number; D: number };
 
 export interface FitOptions {
@@ -38,6 +44,8 @@ export interface FitOptions {
   huberDelta?: number;
   grid?: Partial<ChinchillaGrid>;
   bootstrap?: number;
+  /** Default: 'cases' for chinchilla, 'residuals' for the power laws. */
+  bootstrapMethod?: BootstrapMethod;
   seed?: number;
   confidence?: number;
   predictAt?: PredictPoint[];
@@ -137,7 +145,7 @@ export function fitLaw(points: FitPoint[], opts: FitOptions): FitOutcome {
       iterations: best.run.iterations,
       seconds: fitSeconds,
     },
-    bootstrap: { resamples: opts.bootstrap ?? 200, used: boot.length, seed: opts.seed ?? 0, seconds: bootstrapSeconds },
+    bootstrap: { method: bootstrapMethod(opts), resamples: opts.bootstrap ?? 200, used: boot.length, seed: opts.seed ?? 0, seconds: bootstrapSeconds },
     warnings,
   };
   return {
@@ -263,18 +271,40 @@ function bootstrap(
     return [];
   }
   const random = seededRandom(opts.seed ?? 0);
+  const method = bootstrapMethod(opts);
+  const draw = method === 'cases' ? () => ({ ...data, weights: resampleWeights(n, random) }) : residualResampler(law, data, theta, random);
   const samples: Float64Array[] = [];
   let failed = 0;
   for (let i = 0; i < resamples; i++) {
-    const resampled = { ...data, weights: resampleWeights(n, random) };
-    const t = refit(law, resampled, lossKind, loss, theta, opts);
+    const t = refit(law, draw(), lossKind, loss, theta, opts);
     if (t) samples.push(t);
     else failed++;
   }
   if (failed > 0.05 * resamples) {
-    warnings.push(`${failed} of ${resamples} bootstrap refits failed or did not converge (degenerate resamples); intervals use the other ${samples.length}`);
+    warnings.push(`${failed} of ${resamples} bootstrap refits (${method}) failed or did not converge (degenerate resamples); intervals use the other ${samples.length}`);
   }
   return samples;
+}
+
+function bootstrapMethod(opts: FitOptions): BootstrapMethod {
+  return opts.bootstrapMethod ?? (opts.law === 'chinchilla' ? 'cases' : 'residuals');
+}
+
+/**
+ * Residual bootstrap: log y*_i = fitted_i + s * r_J with J drawn uniformly, residuals
+ * centred and inflated by s = sqrt(n / (n - k)) for the k fitted parameters.
+ */
+function residualResampler(law: Law, data: LogData, theta: Float64Array, random: () => number): () => LogData {
+  const n = data.logY.length;
+  const fitted = Float64Array.from({ length: n }, (_, i) => law.logPredict(theta, data.features.map((f) => f[i])));
+  const r = Float64Array.from(data.logY, (ly, i) => ly - fitted[i]);
+  const mean = r.reduce((a, b) => a + b, 0) / n;
+  const scale = Math.sqrt(n / (n - law.paramNames.length));
+  return () => ({
+    features: data.features,
+    weights: data.weights,
+    logY: Float64Array.from(fitted, (f) => f + scale * (r[Math.floor(random() * n)] - mean)),
+  });
 }
 
 /** One bootstrap refit from the best point; null if degenerate or not converged. */

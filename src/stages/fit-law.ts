@@ -47,6 +47,9 @@ const Params = Type.Object(
       { additionalProperties: false, description: 'chinchilla starting grid; default alpha, beta 0..2 by 0.5, e -1..1 by 0.5, a, b 0..25 by 5' },
     )),
     bootstrap: Type.Integer({ minimum: 0, default: 200, description: 'Bootstrap resamples for the intervals (0: none)' }),
+    bootstrap_method: Type.Optional(Type.Union([Type.Literal('cases'), Type.Literal('residuals')], {
+      description: 'cases: resample points (default for chinchilla, as Besiroglu et al.); residuals: keep x, resample log residuals (default for power laws fitted to a few chosen sizes)',
+    })),
     seed: Type.Integer({ default: 0, description: 'Seed of the bootstrap resampling' }),
     confidence: Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1, default: 0.95 }),
     predict_at: Type.Array(Type.Union([Type.Number(), Type.Object({ N: Type.Number(), D: Type.Number() })]), {
@@ -92,6 +95,7 @@ export default defineStage({
       huberDelta: p.huber_delta,
       grid: p.grid,
       bootstrap: p.bootstrap,
+      bootstrapMethod: p.bootstrap_method,
       seed: p.seed,
       confidence: p.confidence,
       predictAt: p.predict_at as PredictPoint[],

@@ -147,3 +147,15 @@ test('points from a csv file, relative to the pipeline folder', async () => {
   await assert.rejects(runStageDirect(fitLawStage, { ...params, y_column: 'los' }, { pipelineDir: dir }), /y_column "los" is not a column of runs\.csv \(columns: width, name, loss\)/);
   await assert.rejects(runStageDirect(fitLawStage, { ...params, y_column: 'name' }, { pipelineDir: dir }), /row 2 of runs\.csv, column "name": "run 1" is not a number/);
 });
+
+test('three sizes: residual bootstrap (default) keeps every size; resampling cases degenerates', async () => {
+  const x = [256, 1024, 4096];
+  const y = [0.9, 0.7, 0.55];
+  const residuals = await runStageDirect(fitLawStage, { x, y, bootstrap: 200 });
+  const b = (residuals.outputs.params as Record<string, number>).b;
+  const iv = (residuals.outputs.intervals as Record<string, [number, number]>).b;
+  assert.ok(iv[0] < b && b < iv[1] && iv[1] - iv[0] > 1e-3, `interval ${iv} around ${b}`);
+  assert.deepEqual(residuals.outputs.warnings, []);
+  const cases = await runStageDirect(fitLawStage, { x, y, bootstrap: 200, bootstrap_method: 'cases' });
+  assert.ok((cases.outputs.warnings as string[]).some((w) => /bootstrap refits \(cases\) failed/.test(w)));
+});
