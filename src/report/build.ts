@@ -74,6 +74,7 @@ const X_NOUNS: Record<string, string> = {
 
 function fitTitle(fit: LoadedFit): string {
   const x = fit.fit.x_label ?? 'x';
+  if (fit.fit.law === 'chinchilla') return `${capitalise(fit.fit.y_label ?? 'loss')} against ${x} and ${fit.fit.d_label ?? 'D'}`;
   return `${capitalise(fit.fit.y_label ?? 'y')} against ${X_NOUNS[x] ?? x}`;
 }
 

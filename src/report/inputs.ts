@@ -16,21 +16,41 @@ import type { Provenance } from '../runtime/stage.js';
 // Types (shapes fixed by notes/formats.md; extra fields are kept, not required)
 // ---------------------------------------------------------------------------------------
 
-export interface FitPoint { x?: number; N?: number; D?: number; y: number; kept: boolean }
-export interface CurvePoint { x: number; y: number; lo?: number; hi?: number; N?: number }
-export interface Prediction { x: number; y: number; lo?: number; hi?: number; extrapolation?: number }
+export interface FitPoint { x?: number; N?: number; D?: number; y: number; kept: boolean; dropped_by?: string }
+/** A curve row; chinchilla fits have one curve per N instead: {N, points: [{x: D, y, lo, hi}]}. */
+export interface CurvePoint {
+  x: number;
+  y: number;
+  lo?: number | null;
+  hi?: number | null;
+  N?: number;
+  points?: Array<{ x: number; y: number; lo?: number | null; hi?: number | null }>;
+}
+/** A prediction at x (chinchilla: at N and D); lo/hi are null when there was no bootstrap. */
+export interface Prediction {
+  x: number;
+  N?: number;
+  D?: number;
+  y: number;
+  lo?: number | null;
+  hi?: number | null;
+  extrapolation?: number;
+}
 
 export interface FitResult {
   law: string;
   formula?: string;
   x_label?: string;
   y_label?: string;
+  /** Chinchilla: the second variable's name (x_label is N's). */
+  d_label?: string;
   params: Record<string, number>;
-  intervals?: Record<string, [number, number]>;
+  /** null where the bootstrap gave no interval. */
+  intervals?: Record<string, [number, number] | null>;
   confidence?: number;
   points: FitPoint[];
   residuals?: number[];
-  goodness?: { r2?: number; rmse_log?: number; objective?: number };
+  goodness?: { r2?: number | null; rmse_log?: number | null; objective?: number | null };
   predictions?: Prediction[];
   curve?: CurvePoint[];
   warnings?: string[];
@@ -62,7 +82,7 @@ export interface LoadedRun {
   eval: EvalRecord | null;
 }
 
-export interface BudgetRow { item: string; flops: number; hours?: number | null; note?: string }
+export interface BudgetRow { item: string; flops: number | null; hours?: number | null; note?: string }
 export interface Budget { table: BudgetRow[]; warnings?: string[] }
 
 export interface Versions {
@@ -157,8 +177,8 @@ export function loadFit(path: string): LoadedFit {
       throw new Error(`report: ${where}: field "${field}" must be an array when present`);
     }
   }
-  (raw.curve as unknown[] | undefined)?.forEach((c, i) => checkXY(c, `${where}: curve[${i}]`));
-  (raw.predictions as unknown[] | undefined)?.forEach((c, i) => checkXY(c, `${where}: predictions[${i}]`));
+  (raw.curve as unknown[] | undefined)?.forEach((c, i) => checkCurve(c, `${where}: curve[${i}]`));
+  (raw.predictions as unknown[] | undefined)?.forEach((c, i) => checkPrediction(c, `${where}: predictions[${i}]`));
   return { path, fit: raw as unknown as FitResult };
 }
 
@@ -175,6 +195,19 @@ function checkXY(p: unknown, where: string): void {
   if (!isObject(p) || typeof p.x !== 'number' || typeof p.y !== 'number') {
     throw new Error(`report: ${where}: expected {"x": number, "y": number, ...}, got ${JSON.stringify(p)}`);
   }
+}
+
+/** A curve row {x, y, lo, hi}, or a chinchilla curve {N, points: [{x, y, lo, hi}]}. */
+function checkCurve(c: unknown, where: string): void {
+  if (isObject(c) && Array.isArray(c.points)) {
+    if (typeof c.N !== 'number') throw new Error(`report: ${where}: a curve with "points" needs a numeric "N"`);
+    c.points.forEach((q, j) => checkXY(q, `${where}.points[${j}]`));
+  } else checkXY(c, where);
+}
+
+function checkPrediction(p: unknown, where: string): void {
+  const ok = isObject(p) && typeof p.y === 'number' && (typeof p.x === 'number' || (typeof p.N === 'number' && typeof p.D === 'number'));
+  if (!ok) throw new Error(`report: ${where}: expected {"x" (or "N" and "D"): number, "y": number, ...}, got ${JSON.stringify(p)}`);
 }
 
 // ---------------------------------------------------------------------------------------

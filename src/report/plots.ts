@@ -5,7 +5,7 @@
  * report's plots are static SVG that can be inlined in the HTML and linked from Markdown.
  * Every axis, tick, legend and mark comes from Vega; this module only says what to draw.
  */
-import type { FitResult, LoadedRun, TrainRecord } from './inputs.js';
+import type { FitPoint, FitResult, LoadedRun, TrainRecord } from './inputs.js';
 
 // Vega-Lite specs are plain JSON; a loose type keeps the builders readable.
 export type Spec = Record<string, unknown>;
@@ -29,7 +29,7 @@ const AXIS_LABELS: Record<string, string> = {
   n_samples: 'training vectors D (count)',
   samples: 'training vectors D (count)',
   D: 'training vectors D (count)',
-  N: 'SAE parameters N (count)',
+  N: 'parameters N (count)',
   flops: 'training compute (FLOPs)',
   loss: 'final loss (MSE + λ·L0, normalised units)',
   mse: 'reconstruction MSE (per vector, normalised units)',
@@ -68,14 +68,16 @@ function tickFormat(values: number[]): string {
 // Fitted laws: points (kept / dropped), the law's curve, its interval band, predictions
 // ---------------------------------------------------------------------------------------
 
-const SERIES_COLORS = {
-  band: '#9ecae1',
-  law: '#08519c',
-  kept: '#e6550d',
-  dropped: '#969696',
-  prediction: '#31a354',
-  extrapolated: '#de2d26',
+/** One legend entry of a fit plot: its label, colour and symbol. */
+interface Series { label: string; color: string; shape: string }
+
+/** Why a point was left out (fit-law's `dropped_by`), for the legend. */
+const DROP_REASONS: Record<string, string> = {
+  select_min_by: 'runs not best at their x (not fitted)',
+  x_range: 'runs outside the fitted x range',
+  drop_highest: 'runs dropped: highest loss',
 };
+const DROP_SHAPES = ['cross', 'triangle-up', 'square', 'triangle-down'];
 
 /** A law's legend label: the formula with its fitted parameters. */
 export function lawLabel(fit: FitResult): string {
@@ -85,45 +87,48 @@ export function lawLabel(fit: FitResult): string {
   return `fit: ${fit.formula ?? fit.law}${params ? ` (${params})` : ''}`;
 }
 
+/** Positive finite number (a log axis cannot show anything else). */
+const pos = (v: number | null | undefined): v is number => typeof v === 'number' && Number.isFinite(v) && v > 0;
+
 export function fitPlotSpec(fit: FitResult, title: string, subtitle: string): Spec {
   if (fit.points.some((p) => typeof p.x !== 'number')) return chinchillaPlotSpec(fit, title, subtitle);
   const conf = Math.round((fit.confidence ?? 0.95) * 100);
-  const labels = {
-    band: `${conf}% interval of the law`,
-    law: lawLabel(fit),
-    kept: 'runs used in the fit',
-    dropped: 'runs dropped from the fit',
-    prediction: `prediction ± ${conf}% interval`,
-    extrapolated: `prediction > ${EXTRAPOLATION_FLAG}× beyond fitted range`,
-  };
-  const positive = (...v: Array<number | undefined>) => v.every((x) => x === undefined || x > 0);
-  const curve = (fit.curve ?? []).filter((c) => positive(c.x, c.y, c.lo, c.hi));
-  const points = fit.points.filter((p) => positive(p.x, p.y));
-  const predictions = (fit.predictions ?? []).filter((p) => positive(p.x, p.y, p.lo, p.hi));
-  const rows = [
-    ...curve.filter((c) => c.lo !== undefined && c.hi !== undefined).map((c) => ({ series: labels.band, ...c })),
-    ...curve.map((c) => ({ series: labels.law, x: c.x, y: c.y })),
-    ...points.map((p) => ({ series: p.kept ? labels.kept : labels.dropped, x: p.x, y: p.y })),
-    ...predictions.map((p) => ({
-      series: (p.extrapolation ?? 0) > EXTRAPOLATION_FLAG ? labels.extrapolated : labels.prediction,
-      ...p,
-    })),
+  const S = {
+    band: { label: `${conf}% interval of the law`, color: '#9ecae1', shape: 'square' },
+    law: { label: lawLabel(fit), color: '#08519c', shape: 'stroke' },
+    kept: { label: 'runs used in the fit', color: '#e6550d', shape: 'circle' },
+    prediction: { label: `prediction ± ${conf}% interval`, color: '#31a354', shape: 'diamond' },
+    extrapolated: { label: `prediction > ${EXTRAPOLATION_FLAG}× beyond fitted range`, color: '#de2d26', shape: 'diamond' },
+  } satisfies Record<string, Series>;
+  const dropped = droppedSeries(fit);
+  const curve = (fit.curve ?? []).filter((c) => pos(c.x) && pos(c.y));
+  const rows: Array<Record<string, unknown> & { series: string; x: number; y: number }> = [
+    ...curve.filter((c) => pos(c.lo) && pos(c.hi)).map((c) => ({ series: S.band.label, x: c.x, y: c.y, lo: c.lo, hi: c.hi })),
+    ...curve.map((c) => ({ series: S.law.label, x: c.x, y: c.y })),
+    ...fit.points
+      .filter((p) => pos(p.x) && pos(p.y))
+      .map((p) => ({ series: p.kept ? S.kept.label : dropped.of(p).label, x: p.x as number, y: p.y })),
+    ...(fit.predictions ?? [])
+      .filter((p) => pos(p.x) && pos(p.y))
+      .map((p) => ({
+        series: (p.extrapolation ?? 0) > EXTRAPOLATION_FLAG ? S.extrapolated.label : S.prediction.label,
+        x: p.x,
+        y: p.y,
+        // A missing interval (no bootstrap) draws the prediction as a point without a bar.
+        ...(pos(p.lo) && pos(p.hi) ? { lo: p.lo, hi: p.hi } : {}),
+        extrapolation: p.extrapolation ?? null,
+      })),
   ];
   const used = new Set(rows.map((r) => r.series));
-  const keys = (Object.keys(labels) as Array<keyof typeof labels>).filter((k) => used.has(labels[k]));
-  const color = {
-    field: 'series',
-    type: 'nominal',
-    title: null,
-    scale: { domain: keys.map((k) => labels[k]), range: keys.map((k) => SERIES_COLORS[k]) },
-    legend: { orient: 'right', labelLimit: 360, labelFontSize: 11, symbolSize: 120, symbolOpacity: 1 },
-  };
+  const series = [S.band, S.law, S.kept, ...dropped.all, S.prediction, S.extrapolated].filter((e) => used.has(e.label));
+  const legend = { orient: 'right', labelLimit: 360, labelFontSize: 11, symbolSize: 120, symbolOpacity: 1 };
+  const domain = series.map((e) => e.label);
+  const color = { field: 'series', type: 'nominal', title: null, legend, scale: { domain, range: series.map((e) => e.color) } };
   // Same field, domain and legend as colour, so Vega-Lite merges them into one legend whose
-  // symbols match the marks (a cross for dropped runs, a stroke for the law and the band).
-  const SHAPES = { band: 'square', law: 'stroke', kept: 'circle', dropped: 'cross', prediction: 'diamond', extrapolated: 'diamond' };
-  const shape = { ...color, scale: { domain: color.scale.domain, range: keys.map((k) => SHAPES[k]) } };
-  const allX = rows.map((r) => r.x).filter((v): v is number => v !== undefined);
-  const allY = rows.flatMap((r) => [r.y, (r as { lo?: number }).lo, (r as { hi?: number }).hi]).filter((v): v is number => v !== undefined);
+  // symbols match the marks (a cross for dropped runs, a stroke for the law, a square for the band).
+  const shape = { ...color, scale: { domain, range: series.map((e) => e.shape) } };
+  const allX = rows.map((r) => r.x);
+  const allY = rows.flatMap((r) => [r.y, r.lo as number | undefined, r.hi as number | undefined]).filter(pos);
   const x = {
     field: 'x',
     type: 'quantitative',
@@ -136,7 +141,7 @@ export function fitPlotSpec(fit: FitResult, title: string, subtitle: string): Sp
     scale: { type: 'log', nice: false, domain: logPaddedDomain(allY) },
     axis: { title: axisLabel(fit.y_label, 'y'), format: tickFormat(allY), grid: true },
   };
-  const only = (...names: string[]) => ({ filter: { field: 'series', oneOf: names } });
+  const only = (...labels: string[]) => ({ filter: { field: 'series', oneOf: labels } });
   const tooltip = [
     { field: 'series', type: 'nominal' },
     { field: 'x', type: 'quantitative', format: '.4~g' },
@@ -147,82 +152,120 @@ export function fitPlotSpec(fit: FitResult, title: string, subtitle: string): Sp
     title: { text: title, subtitle, anchor: 'start', fontSize: 16 },
     width: 640,
     height: 340,
+    // Merged colour+shape legends take the config limit, not the channel's: long law labels.
+    config: { legend: { labelLimit: 400 } },
     data: { values: rows },
     layer: [
       {
-        transform: [only(labels.band)],
+        transform: [only(S.band.label)],
         mark: { type: 'area', opacity: 0.45 },
         encoding: { x, y: { ...y, field: 'lo' }, y2: { field: 'hi' }, color },
       },
+      { transform: [only(S.law.label)], mark: { type: 'line', strokeWidth: 2.5 }, encoding: { x, y, color } },
       {
-        transform: [only(labels.law)],
-        mark: { type: 'line', strokeWidth: 2.5 },
-        encoding: { x, y, color },
-      },
-      {
-        transform: [only(labels.prediction, labels.extrapolated)],
+        transform: [only(S.prediction.label, S.extrapolated.label), { filter: 'isValid(datum.lo)' }],
         mark: { type: 'rule', strokeWidth: 2 },
         encoding: { x, y: { ...y, field: 'lo' }, y2: { field: 'hi' }, color },
       },
       {
-        transform: [only(labels.kept, labels.prediction, labels.extrapolated)],
-        mark: { type: 'point', filled: true, size: 90, opacity: 1, stroke: 'white', strokeWidth: 0.8 },
+        transform: [only(...dropped.all.map((d) => d.label))],
+        mark: { type: 'point', filled: true, size: 100, opacity: 0.9 },
+        encoding: { x, y, color, shape, tooltip },
+      },
+      {
+        transform: [only(S.kept.label, S.prediction.label, S.extrapolated.label)],
+        mark: { type: 'point', filled: true, size: 100, opacity: 1, stroke: 'white', strokeWidth: 0.8 },
         encoding: { x, y, color, shape, tooltip },
       },
       {
         // The flag on the plot itself, next to the far prediction.
-        transform: [only(labels.extrapolated), { calculate: "'⚠ ' + format(datum.extrapolation, '.2~g') + '× beyond fitted range'", as: 'flag' }],
-        mark: { type: 'text', align: 'right', dx: -10, dy: -12, fontSize: 12, fontWeight: 'bold', color: SERIES_COLORS.extrapolated },
+        transform: [
+          only(S.extrapolated.label),
+          { calculate: "'⚠ ' + format(datum.extrapolation, '.2~g') + '× beyond fitted range'", as: 'flag' },
+        ],
+        mark: { type: 'text', align: 'right', dx: -10, dy: -12, fontSize: 12, fontWeight: 'bold', color: S.extrapolated.color },
         encoding: { x, y, text: { field: 'flag' } },
-      },
-      {
-        transform: [only(labels.dropped)],
-        mark: { type: 'point', filled: true, size: 110, opacity: 1 },
-        encoding: { x, y, color, shape, tooltip },
       },
     ],
   };
 }
 
+/** Legend entries for dropped points, one per reason fit-law gives (grey, distinct symbols). */
+function droppedSeries(fit: FitResult): { all: Series[]; of(p: FitPoint): Series } {
+  const byReason = new Map<string, Series>();
+  const reasonOf = (p: FitPoint) => (typeof p.dropped_by === 'string' ? p.dropped_by : '');
+  for (const p of fit.points) {
+    const r = reasonOf(p);
+    if (p.kept || byReason.has(r)) continue;
+    const label = DROP_REASONS[r] ?? (r ? `runs dropped (${r})` : 'runs dropped from the fit');
+    byReason.set(r, { label, color: '#969696', shape: DROP_SHAPES[byReason.size % DROP_SHAPES.length] });
+  }
+  return { all: [...byReason.values()], of: (p) => byReason.get(reasonOf(p))! };
+}
+
 /**
- * Chinchilla fits have points in (N, D): draw loss against D, one colour per N, with the
- * law's curve for each N when fit.json carries `curve` rows tagged with N.
+ * Chinchilla fits have points in (N, D): loss against D, coloured by N on a log colour scale
+ * (there may be hundreds of distinct N), with the law's curve for each N where fit.json has
+ * one (`curve: [{N, points: [{x: D, y, lo, hi}]}]`, or flat rows tagged with N).
  */
 function chinchillaPlotSpec(fit: FitResult, title: string, subtitle: string): Spec {
-  const nLabel = (n: number) => `N = ${formatNumber(n)}`;
   const points = fit.points
-    .filter((p) => (p.D ?? 0) > 0 && p.y > 0)
-    .map((p) => ({ group: nLabel(p.N ?? 0), D: p.D, y: p.y, kept: p.kept ? 'used in fit' : 'dropped' }));
-  const curves = (fit.curve ?? [])
-    .filter((c) => typeof c.N === 'number' && c.x > 0 && c.y > 0)
-    .map((c) => ({ group: nLabel(c.N as number), D: c.x, y: c.y }));
+    .filter((p) => pos(p.N) && pos(p.D) && pos(p.y))
+    .map((p) => ({ N: p.N, D: p.D, y: p.y, status: p.kept ? 'used in the fit' : 'dropped' }));
+  const curves = chinchillaCurves(fit.curve).filter((c) => pos(c.N) && pos(c.D) && pos(c.y));
+  const allD = [...points.map((p) => p.D as number), ...curves.map((c) => c.D)];
   const x = {
     field: 'D',
     type: 'quantitative',
-    scale: { type: 'log' },
-    axis: { title: axisLabel('D', 'D'), format: tickFormat(points.map((p) => p.D ?? 1)) },
+    scale: { type: 'log', nice: false, domain: logPaddedDomain(allD) },
+    axis: { title: `${fit.d_label ?? 'D'} (log scale)`, format: tickFormat(allD), grid: true },
   };
-  const y = { field: 'y', type: 'quantitative', scale: { type: 'log' }, axis: { title: axisLabel(fit.y_label, 'loss') } };
-  const color = { field: 'group', type: 'nominal', title: 'model size', legend: { orient: 'right' } };
+  // Chinchilla data need not be SAE runs (the Hoffmann et al. refit): labels as fit.json gives them.
+  const y = { field: 'y', type: 'quantitative', scale: { type: 'log' }, axis: { title: fit.y_label ?? 'loss', format: '~g', grid: true } };
+  const color = {
+    field: 'N',
+    type: 'quantitative',
+    title: fit.x_label ?? 'N',
+    scale: { type: 'log', scheme: 'viridis' },
+    legend: { type: 'gradient', format: '~s', gradientLength: 220 },
+  };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: { text: title, subtitle, anchor: 'start', fontSize: 16 },
     width: 640,
     height: 340,
     layer: [
-      { data: { values: curves }, mark: { type: 'line', strokeWidth: 1.5 }, encoding: { x, y, color } },
+      {
+        data: { values: curves },
+        // The law at each N, in one neutral colour: sharing the colour scale with the points
+        // would turn Vega's colour bar into a list of hundreds of symbols.
+        mark: { type: 'line', strokeWidth: 1.2, opacity: 0.7, color: '#08519c' },
+        encoding: { x, y, detail: { field: 'N', type: 'nominal' } },
+      },
       {
         data: { values: points },
-        mark: { type: 'point', filled: true, size: 40 },
+        mark: { type: 'point', filled: true, size: 36, opacity: 0.85 },
         encoding: {
           x,
           y,
           color,
-          shape: { field: 'kept', type: 'nominal', title: 'run', scale: { domain: ['used in fit', 'dropped'], range: ['circle', 'cross'] } },
+          shape: {
+            field: 'status',
+            type: 'nominal',
+            title: 'run',
+            scale: { domain: ['used in the fit', 'dropped'], range: ['circle', 'cross'] },
+          },
         },
       },
     ],
   };
+}
+
+function chinchillaCurves(curve: FitResult['curve']): Array<{ N: number; D: number; y: number }> {
+  return (curve ?? []).flatMap((c) => {
+    if (Array.isArray(c.points)) return c.points.map((q) => ({ N: c.N as number, D: q.x, y: q.y }));
+    return typeof c.N === 'number' ? [{ N: c.N, D: c.x, y: c.y }] : [];
+  });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -323,6 +366,8 @@ export function formatNumber(v: number | null | undefined): string {
   if (!Number.isFinite(v)) return v > 0 ? '∞' : '-∞';
   if (v === 0) return '0';
   const a = Math.abs(v);
+  // Integers such as widths (16384) and step counts read best in full.
+  if (Number.isInteger(v) && a < 1e6) return String(v);
   if (a >= 1e5 || a < 1e-3) return v.toExponential(3).replace(/\.?0+e/, 'e').replace('e+', 'e');
   return String(Number(v.toPrecision(4)));
 }

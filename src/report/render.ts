@@ -6,7 +6,7 @@
  * Every piece of text that comes from inputs is escaped (HTML entities in the HTML;
  * code spans or entity/pipe escapes in the Markdown).
  */
-import type { EvalRecord, LoadedFit, LoadedRun, ReportInputs } from './inputs.js';
+import type { EvalRecord, FitResult, LoadedFit, LoadedRun, Prediction, ReportInputs } from './inputs.js';
 import { EXTRAPOLATION_FLAG, formatNumber } from './plots.js';
 
 export interface RenderedPlot {
@@ -45,8 +45,8 @@ export function collectWarnings(inputs: ReportInputs): ReportWarning[] {
         out.push({
           source,
           message:
-            `EXTRAPOLATION: the prediction at ${fit.x_label ?? 'x'} = ${formatNumber(p.x)} is ` +
-            `${formatNumber(p.extrapolation)}× the largest fitted ${fit.x_label ?? 'x'}; ` +
+            `EXTRAPOLATION: the prediction at ${predictionAt(fit, p)} is ` +
+            `${formatNumber(p.extrapolation)}× the largest fitted value; ` +
             `the law is untested there (predicted ${fit.y_label ?? 'y'} = ${formatNumber(p.y)}).`,
         });
       }
@@ -58,6 +58,17 @@ export function collectWarnings(inputs: ReportInputs): ReportWarning[] {
     if (!run.eval) out.push({ source: run.label, message: 'run has no eval record (unfinished or crashed?)' });
   }
   return out;
+}
+
+/** Where a prediction is: `d_sae = 4096`, or `N = 1e9, D = 2e10` for a chinchilla fit. */
+function predictionAt(fit: FitResult, p: Prediction): string {
+  if (typeof p.x === 'number') return `${fit.x_label ?? 'x'} = ${formatNumber(p.x)}`;
+  return `${fit.x_label ?? 'N'} = ${formatNumber(p.N)}, ${fit.d_label ?? 'D'} = ${formatNumber(p.D)}`;
+}
+
+/** `[lo, hi]`, or '—' when the fit has no interval there (no bootstrap). */
+function intervalText(lo: number | null | undefined, hi: number | null | undefined): string {
+  return typeof lo === 'number' && typeof hi === 'number' ? `[${formatNumber(lo)}, ${formatNumber(hi)}]` : '—';
 }
 
 // ---------------------------------------------------------------------------------------
@@ -90,7 +101,7 @@ export function fitParamsTable(fit: LoadedFit['fit']): Table {
   const conf = Math.round((fit.confidence ?? 0.95) * 100);
   const rows = Object.entries(fit.params).map(([k, v]) => {
     const iv = fit.intervals?.[k];
-    return [k, formatNumber(v), iv ? `[${formatNumber(iv[0])}, ${formatNumber(iv[1])}]` : '—'];
+    return [k, formatNumber(v), intervalText(iv?.[0], iv?.[1])];
   });
   return { head: ['parameter', 'value', `${conf}% interval`], rows };
 }
@@ -98,6 +109,7 @@ export function fitParamsTable(fit: LoadedFit['fit']): Table {
 export function fitSummaryLine(fit: LoadedFit['fit']): string {
   const kept = fit.points.filter((p) => p.kept).length;
   const g = fit.goodness ?? {};
+  // fit.formula is the law's symbolic form; the fitted values are in the parameter table.
   return (
     `law ${fit.law}: ${fit.formula ?? ''}; ${kept} of ${fit.points.length} points kept; ` +
     `R² = ${formatNumber(g.r2)}, RMSE(log) = ${formatNumber(g.rmse_log)}`
@@ -108,13 +120,13 @@ export function predictionsTable(fit: LoadedFit['fit']): Table {
   const rows = (fit.predictions ?? []).map((p) => {
     const far = (p.extrapolation ?? 0) > EXTRAPOLATION_FLAG;
     return [
-      formatNumber(p.x),
+      predictionAt(fit, p),
       formatNumber(p.y),
-      p.lo !== undefined && p.hi !== undefined ? `[${formatNumber(p.lo)}, ${formatNumber(p.hi)}]` : '—',
+      intervalText(p.lo, p.hi),
       `${formatNumber(p.extrapolation)}×${far ? ' ⚠ far beyond fitted range' : ''}`,
     ];
   });
-  return { head: [fit.x_label ?? 'x', `predicted ${fit.y_label ?? 'y'}`, 'interval', 'x / max fitted x'], rows };
+  return { head: ['at', `predicted ${fit.y_label ?? 'y'}`, 'interval', 'distance: at / max fitted'], rows };
 }
 
 export function budgetTable(inputs: ReportInputs): Table | null {
@@ -306,10 +318,8 @@ function summaryRows(model: ReportModel): string[][] {
   for (const { fit } of fits) {
     for (const p of fit.predictions ?? []) {
       const far = (p.extrapolation ?? 0) > EXTRAPOLATION_FLAG ? ' ⚠ extrapolated' : '';
-      rows.push([
-        `predicted ${fit.y_label ?? 'y'} at ${fit.x_label ?? 'x'} = ${formatNumber(p.x)}`,
-        `${formatNumber(p.y)}${p.lo !== undefined && p.hi !== undefined ? ` [${formatNumber(p.lo)}, ${formatNumber(p.hi)}]` : ''}${far}`,
-      ]);
+      const iv = intervalText(p.lo, p.hi);
+      rows.push([`predicted ${fit.y_label ?? 'y'} at ${predictionAt(fit, p)}`, `${formatNumber(p.y)}${iv === '—' ? '' : ` ${iv}`}${far}`]);
     }
   }
   const runs = model.inputs.runs.length + (model.inputs.finalRun ? 1 : 0);
@@ -321,13 +331,21 @@ function summaryRows(model: ReportModel): string[][] {
 // Markdown
 // ---------------------------------------------------------------------------------------
 
-/** Escapes text for Markdown prose and table cells: no raw HTML, no broken tables. */
+/**
+ * Escapes text for Markdown prose and table cells: no raw HTML, no broken tables, no
+ * accidental emphasis or links. Characters that cannot start markup where they stand
+ * (the `_` inside d_sae, a `*` between spaces) are left alone so the raw file stays readable.
+ */
 export function escapeMarkdown(s: string): string {
   return s
     .replace(/&/g, '&amp;')
     .replace(/</g, '&lt;')
     .replace(/>/g, '&gt;')
-    .replace(/([\\`*_[\]|#])/g, '\\$1')
+    .replace(/([\\`|])/g, '\\$1')
+    .replace(/(^|[^A-Za-z0-9])_|_(?![A-Za-z0-9])/g, (m) => m.replace('_', '\\_'))
+    .replace(/\*(?! )|(?<! )\*/g, '\\*')
+    .replace(/\](?=[([:])/g, '\\]')
+    .replace(/^#/, '\\#')
     .replace(/\r?\n/g, ' ');
 }
 

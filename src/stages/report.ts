@@ -13,7 +13,7 @@ const PathList = Type.Array(Type.Union([Type.String(), Type.Array(Type.String())
 
 const BudgetRow = Type.Object({
   item: Type.String(),
-  flops: Type.Number(),
+  flops: Type.Union([Type.Number(), Type.Null()]),
   hours: Type.Optional(Type.Union([Type.Number(), Type.Null()])),
   note: Type.Optional(Type.String()),
 });

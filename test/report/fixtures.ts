@@ -96,3 +96,29 @@ export function writeFixtures(dir: string): Fixtures {
   };
   return { lossVsSize, lossVsData, lrFit, runs, finalRun, budget };
 }
+
+/**
+ * A Chinchilla fit as fit-law writes it: points in (N, D), one curve per N
+ * ({N, points: [{x: D, y, lo, hi}]}), no bootstrap (null intervals), a prediction at {N, D}.
+ */
+export function writeChinchillaFit(dir: string): string {
+  const law = (N: number, D: number) => 1.8 + 480 / N ** 0.35 + 2100 / D ** 0.37;
+  const Ns = [1e8, 4e8, 1.6e9];
+  const Ds = [2e9, 8e9, 3.2e10];
+  const points = Ns.flatMap((N) => Ds.map((D, j) => ({ N, D, y: law(N, D) * (1 + 0.01 * j), kept: !(N === 1e8 && j === 0) })));
+  const fit = {
+    law: 'chinchilla', formula: 'L = E + A / N^alpha + B / D^beta', x_label: 'N', y_label: 'loss', d_label: 'D',
+    params: { E: 1.8, A: 480, B: 2100, alpha: 0.35, beta: 0.37 },
+    intervals: { E: null, A: null, B: null, alpha: null, beta: null },
+    confidence: 0.95,
+    points,
+    goodness: { r2: 0.99, rmse_log: 0.01, objective: 1e-5 },
+    predictions: [{ N: 7e10, D: 1.4e12, y: law(7e10, 1.4e12), lo: null, hi: null, extrapolation: 43.75 }],
+    curve: Ns.map((N) => ({ N, points: Ds.map((D) => ({ x: D, y: law(N, D), lo: null, hi: null })) })),
+    warnings: [],
+  };
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, 'fit.json');
+  writeFileSync(path, JSON.stringify(fit));
+  return path;
+}

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import reportStage from '../../src/stages/report.js';
 import { allStageTypes } from '../../src/stages/index.js';
 import { runStageDirect } from '../helpers/run-stage.js';
-import { writeFixtures, type Fixtures } from './fixtures.js';
+import { writeChinchillaFit, writeFixtures, type Fixtures } from './fixtures.js';
 
 function fullParams(fx: Fixtures) {
   return {
@@ -149,4 +149,51 @@ test('relative input paths are resolved against the pipeline folder and declared
   assert.deepEqual(reportStage.inputFiles!(params as never), ['fx/fit-lr/fit.json', 'fx/small-64/metrics.jsonl']);
   const run = await runStageDirect(reportStage, params, { pipelineDir: dir });
   assert.ok(existsSync(join(run.outDir, 'plots', 'lr-law.svg')));
+});
+
+test('chinchilla fit: loss against D coloured by N, a curve per N, null intervals, N/D predictions', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'report-chin-'));
+  const fit = writeChinchillaFit(dir);
+  const budget = { table: [{ item: 'data budget', flops: null, hours: null, note: 'no FLOPs on this row' }], warnings: [] };
+  const run = await runStageDirect(reportStage, { title: 'chinchilla', loss_fits: [fit], budget });
+  const svg = readFileSync(join(run.outDir, 'plots', 'loss-vs-N.svg'), 'utf8');
+  assert.equal(markPaths(svg, 'symbol').length, 9, 'nine (N, D) points');
+  assert.equal(markPaths(svg, 'line').length, 3, 'one law curve per N');
+  assert.match(svg, /role-legend-gradient/, 'N as a colour bar, not a list');
+  const html = readFileSync(join(run.outDir, 'report.html'), 'utf8');
+  assert.match(html, /Loss against N and D/);
+  assert.match(html, /<td>N = 7e10, D = 1\.4e12<\/td><td>[\d.]+<\/td><td>—<\/td><td>43\.75× ⚠ far beyond fitted range/);
+  assert.match(html, /<td>alpha<\/td><td>0\.35<\/td><td>—<\/td>/);
+  assert.match(html, /<td>data budget<\/td><td>—<\/td><td>—<\/td>/);
+});
+
+test('reads what the real fit-law and flop-budget stages write', async () => {
+  const { default: fitLaw } = await import('../../src/stages/fit-law.js');
+  const { default: flopBudget } = await import('../../src/stages/flop-budget.js');
+  const widths = [256, 512, 1024];
+  const lrs = [1e-4, 3e-4, 1e-3];
+  // lr sweep: every (width, lr) point; select_min_by keeps the best lr per width.
+  const lossOf = (w: number, lr: number) => Math.abs(Math.log(lr / (0.01 * w ** -0.5))) + 1;
+  const lr = await runStageDirect(fitLaw, {
+    law: 'power', x: widths.flatMap((w) => lrs.map(() => w)), y: widths.flatMap(() => lrs),
+    select_min_by: widths.flatMap((w) => lrs.map((l) => lossOf(w, l))), predict_at: [16384],
+    x_label: 'd_sae', y_label: 'lr', bootstrap: 50,
+  });
+  const size = await runStageDirect(fitLaw, {
+    law: 'power_plus_constant', x: widths, y: widths.map((w) => 0.05 + 2 * w ** -0.5), predict_at: [16384],
+    x_label: 'd_sae', y_label: 'loss', bootstrap: 20,
+  });
+  const budget = await runStageDirect(flopBudget, { small_runs: [{ d_sae: widths, n_samples: [1e6] }] });
+  const run = await runStageDirect(reportStage, {
+    title: 'real upstream formats',
+    loss_fits: [join(size.outDir, size.outputs.fit as string)],
+    lr_fit: join(lr.outDir, lr.outputs.fit as string),
+    budget: budget.outputs.budget as Record<string, unknown>,
+  });
+  const lrSvg = readFileSync(join(run.outDir, 'plots', 'lr-law.svg'), 'utf8');
+  assert.equal(markPaths(lrSvg, 'symbol').length, 9 + 1, 'all 9 sweep points (3 best kept) + the prediction');
+  assert.match(lrSvg, /runs not best at their x/);
+  const html = readFileSync(join(run.outDir, 'report.html'), 'utf8');
+  assert.match(html, /EXTRAPOLATION: the prediction at d_sae = 16384/);
+  assert.match(html, /<td>final SAE \(6 \* 2 d_in d_sae D\)<\/td><td>8\.45\de17<\/td>/);
 });
