@@ -1,7 +1,7 @@
 /**
  * Ingest benchmark: our typed-array parquet path vs parquet-wasm, same file, same run.
  *
- *   node dist/bench/ingest.js [--gb 2,0.25] [--dir /tmp/ingest-bench]
+ *   node dist/bench/ingest.js [--gb 2,0.25] [--dir /tmp/ingest-bench] [--generate-only]
  *
  * For each size, generates (once, cached in --dir) a parquet file in the hub layout
  * (fixed_size_list<halffloat>[2048], dictionary, zstd, 8192-row groups) with Gaussian-like
@@ -162,6 +162,7 @@ async function main(): Promise<void> {
     const rows = Math.ceil((gb * 1e9) / (D * 2) / ROW_GROUP) * ROW_GROUP;
     const file = join(dir, `hub-${rows}.parquet`);
     if (!existsSync(file)) await generate(file, rows);
+    if (process.argv.includes('--generate-only')) continue;
     const size = statSync(file).size;
     console.log(`\nfile ${file}: ${(size / 1e9).toFixed(2)} GB, ${rows} rows, ${rows * D} values`);
     const results = ['ours', 'ours-decode', 'parquet-wasm'].map((name) => measure(name, file, join(dir, 'store')));
