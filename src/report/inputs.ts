@@ -257,10 +257,12 @@ function toEvalRecord(rec: Record<string, unknown>, where: string): EvalRecord {
   return out;
 }
 
+/** The final run's backend (and device, when the config records it), else the first run's. */
 function findBackend(finalRun: LoadedRun | null, runs: LoadedRun[]): string | null {
   for (const run of [finalRun, ...runs]) {
     const b = run?.config?.backend;
-    if (typeof b === 'string') return b;
+    const device = run?.config?.device;
+    if (typeof b === 'string') return typeof device === 'string' ? `${b} on ${device}` : b;
   }
   return null;
 }
