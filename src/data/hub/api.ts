@@ -178,6 +178,7 @@ export class HubApi {
     const { status } = open.response;
     const code = open.response.headers.get('x-error-code') ?? '';
     const hubMessage = open.response.headers.get('x-error-message') ?? (await errorBodySnippet(open));
+    await open.discard();
     const answered = `HTTP ${status}${code ? ' ' + code : ''}${hubMessage ? `, hub says: ${hubMessage}` : ''}`;
     const rev = `"${ctx.revision}"`;
     if (code === 'RepoNotFound') {

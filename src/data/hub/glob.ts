@@ -37,12 +37,15 @@ function globToRegexSource(glob: string, original: string): string {
   for (let i = 0; i < glob.length; i++) {
     const c = glob[i];
     if (c === '*' && glob[i + 1] === '*') {
-      const startsSegment = i === 0 || glob[i - 1] === '/';
-      const endsSegment = i + 2 === glob.length || glob[i + 2] === '/';
+      // Inside {a,b} the alternatives' edges are segment edges too.
+      const before = glob[i - 1];
+      const next = glob[i + 2];
+      const startsSegment = i === 0 || before === '/' || (braceDepth > 0 && (before === '{' || before === ','));
+      const endsSegment = next === undefined || next === '/' || (braceDepth > 0 && (next === '}' || next === ','));
       if (!startsSegment || !endsSegment) {
         throw new Error(`glob "${original}": '**' must be a whole path segment (like data/**/x)`);
       }
-      if (glob[i + 2] === '/') {
+      if (next === '/') {
         out += '(?:[^/]*/)*'; // `**/`: zero or more leading segments
         i += 2;
       } else {

@@ -76,15 +76,25 @@ export async function openRequest(
     return new RetryableError(`connection failed ${during} ${redactUrl(url)}: ${detail}`, { cause: err });
   };
 
+  // Every await on undici below is raced with our own abort: aborting a fetch whose body
+  // has fully arrived but is not yet read can leave the stream's read() pending forever.
+  const stopped = new Promise<never>((_, reject) => {
+    controller.signal.addEventListener('abort', () => reject(new Error('request aborted')), { once: true });
+  });
+  stopped.catch(() => undefined); // only ever observed through Promise.race
+
   armTimer();
   let response: Response;
   try {
-    response = await fetch(url, {
-      method: init.method ?? 'GET',
-      headers: { ...authHeader(cfg, url), ...init.headers },
-      redirect: 'manual',
-      signal: controller.signal,
-    });
+    response = await Promise.race([
+      fetch(url, {
+        method: init.method ?? 'GET',
+        headers: { ...authHeader(cfg, url), ...init.headers },
+        redirect: 'manual',
+        signal: controller.signal,
+      }),
+      stopped,
+    ]);
   } catch (err) {
     throw classify(err, 'requesting');
   }
@@ -94,21 +104,32 @@ export async function openRequest(
     response,
     url,
     async *chunks() {
+      if (!response.body) return cleanup();
+      const reader = response.body.getReader();
+      let finished = false;
       try {
-        if (!response.body) return;
-        for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+        for (;;) {
+          const { done, value } = await Promise.race([reader.read(), stopped]);
+          if (done) break;
           armTimer();
-          yield chunk;
+          yield value;
         }
+        finished = true;
       } catch (err) {
         throw classify(err, 'reading the body of');
       } finally {
         cleanup();
+        if (!finished) reader.cancel().catch(() => undefined); // not awaited: it may never settle
+        try {
+          reader.releaseLock();
+        } catch {
+          /* a read still pending (abandoned after an abort): the stream is cancelled anyway */
+        }
       }
     },
     async discard() {
       cleanup();
-      await response.body?.cancel().catch(() => undefined);
+      response.body?.cancel().catch(() => undefined); // not awaited: it may never settle
     },
   };
 }

@@ -31,6 +31,8 @@ export interface LocalCopyOptions {
   include: string[];
   exclude: string[];
   destDir: string;
+  /** Files at least this large are reflinked or hard-linked (default LINK_THRESHOLD_BYTES). */
+  linkThresholdBytes?: number;
   signal: AbortSignal;
   log(message: string): void;
   progress(p: Progress): void;
@@ -67,14 +69,15 @@ export async function copyLocalSource(opts: LocalCopyOptions): Promise<Downloade
     if (opts.signal.aborted) throw opts.signal.reason ?? new Error('aborted');
     const dest = join(opts.destDir, f.path);
     await mkdir(dirname(dest), { recursive: true });
-    counts[await placeLocalFile(join(root, f.path), dest, f.size)]++;
+    const threshold = opts.linkThresholdBytes ?? LINK_THRESHOLD_BYTES;
+    counts[await placeLocalFile(join(root, f.path), dest, f.size >= threshold)]++;
     // Hash the placed copy: it is what downstream stages will read.
     files.push({ path: f.path, size: f.size, sha256: await sha256File(dest) });
     progress.transferredBytes(f.size);
     progress.fileDone();
   }
   const how = Object.entries(counts).filter(([, n]) => n > 0).map(([m, n]) => `${n} ${m}`);
-  opts.log(`local source: ${how.join(', ')} (files under ${formatBytes(LINK_THRESHOLD_BYTES)} are always copied)`);
+  opts.log(`local source: ${how.join(', ')} (files under ${formatBytes(opts.linkThresholdBytes ?? LINK_THRESHOLD_BYTES)} are always copied)`);
   return files;
 }
 
@@ -96,8 +99,8 @@ async function listFiles(root: string): Promise<Array<{ path: string; size: numb
   return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
-async function placeLocalFile(src: string, dest: string, size: number): Promise<PlaceMethod> {
-  if (size < LINK_THRESHOLD_BYTES) {
+async function placeLocalFile(src: string, dest: string, large: boolean): Promise<PlaceMethod> {
+  if (!large) {
     await copyFile(src, dest, constants.COPYFILE_FICLONE); // reflinks where it can, silently copies otherwise
     return 'copied';
   }
