@@ -18,8 +18,8 @@
  * no-op once more under `node --cpu-prof` and prints where the time goes.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { coneBelow, generate, paramName, stageName, type Workload } from './runtime/generate.js';
@@ -61,7 +61,21 @@ function parseOptions(argv: string[]): Options {
 }
 
 const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const cliPath = join(projectRoot, 'dist', 'src', 'cli.js');
+/** Set by snapshotRuntime(): the CLI the whole benchmark runs. */
+let runtimeRoot = projectRoot;
+let cliPath = join(projectRoot, 'dist', 'src', 'cli.js');
+
+/**
+ * Copies the built runtime (dist/src, package.json; node_modules linked) into the bench
+ * folder and runs that copy: other people rebuilding dist/ mid-benchmark cannot break it.
+ */
+function snapshotRuntime(root: string): void {
+  runtimeRoot = join(root, 'runtime');
+  cpSync(join(projectRoot, 'dist', 'src'), join(runtimeRoot, 'dist', 'src'), { recursive: true });
+  cpSync(join(projectRoot, 'package.json'), join(runtimeRoot, 'package.json'));
+  symlinkSync(join(projectRoot, 'node_modules'), join(runtimeRoot, 'node_modules'));
+  cliPath = join(runtimeRoot, 'dist', 'src', 'cli.js');
+}
 
 /** What one tool is asked to do in each scenario. */
 interface Tool {
@@ -117,20 +131,21 @@ interface Row {
   perTool: Measurement[][];
 }
 
-function summary(ms: Measurement[]): { seconds: number; executed: string } {
+function summary(ms: Measurement[]): { seconds: number; cpu: string; executed: string } {
   const counts = [...new Set(ms.map((m) => m.executed))];
-  return { seconds: median(ms.map((m) => m.seconds)), executed: counts.join('/') };
+  const cpu = ms.every((m) => m.cpuSeconds !== undefined) ? median(ms.map((m) => m.cpuSeconds!)).toFixed(2) : '?';
+  return { seconds: median(ms.map((m) => m.seconds)), cpu, executed: counts.join('/') };
 }
 
 function printTable(rows: Row[], withSnake: boolean): void {
   const header = withSnake
-    ? ['scenario', 'ours (s)', 'snakemake (s)', 'ratio snk/ours', 'ran: ours', 'ran: snakemake']
-    : ['scenario', 'ours (s)', 'ran: ours'];
+    ? ['scenario', 'ours (s)', 'snakemake (s)', 'ratio snk/ours', 'ran: ours', 'ran: snakemake', 'cpu s: ours', 'cpu s: snakemake']
+    : ['scenario', 'ours (s)', 'ran: ours', 'cpu s: ours'];
   const lines = rows.map((row) => {
     const [o, s] = row.perTool.map(summary);
     return withSnake
-      ? [row.scenario, o.seconds.toFixed(3), s.seconds.toFixed(3), (s.seconds / o.seconds).toFixed(1) + 'x', o.executed, s.executed]
-      : [row.scenario, o.seconds.toFixed(3), o.executed];
+      ? [row.scenario, o.seconds.toFixed(3), s.seconds.toFixed(3), (s.seconds / o.seconds).toFixed(1) + 'x', o.executed, s.executed, o.cpu, s.cpu]
+      : [row.scenario, o.seconds.toFixed(3), o.executed, o.cpu];
   });
   const widths = header.map((h, c) => Math.max(h.length, ...lines.map((l) => l[c].length)));
   const fmt = (cells: string[]) => cells.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ');
@@ -139,13 +154,32 @@ function printTable(rows: Row[], withSnake: boolean): void {
   lines.forEach((l) => console.log(fmt(l)));
 }
 
-/** Interpreter start alone, the floor under any no-op: `node -e 0` and `python3 -c pass`. */
-function startupFloor(repeats: number, root: string): string {
-  const floor = (argv: string[]) => {
-    const cmd = { argv, cwd: root, logFile: join(root, 'floor.log') };
-    return median(Array.from({ length: repeats }, () => measure(cmd, join(root, 'none')).seconds)).toFixed(3);
+/**
+ * Where our no-op's time goes, by subtraction of nested commands (wall and CPU medians):
+ * interpreter start; + loading the CLI's modules (runtime and every stage type);
+ * + `pipeline validate` (YAML parse with positions, schemas, references, expansion);
+ * + the no-op run itself (cache lookups, lock file, progress lines). Python's start is the
+ * floor under any Snakemake run.
+ */
+function noopBreakdown(w: Workload, root: string, jobs: number, repeats: number): void {
+  const logFile = join(root, 'breakdown.log');
+  const none = join(root, 'no-exec-log');
+  const time = (argv: string[], cwd = root) => {
+    const ms = Array.from({ length: repeats }, () => measure({ argv, cwd, logFile }, none));
+    return summary(ms);
   };
-  return `interpreter start alone (median of ${repeats}): node -e 0 ${floor([process.execPath, '-e', '0'])} s, python3 -c pass ${floor(['python3', '-c', 'pass'])} s`;
+  const importAll = `await import(${JSON.stringify(join(runtimeRoot, 'dist/src/runtime/commands.js'))}); ` +
+    `await import(${JSON.stringify(join(runtimeRoot, 'dist/src/stages/index.js'))})`;
+  const steps: Array<[string, ReturnType<typeof summary>]> = [
+    ['python3 -c pass (floor under snakemake)', time(['python3', '-c', 'pass'])],
+    ['node -e 0 (interpreter start)', time([process.execPath, '-e', '0'])],
+    ['+ import runtime and all stage types', time([process.execPath, '--input-type=module', '-e', importAll])],
+    ['+ pipeline validate (YAML, schemas, refs)', time([process.execPath, cliPath, 'validate', w.pipelineFile], w.oursDir)],
+    ['+ cache check, lock file (= no-op run)', time(ours(w, root, jobs).run().argv, w.oursDir)],
+  ];
+  console.log(`\nour no-op, step by step (each line includes the ones above it; median of ${repeats}):`);
+  const width = Math.max(...steps.map(([label]) => label.length));
+  for (const [label, s] of steps) console.log(`  ${label.padEnd(width)}  wall ${s.seconds.toFixed(3)} s  cpu ${s.cpu} s`);
 }
 
 /** The final output of the last stage, read from each tool, to check both did the same work. */
@@ -187,13 +221,15 @@ function main(): void {
   const opts = parseOptions(process.argv.slice(2));
   const version = opts.snakemake ? snakemakeVersion() : undefined;
   const root = mkdtempSync(join(tmpdir(), 'runtime-bench-'));
+  snapshotRuntime(root);
   const w = generate(root, { layers: opts.stages / WIDTH, width: WIDTH });
   const tools = [ours(w, root, opts.jobs)];
   if (version) tools.push(snakemake(w, root, opts.jobs));
 
   console.log(`runtime benchmark: ${opts.stages} shell stages (${w.shape.layers} layers of ${WIDTH}, each reads 2 of the layer above), --jobs ${opts.jobs}, in ${root}`);
   console.log(version ? `snakemake ${version} with --cores ${opts.jobs}, default rerun triggers` : opts.snakemake ? 'snakemake NOT FOUND on PATH (apt-get install snakemake): ours alone' : 'snakemake skipped (--no-snakemake): ours alone');
-  console.log('machine: 2 cores shared with other work; figures are wall-clock of the whole command, process start included\n');
+  console.log(`machine: ${cpus().length} cores shared with other work (load average now ${loadavg()[0].toFixed(1)}); times are wall-clock of the whole command,`);
+  console.log('process start included (median); cpu s = user+sys CPU of the command and its children (median)\n');
 
   const changedLayer = Math.floor(w.shape.layers / 2);
   const changed = paramName(changedLayer, 0);
@@ -210,7 +246,7 @@ function main(): void {
   console.log(`\nexpected re-runs after changing ${changed}: ${cone} (${stageName(changedLayer, 0)} and its dependents)`);
   if (coldCheck) console.log(`last stage's output after the cold run, ours vs snakemake: ${coldCheck}`);
   if (version) console.log(`same after the last one-param run: ${sameResult(w, root, lastSet)}`);
-  console.log(startupFloor(opts.repeats, root));
+  noopBreakdown(w, root, opts.jobs, opts.repeats);
 
   const noop = summary(rows[1].perTool[0]).seconds;
   const ratio = version ? summary(rows[1].perTool[1]).seconds / noop : undefined;
@@ -218,6 +254,7 @@ function main(): void {
     (ratio === undefined ? '' : `; >= ${RATIO_TARGET}x faster than snakemake's no-op: ${ratio >= RATIO_TARGET ? 'MET' : 'MISSED'} (${ratio.toFixed(1)}x)`));
   if (opts.profile || noop >= NOOP_TARGET_S || (ratio !== undefined && ratio < RATIO_TARGET)) profileNoop(w, root, opts.jobs);
 
+  console.log(`\nload average at the end: ${loadavg()[0].toFixed(1)}`);
   if (opts.keep) console.log(`\nkept ${root}`);
   else rmSync(root, { recursive: true, force: true });
 }

@@ -4,7 +4,7 @@
  * command executed, read from the tool's execution log.
  */
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
 
 export interface Command {
   argv: string[];
@@ -15,8 +15,15 @@ export interface Command {
 
 export interface Measurement {
   seconds: number;
+  /**
+   * User + system CPU seconds of the command and all its children (GNU time), when
+   * /usr/bin/time exists: unlike wall-clock, it hardly moves when other work loads the machine.
+   */
+  cpuSeconds?: number;
   executed: number;
 }
+
+const GNU_TIME = '/usr/bin/time';
 
 export function countLines(file: string): number {
   if (!existsSync(file)) return 0;
@@ -26,8 +33,11 @@ export function countLines(file: string): number {
 /** Runs `command` once; throws with the tail of its output if it fails. */
 export function measure(command: Command, execLog: string): Measurement {
   const before = countLines(execLog);
+  const cpuFile = `${command.logFile}.cpu`;
+  const argv = existsSync(GNU_TIME) ? [GNU_TIME, '-f', '%U %S', '-o', cpuFile, ...command.argv] : command.argv;
+  rmSync(cpuFile, { force: true });
   const start = process.hrtime.bigint();
-  const result = spawnSync(command.argv[0], command.argv.slice(1), {
+  const result = spawnSync(argv[0], argv.slice(1), {
     cwd: command.cwd,
     encoding: 'utf8',
     maxBuffer: 64 * 1024 * 1024,
@@ -44,7 +54,13 @@ export function measure(command: Command, execLog: string): Measurement {
         `last output:\n${output.slice(-3000)}\n(full output in ${command.logFile})`,
     );
   }
-  return { seconds, executed: countLines(execLog) - before };
+  return { seconds, cpuSeconds: readCpu(cpuFile), executed: countLines(execLog) - before };
+}
+
+function readCpu(file: string): number | undefined {
+  if (!existsSync(file)) return undefined;
+  const [user, sys] = readFileSync(file, 'utf8').trim().split(/\s+/).slice(-2).map(Number);
+  return Number.isFinite(user) && Number.isFinite(sys) ? user + sys : undefined;
 }
 
 export function median(values: number[]): number {
