@@ -7,11 +7,15 @@
  * and the first rows of the next, so every row is seen exactly once per epoch and the state
  * is just a cursor {epoch, position} into that stream: restoring it continues exactly.
  *
- * Prefetch: `prefetch` batches are planned and their reads issued ahead of the one being
- * returned, so file reads (thread pool) overlap the caller's training step. Prefetching never
- * changes what is delivered, only when the bytes are read.
+ * Prefetch: `prefetch` batches are planned and requested ahead of the one being returned.
+ * With `workers` >= 1 (the default) a worker thread reads the rows and converts them to float32,
+ * so the whole assembly of the next batches overlaps the caller's training step; with
+ * `workers: 0` the reads still go to libuv's thread pool but the conversion runs on the main
+ * thread. Neither changes what is delivered, only when and where the work is done.
  */
-import { ActivationStore, openStore, type RawRows } from './loader/store.js';
+import { availableParallelism } from 'node:os';
+import type { ActivationStore } from './loader/store.js';
+import { BatchWorkerPool } from './loader/pool.js';
 import { Rng, permutation } from './loader/rng.js';
 
 export { ActivationStore, openStore } from './loader/store.js';
@@ -19,6 +23,9 @@ export type { OpenStoreOptions, StoreHeader, StoreDtype } from './loader/store.j
 
 /** Held-out rows at the end of the store, unless told otherwise (train-sae and estimate-norm agree on it). */
 export const DEFAULT_EVAL_ROWS = 8192;
+
+/** Batch-assembly threads: two keep up with ~100k rows/s of d=2048; leave a core for training. */
+export const DEFAULT_WORKERS = Math.max(1, Math.min(2, availableParallelism() - 1));
 
 export type Split = 'train' | 'eval' | 'all';
 
@@ -34,8 +41,10 @@ export interface LoaderOptions {
   split?: Split;
   /** Size of the held-out split at the end of the store. Default DEFAULT_EVAL_ROWS. */
   evalRows?: number;
-  /** Batches read ahead of the one returned. Default 2. */
+  /** Batches requested ahead of the one returned. Default 2. */
   prefetch?: number;
+  /** Worker threads assembling batches (0: on the main thread). Default: cores - 1, between 1 and 2. */
+  workers?: number;
 }
 
 /** A checkpointable cursor: the next row to deliver is `position` in epoch `epoch`'s order. */
@@ -66,7 +75,9 @@ export class BatchLoader {
   /** Next row to deliver (advanced by next()) and next row to plan (advanced by prefetching). */
   private delivered: Cursor = { epoch: 0, position: 0 };
   private planned: Cursor = { epoch: 0, position: 0 };
-  private queue: Array<Promise<RawRows>> = [];
+  private queue: Array<Promise<Float32Array>> = [];
+  private readonly workers: number;
+  private pool?: BatchWorkerPool;
   private permutations = new Map<number, Int32Array>();
   private closed = false;
 
@@ -81,6 +92,7 @@ export class BatchLoader {
     this.scale = options.scale ?? 1;
     if (!Number.isFinite(this.scale)) throw new Error(`loader: scale must be a finite number, got ${options.scale}`);
     this.prefetch = Math.max(0, Math.floor(options.prefetch ?? 2));
+    this.workers = Math.max(0, Math.floor(options.workers ?? DEFAULT_WORKERS));
     this.d = store.d;
     const evalRows = options.evalRows ?? DEFAULT_EVAL_ROWS;
     const split = options.split ?? 'train';
@@ -90,12 +102,10 @@ export class BatchLoader {
   /** The next batch: batchSize * d float32 values, row-major, freshly allocated. */
   async next(): Promise<Float32Array> {
     if (this.closed) throw new Error('loader: next() after close()');
-    while (this.queue.length < this.prefetch + 1) this.queue.push(this.store.fetch(this.planBatch()));
-    const raw = await this.queue.shift()!;
-    const out = new Float32Array(this.batchSize * this.d);
-    this.store.decode(raw, out, this.scale);
+    while (this.queue.length < this.prefetch + 1) this.queue.push(this.request(this.planBatch()));
+    const batch = await this.queue.shift()!;
     this.delivered = advance(this.delivered, this.batchSize, this.rows);
-    return out;
+    return batch;
   }
 
   /** Store row indices of the batch the next call to next() returns (no reads; for tests and tools). */
@@ -122,13 +132,34 @@ export class BatchLoader {
     this.seed = state.seed;
     this.delivered = { epoch: state.epoch, position: state.position };
     this.planned = { ...this.delivered };
-    this.queue = [];
+    this.dropQueue();
   }
 
   close(): void {
     this.closed = true;
-    this.queue = [];
+    this.dropQueue();
+    this.pool?.close();
+    this.pool = undefined;
     this.permutations.clear();
+  }
+
+  /** One batch's rows as float32: in a worker thread, or read async and converted here. */
+  private request(indices: Int32Array): Promise<Float32Array> {
+    if (this.workers > 0) {
+      this.pool ??= new BatchWorkerPool(this.store.dir, this.workers);
+      return this.pool.request(indices, this.scale);
+    }
+    return this.store.fetch(indices).then((raw) => {
+      const out = new Float32Array(this.batchSize * this.d);
+      this.store.decode(raw, out, this.scale);
+      return out;
+    });
+  }
+
+  /** Forgets requested batches; their late results or errors are ignored. */
+  private dropQueue(): void {
+    for (const p of this.queue) p.catch(() => {});
+    this.queue = [];
   }
 
   /** Indices of the next batch to read, advancing the planning cursor. */

@@ -123,17 +123,39 @@ test('state/restore continues exactly, also across an epoch boundary and from a 
   assert.throws(() => new BatchLoader(store, { ...opts, split: 'train', evalRows: 10 }).restore(state), /split of 50 rows/);
 });
 
-test('prefetch depth and the file/memory read paths do not change what is delivered', async () => {
+test('prefetch depth, worker threads and the file/memory read paths do not change what is delivered', async () => {
   const dir = rowIdStore(300, D);
-  const reference = await take(new BatchLoader(openStore(dir), { batchSize: 32, seed: 5, evalRows: 44, prefetch: 0 }), 12);
+  const opts = { batchSize: 32, seed: 5, evalRows: 44, scale: 0.5 };
+  const reference = await take(new BatchLoader(openStore(dir), { ...opts, prefetch: 0, workers: 0 }), 12);
   for (const prefetch of [1, 4]) {
-    for (const maxInMemoryBytes of [1 << 20, 0]) {
-      const store = openStore(dir, { maxInMemoryBytes });
-      assert.equal(store.inMemory, maxInMemoryBytes > 0);
-      assert.deepEqual(await take(new BatchLoader(store, { batchSize: 32, seed: 5, evalRows: 44, prefetch }), 12), reference);
-      store.close();
+    for (const workers of [0, 1, 2]) {
+      for (const maxInMemoryBytes of [1 << 20, 0]) {
+        const store = openStore(dir, { maxInMemoryBytes });
+        assert.equal(store.inMemory, maxInMemoryBytes > 0);
+        const loader = new BatchLoader(store, { ...opts, prefetch, workers });
+        assert.deepEqual(await take(loader, 12), reference, `prefetch ${prefetch} workers ${workers} in memory ${store.inMemory}`);
+        loader.close();
+        store.close();
+      }
     }
   }
+});
+
+test('a worker error reaches the caller with the file named; restore after prefetch drops stale batches', async () => {
+  const dir = rowIdStore(40, D);
+  const store = openStore(dir);
+  const loader = new BatchLoader(store, { batchSize: 8, split: 'all', workers: 1, prefetch: 2 });
+  const first = await take(loader, 1);
+  const state = { epoch: 0, position: 0, seed: 0, rows: 40, shuffle: true };
+  loader.restore(state);
+  assert.deepEqual(await take(loader, 1), first);
+  loader.close();
+  truncateSync(join(dir, 'data.bin'), 8 * D * 2); // only 8 rows left: reads past them fail in the worker
+  const broken = new BatchLoader(store, { batchSize: 8, split: 'all', workers: 1, prefetch: 0 });
+  await assert.rejects(async () => {
+    for (let i = 0; i < 5; i++) await broken.next();
+  }, /data\.bin/);
+  broken.close();
 });
 
 test('bad stores give clear errors naming the file', () => {

@@ -128,30 +128,34 @@ export class ActivationStore {
   }
 
   /**
+   * The same as fetch(), for a worker thread: synchronous positional reads (one per run of
+   * adjacent rows) are cheapest there, and the main thread is not blocked by them.
+   */
+  fetchSync(indices: ArrayLike<number>): RawRows {
+    for (let k = 0; k < indices.length; k++) this.checkRange(indices[k], 1);
+    if (this.inMemory) return { bytes: this.data(), offsets: Float64Array.from(indices, (i) => i * this.bytesPerRow) };
+    const { bytes, offsets, runs } = this.planReads(indices);
+    const fd = this.file();
+    for (const run of runs) {
+      const n = readSync(fd, bytes, run.at, run.length, run.position);
+      if (n !== run.length) throw this.truncated(run.position + n);
+    }
+    return { bytes, offsets };
+  }
+
+  /**
    * One positional read per run of adjacent rows, all issued at once: libuv's thread pool
    * serves them in parallel while the main thread keeps training.
    */
   private fetchFromFile(indices: ArrayLike<number>): Promise<RawRows> {
-    const order = Array.from({ length: indices.length }, (_, k) => k).sort((a, b) => indices[a] - indices[b]);
-    const bytes = alignedBytes(indices.length * this.bytesPerRow);
-    const offsets = new Float64Array(indices.length);
-    const runs: Array<{ row: number; count: number; at: number }> = [];
-    for (let s = 0; s < order.length; s++) {
-      const row = indices[order[s]];
-      offsets[order[s]] = s * this.bytesPerRow;
-      const last = runs[runs.length - 1];
-      if (last && last.row + last.count === row) last.count++;
-      else runs.push({ row, count: 1, at: s * this.bytesPerRow });
-    }
+    const { bytes, offsets, runs } = this.planReads(indices);
     const fd = this.file();
     return new Promise((resolve, reject) => {
       let pending = runs.length;
       let failed = false;
       if (pending === 0) resolve({ bytes, offsets });
-      for (const run of runs) {
-        const length = run.count * this.bytesPerRow;
-        const position = run.row * this.bytesPerRow;
-        read(fd, bytes, run.at, length, position, (err, n) => {
+      for (const { at, length, position } of runs) {
+        read(fd, bytes, at, length, position, (err, n) => {
           if (failed) return;
           if (err || n !== length) {
             failed = true;
@@ -162,6 +166,24 @@ export class ActivationStore {
         });
       }
     });
+  }
+
+  /** Rows sorted by position, adjacent ones coalesced: where each read lands in one buffer. */
+  private planReads(indices: ArrayLike<number>) {
+    const order = Array.from({ length: indices.length }, (_, k) => k).sort((a, b) => indices[a] - indices[b]);
+    const bytes = alignedBytes(indices.length * this.bytesPerRow);
+    const offsets = new Float64Array(indices.length);
+    const runs: Array<{ at: number; length: number; position: number }> = [];
+    let prevRow = -2;
+    for (let s = 0; s < order.length; s++) {
+      const row = indices[order[s]];
+      const at = s * this.bytesPerRow;
+      offsets[order[s]] = at;
+      if (row === prevRow + 1) runs[runs.length - 1].length += this.bytesPerRow;
+      else runs.push({ at, length: this.bytesPerRow, position: row * this.bytesPerRow });
+      prevRow = row;
+    }
+    return { bytes, offsets, runs };
   }
 
   private data(): Uint8Array {

@@ -1,0 +1,33 @@
+/**
+ * Batch-assembly worker thread: reads the requested rows of a store (positional reads through
+ * the page cache) and converts them to float32, off the main thread, so that the conversion of
+ * the next batches overlaps the training step instead of adding to it.
+ *
+ * Protocol: {id, indices: Int32Array, scale} -> {id, batch: Float32Array (transferred)} | {id, error}.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { openStore } from './store.js';
+
+export interface BatchRequest {
+  id: number;
+  indices: Int32Array;
+  scale: number;
+}
+
+export type BatchReply = { id: number; batch: Float32Array } | { id: number; error: string };
+
+const port = parentPort;
+if (!port) throw new Error('loader worker: must run as a worker thread');
+// Positional reads, never an in-memory copy per worker: the page cache is shared, copies are not.
+const store = openStore((workerData as { dir: string }).dir, { maxInMemoryBytes: 0 });
+
+port.on('message', (req: BatchRequest) => {
+  try {
+    const raw = store.fetchSync(req.indices);
+    const batch = new Float32Array(req.indices.length * store.d);
+    store.decode(raw, batch, req.scale);
+    port.postMessage({ id: req.id, batch } satisfies BatchReply, [batch.buffer]);
+  } catch (e) {
+    port.postMessage({ id: req.id, error: (e as Error).message } satisfies BatchReply);
+  }
+});
