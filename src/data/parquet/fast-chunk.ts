@@ -45,16 +45,18 @@ const scratch = new Scratch();
 /**
  * Decodes a whole column chunk (`bytes` = the chunk, from its first page header).
  * `rows` (the row group's row count) and `d` (if known) are checked; `firstRow` is only
- * used to number rows in error messages.
+ * used to number rows in error messages. `alloc(n)` gives the output array (>= n values of the
+ * column's element type), so that callers can reuse buffers.
  */
 export function decodeChunkFast(
   bytes: Uint8Array,
   meta: ColumnMetaData,
   layout: ColumnLayout,
   expect: { rows: number; d?: number; firstRow: number },
+  alloc: (n: number) => NativeValues = (n) => allocValues(layout.element, n),
 ): DecodedChunk {
   const totalLevels = Number(meta.num_values);
-  const values = allocValues(layout.element, totalLevels);
+  const values = alloc(totalLevels);
   const rowChecker = new RowChecker(layout.maxDef, expect.d, expect.firstRow);
   const reader = { view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), offset: 0 };
   let dictionary: Dictionary | undefined;

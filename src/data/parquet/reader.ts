@@ -10,7 +10,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import type { AsyncBuffer, ColumnMetaData, FileMetaData } from 'hyparquet';
 import { asyncBufferFromFile, parquetMetadataAsync } from 'hyparquet';
 import { resolveColumn, type ColumnLayout } from './column-layout.js';
-import { UnsupportedLayoutError, decodeChunkFast, type NativeValues } from './fast-chunk.js';
+import { UnsupportedLayoutError, allocValues, decodeChunkFast, type NativeValues } from './fast-chunk.js';
 import { decodeRowGroupGeneric } from './generic-chunk.js';
 
 export interface RowGroupData {
@@ -30,6 +30,16 @@ export interface RowGroupData {
 const TYPED_ENCODINGS = new Set(['PLAIN', 'PLAIN_DICTIONARY', 'RLE_DICTIONARY', 'RLE']);
 
 export class ParquetColumnFile {
+  /**
+   * Buffers reused across row groups, so that memory is bounded by the row group size and does
+   * not depend on when the GC frees 32 MB arrays: one for the compressed chunk (only used while
+   * decoding) and two for decoded values, alternating, so a group's values stay valid while the
+   * next group is decoded (the store writer overlaps writing one with decoding the next).
+   */
+  private chunkBuffer = new Uint8Array(0);
+  private valueBuffers: NativeValues[] = [];
+  private nextValueBuffer = 0;
+
   private constructor(
     readonly path: string,
     readonly metadata: FileMetaData,
@@ -71,7 +81,10 @@ export class ParquetColumnFile {
     return Number(this.metadata.row_groups[group].num_rows);
   }
 
-  /** Decodes row group `group`; `d`, if given, is enforced. Errors name the file and row group. */
+  /**
+   * Decodes row group `group`; `d`, if given, is enforced. Errors name the file and row group.
+   * The returned values are valid until the second-next call (two alternating buffers).
+   */
   async readRowGroup(group: number, d?: number): Promise<RowGroupData> {
     const firstRow = this.metadata.row_groups.slice(0, group).reduce((s, g) => s + Number(g.num_rows), 0);
     const rows = this.rowsInGroup(group);
@@ -81,7 +94,7 @@ export class ParquetColumnFile {
       if (meta.encodings.every((e) => TYPED_ENCODINGS.has(e))) {
         const bytes = await this.readChunk(meta);
         try {
-          const decoded = decodeChunkFast(bytes, meta, this.layout, { rows, d, firstRow });
+          const decoded = decodeChunkFast(bytes, meta, this.layout, { rows, d, firstRow }, (n) => this.valueBuffer(n));
           return { group, firstRow, ...decoded, decoder: 'typed', compressedBytes };
         } catch (err) {
           if (!(err instanceof UnsupportedLayoutError)) throw err;
@@ -97,6 +110,14 @@ export class ParquetColumnFile {
 
   async close(): Promise<void> {
     await this.handle.close();
+  }
+
+  /** The next of the two alternating value buffers, grown to at least n values. */
+  private valueBuffer(n: number): NativeValues {
+    const slot = this.nextValueBuffer;
+    this.nextValueBuffer = 1 - slot;
+    if ((this.valueBuffers[slot]?.length ?? -1) < n) this.valueBuffers[slot] = allocValues(this.layout.element, n);
+    return this.valueBuffers[slot];
   }
 
   private columnMeta(group: number): ColumnMetaData {
@@ -117,7 +138,8 @@ export class ParquetColumnFile {
     if (start < 4 || start + length > this.size) {
       throw new Error(`column chunk bytes ${start}..${start + length} lie outside the file (${this.size} bytes)`);
     }
-    const bytes = new Uint8Array(length);
+    if (this.chunkBuffer.length < length) this.chunkBuffer = new Uint8Array(length);
+    const bytes = this.chunkBuffer.subarray(0, length);
     const { bytesRead } = await this.handle.read(bytes, 0, length, start);
     if (bytesRead !== length) throw new Error(`short read: ${bytesRead} of ${length} bytes at ${start}`);
     return bytes;
