@@ -21,7 +21,7 @@
  * chunk size, and the same seed gives the same rows, bit for bit. Cost per row is
  * O(L0 * d + d) (noise), not O(nFeatures).
  */
-import { Rng } from './loader/rng.js';
+import { Rng, addGaussian } from './loader/rng.js';
 
 export interface SyntheticSpec {
   d: number;
@@ -184,8 +184,9 @@ export class SyntheticGenerator {
       const { start, end } = this.members(g);
       for (let j = start; j < end; j++) this.fireFeature(j, jointRows, r0, r1, acc);
     }
-    for (let k = 0; k < n * d; k++) {
-      out[outOffset + k] = acc[k] + this.bias[k % d] + (noiseStd === 0 ? 0 : noiseStd * this.noise.normal());
+    if (noiseStd > 0) addGaussian(this.noise, acc, n * d, noiseStd);
+    for (let r = 0; r < n; r++) {
+      for (let i = 0; i < d; i++) out[outOffset + r * d + i] = acc[r * d + i] + this.bias[i];
     }
     this.rowsDone = r1;
   }

@@ -85,6 +85,20 @@ export class Rng {
   }
 }
 
+/**
+ * Adds std * N(0, 1) deviates to dst[0..n), in a tight Box-Muller loop on 32-bit uniforms
+ * (noise does not need 53-bit ones): about twice as fast as calling normal() per value.
+ */
+export function addGaussian(rng: Rng, dst: Float32Array | Float64Array, n: number, std: number): void {
+  const inv32 = 1 / 4294967296;
+  for (let i = 0; i < n; i += 2) {
+    const r = std * Math.sqrt(-2 * Math.log((rng.nextU32() + 0.5) * inv32));
+    const theta = 2 * Math.PI * rng.nextU32() * inv32;
+    dst[i] += r * Math.cos(theta);
+    if (i + 1 < n) dst[i + 1] += r * Math.sin(theta);
+  }
+}
+
 function rotl(x: number, k: number): number {
   return (x << k) | (x >>> (32 - k));
 }
