@@ -52,6 +52,7 @@ export default defineStage({
     const { writeHubLayoutParquetStream } = await import('../data/parquet/write-hub-layout.js');
     const p = ctx.params;
     const nFeatures = p.n_features ?? 8 * p.d;
+    if (p.files > p.rows) throw new Error(`synthetic-activations: files=${p.files} is more than rows=${p.rows} (a file would be empty)`);
     const gen = new SyntheticGenerator({
       d: p.d,
       nFeatures,

@@ -121,3 +121,8 @@ function concat(parts: Float32Array[]): Float32Array {
   }
   return out;
 }
+
+test('stage: bad sizes are refused with the field named', async () => {
+  await assert.rejects(runStageDirect(stage, { d: 8, rows: 3, files: 4 }), /files=4 is more than rows=3/);
+  await assert.rejects(runStageDirect(stage, { d: 8, rows: 10, n_features: 4, mean_active: 5 }), /mean_active must be in \(0, n_features=4\], got 5/);
+});
