@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,10 +15,17 @@ const within = (v: number, expected: number, rel: number, k: string) =>
   assert.ok(Math.abs(v - expected) <= rel * expected, `${k} = ${v}, expected ${expected} within ${rel * 100}%`);
 
 test('pipelines/chinchilla-refit.yaml reproduces Besiroglu et al. through the CLI', () => {
-  const artifacts = mkdtempSync(join(tmpdir(), 'chinchilla-refit-'));
+  // The runner writes a lock file beside the pipeline: run a copy laid out like the
+  // repository (pipelines/ and data/chinchilla/), so the test leaves the checkout untouched.
+  const work = mkdtempSync(join(tmpdir(), 'chinchilla-refit-'));
+  mkdirSync(join(work, 'pipelines'));
+  mkdirSync(join(work, 'data', 'chinchilla'), { recursive: true });
+  copyFileSync(join(root, 'pipelines', 'chinchilla-refit.yaml'), join(work, 'pipelines', 'chinchilla-refit.yaml'));
+  copyFileSync(join(root, 'data', 'chinchilla', 'svg_extracted_data.csv'), join(work, 'data', 'chinchilla', 'svg_extracted_data.csv'));
+  const artifacts = join(work, 'artifacts');
   // stdout carries `show --json`; the run summary goes to stderr: return both.
   const cli = (...args: string[]) => {
-    const r = spawnSync(process.execPath, [join(root, 'dist', 'src', 'cli.js'), ...args, '--artifacts', artifacts, '--set', 'bootstrap=20'], { cwd: root, encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [join(root, 'dist', 'src', 'cli.js'), ...args, '--artifacts', artifacts, '--set', 'bootstrap=20'], { cwd: work, encoding: 'utf8' });
     assert.equal(r.status, 0, `pipeline ${args.join(' ')} failed:\n${r.stdout}\n${r.stderr}`);
     return { out: r.stdout, all: r.stdout + r.stderr };
   };
