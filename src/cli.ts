@@ -175,7 +175,10 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'exec': {
       const [spec] = positionals(p, verb, 1, 1);
-      return cmd.execCommand(spec, await stageTypes());
+      const code = await cmd.execCommand(spec, await stageTypes());
+      // The result has been delivered; the open IPC channel (or a handle a stage library
+      // leaves behind) must not keep the child alive.
+      process.exit(code);
     }
   }
   return 2;
