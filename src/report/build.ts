@@ -105,7 +105,7 @@ function capitalise(s: string): string {
 class UniqueNames {
   private used = new Set<string>();
   take(base: string): string {
-    const safe = base.replace(/[^A-Za-z0-9_.-]+/g, '_');
+    const safe = base.replace(/[^A-Za-z0-9_.-]+/g, '-').replace(/^-+|-+$/g, '') || 'plot';
     let name = `${safe}.svg`;
     for (let i = 2; this.used.has(name); i++) name = `${safe}-${i}.svg`;
     this.used.add(name);

@@ -306,7 +306,7 @@ export function trainingCurvesSpec(runs: LoadedRun[], title: string): Spec {
       data: { values: rows },
       mark: { type: 'line', strokeWidth: 1.6, point: rows.length < 60 ? { size: 18, filled: true } : false },
       encoding: {
-        x: { field: 'step', type: 'quantitative', axis: { title: axisLabel('step', 'step'), format: maxStep >= 1e4 ? '~s' : 'd' } },
+        x: { field: 'step', type: 'quantitative', scale: { zero: true }, axis: { title: axisLabel('step', 'step'), format: maxStep >= 1e4 ? '~s' : 'd' } },
         y: {
           field: 'value',
           type: 'quantitative',

@@ -81,6 +81,7 @@ const EVAL_LABELS: Record<string, string> = {
   step: 'evaluated at step',
   rows: 'held-out rows evaluated',
   loss: 'held-out loss (MSE + λ·L0)',
+  total_loss: 'held-out loss (MSE + λ·L0)',
   mse: 'reconstruction MSE (per vector, normalised units)',
   l0: 'L0 (active latents per vector)',
   fvu: 'FVU (fraction of variance unexplained)',
