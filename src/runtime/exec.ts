@@ -49,5 +49,8 @@ export async function execSpec(specFile: string, stageTypes: StageType<any>[]): 
     process.stderr.write(`${(e as Error).stack ?? message}\n`);
     if (process.send) await new Promise<void>((resolve) => process.send!({ type: 'error', message } satisfies ChildMessage, () => resolve()));
     return 1;
+  } finally {
+    // The IPC channel would keep this process alive after the stage is done.
+    if (process.connected) process.disconnect();
   }
 }

@@ -296,7 +296,8 @@ function expandStage(p: Pipeline, node: StageNode): void {
   const matrixUsed = new Set<string>();
   for (const [key, raw] of Object.entries(node.decl.matrix ?? {})) {
     const ptr = pointerOf(['stages', node.id, 'matrix', key]);
-    const values = typeof raw === 'string' ? substituteStatic(raw, ptr, { pipeline: p, node, used: matrixUsed }, []) : raw;
+    // The axis may be a reference to a list param, or a list whose items reference params.
+    const values = substituteStatic(raw as Json, ptr, { pipeline: p, node, used: matrixUsed }, []);
     if (!Array.isArray(values) || values.length === 0 || values.some((v) => v === null || typeof v === 'object')) {
       throw new PipelineError(`stage ${node.id} matrix.${key}: must be a non-empty list of scalar values, got ${JSON.stringify(values)}`, p.positions.at(ptr));
     }

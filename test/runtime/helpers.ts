@@ -43,7 +43,7 @@ export function makeProject(prefix = 'rt-'): Project {
 
 /** Shell snippet that records one execution of `name` (PIPELINE_DIR is <project>/pipelines). */
 export function count(name: string): string {
-  return `echo x >> "$PIPELINE_DIR/../counts/${name}"`;
+  return `echo x >> $PIPELINE_DIR/../counts/${name}`;
 }
 
 export interface CliResult {
