@@ -11,14 +11,16 @@
  *   no-op      everything cached (median of --repeats)
  *   one-param  one stage's param changed to a fresh value: that stage and its
  *              dependents re-run (median of --repeats; each repeat a new value)
- * Wall-clock of the whole command, process start included. Snakemake runs with
+ * Wall-clock of the whole command, process start included, and its CPU time (user+sys,
+ * children included; steadier than wall on a shared machine). Snakemake runs with
  * `--cores J` and its default rerun triggers (7.21: mtime, params, input, software-env,
  * code), so a changed config value re-runs the rule, as `--set` does for ours.
  * `--profile` (also done automatically when the no-op misses its target) runs our
- * no-op once more under `node --cpu-prof` and prints where the time goes.
+ * no-op once more under `node --cpu-prof` and prints where the time goes; the step-by-step
+ * lines (interpreter, imports, validate, run) say the same by subtraction.
  */
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -211,8 +213,7 @@ function profileNoop(w: Workload, root: string, jobs: number): void {
 }
 
 function readdirProfile(dir: string): string {
-  const r = spawnSync('ls', [dir], { encoding: 'utf8' });
-  const name = r.stdout.split('\n').find((f) => f.endsWith('.cpuprofile'));
+  const name = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
   if (!name) throw new Error(`node --cpu-prof wrote no profile in ${dir}`);
   return join(dir, name);
 }
@@ -259,4 +260,9 @@ function main(): void {
   else rmSync(root, { recursive: true, force: true });
 }
 
-main();
+try {
+  main();
+} catch (e) {
+  console.error(`runtime bench: ${(e as Error).message}`);
+  process.exit(1);
+}
