@@ -268,6 +268,12 @@ describe('hf-download from the hub', () => {
     assertFilesMatch(run, { [BIG]: FILES[BIG] });
     assert.deepEqual(cdnRequests().map((r) => r.headers.range), ['bytes=64000-']);
     assert.ok(run.logs.some((l) => /resuming from byte 64000/.test(l)));
+
+    // Crashed after the download but before the runtime committed: nothing is fetched again.
+    hub.requests.length = 0;
+    const again = await download({ include: [BIG] }, { workDir });
+    assertFilesMatch(again, { [BIG]: FILES[BIG] });
+    assert.equal(cdnRequests().length + resolveRequests(BIG).length, 0);
   });
 
   test('repo_type model uses the model URLs; HF_ENDPOINT is read when no endpoint param', async () => {

@@ -3,6 +3,9 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Backoff, type HttpConfig, openRequest } from '../../src/data/hub/http.js';
 import { nextPageUrl } from '../../src/data/hub/api.js';
 import { HubError, RetryableError } from '../../src/data/hub/errors.js';
@@ -14,6 +17,19 @@ before(async () => {
     if (req.url === '/stall') {
       res.writeHead(200, { 'Content-Length': '1000' });
       return void res.write(Buffer.alloc(10));
+    }
+    if (req.url === '/long') {
+      // 32 MiB in 64 KiB writes, so the client reads many chunks.
+      res.writeHead(200, { 'Content-Length': String(512 * 65536) });
+      let sent = 0;
+      const more = (): void => {
+        while (sent < 512) {
+          sent++;
+          if (!res.write(Buffer.alloc(65536, sent & 0xff))) return void res.once('drain', more);
+        }
+        res.end();
+      };
+      return more();
     }
     res.writeHead(200, { 'Content-Length': '150000' });
     res.end(Buffer.alloc(150_000, 7));
@@ -55,6 +71,26 @@ test('an abort after the whole body arrived, before its end was read, still ends
     new Promise((r) => setTimeout(() => r('hung'), 2000)),
   ]);
   assert.ok(outcome === 'AbortError' || outcome === 'settled', `read ended: ${outcome}`);
+});
+
+test('chunks already read are not retained while the body streams (bounded memory)', async () => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const open = await openRequest(config(new AbortController().signal), `${base}/long`);
+  const firstChunks: WeakRef<Uint8Array>[] = [];
+  let bytes = 0;
+  let collectedMidway: boolean | undefined;
+  for await (const chunk of open.chunks()) {
+    if (firstChunks.length < 8) firstChunks.push(new WeakRef(chunk));
+    bytes += chunk.length;
+    if (collectedMidway === undefined && bytes > 16 * 1024 * 1024) {
+      await sleep(1); // WeakRef targets live until the current job ends
+      gc();
+      collectedMidway = firstChunks.every((r) => r.deref() === undefined);
+    }
+  }
+  assert.equal(bytes, 512 * 65536);
+  assert.equal(collectedMidway, true, 'the first chunks were garbage-collected before the body ended');
 });
 
 test('no data for timeoutMs is a retryable timeout', async () => {

@@ -78,23 +78,19 @@ export async function openRequest(
 
   // Every await on undici below is raced with our own abort: aborting a fetch whose body
   // has fully arrived but is not yet read can leave the stream's read() pending forever.
-  const stopped = new Promise<never>((_, reject) => {
-    controller.signal.addEventListener('abort', () => reject(new Error('request aborted')), { once: true });
-  });
-  stopped.catch(() => undefined); // only ever observed through Promise.race
+  const orAbort = <T>(p: Promise<T>) => raceAbort(p, controller.signal);
 
   armTimer();
   let response: Response;
   try {
-    response = await Promise.race([
+    response = await orAbort(
       fetch(url, {
         method: init.method ?? 'GET',
         headers: { ...authHeader(cfg, url), ...init.headers },
         redirect: 'manual',
         signal: controller.signal,
       }),
-      stopped,
-    ]);
+    );
   } catch (err) {
     throw classify(err, 'requesting');
   }
@@ -109,7 +105,7 @@ export async function openRequest(
       let finished = false;
       try {
         for (;;) {
-          const { done, value } = await Promise.race([reader.read(), stopped]);
+          const { done, value } = await orAbort(reader.read());
           if (done) break;
           armTimer();
           yield value;
@@ -132,6 +128,32 @@ export async function openRequest(
       response.body?.cancel().catch(() => undefined); // not awaited: it may never settle
     },
   };
+}
+
+/**
+ * `p`, or a rejection as soon as `signal` aborts. A listener per call, removed when `p`
+ * settles: racing every read against one long-lived promise would make that promise keep
+ * a reaction (and so every chunk read) alive until the request ends.
+ */
+function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    p.catch(() => undefined);
+    return Promise.reject(new Error('request aborted'));
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new Error('request aborted'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
 }
 
 /** The body as text, up to `maxBytes` (the rest is discarded). */
