@@ -2,6 +2,7 @@
  * `pipeline` command line: argument parsing only. Every verb is implemented in
  * src/runtime/commands.ts, imported lazily so that `--help` and `exec` stay fast.
  */
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const VERBS: Record<string, { usage: string; help: string; flags: Record<string, 'bool' | 'value' | 'list'> }> = {
@@ -126,6 +127,20 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const p = parse(verb, rest);
+  if (verb === 'run' && !p.flags.has('dry-run') && !p.flags.has('force') && !p.flags.has('verify') && p.positionals.length) {
+    // Nothing changed since the last run? Answered without loading the pipeline machinery.
+    const { tryNoopRun } = await import('./runtime/noop.js');
+    const progress = one(p, 'progress');
+    const code = await tryNoopRun({
+      file: p.positionals[0],
+      targets: p.positionals.slice(1),
+      set: sets(p),
+      artifacts: one(p, 'artifacts'),
+      progress: progress === 'tty' || progress === 'plain' ? progress : undefined,
+      codeDir: dirname(fileURLToPath(import.meta.url)),
+    });
+    if (code !== undefined) return code;
+  }
   const cmd = await import('./runtime/commands.js');
   const stageTypes = async () => (await import('./stages/index.js')).allStageTypes;
   switch (verb) {

@@ -3,8 +3,9 @@
  * process exit code: 0 ok, 1 a stage failed (or `show` of a stage not computed), 2 invalid
  * pipeline or usage, 130/143 interrupted by SIGINT/SIGTERM.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { dirname, join } from 'node:path';
 import { Artifacts, artifactsRoot } from './cache.js';
 import { EXIT, PipelineError } from './errors.js';
 import { formatValue } from './format.js';
@@ -17,6 +18,8 @@ import { ResourcePool, detectGpus, parseResources } from './resources.js';
 import { resolveNames, runPipeline, selectInstances, summarize } from './run.js';
 import { explainAll } from './status.js';
 import { lockHeldByLiveProcess } from './fsutil.js';
+import { findPipelineFile } from './project.js';
+import { codeDigest, dirListing, lockStat, snapshotArgs, snapshotPath, writeSnapshot } from './noop.js';
 import type { Json, StageType } from './stage.js';
 
 export interface Common {
@@ -26,12 +29,7 @@ export interface Common {
   stageTypes: StageType<any>[];
 }
 
-/** `pipeline run scaling.yaml` also finds `pipelines/scaling.yaml` (and `scaling` finds `scaling.yaml`). */
-export function findPipelineFile(arg: string): string {
-  const candidates = [arg, `${arg}.yaml`, `${arg}.yml`].flatMap((c) => [c, join('pipelines', c)]);
-  for (const c of candidates) if (existsSync(c) && statSync(c).isFile()) return resolve(c);
-  throw new PipelineError(`pipeline file ${arg} not found (also looked for pipelines/${arg})`);
-}
+export { findPipelineFile };
 
 function load(o: Common): Pipeline {
   return loadPipeline({ file: findPipelineFile(o.file), stageTypes: o.stageTypes, set: o.set });
@@ -92,9 +90,11 @@ export async function runCommand(o: RunOpts): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  const memo = new FileHashMemo(join(art.root, 'filehash.json'));
   let outcomes;
   try {
     outcomes = await runPipeline({
+      memo,
       pipeline: p,
       art,
       lockFile,
@@ -115,6 +115,18 @@ export async function runCommand(o: RunOpts): Promise<number> {
   reporter.close();
   if (interruptedBy) return interruptedBy === 'SIGINT' ? EXIT.sigint : EXIT.sigterm;
   const failed = outcomes.filter((x) => x.status === 'failed');
+  if (outcomes.every((x) => x.key) && !o.force.length && !o.verify) {
+    writeSnapshot(snapshotPath(art, p.file, snapshotArgs(o)), {
+      format: 'pipeline-noop/1',
+      pipeline: p.name,
+      files: p.sourceFiles.map((f): [string, string] => [f, createHash('sha256').update(readFileSync(f)).digest('hex')]),
+      code: codeDigest(dirname(o.cliPath)),
+      lock: lockStat(lockFile),
+      inputs: [...memo.seenFiles].map(([f, [size, mtime]]): [string, number, number] => [f, size, mtime]),
+      dirs: [...memo.seenDirs].map((d): [string, string] => [d, dirListing(d)]),
+      instances: outcomes.map((x): [string, string] => [x.instance.name, x.key!]),
+    });
+  }
   for (const f of failed) process.stderr.write(`FAILED ${f.instance.name}: ${f.error}${f.logFile ? `\n  log: ${f.logFile}` : ''}\n`);
   return failed.length ? EXIT.stageFailed : EXIT.ok;
 }

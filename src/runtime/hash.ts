@@ -55,6 +55,9 @@ interface MemoEntry {
 export class FileHashMemo {
   private entries: Record<string, MemoEntry> | undefined;
   private dirty = false;
+  /** Every input file and folder looked at, with the stats seen (for the no-op snapshot). */
+  readonly seenFiles = new Map<string, [number, number]>();
+  readonly seenDirs = new Set<string>();
   constructor(readonly path: string) {}
 
   private load(): Record<string, MemoEntry> {
@@ -81,7 +84,11 @@ export class FileHashMemo {
   /** Digest of a file or of a folder tree. Throws ENOENT if missing. */
   async digest(abs: string): Promise<string> {
     const st = statSync(abs);
-    if (!st.isDirectory()) return this.file(abs, st);
+    if (!st.isDirectory()) {
+      this.seenFiles.set(abs, [st.size, st.mtimeMs]);
+      return this.file(abs, st);
+    }
+    this.seenDirs.add(abs);
     const entries: Array<[string, string]> = [];
     for (const rel of listFiles(abs)) entries.push([rel, await this.file(join(abs, rel))]);
     return treeDigest(entries);

@@ -63,6 +63,8 @@ export interface Pipeline {
   byName: Map<string, Instance>;
   /** sha256 of the pipeline file and the files it extends. */
   digest: string;
+  /** Absolute paths of the pipeline file and the files it extends. */
+  sourceFiles: string[];
   positions: Positions;
 }
 
@@ -80,7 +82,8 @@ export function shownPath(abs: string): string {
 
 export function loadPipeline(opts: LoadOptions): Pipeline {
   const file = resolvePath(opts.file);
-  const { data, docs } = readChain(file, []);
+  const sourceFiles: string[] = [];
+  const { data, docs } = readChain(file, [], sourceFiles);
   const positions = new Positions(docs);
   const errors: PipelineError[] = [];
   const shown = shownPath(file);
@@ -102,6 +105,7 @@ export function loadPipeline(opts: LoadOptions): Pipeline {
     instances: [],
     byName: new Map(),
     digest: createHash('sha256').update(docs.map((d) => d.text).join('\0')).digest('hex'),
+    sourceFiles,
     positions,
   };
 
@@ -148,11 +152,12 @@ function* allInstances(p: Pipeline): Generator<Instance> {
 // ---------------------------------------------------------------------------------------------
 // Files and `extends:`
 
-function readChain(file: string, seen: string[]): { data: Record<string, unknown>; docs: SourceDoc[] } {
+function readChain(file: string, seen: string[], files: string[]): { data: Record<string, unknown>; docs: SourceDoc[] } {
   if (seen.includes(file)) {
     throw new PipelineError(`extends cycle: ${[...seen, file].map(shownPath).join(' -> ')}`);
   }
   const doc = readYamlFile(file, shownPath(file));
+  files.push(file);
   if (!isPlainObject(doc.data)) {
     throw new PipelineError('a pipeline file must be a mapping with a `stages:` key', { file: doc.file, line: 1, col: 1 });
   }
@@ -165,7 +170,7 @@ function readChain(file: string, seen: string[]): { data: Record<string, unknown
   const parentFile = resolvePath(dirname(file), parentRef);
   let parent: { data: Record<string, unknown>; docs: SourceDoc[] };
   try {
-    parent = readChain(parentFile, [...seen, file]);
+    parent = readChain(parentFile, [...seen, file], files);
   } catch (e) {
     if (e instanceof PipelineError && !e.pos) throw new PipelineError(e.message, new Positions([doc]).at('/extends'));
     throw e;

@@ -34,6 +34,8 @@ export interface RunOptions {
   launcher: Launcher;
   reporter: Reporter;
   signal: AbortSignal;
+  /** Input-file digests memo (the caller reads what it looked at, for the no-op snapshot). */
+  memo?: FileHashMemo;
 }
 
 export type Status = 'cached' | 'ran' | 'failed' | 'skipped' | 'interrupted';
@@ -43,6 +45,8 @@ export interface Outcome {
   status: Status;
   error?: string;
   logFile?: string;
+  /** Cache key, for instances that ended cached or ran. */
+  key?: string;
 }
 
 /** Targets (stage ids or instance names) and everything upstream of them, in topological order. */
@@ -70,7 +74,7 @@ export function resolveNames(p: Pipeline, names: string[], what: string): Instan
 
 export async function runPipeline(o: RunOptions): Promise<Outcome[]> {
   const { pipeline: p, art, reporter } = o;
-  const memo = new FileHashMemo(join(art.root, 'filehash.json'));
+  const memo = o.memo ?? new FileHashMemo(join(art.root, 'filehash.json'));
   const lockBefore = readLock(o.lockFile)?.instances ?? {};
   const lockUpdates = new Map<string, LockEntry>();
   const results = new Map<Instance, InstanceResult>();
@@ -89,7 +93,9 @@ export async function runPipeline(o: RunOptions): Promise<Outcome[]> {
   };
   const recordLock = (inst: Instance, ev: Evaluated, result: InstanceResult, soon: boolean) => {
     const entry: LockEntry = { ...ev.parts, outputs: result.manifest.digest };
-    if (sameJson(lockBefore[inst.name], entry)) return;
+    const prev = lockBefore[inst.name];
+    // The key already covers uses/version/params/inputs: compare it and the unhashed parts.
+    if (prev && prev.key === entry.key && prev.outputs === entry.outputs && sameJson(prev.upstream, entry.upstream) && sameJson(prev.pipelineParams, entry.pipelineParams)) return;
     lockUpdates.set(inst.name, entry);
     if (soon) flushTimer ??= setTimeout(flushLock, 1000);
   };
@@ -125,7 +131,7 @@ export async function runPipeline(o: RunOptions): Promise<Outcome[]> {
     results.set(inst, result);
     recordLock(inst, ev, result, false);
     reporter.finished(inst.name, 'cached');
-    return { instance: inst, status: 'cached' };
+    return { instance: inst, status: 'cached', key: ev.parts.key };
   };
 
   const runLocked = async (inst: Instance, ev: Evaluated, forced: boolean): Promise<Outcome> => {
@@ -192,7 +198,7 @@ export async function runPipeline(o: RunOptions): Promise<Outcome[]> {
       results.set(inst, result);
       recordLock(inst, ev, result, true);
       reporter.finished(inst.name, 'ran', undefined, Date.now() - started);
-      return { instance: inst, status: 'ran', logFile };
+      return { instance: inst, status: 'ran', logFile, key };
     } catch (e) {
       rmSync(tmp, { recursive: true, force: true });
       if (o.signal.aborted) {

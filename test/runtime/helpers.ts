@@ -78,3 +78,10 @@ export async function waitFor(cond: () => boolean, timeoutMs = 15_000): Promise<
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+/** `pipeline show ... --json`, parsed; fails with the CLI's stderr if it did not succeed. */
+export async function showJson(args: string[], cwd: string): Promise<Record<string, any>> {
+  const r = await cli(['show', ...args, '--json'], cwd);
+  if (r.code !== 0) throw new Error(`pipeline show ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}

@@ -4,9 +4,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cli, count, makeProject } from './helpers.js';
+import { cli, count, makeProject, showJson } from './helpers.js';
 
 /** a (param pa) -> b -> c; d independent; e reads a file input. */
 const CHAIN = `name: chain
@@ -90,9 +90,7 @@ test('a changed param re-runs exactly that stage and its dependents; inputs trac
   assert.match(r.stderr, /0 ran, 5 cached/);
 
   // show --json: one object of output paths; files hold what the commands wrote.
-  r = await cli(['show', 'chain', 'c', '--json'], p.dir);
-  assert.equal(r.code, 0, r.stderr);
-  assert.equal(readFileSync(JSON.parse(r.stdout).out, 'utf8'), '1\nb\n');
+  assert.equal(readFileSync((await showJson(['chain', 'c'], p.dir)).out, 'utf8'), '1\nb\n');
 
   // --force re-runs a cached stage; its unchanged output keeps dependents cached.
   r = await cli(['run', 'chain', '--force', 'a'], p.dir);
@@ -109,6 +107,18 @@ test('a changed param re-runs exactly that stage and its dependents; inputs trac
   assert.match(r.stdout, /would run\s+a: param pa 1 -> 3/);
   assert.match(r.stdout, /maybe run\s+c: upstream b not cached/);
   assert.deepEqual(counts(p), { a: 3, b: 2, c: 2, d: 2, e: 2 });
+
+  // The no-op fast path answers unchanged runs, and any edit of the file falls through it.
+  r = await cli(['run', 'chain'], p.dir);
+  r = await cli(['run', 'chain'], p.dir);
+  assert.match(r.stderr, /0 ran, 5 cached in .* \(nothing changed since the last run\)/);
+  writeFileSync(join(p.pipelines, 'chain.yaml'), CHAIN.replace('pa: 1,', 'pa: 5,'));
+  r = await cli(['run', 'chain'], p.dir);
+  assert.deepEqual(counts(p), { a: 4, b: 3, c: 3, d: 2, e: 2 });
+  rmSync(join(p.pipelines, 'chain.lock.json'));
+  r = await cli(['run', 'chain'], p.dir);
+  assert.doesNotMatch(r.stderr, /nothing changed/);
+  assert.ok(existsSync(join(p.pipelines, 'chain.lock.json')), 'a deleted lock file is written again');
 });
 
 test('early cutoff: an upstream that re-runs with identical output leaves dependents cached', async () => {
@@ -164,18 +174,14 @@ stages:
 `);
   let r = await cli(['run', 'base'], p.dir);
   assert.equal(r.code, 0, r.stderr);
-  r = await cli(['show', 'base', 'm', '--json'], p.dir);
-  assert.deepEqual(Object.keys(JSON.parse(r.stdout)), ['m[n=1,lr=1e-4]', 'm[n=2,lr=1e-4]']);
-  r = await cli(['show', 'base', 'total', '--json'], p.dir);
-  assert.equal(readFileSync(JSON.parse(r.stdout).t, 'utf8').trim(), '3');
-  r = await cli(['show', 'base', 'pick', '--json'], p.dir);
-  assert.equal(readFileSync(JSON.parse(r.stdout).p, 'utf8').trim(), '2');
+  assert.deepEqual(Object.keys(await showJson(['base', 'm'], p.dir)), ['m[n=1,lr=1e-4]', 'm[n=2,lr=1e-4]']);
+  assert.equal(readFileSync((await showJson(['base', 'total'], p.dir)).t, 'utf8').trim(), '3');
+  assert.equal(readFileSync((await showJson(['base', 'pick'], p.dir)).p, 'utf8').trim(), '2');
 
   r = await cli(['run', 'demo'], p.dir);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(p.count('m'), 4, 'sizes 3 and 4 are new; size 2 is shared with base through the cache');
-  r = await cli(['show', 'demo', 'total', '--json'], p.dir);
-  assert.equal(readFileSync(JSON.parse(r.stdout).t, 'utf8').trim(), '9');
+  assert.equal(readFileSync((await showJson(['demo', 'total'], p.dir)).t, 'utf8').trim(), '9');
   r = await cli(['show', 'demo', 'pick'], p.dir);
   assert.equal(r.code, 2, 'pick was removed by demo');
   assert.ok(existsSync(join(p.pipelines, 'demo.lock.json')));
@@ -226,8 +232,7 @@ test('bad input: exit 2 with a position, nothing runs; --set typing; unknown fil
   assert.match(r.stderr, /unknown param 'm'/);
   r = await cli(['run', 'ok', '--set', 'n=3'], p.dir);
   assert.equal(r.code, 0);
-  r = await cli(['show', 'ok', 's', '--json', '--set', 'n=3'], p.dir);
-  assert.equal(readFileSync(JSON.parse(r.stdout).n, 'utf8'), '3\n');
+  assert.equal(readFileSync((await showJson(['ok', 's', '--set', 'n=3'], p.dir)).n, 'utf8'), '3\n');
   p.write('pipelines/bad.yaml', 'stages:\n  s:\n    uses: shell\n    with: { cmd: 3, outptus: {} }\n');
   r = await cli(['validate', 'bad'], p.dir);
   assert.equal(r.code, 2);
