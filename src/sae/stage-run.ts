@@ -16,18 +16,23 @@ export type Params = Static<typeof TrainSaeParams>;
 /** Seed notebook: 128,000 steps when neither steps nor n_samples is given. */
 export const SEED_STEPS = 128_000;
 
-export function resolveSteps(p: Pick<Params, 'steps' | 'n_samples' | 'batch_size'>): number {
+export function resolveSteps(p: Pick<Params, 'steps' | 'n_samples' | 'max_n_samples' | 'batch_size'>): number {
   if (p.steps !== undefined && p.n_samples !== undefined) {
     throw new Error(`train-sae: give steps (${p.steps}) or n_samples (${p.n_samples}), not both`);
   }
-  if (p.n_samples !== undefined) return Math.max(1, Math.ceil(p.n_samples / p.batch_size));
-  return p.steps ?? SEED_STEPS;
+  // A data size extrapolated by a law can be far beyond what the run may spend: the cap wins.
+  const samples = p.n_samples === undefined ? undefined : Math.min(p.n_samples, p.max_n_samples ?? Infinity);
+  if (samples !== undefined) return Math.max(1, Math.ceil(samples / p.batch_size));
+  return Math.min(p.steps ?? SEED_STEPS, Math.ceil((p.max_n_samples ?? Infinity) / p.batch_size));
 }
 
 export async function runTrainSae(ctx: StageContext<Params>): Promise<StageOutputs> {
   const p = ctx.params;
   const at = (path: string) => resolve(ctx.pipelineDir, path);
   const steps = resolveSteps(p);
+  if (p.n_samples !== undefined && p.max_n_samples !== undefined && p.n_samples > p.max_n_samples) {
+    ctx.log(`n_samples ${p.n_samples.toPrecision(3)} capped at max_n_samples ${p.max_n_samples.toPrecision(3)}`);
+  }
   const data = openTrainData(at(p.store), p);
   if (p.d_in !== undefined && p.d_in !== data.dIn) {
     throw new Error(`train-sae: d_in=${p.d_in} but the store ${at(p.store)} has d=${data.dIn}`);

@@ -15,6 +15,7 @@ export const TrainSaeParams = Type.Object({
   batch_size: Type.Integer({ minimum: 1, default: 1024 }),
   steps: Type.Optional(Type.Integer({ minimum: 1, description: 'Training steps (seed: 128000). Give steps or n_samples, not both.' })),
   n_samples: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'Training vectors; steps = ceil(n_samples / batch_size).' })),
+  max_n_samples: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'Cap on the training vectors (e.g. the FLOP budget when n_samples comes from a fitted law).' })),
   lr: Type.Number({ exclusiveMinimum: 0, default: 7e-5 }),
   lr_warmup_steps: Type.Integer({ minimum: 0, default: 1000 }),
   lr_decay: Type.Union([Type.Literal('cosine'), Type.Literal('none')], { default: 'cosine', description: 'After warm-up: cosine to 0 at the last step, or constant.' }),
