@@ -47,6 +47,8 @@ export interface Faults {
   relativeLocation: boolean;
   /** The revision API answers a bare 404 (no X-Error-Code), like a mirror without it. */
   noRevisionApi: boolean;
+  /** Old repo ids (type:id) that answer 307 to the new id, as the hub does after a rename. */
+  renamed: Map<string, string>;
   /** Called on each CDN or direct body request, with the repo path (to move a branch mid-download). */
   onBodyRequest?: (path: string) => void;
 }
@@ -109,6 +111,7 @@ export async function startFakeHub(): Promise<FakeHub> {
     missingOnResolve: new Set(),
     relativeLocation: false,
     noRevisionApi: false,
+    renamed: new Map(),
   };
   const repos = new Map<string, FakeRepo>();
   const requests: LoggedRequest[] = [];
@@ -128,6 +131,17 @@ export async function startFakeHub(): Promise<FakeHub> {
     if (injected) {
       injected.times--;
       return sendError(res, injected.status, '', 'injected failure');
+    }
+    for (const [from, to] of faults.renamed) {
+      const [type, id] = from.split(':');
+      const newId = to.split(':')[1];
+      const prefixes = type === 'dataset' ? [`/api/datasets/${id}/`, `/datasets/${id}/`] : [`/api/models/${id}/`, `/${id}/`];
+      const prefix = prefixes.find((p) => url.pathname.startsWith(p));
+      if (prefix) {
+        const moved = prefix.replace(id, newId) + url.pathname.slice(prefix.length) + url.search;
+        res.writeHead(307, { Location: moved });
+        return void res.end();
+      }
     }
     const cdnMatch = /^\/cdn\/([^/]+)$/.exec(url.pathname);
     if (cdnMatch) return serveCdn(cdnMatch[1], req, res);

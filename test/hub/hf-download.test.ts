@@ -57,7 +57,7 @@ beforeEach(() => {
     noRevisionApi: false,
     onBodyRequest: undefined,
   });
-  for (const key of ['drop', 'stall', 'corrupt', 'missingOnResolve'] as const) hub.faults[key].clear();
+  for (const key of ['drop', 'stall', 'corrupt', 'missingOnResolve', 'renamed'] as const) hub.faults[key].clear();
 });
 
 function addRepo(files = FILES, opts: { type?: 'dataset' | 'model'; token?: string; id?: string } = {}): string {
@@ -141,6 +141,14 @@ describe('hf-download from the hub', () => {
     const run = await download();
     assert.equal(run.outputs.commit, sha);
     assert.ok(hub.requests.some((r) => r.method === 'HEAD' && r.url.includes('/resolve/main/')));
+    assertFilesMatch(run, FILES);
+  });
+
+  test('a renamed repository: API calls and resolves follow the 307 to the new name', async () => {
+    const sha = addRepo();
+    hub.faults.renamed.set(repoKey('dataset', 'old-owner/old-name'), repoKey('dataset', REPO));
+    const run = await download({ repo: 'old-owner/old-name' });
+    assert.equal(run.outputs.commit, sha);
     assertFilesMatch(run, FILES);
   });
 

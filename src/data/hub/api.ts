@@ -161,13 +161,32 @@ export class HubApi {
     ctx: FailureContext,
     opts: { method?: string; allow?: number[] },
   ): Promise<OpenResponse> {
-    const open = await openRequest(this.http, url, { method: opts.method, headers: { Accept: 'application/json' } });
+    const open = await this.openFollowingRedirects(url, opts);
     const retry = await retryableStatus(open, this.label);
     if (retry) throw retry;
     const { status } = open.response;
     const coded404 = status === 404 && open.response.headers.get('x-error-code');
     if ((status >= 200 && status < 300) || (opts.allow?.includes(status) && !coded404)) return open;
     throw await this.failure(open, ctx);
+  }
+
+  /**
+   * One request, following redirects (a renamed repository answers 307 to its new name)
+   * unless the caller asked for the redirect itself via `allow`.
+   */
+  private async openFollowingRedirects(
+    url: string,
+    opts: { method?: string; allow?: number[] },
+  ): Promise<OpenResponse> {
+    for (let hops = 0; ; hops++) {
+      const open = await openRequest(this.http, url, { method: opts.method, headers: { Accept: 'application/json' } });
+      const { status } = open.response;
+      const location = open.response.headers.get('location');
+      if (status < 300 || status >= 400 || !location || opts.allow?.includes(status)) return open;
+      await open.discard();
+      if (hops >= 10) throw new HubError(`too many redirects from ${redactUrl(url)}`);
+      url = new URL(location, url).toString();
+    }
   }
 
   /**
