@@ -2,8 +2,8 @@
  * Writes an activation store (format: /work/notes/formats.md, "activation-store/1"):
  * `data.bin` (rows * d values, row-major, little-endian float16 bits or float32) and
  * `store.json` (rows, d, dtype, sources with sha256). Rows are appended as they are decoded;
- * each write overlaps the decoding of the next block (at most one write in flight), so memory
- * stays bounded by two blocks. store.json is written last, by finish().
+ * each write (and its flush to disk) overlaps the decoding of the next block (at most one write
+ * in flight), so memory stays bounded by two blocks. store.json is written last, by finish().
  */
 import { open, writeFile, type FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
@@ -62,7 +62,9 @@ export class StoreWriter {
     const converted = this.convert(values);
     await this.pending; // one write in flight at most
     const bytes = new Uint8Array(converted.buffer, converted.byteOffset, converted.byteLength);
-    this.pending = this.writeAll(bytes);
+    // flush each block as it is written: the disk works while the next block is decoded,
+    // instead of one long fsync of the whole store at the end
+    this.pending = this.writeAll(bytes).then(() => this.handle.datasync());
     this.rows += rows;
   }
 
