@@ -37,7 +37,7 @@ export interface Faults {
   cdnUsesPerUrl: number;
   /** Answer 200 with the whole body even when a Range is asked. */
   ignoreRange: boolean;
-  /** The next `times` requests whose path matches answer `status`. */
+  /** The next `times` requests whose path matches answer `status` (0: reset the connection, no answer). */
   errors: Array<{ match: RegExp; times: number; status: number }>;
   /** Repo paths whose served bytes have one byte flipped (same size). */
   corrupt: Set<string>;
@@ -130,6 +130,7 @@ export async function startFakeHub(): Promise<FakeHub> {
     const injected = faults.errors.find((e) => e.times > 0 && e.match.test(url.pathname));
     if (injected) {
       injected.times--;
+      if (injected.status === 0) return void req.socket.destroy();
       return sendError(res, injected.status, '', 'injected failure');
     }
     for (const [from, to] of faults.renamed) {

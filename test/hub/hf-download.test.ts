@@ -243,13 +243,15 @@ describe('hf-download from the hub', () => {
     await assert.rejects(download(), /or its revision ".*" not found .*HTTP 404/);
   });
 
-  test('5xx once, then OK: retried with backoff; too many: a clear error', async () => {
+  test('5xx or a reset connection once, then OK: retried with backoff; too many: a clear error', async () => {
     addRepo();
     hub.faults.errors.push({ match: /\/tree\//, times: 1, status: 500 });
     hub.faults.errors.push({ match: /^\/cdn\//, times: 1, status: 503 });
+    hub.faults.errors.push({ match: /\/revision\//, times: 1, status: 0 });
     const run = await download();
     assertFilesMatch(run, FILES);
     assert.equal(run.logs.filter((l) => /HTTP 50[03]/.test(l)).length, 2, run.logs.join('\n'));
+    assert.equal(run.logs.filter((l) => /connection failed requesting .*\/revision\/main/.test(l)).length, 1);
     hub.faults.errors.push({ match: /\/revision\//, times: 10, status: 502 });
     await assert.rejects(download({ max_retries: 1 }), /giving up after 2 attempts.*HTTP 502/);
   });
