@@ -117,11 +117,24 @@ async function inputDigests(p: Pipeline, inst: Instance, params: Record<string, 
     try {
       statSync(abs);
     } catch {
-      throw new InstanceError(`stage ${inst.name}: input ${rel} not found (looked for ${abs})`, p.positions.at(`${inst.stage.pointer}/with`));
+      const at = pointerTo(inst.with, rel);
+      throw new InstanceError(`stage ${inst.name}: input ${rel} not found (looked for ${abs})`, p.positions.at(`${inst.stage.pointer}/with${at ?? ''}`));
     }
     out[rel] = await memo.digest(abs);
   }
   return out;
+}
+
+/** Pointer of the first string equal to `value` in a params tree (where an input path was written). */
+function pointerTo(v: Json, value: string, ptr = ''): string | undefined {
+  if (v === value) return ptr;
+  if (v && typeof v === 'object') {
+    for (const [k, x] of Object.entries(v)) {
+      const hit = pointerTo(x, value, `${ptr}/${k}`);
+      if (hit !== undefined) return hit;
+    }
+  }
+  return undefined;
 }
 
 function upstreamDigests(inst: Instance, results: Map<Instance, InstanceResult>): Record<string, string> {
