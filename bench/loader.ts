@@ -97,9 +97,11 @@ async function main(): Promise<void> {
     const memory = { maxInMemoryBytes: 2 ** 31 - 1 };
     const file = { maxInMemoryBytes: 0 };
     const runs: Array<[string, Parameters<typeof estimateRowsPerSecond>[1]]> = [
-      ['main thread, in memory             ', { workers: 0, store: memory }],
+      ['main thread, in memory, table      ', { workers: 0, store: { ...memory, simd: false } }],
+      ['main thread, in memory, SIMD       ', { workers: 0, store: memory }],
       ['main thread, async file reads      ', { workers: 0, store: file }],
-      ['1 worker thread (pread + convert)  ', { workers: 1 }],
+      ['1 worker thread, table             ', { workers: 1, store: { simd: false } }],
+      ['1 worker thread (pread + SIMD)     ', { workers: 1 }],
       ['2 worker threads                   ', { workers: 2 }],
       ['main thread + 10 ms sync step/batch', { workers: 0, store: file, stepMs: 10 }],
       ['1 worker    + 10 ms sync step/batch', { workers: 1, stepMs: 10 }],

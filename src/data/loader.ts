@@ -146,7 +146,7 @@ export class BatchLoader {
   /** One batch's rows as float32: in a worker thread, or read async and converted here. */
   private request(indices: Int32Array): Promise<Float32Array> {
     if (this.workers > 0) {
-      this.pool ??= new BatchWorkerPool(this.store.dir, this.workers);
+      this.pool ??= new BatchWorkerPool(this.store.dir, this.workers, this.store.simd);
       return this.pool.request(indices, this.scale);
     }
     return this.store.fetch(indices).then((raw) => {

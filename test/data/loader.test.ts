@@ -4,6 +4,7 @@ import { truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BatchLoader, openStore } from '../../src/data/loader.js';
 import { decodeHalf, encodeHalf, float16Table } from '../../src/data/loader/float16.js';
+import { halfRowsToFloatSimd, simdKernel } from '../../src/data/loader/float16-simd.js';
 import { rowIdStore, rowIds, writeTestStore } from './store-fixture.js';
 
 const D = 8;
@@ -47,11 +48,29 @@ test('float16 encoding rounds to nearest, ties to even, and saturates to infinit
   assert.ok(Number.isNaN(float16Table()[encodeHalf(NaN)]));
 });
 
+test('the SIMD float16 kernel equals the table bit for bit on all 65536 patterns, scaled or not', () => {
+  assert.ok(simdKernel(), 'Node 20 has WebAssembly SIMD');
+  const t = float16Table();
+  const halves = Uint16Array.from({ length: 65536 + 3 }, (_, i) => (i - 3) & 0xffff);
+  const starts = Array.from({ length: 65536 / 256 }, (_, r) => 3 + r * 256); // unaligned rows
+  for (const scale of [1, 1 / 3.4, -7.25e-3, 1e30]) {
+    const out = new Float32Array(65536);
+    assert.equal(halfRowsToFloatSimd(halves, starts, 256, out, scale), true);
+    for (let h = 0; h < 65536; h++) {
+      const want = Math.fround(t[h] * scale);
+      if (!(Object.is(out[h], want) || (Number.isNaN(want) && Number.isNaN(out[h])))) {
+        assert.fail(`pattern ${h.toString(16)} scale ${scale}: ${out[h]} != ${want}`);
+      }
+    }
+  }
+  assert.equal(halfRowsToFloatSimd(halves, [0], 12, new Float32Array(12), 1), false, 'd not a multiple of 8: table path');
+});
+
 test('a float16 store is read back exactly, including subnormals, inf and nan', () => {
   const special = [0, -0, 2 ** -24, 1023 * 2 ** -24, 2 ** -14, 1, -2, 65504, Infinity, -Infinity, NaN, 0.333251953125, -1e-7, 3, 4, 5];
   const dir = writeTestStore(Float32Array.from(special), D);
-  for (const maxInMemoryBytes of [1 << 20, 0]) {
-    const store = openStore(dir, { maxInMemoryBytes });
+  for (const [maxInMemoryBytes, simd] of [[1 << 20, true], [0, true], [0, false]] as const) {
+    const store = openStore(dir, { maxInMemoryBytes, simd });
     const got = store.readRows(0, 2);
     const want = special.map((v) => (v === -1e-7 ? -2 * 2 ** -24 : v)); // -1e-7 rounds to the subnormal -2^-23
     assert.deepEqual(Array.from(got), want);
@@ -123,14 +142,14 @@ test('state/restore continues exactly, also across an epoch boundary and from a 
   assert.throws(() => new BatchLoader(store, { ...opts, split: 'train', evalRows: 10 }).restore(state), /split of 50 rows/);
 });
 
-test('prefetch depth, worker threads and the file/memory read paths do not change what is delivered', async () => {
+test('prefetch depth, worker threads, SIMD/table and the file/memory read paths do not change what is delivered', async () => {
   const dir = rowIdStore(300, D);
   const opts = { batchSize: 32, seed: 5, evalRows: 44, scale: 0.5 };
   const reference = await take(new BatchLoader(openStore(dir), { ...opts, prefetch: 0, workers: 0 }), 12);
   for (const prefetch of [1, 4]) {
     for (const workers of [0, 1, 2]) {
       for (const maxInMemoryBytes of [1 << 20, 0]) {
-        const store = openStore(dir, { maxInMemoryBytes });
+        const store = openStore(dir, { maxInMemoryBytes, simd: workers !== 2 });
         assert.equal(store.inMemory, maxInMemoryBytes > 0);
         const loader = new BatchLoader(store, { ...opts, prefetch, workers });
         assert.deepEqual(await take(loader, 12), reference, `prefetch ${prefetch} workers ${workers} in memory ${store.inMemory}`);

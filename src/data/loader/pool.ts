@@ -23,6 +23,7 @@ export class BatchWorkerPool {
   constructor(
     private readonly dir: string,
     size: number,
+    private readonly simd = true,
   ) {
     for (let i = 0; i < size; i++) this.workers.push(this.start());
   }
@@ -48,7 +49,7 @@ export class BatchWorkerPool {
   }
 
   private start(): Worker {
-    const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: { dir: this.dir } });
+    const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: { dir: this.dir, simd: this.simd } });
     worker.unref();
     this.inFlight.set(worker, 0);
     worker.on('message', (reply: BatchReply) => {

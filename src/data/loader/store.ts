@@ -13,6 +13,7 @@ import { closeSync, existsSync, fstatSync, openSync, read, readFileSync, readSyn
 import { endianness } from 'node:os';
 import { join } from 'node:path';
 import { halfToFloat } from './float16.js';
+import { halfRowsToFloatSimd } from './float16-simd.js';
 
 export type StoreDtype = 'float16' | 'float32';
 
@@ -40,6 +41,8 @@ export interface RawRows {
 export interface OpenStoreOptions {
   /** Stores whose data.bin is at most this large are read into memory once. Default 512 MiB. */
   maxInMemoryBytes?: number;
+  /** Convert float16 with the WebAssembly SIMD kernel where available (else the lookup table). Default true. */
+  simd?: boolean;
 }
 
 export const DEFAULT_MAX_IN_MEMORY_BYTES = 512 * 1024 * 1024;
@@ -52,6 +55,8 @@ export class ActivationStore {
   readonly dataPath: string;
   /** Whether rows are served from memory (small store) or from positional file reads. */
   readonly inMemory: boolean;
+  /** Whether float16 is converted by the SIMD kernel (when the engine has it). */
+  readonly simd: boolean;
   private memory?: Uint8Array;
   private fd?: number;
 
@@ -67,6 +72,7 @@ export class ActivationStore {
     this.dataPath = join(dir, 'data.bin');
     const limit = options.maxInMemoryBytes ?? DEFAULT_MAX_IN_MEMORY_BYTES;
     this.inMemory = this.rows * this.bytesPerRow <= limit;
+    this.simd = options.simd ?? true;
   }
 
   /**
@@ -109,7 +115,9 @@ export class ActivationStore {
     const { bytes, offsets } = raw;
     if (this.dtype === 'float16') {
       const halves = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 1);
-      for (let k = 0; k < offsets.length; k++) halfToFloat(halves, offsets[k] / 2, out, k * d, d, scale);
+      const starts = offsets.map((o) => o / 2);
+      if (this.simd && halfRowsToFloatSimd(halves, starts, d, out, scale)) return;
+      for (let k = 0; k < offsets.length; k++) halfToFloat(halves, starts[k], out, k * d, d, scale);
     } else {
       const floats = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 2);
       for (let k = 0; k < offsets.length; k++) {

@@ -19,7 +19,8 @@ export type BatchReply = { id: number; batch: Float32Array } | { id: number; err
 const port = parentPort;
 if (!port) throw new Error('loader worker: must run as a worker thread');
 // Positional reads, never an in-memory copy per worker: the page cache is shared, copies are not.
-const store = openStore((workerData as { dir: string }).dir, { maxInMemoryBytes: 0 });
+const { dir, simd } = workerData as { dir: string; simd: boolean };
+const store = openStore(dir, { maxInMemoryBytes: 0, simd });
 
 port.on('message', (req: BatchRequest) => {
   try {
