@@ -8,6 +8,8 @@
  * - large stores (the real dataset is 2.7 GB) are read with positional reads on one file
  *   descriptor, issued all at once on libuv's thread pool (rows sorted, adjacent rows coalesced
  *   into one read), so the reads of the next batches overlap the caller's training step.
+ * float16 rows are converted by a WebAssembly SIMD kernel (float16-simd.ts), or by a 65536-entry
+ * table where SIMD is missing or d is not a multiple of 8; both give the same bits.
  */
 import { closeSync, existsSync, fstatSync, openSync, read, readFileSync, readSync } from 'node:fs';
 import { endianness } from 'node:os';
