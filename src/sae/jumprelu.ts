@@ -181,7 +181,11 @@ export class JumpReluSae {
     const f = z.mul(s);
     const err = tf.matMul(f, W_dec).add(b_dec).sub(x);
     const rec = err.square().sum().div(B);
-    const fired = s.sum(0);
+    // Column sums over the batch as [1, B] x [B, n] matMuls: tfjs reduces axis 0 by
+    // transposing first, which on wasm costs more than the product.
+    const ones = tf.ones([1, B]);
+    const colSum = (m: Tensor) => tf.matMul(ones, m).reshape([-1]);
+    const fired = colSum(s);
     const l0 = fired.sum().div(B);
     // Backward. g = d rec / d x_hat.
     const g = err.mul(2 / B);
@@ -190,7 +194,7 @@ export class JumpReluSae {
     const df = tf.matMul(g, tf.transpose(W_dec));
     const dz = df.mul(s); // the gate passes no gradient to z (straight-through: zero)
     const W_enc_grad = tf.matMul(tf.transpose(xc), dz);
-    const b_enc_grad = dz.sum(0);
+    const b_enc_grad = colSum(dz);
     // b_dec: the output bias, and (when subtracted from the input) the encoder path:
     // sum_b (dz W_enc^T) = W_enc (sum_b dz), a matrix-vector product instead of a matMul.
     let b_dec_grad = g.sum(0);
@@ -200,9 +204,9 @@ export class JumpReluSae {
     // Threshold: s enters the loss through f = z * s (incoming grad df * z) and through L0
     // (incoming grad lambda / B). The seed's rectangle kernel: d s / d thr = -1/bw where
     // |relu(z) - thr| < bw/2, else 0.
-    const inWindow = z.relu().sub(thr).abs().less(bw / 2);
-    const ds = df.mul(z).add(lambda / B);
-    const thrGrad = tf.where(inWindow, ds, tf.zerosLike(ds)).sum(0).mul(-1 / bw);
+    // sum_b K (df z + lambda/B) = -1/bw [sum_b w df z + lambda/B sum_b w], w the window indicator.
+    const inWindow = z.relu().sub(thr).abs().less(bw / 2).cast('float32');
+    const thrGrad = colSum(inWindow.mul(df).mul(z)).add(colSum(inWindow).mul(lambda / B)).mul(-1 / bw);
     const log_threshold_grad = thrGrad.mul(thr);
     const grads: Record<ParamName, Tensor> = {
       W_enc: W_enc_grad, b_enc: b_enc_grad, W_dec: W_dec_grad, b_dec: b_dec_grad, log_threshold: log_threshold_grad,

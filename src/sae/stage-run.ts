@@ -60,7 +60,7 @@ export async function runTrainSae(ctx: StageContext<Params>): Promise<StageOutpu
     const r = await trainSae({
       dSae: p.d_sae, batchSize: p.batch_size, steps, lr: p.lr, lrWarmupSteps: p.lr_warmup_steps, lrDecay: p.lr_decay,
       l0Coefficient: p.l0_coefficient, l0WarmupSteps: p.l0_warmup_steps ?? steps, bandwidth: p.bandwidth,
-      thresholdInit: p.threshold_init, applyBDecToInput: p.apply_b_dec_to_input, seed: p.seed, backend: p.backend,
+      thresholdInit: p.threshold_init, applyBDecToInput: p.apply_b_dec_to_input, seed: p.seed, backend: p.backend, workers: p.workers,
       logEvery: p.log_every, deadWindowSamples: p.dead_window_samples, checkpointEvery: p.checkpoint_every,
       normScale: p.norm_scale, maxLoss: p.max_loss,
       maxMemoryBytes: p.max_memory_gb === undefined ? undefined : p.max_memory_gb * 2 ** 30,
@@ -69,7 +69,7 @@ export async function runTrainSae(ctx: StageContext<Params>): Promise<StageOutpu
         config: { ...p, steps, n_samples: steps * p.batch_size } },
     }, data, ctx);
     return {
-      sae: r.saeDir, metrics: r.metricsFile, eval: { ...r.eval }, loss: r.eval.mse, fvu: r.eval.fvu, l0: r.eval.l0,
+      sae: r.saeDir, metrics: r.metricsFile, eval: { ...r.eval }, loss: r.eval.total_loss, mse: r.eval.mse, fvu: r.eval.fvu, l0: r.eval.l0,
       d_sae: p.d_sae, n_samples: steps * p.batch_size, steps, lr: p.lr, backend: r.backend,
     };
   } finally {

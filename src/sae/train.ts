@@ -8,7 +8,9 @@ import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { totalmem } from 'node:os';
 import { selectBackend, type BackendName } from './backend.js';
-import { JumpReluSae, initialWeights, estimateTrainingBytes, type SaeConfig, type SaeWeights } from './jumprelu.js';
+import { JumpReluSae, initialWeights, estimateTrainingBytes, type AdamState, type SaeConfig, type SaeWeights, type StepStats } from './jumprelu.js';
+import { ParallelSae } from './parallel.js';
+import type { Tf } from './backend.js';
 import { lambdaAt, lrFactor } from './schedules.js';
 import { mulberry32 } from './rng.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
@@ -46,6 +48,8 @@ export interface TrainOptions {
   applyBDecToInput: boolean;
   seed: number;
   backend: BackendName;
+  /** Worker threads, each owning a slice of the features (wasm/cpu only); 1 = in-process. */
+  workers: number;
   logEvery: number;
   deadWindowSamples: number;
   /** 0: no periodic checkpoints (one is still written when aborted). */
@@ -105,26 +109,36 @@ export async function trainSae(o: TrainOptions, data: TrainData, io: TrainIo): P
   const fingerprint = { dIn, dSae, batch: B, steps: o.steps, seed: o.seed, applyBDecToInput: o.applyBDecToInput };
   const ckpt = loadCheckpoint(io.workDir, fingerprint);
   const rng = mulberry32(o.seed);
-  let sae: JumpReluSae;
   let startStep = 0;
   if (ckpt) {
-    sae = new JumpReluSae(tf, cfg, ckpt.weights, ckpt.adam, ckpt.sinceFired);
     data.train.restore(ckpt.state.loader);
     startStep = ckpt.state.step;
     io.log(`resuming from checkpoint at step ${startStep}/${o.steps}`);
-  } else {
-    sae = new JumpReluSae(tf, cfg, o.initFrom ?? initialWeights({ dIn, dSae }, o.thresholdInit, rng));
   }
+  const init = ckpt ? ckpt.weights : o.initFrom ?? initialWeights({ dIn, dSae }, o.thresholdInit, rng);
+  if (o.workers > 1 && backend.name === 'tensorflow') throw new Error('train-sae: workers > 1 is for the wasm/cpu backends (tensorflow uses its own threads)');
+  const sae: Model = o.workers > 1
+    ? await ParallelSae.create(o.workers, backend.name as BackendName, cfg, init, ckpt?.adam, ckpt?.sinceFired)
+    : new LocalSae(tf, new JumpReluSae(tf, cfg, init, ckpt?.adam, ckpt?.sinceFired));
+  if (o.workers > 1) io.log(`model parallel: ${o.workers} worker threads, ${Math.ceil(dSae / o.workers)} features each`);
+  try {
+    return await trainLoop();
+  } finally {
+    await sae.dispose();
+  }
+
+  async function trainLoop(): Promise<TrainResult> {
   const rngState = ckpt ? ckpt.state.rng : rng.state();
   let lastCheckpointStep = ckpt ? startStep : null;
-  const checkpoint = (step: number) => {
-    const weights = sae.weights();
+  const checkpoint = async (step: number) => {
+    const snap = await sae.snapshot();
+    const weights = snap.weights;
     for (const [name, arr] of Object.entries(weights)) {
       if (!allFinite(arr)) throw new Error(`train-sae: parameter ${name} is not finite after step ${step}; not checkpointing (last good checkpoint: step ${lastCheckpointStep ?? 'none'})`);
     }
     saveCheckpoint(io.workDir, { dIn, dSae }, {
-      state: { step, adamSteps: sae.adamSteps, loader: data.train.state(), rng: rngState, fingerprint },
-      weights, adam: sae.adamState(), sinceFired: sae.sinceFiredArray(),
+      state: { step, adamSteps: snap.adam.steps, loader: data.train.state(), rng: rngState, fingerprint },
+      weights, adam: snap.adam, sinceFired: snap.sinceFired,
     });
     lastCheckpointStep = step;
   };
@@ -139,16 +153,14 @@ export async function trainSae(o: TrainOptions, data: TrainData, io: TrainIo): P
   const t0 = performance.now();
   for (let step = startStep; step < o.steps; step++) {
     if (io.signal.aborted) {
-      checkpoint(step);
+      await checkpoint(step);
       throw new Error(`train-sae: aborted at step ${step}/${o.steps}; checkpoint saved, the next run resumes from it`);
     }
     const batch = await data.train.next();
     checkBatch(batch, B, dIn, step);
     const lambda = lambdaAt(step, l0Warmup, o.l0Coefficient);
     const lr = o.lr * lrFactor(step, o.lrWarmupSteps, o.steps, o.lrDecay);
-    const x = tf.tensor2d(batch, [B, dIn]);
-    const st = sae.trainStep(x, lambda, lr);
-    x.dispose();
+    const st = await sae.trainStep(batch, B, lambda, lr);
     const loss = st.rec + lambda * st.l0;
     if (!Number.isFinite(loss) || loss > o.maxLoss) {
       throw new Error(`train-sae: loss diverged at step ${step}: loss=${loss} (reconstruction ${st.rec}, L0 ${st.l0}, ` +
@@ -167,7 +179,7 @@ export async function trainSae(o: TrainOptions, data: TrainData, io: TrainIo): P
         type: 'train', step: done, samples: done * B,
         loss: window.rec / window.steps + lambda * (window.l0 / window.steps),
         mse: window.rec / window.steps, l0: window.l0 / window.steps, fvu: window.fvu / window.steps,
-        dead_frac: sae.deadFraction(o.deadWindowSamples), lr, lambda, samples_per_s: samplesPerS,
+        dead_frac: await sae.deadFraction(o.deadWindowSamples), lr, lambda, samples_per_s: samplesPerS,
       };
       metrics.write(rec);
       const eta = ((o.steps - done) * B) / samplesPerS;
@@ -178,7 +190,7 @@ export async function trainSae(o: TrainOptions, data: TrainData, io: TrainIo): P
       });
       window = { steps: 0, rec: 0, l0: 0, fvu: 0, t0: performance.now() };
     }
-    if (o.checkpointEvery > 0 && done % o.checkpointEvery === 0 && done < o.steps) checkpoint(done);
+    if (o.checkpointEvery > 0 && done % o.checkpointEvery === 0 && done < o.steps) await checkpoint(done);
   }
   const trainSeconds = (performance.now() - t0) / 1000;
   io.log(`trained ${o.steps - startStep} steps in ${trainSeconds.toFixed(1)} s ` +
@@ -188,12 +200,10 @@ export async function trainSae(o: TrainOptions, data: TrainData, io: TrainIo): P
   const acc = new EvalAccumulator(dIn, dSae);
   for await (const { x, rows } of data.evalBatches()) {
     checkBatch(x, rows, dIn, o.steps, 'eval');
-    const t = tf.tensor2d(x.subarray(0, rows * dIn), [rows, dIn]);
-    acc.add(x, rows, sae.evaluate(t));
-    t.dispose();
+    acc.add(x, rows, await sae.evaluate(x, rows));
   }
   const ev = acc.result();
-  const weights = sae.weights();
+  const { weights } = await sae.snapshot();
   const rcv = o.groundTruth ? recovery(tf, o.groundTruth.features, o.groundTruth.n, weights.W_dec, dSae, dIn) : null;
   const lambdaEnd = lambdaAt(o.steps - 1, l0Warmup, o.l0Coefficient);
   const evalResult: EvalResult = {
@@ -203,7 +213,6 @@ export async function trainSae(o: TrainOptions, data: TrainData, io: TrainIo): P
     recovery_frac_above_0_9: rcv?.recovery_frac_above_0_9 ?? null,
   };
   metrics.write({ type: 'eval', ...evalResult });
-  sae.dispose();
 
   // Export: SAELens folder (normalisation folded in) + metrics.
   const saeDir = 'sae';
@@ -216,6 +225,57 @@ export async function trainSae(o: TrainOptions, data: TrainData, io: TrainIo): P
   mkdirSync(io.outDir, { recursive: true });
   copyFileSync(join(io.workDir, 'metrics.jsonl'), join(io.outDir, 'metrics.jsonl'));
   return { eval: evalResult, backend: { name: backend.name, device: backend.device }, saeDir, metricsFile: 'metrics.jsonl', weights };
+  }
+}
+
+/** What the loop needs from a model: in-process (JumpReluSae) or split over workers (ParallelSae). */
+interface Model {
+  trainStep(x: Float32Array, B: number, lambda: number, lr: number): Promise<StepStats> | StepStats;
+  evaluate(x: Float32Array, rows: number): Promise<{ sqErr: number; active: number; fired: Float32Array }> | { sqErr: number; active: number; fired: Float32Array };
+  deadFraction(window: number): Promise<number> | number;
+  snapshot(): Promise<Snapshot> | Snapshot;
+  dispose(): Promise<void> | void;
+}
+
+interface Snapshot {
+  weights: SaeWeights;
+  adam: AdamState;
+  sinceFired: Float32Array;
+}
+
+/** JumpReluSae on the main thread, fed with plain arrays. */
+class LocalSae implements Model {
+  constructor(private readonly tf: Tf, private readonly sae: JumpReluSae) {}
+
+  trainStep(batch: Float32Array, B: number, lambda: number, lr: number): StepStats {
+    const x = this.tf.tensor2d(batch, [B, this.sae.cfg.dIn]);
+    try {
+      return this.sae.trainStep(x, lambda, lr);
+    } finally {
+      x.dispose();
+    }
+  }
+
+  evaluate(batch: Float32Array, rows: number) {
+    const x = this.tf.tensor2d(batch.subarray(0, rows * this.sae.cfg.dIn), [rows, this.sae.cfg.dIn]);
+    try {
+      return this.sae.evaluate(x);
+    } finally {
+      x.dispose();
+    }
+  }
+
+  deadFraction(window: number): number {
+    return this.sae.deadFraction(window);
+  }
+
+  snapshot(): Snapshot {
+    return { weights: this.sae.weights(), adam: this.sae.adamState(), sinceFired: this.sae.sinceFiredArray() };
+  }
+
+  dispose(): void {
+    this.sae.dispose();
+  }
 }
 
 /** Shape and memory checks that must fail before any training starts. */

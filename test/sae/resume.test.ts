@@ -71,3 +71,34 @@ test('interrupted + resumed runs end with the weights of an uninterrupted run', 
   }
   assert.deepEqual(resumed.outputs.eval, straight.outputs.eval);
 });
+
+test('workers: 2 (features split over threads) matches one thread, and resumes exactly', async () => {
+  const root = tempDir('parallel');
+  const d = 8;
+  const store = writeStore(join(root, 'store'), sparseData(512 + 64, d, 12, 0.15, 6).x, d);
+  const params = {
+    store, eval_rows: 64, d_sae: 16, batch_size: 32, steps: 16, lr: 1e-2, lr_warmup_steps: 2,
+    l0_coefficient: 1e-2, threshold_init: 0.05, bandwidth: 0.05, log_every: 4, checkpoint_every: 4, backend: 'cpu', seed: 1,
+  };
+  const one = await runTrainSae(params, { outDir: join(root, 'one/out'), workDir: join(root, 'one/work') });
+  const two = await runTrainSae({ ...params, workers: 2 }, { outDir: join(root, 'two/out'), workDir: join(root, 'two/work') });
+  assert.ok(two.logs.some((m) => m.startsWith('model parallel: 2 worker threads')));
+  const ac = new AbortController();
+  const work = join(root, 'b/work');
+  await assert.rejects(runTrainSae({ ...params, workers: 2 }, { outDir: join(root, 'b/out1'), workDir: work }, {
+    signal: ac.signal, onProgress: (p) => { if (p.message?.startsWith('step 8/')) ac.abort(); },
+  }), /aborted at step 8/);
+  await runTrainSae({ ...params, workers: 2 }, { outDir: join(root, 'b/out2'), workDir: work });
+  const weights = (out: string) => readSafetensors(join(out, 'sae', 'sae_weights.safetensors')).tensors;
+  const w1 = weights(join(root, 'one/out')), w2 = weights(join(root, 'two/out')), w2r = weights(join(root, 'b/out2'));
+  for (const name of Object.keys(w1)) {
+    let d12 = 0, d2r = 0;
+    w1[name].data.forEach((v, i) => {
+      d12 = Math.max(d12, Math.abs(v - w2[name].data[i]));
+      d2r = Math.max(d2r, Math.abs(w2[name].data[i] - w2r[name].data[i]));
+    });
+    assert.ok(d12 <= 1e-4, `${name}: one thread vs two workers differ by ${d12}`);
+    assert.ok(d2r <= 1e-6, `${name}: resumed two-worker run differs by ${d2r}`);
+  }
+  assert.ok(Math.abs((one.outputs.loss as number) - (two.outputs.loss as number)) < 1e-4);
+});
