@@ -2,8 +2,16 @@
  * Reads a YAML file into plain data plus a map from JSON pointer to source position, so that
  * every later error (schema, reference, cycle) can name file:line:col of the node at fault.
  */
-import { readFileSync } from 'node:fs';
-import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Node } from 'yaml';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import type { Node } from 'yaml';
+
+/** The YAML parser, loaded on first use (a cached parse needs none of it). */
+let yamlLib: typeof import('yaml') | undefined;
+const yaml = () => (yamlLib ??= createRequire(import.meta.url)('yaml') as typeof import('yaml'));
 import { PipelineError, type SourcePos } from './errors.js';
 
 export interface NodePos {
@@ -31,7 +39,37 @@ export function readYamlFile(file: string, shownAs: string): SourceDoc {
   } catch (e) {
     throw new PipelineError(`cannot read pipeline file ${shownAs}: ${(e as Error).message}`);
   }
-  return parseYamlText(text, shownAs);
+  return parseCached(text, shownAs);
+}
+
+/**
+ * Parsing a few hundred stages of YAML costs a cold process more than everything else a
+ * run does; the result (data and positions) is kept in a per-user temporary folder, keyed
+ * by the text's digest, and read back with JSON.parse. Invalid files are never cached.
+ */
+const PARSE_CACHE = join(tmpdir(), `pipeline-yaml-${process.getuid?.() ?? 'u'}`);
+const PARSE_FORMAT = 'yaml-parse/1';
+
+function parseCached(text: string, file: string): SourceDoc {
+  const digest = createHash('sha256').update(`${PARSE_FORMAT}\0${text}`).digest('hex');
+  const path = join(PARSE_CACHE, `${digest}.json`);
+  try {
+    const hit = JSON.parse(readFileSync(path, 'utf8')) as { data: unknown; positions: Array<[string, NodePos]> };
+    const relabel = (p: SourcePos): SourcePos => ({ ...p, file });
+    const positions = new Map(hit.positions.map(([k, v]) => [k, { value: relabel(v.value), key: v.key && relabel(v.key) }]));
+    return { file, text, data: hit.data, positions };
+  } catch {
+    /* not cached yet */
+  }
+  const doc = parseYamlText(text, file);
+  try {
+    mkdirSync(PARSE_CACHE, { recursive: true });
+    writeFileSync(`${path}.${process.pid}`, JSON.stringify({ data: doc.data, positions: [...doc.positions] }));
+    renameSync(`${path}.${process.pid}`, path);
+  } catch {
+    /* a cache only */
+  }
+  return doc;
 }
 
 /**
@@ -59,6 +97,7 @@ function unmask(v: unknown, refs: string[]): unknown {
 }
 
 export function parseYamlText(text: string, file: string): SourceDoc {
+  const { LineCounter, parseDocument, isMap, isSeq, isScalar } = yaml();
   const lc = new LineCounter();
   const { masked, refs } = maskRefs(text);
   const doc = parseDocument(masked, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
