@@ -42,7 +42,7 @@ export const TrainSaeParams = Type.Object({
 
 export default defineStage({
   name: 'train-sae',
-  version: '1',
+  version: '2',
   description: 'Train one JumpReLU sparse autoencoder and export it in the SAELens layout.',
   params: TrainSaeParams,
   heavy: true,

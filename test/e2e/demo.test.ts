@@ -1,0 +1,56 @@
+/**
+ * The embedded default end to end, at toy sizes: pipelines/demo.yaml (which extends
+ * scaling.yaml) through the real CLI, then the cache behaviour the README promises: a second
+ * run re-runs nothing, and changing one parameter of the final training re-runs only that
+ * training and the report.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, existsSync, readFileSync } from 'node:fs';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { makeProject, cli } from '../runtime/helpers.js';
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+
+/** Toy sizes: the whole DAG (28 instances) in well under a minute on two cores. */
+const TOY = [
+  'dataset_rows=12000', 'eval_rows=2048', 'norm_batches=4', 'n_features=64', 'mean_active=3',
+  'small_d_sae=[16,32,64]', 'small_n_samples=[4000,8000,16000]', 'sweep_n_samples=8000',
+  'final_d_sae=128', 'final_max_n_samples=16000', 'l0_warmup_steps=20',
+].flatMap((s) => ['--set', s]);
+
+/** Instance names the runner reported as run ("done X in ...") in plain progress mode. */
+function ran(stdout: string): string[] {
+  return [...stdout.matchAll(/^\S+ done (\S+) in /gm)].map((m) => m[1]).sort();
+}
+
+test('demo pipeline: end to end, cached re-run, one-param change re-runs only final + report', { timeout: 600_000 }, async () => {
+  const project = makeProject('demo-e2e-');
+  for (const f of ['demo.yaml', 'scaling.yaml']) copyFileSync(join(REPO, 'pipelines', f), join(project.pipelines, f));
+  const file = join(project.pipelines, 'demo.yaml');
+
+  const first = await cli(['run', file, '--progress', 'plain', ...TOY], project.dir);
+  assert.equal(first.code, 0, first.stdout + first.stderr);
+  assert.equal(ran(first.stdout).length, 27, first.stdout); // 28 instances, one shared by both sweeps
+
+  const show = await cli(['show', file, 'final', '--json', ...TOY], project.dir);
+  assert.equal(show.code, 0, show.stderr);
+  const final = JSON.parse(show.stdout);
+  assert.equal(final.d_sae, 128);
+  assert.ok(final.fvu > 0 && final.fvu < 1, `final FVU ${final.fvu}`);
+  assert.ok(final.eval.recovery_mean_max_cos > 0, 'ground-truth recovery reported');
+  assert.ok(existsSync(join(final.sae, 'sae_weights.safetensors')));
+
+  const report = JSON.parse((await cli(['show', file, 'report', '--json', ...TOY], project.dir)).stdout);
+  const html = readFileSync(report.html, 'utf8');
+  assert.match(html, /<svg/);
+
+  const again = await cli(['run', file, '--progress', 'plain', ...TOY], project.dir);
+  assert.equal(again.code, 0, again.stderr);
+  assert.deepEqual(ran(again.stdout), []);
+
+  const changed = await cli(['run', file, '--progress', 'plain', ...TOY, '--set', 'final_l0_coefficient=0.05'], project.dir);
+  assert.equal(changed.code, 0, changed.stderr);
+  assert.deepEqual(ran(changed.stdout), ['final', 'report']);
+});
