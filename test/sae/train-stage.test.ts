@@ -49,7 +49,9 @@ test('train-sae learns a synthetic dictionary and writes every output', async ()
     assert.ok(train.every((l) => Number.isFinite(l[key])), `train.${key}`);
   }
   assert.deepEqual(o.eval, Object.fromEntries(Object.entries(ev).filter(([k]) => k !== 'type')));
-  assert.equal(o.loss, ev.mse);
+  assert.equal(o.loss, ev.total_loss, 'loss = held-out mse + lambda * l0');
+  assert.ok(Math.abs(ev.total_loss - (ev.mse + L0C * ev.l0)) < 1e-9);
+  assert.equal(o.mse, ev.mse);
   assert.equal(o.fvu, ev.fvu);
   assert.equal(o.l0, ev.l0);
   assert.deepEqual(train.map((l) => l.step), Array.from({ length: STEPS / 50 }, (_, i) => 50 * (i + 1)));
