@@ -121,7 +121,8 @@ export async function waitLock(path: string, signal?: AbortSignal, onWait?: () =
   let told = false;
   while (!tryLock(path)) {
     if (signal?.aborted) return false;
-    if (!told) {
+    if (!told && delay > 50) {
+      // Told after the first short wait: a lock released at once needs no message.
       onWait?.();
       told = true;
     }

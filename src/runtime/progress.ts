@@ -93,7 +93,7 @@ class LiveReporter implements Reporter {
     this.drawn = 0;
   }
   private draw(): void {
-    const width = Math.max(40, (this.out.columns ?? 100) - 1);
+    const width = Math.max(40, (this.out.columns || 100) - 1);
     const now = Date.now();
     const spin = '|/-\\'[this.frame++ % 4];
     const lines = [...this.running].map(([name, r]) => {

@@ -80,6 +80,8 @@ export async function runPipeline(o: RunOptions): Promise<Outcome[]> {
   const results = new Map<Instance, InstanceResult>();
   const limit = pLimit(Math.max(1, o.jobs));
   const outcomes = new Map<Instance, Promise<Outcome>>();
+  /** Entries this run holds the lock of, by key: instances with equal keys share one computation. */
+  const computing = new Map<string, string>();
   art.removeOrphanTmp();
 
   // Lock-file writes are batched: at most once a second while stages commit, and at the end.
@@ -136,8 +138,12 @@ export async function runPipeline(o: RunOptions): Promise<Outcome[]> {
 
   const runLocked = async (inst: Instance, ev: Evaluated, forced: boolean): Promise<Outcome> => {
     const lockPath = art.entryLock(ev.parts.key);
-    const got = await waitLock(lockPath, o.signal, () => reporter.note(`${inst.name}: waiting, another run is computing entry ${ev.parts.key.slice(0, 12)}`));
+    const got = await waitLock(lockPath, o.signal, () => {
+      const twin = computing.get(ev.parts.key);
+      reporter.note(twin ? `${inst.name}: same cache key as ${twin}: will reuse its result` : `${inst.name}: waiting, another run is computing entry ${ev.parts.key.slice(0, 12)}`);
+    });
     if (!got) return { instance: inst, status: 'interrupted' };
+    computing.set(ev.parts.key, inst.name);
     try {
       if (!forced) {
         // Another run may have committed it while we waited.
@@ -152,6 +158,7 @@ export async function runPipeline(o: RunOptions): Promise<Outcome[]> {
         grant.release();
       }
     } finally {
+      computing.delete(ev.parts.key);
       unlock(lockPath);
     }
   };
