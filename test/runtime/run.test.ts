@@ -158,7 +158,7 @@ stages:
   total:
     uses: shell
     with:
-      cmd: "for f in $(echo '\${{ stages.m.outputs.n }}' | tr -d '[]\\"' | tr ',' ' '); do cat $f; done | paste -sd+ | bc > $OUT/t.txt"
+      cmd: "for f in $(echo '\${{ stages.m.outputs.n }}' | tr -d '[]\\"' | tr ',' ' '); do cat $f; done | awk '{ t += $1 } END { print t }' > $OUT/t.txt"
       outputs: { t: t.txt }
   pick:
     uses: shell
