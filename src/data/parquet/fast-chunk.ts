@@ -16,7 +16,7 @@ import { parquetHeader } from 'hyparquet/src/column.js';
 import type { ColumnLayout, ElementType } from './column-layout.js';
 import { decompress } from './decompress.js';
 import { CorruptPageError, bitWidth, decodeDictionaryGather, decodeHybrid } from './hybrid.js';
-import { RowChecker } from './row-checker.js';
+import { RowChecker, type EncodedLevels } from './row-checker.js';
 
 /** Values as stored in the file: float16 as raw bits, float as float32, double as float64. */
 export type NativeValues = Uint16Array | Float32Array | Float64Array;
@@ -29,18 +29,8 @@ export interface DecodedChunk {
   d: number;
 }
 
-/** Scratch buffers for levels, reused across pages and chunks. */
-class Scratch {
-  rep = new Uint8Array(0);
-  def = new Uint8Array(0);
-  ensure(n: number): void {
-    if (this.rep.length < n) {
-      this.rep = new Uint8Array(n);
-      this.def = new Uint8Array(n);
-    }
-  }
-}
-const scratch = new Scratch();
+/** Scratch array for repetition levels, decoded only to locate a null in an error message. */
+let repScratch = new Uint8Array(0);
 
 /**
  * Decodes a whole column chunk (`bytes` = the chunk, from its first page header).
@@ -80,7 +70,7 @@ export function decodeChunkFast(
       dictionary = new Dictionary(readPlain(plain, 0, n, layout.element));
     } else if (header.type === 'DATA_PAGE' || header.type === 'DATA_PAGE_V2') {
       const page = header.type === 'DATA_PAGE' ? splitPageV1(body, header, meta, layout) : splitPageV2(body, header, meta, layout);
-      rowChecker.check(scratch.rep, scratch.def, page.n);
+      rowChecker.checkEncoded(page.rep, page.def, page.n, () => decodeLevels(page.rep, page.n));
       decodeValues(page, layout.element, dictionary, values, valuesSeen);
       levelsSeen += page.n;
       valuesSeen += page.n;
@@ -101,9 +91,11 @@ function readHeader(reader: { view: DataView; offset: number }): PageHeader {
   }
 }
 
-/** A data page with its levels decoded into scratch and its value section located. */
+/** A data page: where its levels and values lie (values decompressed). */
 interface ValueSection {
   n: number;
+  rep: EncodedLevels;
+  def: EncodedLevels;
   encoding: string;
   buf: Uint8Array;
   pos: number;
@@ -115,48 +107,41 @@ function splitPageV1(body: Uint8Array, header: PageHeader, meta: ColumnMetaData,
     throw new UnsupportedLayoutError(`level encodings ${h.repetition_level_encoding}/${h.definition_level_encoding}`);
   }
   const page = decompress(body, meta.codec, header.uncompressed_page_size);
-  const n = h.num_values;
-  scratch.ensure(n);
-  let pos = 0;
-  pos = readLevelsV1(page, pos, bitWidth(layout.maxRep), scratch.rep, n);
-  pos = readLevelsV1(page, pos, bitWidth(layout.maxDef), scratch.def, n);
-  return { n, encoding: h.encoding, buf: page, pos };
+  const rep = levelsV1(page, 0, bitWidth(layout.maxRep));
+  const def = levelsV1(page, rep.end, bitWidth(layout.maxDef));
+  return { n: h.num_values, rep, def, encoding: h.encoding, buf: page, pos: def.end };
 }
 
-/** v1 levels: a 4-byte little-endian length, then the hybrid-encoded levels. */
-function readLevelsV1(page: Uint8Array, pos: number, width: number, out: Uint8Array, n: number): number {
-  if (width === 0) {
-    out.fill(0, 0, n);
-    return pos;
-  }
+/** v1 levels: a 4-byte little-endian length, then the hybrid-encoded levels (none if width 0). */
+function levelsV1(page: Uint8Array, pos: number, width: number): EncodedLevels {
+  if (width === 0) return { buf: page, start: pos, end: pos, width };
   if (pos + 4 > page.length) throw new CorruptPageError('levels length runs past the page');
   const len = page[pos] | (page[pos + 1] << 8) | (page[pos + 2] << 16) | (page[pos + 3] << 24);
   const start = pos + 4;
   if (len < 0 || start + len > page.length) throw new CorruptPageError(`levels length ${len} runs past the page`);
-  decodeHybrid(page, start, start + len, width, out, n);
-  return start + len;
+  return { buf: page, start, end: start + len, width };
 }
 
 /** v2: levels first, uncompressed, with their lengths in the header; then the (compressed) values. */
 function splitPageV2(body: Uint8Array, header: PageHeader, meta: ColumnMetaData, layout: ColumnLayout): ValueSection {
   const h = header.data_page_header_v2!;
-  const n = h.num_values;
   const repLen = h.repetition_levels_byte_length;
   const defLen = h.definition_levels_byte_length;
-  if (repLen + defLen > body.length) throw new CorruptPageError('level lengths run past the page');
-  scratch.ensure(n);
-  readLevelsV2(body, 0, repLen, bitWidth(layout.maxRep), scratch.rep, n);
-  readLevelsV2(body, repLen, repLen + defLen, bitWidth(layout.maxDef), scratch.def, n);
+  if (repLen < 0 || defLen < 0 || repLen + defLen > body.length) throw new CorruptPageError('level lengths run past the page');
+  const rep = { buf: body, start: 0, end: repLen, width: bitWidth(layout.maxRep) };
+  const def = { buf: body, start: repLen, end: repLen + defLen, width: bitWidth(layout.maxDef) };
   const compressed = body.subarray(repLen + defLen);
   const size = header.uncompressed_page_size - repLen - defLen;
   const isCompressed = h.is_compressed !== false && size > 0;
   const buf = isCompressed ? decompress(compressed, meta.codec, size) : compressed;
-  return { n, encoding: h.encoding, buf, pos: 0 };
+  return { n: h.num_values, rep, def, encoding: h.encoding, buf, pos: 0 };
 }
 
-function readLevelsV2(body: Uint8Array, start: number, end: number, width: number, out: Uint8Array, n: number): void {
-  if (width === 0) out.fill(0, 0, n);
-  else decodeHybrid(body, start, end, width, out, n);
+function decodeLevels(levels: EncodedLevels, n: number): Uint8Array {
+  if (repScratch.length < n) repScratch = new Uint8Array(n);
+  if (levels.width === 0) repScratch.fill(0, 0, n);
+  else decodeHybrid(levels.buf, levels.start, levels.end, levels.width, repScratch, n);
+  return repScratch;
 }
 
 /** Decodes `page.n` values (all non-null: the row checker has run) into out[at...]. */
