@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, s
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import { digestJson, hashFile, listFiles, treeDigest } from './hash.js';
-import { pidAlive, writeFileAtomic } from './fsutil.js';
+import { breakIfStale, pidAlive, writeFileAtomic } from './fsutil.js';
 import type { Json, OutputDecl } from './stage.js';
 
 export class Artifacts {
@@ -43,6 +43,16 @@ export class Artifacts {
     const dir = join(this.tmp, `${process.pid}-${randomBytes(6).toString('hex')}`);
     mkdirSync(join(dir, 'out'), { recursive: true });
     return dir;
+  }
+  /** Removes entry locks whose owner process is gone (a run killed between commit and unlock). */
+  removeStaleLocks(): void {
+    let names: string[];
+    try {
+      names = readdirSync(this.locks);
+    } catch {
+      return;
+    }
+    for (const name of names) if (name.endsWith('.lock')) breakIfStale(join(this.locks, name));
   }
   /** Removes temporary folders left by runs whose process is gone (a SIGKILL, a crash). */
   removeOrphanTmp(): void {

@@ -62,7 +62,7 @@ function readOwner(path: string): LockOwner | undefined {
  * A lock whose owner process is dead on this host is stale. It is moved aside by rename
  * (atomic: only one breaker wins) and checked again, so a lock taken meanwhile survives.
  */
-function breakIfStale(path: string): boolean {
+export function breakIfStale(path: string): boolean {
   const owner = readOwner(path);
   if (!owner) return false; // being written right now, or unreadable: treat as held
   if (owner.host !== HOST || pidAlive(owner.pid)) return false;

@@ -83,6 +83,7 @@ export async function runPipeline(o: RunOptions): Promise<Outcome[]> {
   /** Entries this run holds the lock of, by key: instances with equal keys share one computation. */
   const computing = new Map<string, string>();
   art.removeOrphanTmp();
+  art.removeStaleLocks();
 
   // Lock-file writes are batched: at most once a second while stages commit, and at the end.
   let flushTimer: NodeJS.Timeout | undefined;
