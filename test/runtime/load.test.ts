@@ -122,6 +122,13 @@ stages:
   assert.deepEqual(p.instances.slice(-2).map((i) => i.name), ['sum', 'pick']);
 });
 
+test('needs: adds ordering edges without data; an unknown one is an error at its position', () => {
+  const p = load('stages:\n  a: { uses: num, with: { x: 1 } }\n  b: { uses: num, needs: [a], with: { x: 2 } }\n');
+  assert.deepEqual(p.byName.get('b')!.deps.map((d) => d.name), ['a']);
+  assert.deepEqual(p.byName.get('b')!.holes, []);
+  loadFails('stages:\n  b: { uses: num, needs: [zz], with: { x: 2 } }\n', 2, 27, /needs: unknown stage 'zz'/);
+});
+
 test('matrix axis from a param, and --set typed by the default', () => {
   const yaml = `
 params: { sizes: [1, 2], lr: 7.0e-5, on: true, name: a }

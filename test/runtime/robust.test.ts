@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cli, count, makeProject, showJson, startCli, waitFor } from './helpers.js';
 
@@ -82,6 +82,15 @@ test('SIGTERM stops the run cleanly: exit 143, children ended, no half entry', a
   assert.deepEqual(readdirSync(join(p.dir, 'artifacts/locks')), []);
   const st = await cli(['status', 'slow'], p.dir);
   assert.match(st.stdout, /stale\s+slow\s+never run/);
+
+  // Ctrl-C: the same, with exit code 130.
+  rmSync(pidFile);
+  const again = startCli(['run', 'slow', 'slow'], p.dir);
+  await waitFor(() => existsSync(pidFile) && readFileSync(pidFile, 'utf8').endsWith('\n'));
+  again.child.kill('SIGINT');
+  assert.equal((await again.done).code, 130);
+  await waitFor(() => !alive(Number(readFileSync(pidFile, 'utf8'))), 5000);
+  assert.deepEqual(readdirSync(join(p.dir, 'artifacts/tmp')), []);
 });
 
 test('a corrupted or deleted cache file is detected and the stage re-runs', async () => {
