@@ -44,6 +44,11 @@ const VERBS: Record<string, { usage: string; help: string; flags: Record<string,
     help: 'Removes cache entries that no lock file references (pipelines/**/*.lock.json and lock files of past runs).',
     flags: { artifacts: 'value', 'dry-run': 'bool' },
   },
+  stages: {
+    usage: 'pipeline stages [TYPE...] [--markdown]',
+    help: 'Lists the stage types, or describes the given ones: params (type, default, meaning) and outputs, from their schemas.',
+    flags: { markdown: 'bool' },
+  },
   exec: {
     usage: 'pipeline exec SPEC',
     help: 'Internal: runs one stage from a resolved spec file (what the runner starts for heavy stages).',
@@ -61,6 +66,12 @@ function mainHelp(): string {
 }
 
 class UsageError extends Error {}
+
+/** First clause of a description, at most one terminal line. */
+function summary(text: string): string {
+  const first = text.split(/\.\s/)[0];
+  return first.length > 90 ? `${first.slice(0, 87)}...` : first;
+}
 
 interface Parsed {
   positionals: string[];
@@ -187,6 +198,16 @@ async function main(argv: string[]): Promise<number> {
     case 'gc': {
       const [file] = positionals(p, verb, 0, 1);
       return cmd.gcCommand({ file, artifacts: one(p, 'artifacts'), dryRun: p.flags.has('dry-run') });
+    }
+    case 'stages': {
+      const types = await stageTypes();
+      const { describeStageType, describeStageTypes } = await import('./runtime/describe.js');
+      const unknown = p.positionals.filter((n) => !types.some((t) => t.name === n));
+      if (unknown.length) throw new UsageError(`unknown stage type ${unknown.join(', ')} (known: ${types.map((t) => t.name).sort().join(', ')})`);
+      if (p.flags.has('markdown')) process.stdout.write(describeStageTypes(types));
+      else if (p.positionals.length) for (const n of p.positionals) process.stdout.write(describeStageType(types.find((t) => t.name === n)!) + '\n');
+      else for (const t of [...types].sort((a, b) => a.name.localeCompare(b.name))) process.stdout.write(`${t.name.padEnd(24)}${summary(t.description)}\n`);
+      return 0;
     }
     case 'exec': {
       const [spec] = positionals(p, verb, 1, 1);
