@@ -70,6 +70,9 @@ export function decodeChunkFast(
       dictionary = new Dictionary(readPlain(plain, 0, n, layout.element));
     } else if (header.type === 'DATA_PAGE' || header.type === 'DATA_PAGE_V2') {
       const page = header.type === 'DATA_PAGE' ? splitPageV1(body, header, meta, layout) : splitPageV2(body, header, meta, layout);
+      if (!(page.n >= 0) || levelsSeen + page.n > totalLevels) {
+        throw new CorruptPageError(`page of ${page.n} values overruns the column chunk's ${totalLevels}`);
+      }
       rowChecker.checkEncoded(page.rep, page.def, page.n, () => decodeLevels(page.rep, page.n));
       decodeValues(page, layout.element, dictionary, values, valuesSeen);
       levelsSeen += page.n;
