@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
-import { Artifacts, artifactsRoot } from './cache.js';
+import { Artifacts, artifactsRoot, outputPath, type Manifest } from './cache.js';
 import { EXIT, PipelineError } from './errors.js';
 import { formatValue } from './format.js';
 import { FileHashMemo } from './hash.js';
@@ -115,6 +115,7 @@ export async function runCommand(o: RunOpts): Promise<number> {
   reporter.close();
   if (interruptedBy) return interruptedBy === 'SIGINT' ? EXIT.sigint : EXIT.sigterm;
   const failed = outcomes.filter((x) => x.status === 'failed');
+  const results = failed.length ? [] : resultLines(art, outcomes);
   if (outcomes.every((x) => x.key) && !o.force.length && !o.verify) {
     writeSnapshot(snapshotPath(art, p.file, snapshotArgs(o)), {
       format: 'pipeline-noop/1',
@@ -125,10 +126,34 @@ export async function runCommand(o: RunOpts): Promise<number> {
       inputs: [...memo.seenFiles].map(([f, [size, mtime]]): [string, number, number] => [f, size, mtime]),
       dirs: [...memo.seenDirs].map((d): [string, string] => [d, dirListing(d)]),
       instances: outcomes.map((x): [string, string] => [x.instance.name, x.key!]),
+      results,
     });
   }
   for (const f of failed) process.stderr.write(`FAILED ${f.instance.name}: ${f.error}${f.logFile ? `\n  log: ${f.logFile}` : ''}\n`);
+  if (results.length) process.stderr.write(results.join('\n') + '\n');
   return failed.length ? EXIT.stageFailed : EXIT.ok;
+}
+
+/**
+ * Where the results are: the file/dir outputs of the instances nothing else consumes (the
+ * DAG's sinks, e.g. a report), so a run ends by saying what to open.
+ */
+function resultLines(art: Artifacts, outcomes: Array<{ instance: Instance; key?: string }>): string[] {
+  const consumed = new Set(outcomes.flatMap((o) => o.instance.deps));
+  const lines: string[] = [];
+  for (const o of outcomes) {
+    if (consumed.has(o.instance) || !o.key) continue;
+    let manifest: Manifest;
+    try {
+      manifest = JSON.parse(readFileSync(join(art.entryDir(o.key), 'manifest.json'), 'utf8'));
+    } catch {
+      continue;
+    }
+    for (const [name, out] of Object.entries(manifest.outputs)) {
+      if (out.path !== undefined) lines.push(`${o.instance.name}.${name}: ${outputPath(art, o.key, out.path)}`);
+    }
+  }
+  return lines;
 }
 
 async function dryRun(p: Pipeline, art: Artifacts, instances: Instance[], force: Set<Instance>, lockFile: string, verify: boolean): Promise<number> {

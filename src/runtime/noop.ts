@@ -28,6 +28,8 @@ export interface Snapshot {
   dirs: Array<[string, string]>;
   /** Instances in order, with their keys. */
   instances: Array<[string, string]>;
+  /** Closing lines of the run: where its final results are. */
+  results?: string[];
 }
 
 const sha = (s: string | Buffer) => createHash('sha256').update(s).digest('hex');
@@ -141,6 +143,7 @@ export async function tryNoopRun(a: NoopArgs): Promise<number | undefined> {
   for (const [name] of snap.instances) reporter.finished(name, 'cached');
   reporter.note(`${snap.pipeline}: 0 ran, ${snap.instances.length} cached in ${formatDuration(Date.now() - t0)} (nothing changed since the last run)`);
   reporter.close();
+  if (snap.results?.length) process.stderr.write(snap.results.join('\n') + '\n');
   return 0;
 }
 
