@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { Artifacts, artifactsRoot, outputPath, type Manifest } from './cache.js';
 import { EXIT, PipelineError } from './errors.js';
 import { formatValue } from './format.js';
-import { FileHashMemo } from './hash.js';
+import { FileHashMemo, RACY_MS } from './hash.js';
 import { killAllChildren, localLauncher } from './launch.js';
 import { loadPipeline, shownPath, type Instance, type Pipeline } from './load.js';
 import { lockPathFor, readLock } from './lockfile.js';
@@ -116,7 +116,9 @@ export async function runCommand(o: RunOpts): Promise<number> {
   if (interruptedBy) return interruptedBy === 'SIGINT' ? EXIT.sigint : EXIT.sigterm;
   const failed = outcomes.filter((x) => x.status === 'failed');
   const results = failed.length ? [] : resultLines(art, outcomes);
-  if (outcomes.every((x) => x.key) && !o.force.length && !o.verify) {
+  // No snapshot while an input is racily fresh (see RACY_MS): its stats cannot vouch for it.
+  const racy = [...memo.seenFiles.values()].some(([, mtimeMs]) => Date.now() - mtimeMs <= RACY_MS);
+  if (outcomes.every((x) => x.key) && !o.force.length && !o.verify && !racy) {
     writeSnapshot(snapshotPath(art, p.file, snapshotArgs(o)), {
       format: 'pipeline-noop/1',
       pipeline: p.name,

@@ -52,6 +52,9 @@ interface MemoEntry {
 }
 
 /** Remembers file digests by (size, mtime); a file is re-hashed only when either changed. */
+/** A file modified less than this long ago is hashed again next time, whatever its stats say. */
+export const RACY_MS = 2000;
+
 export class FileHashMemo {
   private entries: Record<string, MemoEntry> | undefined;
   private dirty = false;
@@ -76,8 +79,13 @@ export class FileHashMemo {
     const hit = memo[abs];
     if (hit && hit.size === st.size && hit.mtimeMs === st.mtimeMs) return hit.sha256;
     const digest = await hashFile(abs);
-    memo[abs] = { size: st.size, mtimeMs: st.mtimeMs, sha256: digest };
-    this.dirty = true;
+    // "Racy" stats (as git calls them): file times tick at the kernel's coarse clock, so a file
+    // rewritten with the same size moments after being hashed can keep its mtime. Remember
+    // only digests of files that have been still for a while.
+    if (Date.now() - st.mtimeMs > RACY_MS) {
+      memo[abs] = { size: st.size, mtimeMs: st.mtimeMs, sha256: digest };
+      this.dirty = true;
+    }
     return digest;
   }
 
