@@ -40,7 +40,8 @@ export function schemaErrors(
   context: string,
   ignore: (relPointer: string) => boolean = () => false,
 ): PipelineError[] {
-  const kept = errors.filter((e) => !ignore(e.instancePath));
+  // Judge each error by the field it is about (an unknown key's own path, not its parent's).
+  const kept = errors.filter((e) => !ignore(describeError(e).pointer));
   // anyOf failures come with one error per branch: report only the anyOf with its description.
   const unions = kept.filter((e) => e.keyword === 'anyOf');
   const underUnion = (e: ErrorObject) =>

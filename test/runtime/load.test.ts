@@ -152,6 +152,8 @@ test('schema errors point at the YAML node', () => {
   loadFails('stages:\n  a:\n    uses: num\n    with:\n      x: "three"\n', 5, 10, /stage a field x: must be number/);
   // unknown param key of the stage type
   loadFails('stages:\n  a:\n    uses: num\n    with: { x: 1, y: 2 }\n', 4, 19, /stage a field y: unknown key 'y'/);
+  // ... also in a stage whose other fields hold references (checked after resolution)
+  loadFails('stages:\n  a:\n    uses: num\n    with: { x: 1 }\n  b:\n    uses: num\n    with:\n      x: ${{ stages.a.outputs.y }}\n      y: 2\n', 9, 7, /stage b field y: unknown key 'y'/);
   // missing required param
   loadFails('stages:\n  a:\n    uses: num\n    with: { note: hi }\n', 4, 11, /missing required field 'x'/);
   // missing uses
