@@ -87,7 +87,7 @@ export async function evaluate(
     uses: inst.stage.type.name,
     version: inst.stage.type.version,
     params: withoutPipelineDir(keyParams, p.dir),
-    inputs: await inputDigests(p, inst, params, memo),
+    inputs: await inputDigests(p, inst, params, memo, referencedStrings(params, inst.holes.map((h) => h.path))),
     upstream: upstreamDigests(inst, results),
     pipelineParams: Object.fromEntries(inst.usedParams.map((n) => [n, p.params[n]])),
   };
@@ -109,8 +109,28 @@ function withoutPipelineDir(v: Json, dir: string): Json {
   return v;
 }
 
-async function inputDigests(p: Pipeline, inst: Instance, params: Record<string, Json>, memo: FileHashMemo): Promise<Record<string, string>> {
-  const files = inst.stage.type.inputFiles?.(params) ?? [];
+/** Strings that references put into the params (upstream output paths among them). */
+function referencedStrings(params: Json, holePaths: Array<Array<string | number>>): Set<string> {
+  const out = new Set<string>();
+  const collect = (v: Json): void => {
+    if (typeof v === 'string') out.add(v);
+    else if (Array.isArray(v)) v.forEach(collect);
+    else if (v && typeof v === 'object') Object.values(v).forEach(collect);
+  };
+  for (const path of holePaths) collect(path.reduce<Json>((cur, seg) => (cur as Record<string | number, Json>)?.[seg] ?? null, params));
+  return out;
+}
+
+async function inputDigests(
+  p: Pipeline,
+  inst: Instance,
+  params: Record<string, Json>,
+  memo: FileHashMemo,
+  fromReferences: Set<string>,
+): Promise<Record<string, string>> {
+  // An input that is an upstream output is already in the key by its content digest (the
+  // reference's key value); listing it again would put a machine-specific cache path in the key.
+  const files = (inst.stage.type.inputFiles?.(params) ?? []).filter((f) => !fromReferences.has(f));
   const out: Record<string, string> = {};
   for (const rel of files) {
     const abs = resolvePath(p.dir, rel);
