@@ -77,7 +77,7 @@ export function decodeSafetensors(bytes: Uint8Array, source = '<bytes>'): Safete
     if (!(dtype in BYTES)) throw new Error(`${source}: tensor "${name}" has unsupported dtype ${dtype}`);
     const count = shape.reduce((a, b) => a * b, 1);
     if (end - begin !== count * BYTES[dtype] || dataStart + end > bytes.length) {
-      throw new Error(`${source}: tensor "${name}" offsets [${begin}, ${end}] do not fit shape [${shape}] ${dtype} or the file`);
+      throw new Error(`${source}: tensor "${name}" offsets [${begin}, ${end}] do not match shape [${shape}] ${dtype} or the file size`);
     }
     // Copy out (Buffer#slice would share memory): the data need not be aligned for its dtype in place.
     const slice = new Uint8Array(bytes.subarray(dataStart + begin, dataStart + end));
