@@ -28,6 +28,7 @@ export default defineStage({
     '(seeded, without replacement within an epoch), plus the mean squared norm. `scale` is the factor the trainer ' +
     'divides inputs by: the mean norm itself, unrounded (the seed measured 3.4179 and rounded it to 3.4 by hand).',
   params: Params,
+  inputFiles: (p) => [p.store],
   outputs: {
     mean_norm: { kind: 'value', description: 'Mean of ||x||_2 over the sampled rows' },
     mean_sq_norm: { kind: 'value', description: 'Mean of ||x||_2^2 over the sampled rows' },

@@ -62,7 +62,7 @@ export default defineStage({
     backend: { kind: 'value', description: '{name, device} of the compute backend used.' },
   },
   inputFiles(p) {
-    return [p.init_from, p.ground_truth].filter((x): x is string => typeof x === 'string');
+    return [p.store, p.init_from, p.ground_truth].filter((x): x is string => typeof x === 'string');
   },
   async run(ctx) {
     const { runTrainSae } = await import('../sae/stage-run.js');
