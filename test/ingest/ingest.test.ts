@@ -12,6 +12,7 @@ import { util as arrowUtil } from 'apache-arrow';
 import { parquetMetadata } from 'hyparquet';
 import ingest from '../../src/stages/ingest.js';
 import { writeHubLayoutParquet } from '../../src/data/parquet/write-hub-layout.js';
+import { ingestParquet } from '../../src/data/parquet/ingest.js';
 import { runStageDirect } from '../helpers/run-stage.js';
 import { dumpLayout, regularRows, writeFixture, type FixtureOptions } from './arrow-writer.js';
 
@@ -248,4 +249,26 @@ test('a source folder without parquet files, or a missing source', async () => {
   mkdirSync(empty);
   assert.match(await ingestError({ source: empty }), /no \*\.parquet files under .*empty/);
   assert.match(await ingestError({ source: join(dir, 'nope') }), /ingest source not found: .*nope/);
+});
+
+test('random byte corruption: every run ends, with a store or an error naming the file', async () => {
+  const path = smallHubFile('fuzz-source.parquet');
+  const original = readFileSync(path);
+  const rand = lcg(99);
+  const target = join(dir, 'fuzzed.parquet');
+  let failures = 0;
+  for (let trial = 0; trial < 80; trial++) {
+    const bytes = Buffer.from(original);
+    for (let k = 0; k < 3; k++) bytes[Math.floor(rand() * (bytes.length - 8))] = Math.floor(rand() * 256);
+    writeFileSync(target, bytes);
+    const outDir = mkdtempSync(join(dir, 'fuzz-out-'));
+    try {
+      await ingestParquet({ files: [target], column: 'activations', dtype: 'float16', outDir });
+    } catch (err) {
+      failures++;
+      assert.match((err as Error).message, /fuzzed\.parquet/, `trial ${trial}`);
+      assert.equal(existsSync(join(outDir, 'store.json')), false);
+    }
+  }
+  assert.ok(failures > 20, `most corruptions are detected (${failures}/80)`);
 });

@@ -86,12 +86,28 @@ export function decodeChunkFast(
   return { values: values.subarray(0, valuesSeen), rows, d };
 }
 
+/** A page header, checked enough that a corrupt one cannot make the page loop misbehave. */
 function readHeader(reader: { view: DataView; offset: number }): PageHeader {
+  const at = reader.offset;
+  let header: PageHeader;
   try {
-    return parquetHeader(reader);
+    header = parquetHeader(reader);
   } catch (err) {
-    throw new CorruptPageError(`unreadable page header at byte ${reader.offset}: ${(err as Error).message}`);
+    throw new CorruptPageError(`unreadable page header at byte ${at}: ${(err as Error).message}`);
   }
+  const sizes = [header.compressed_page_size, header.uncompressed_page_size];
+  if (!header.type || !sizes.every((x) => Number.isInteger(x) && x >= 0)) {
+    throw new CorruptPageError(`invalid page header at byte ${at}`);
+  }
+  const counts = {
+    DICTIONARY_PAGE: header.dictionary_page_header?.num_values,
+    DATA_PAGE: header.data_page_header?.num_values,
+    DATA_PAGE_V2: header.data_page_header_v2?.num_values,
+  } as Record<string, number | undefined>;
+  if (header.type in counts && !(Number.isInteger(counts[header.type]) && counts[header.type]! >= 0)) {
+    throw new CorruptPageError(`invalid ${header.type} header at byte ${at}`);
+  }
+  return header;
 }
 
 /** A data page: where its levels and values lie (values decompressed). */
@@ -106,6 +122,7 @@ interface ValueSection {
 
 function splitPageV1(body: Uint8Array, header: PageHeader, meta: ColumnMetaData, layout: ColumnLayout): ValueSection {
   const h = header.data_page_header!;
+  if (!h.encoding) throw new CorruptPageError('data page header without a value encoding');
   if (h.repetition_level_encoding !== 'RLE' || h.definition_level_encoding !== 'RLE') {
     throw new UnsupportedLayoutError(`level encodings ${h.repetition_level_encoding}/${h.definition_level_encoding}`);
   }
@@ -130,7 +147,10 @@ function splitPageV2(body: Uint8Array, header: PageHeader, meta: ColumnMetaData,
   const h = header.data_page_header_v2!;
   const repLen = h.repetition_levels_byte_length;
   const defLen = h.definition_levels_byte_length;
-  if (repLen < 0 || defLen < 0 || repLen + defLen > body.length) throw new CorruptPageError('level lengths run past the page');
+  if (!h.encoding) throw new CorruptPageError('data page v2 header without a value encoding');
+  if (!(Number.isInteger(repLen) && Number.isInteger(defLen) && repLen >= 0 && defLen >= 0 && repLen + defLen <= body.length)) {
+    throw new CorruptPageError(`data page v2 level lengths ${repLen}/${defLen} do not fit the page`);
+  }
   const rep = { buf: body, start: 0, end: repLen, width: bitWidth(layout.maxRep) };
   const def = { buf: body, start: repLen, end: repLen + defLen, width: bitWidth(layout.maxDef) };
   const compressed = body.subarray(repLen + defLen);

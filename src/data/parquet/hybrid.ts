@@ -24,6 +24,7 @@ export function decodeHybrid(
   count: number,
 ): number {
   if (width > 32) throw new CorruptPageError(`bit width ${width} > 32`);
+  checkRange(buf, pos, end);
   const rleBytes = (width + 7) >>> 3;
   let n = 0;
   while (n < count) {
@@ -95,6 +96,13 @@ function unpackBits(buf: Uint8Array, pos: number, width: number, out: LevelArray
   }
 }
 
+/** Guards the decoders' loops against a corrupt header's byte range (NaN, negative, too long). */
+function checkRange(buf: Uint8Array, pos: number, end: number): void {
+  if (!(Number.isInteger(pos) && Number.isInteger(end) && pos >= 0 && pos <= end && end <= buf.length)) {
+    throw new CorruptPageError(`encoded data range ${pos}..${end} is not within the page (${buf.length} bytes)`);
+  }
+}
+
 /** Bits needed to store values 0..max. */
 export function bitWidth(max: number): number {
   return max === 0 ? 0 : 32 - Math.clz32(max);
@@ -117,6 +125,7 @@ export function decodeDictionaryGather<T extends Uint16Array | Float32Array | Fl
   count: number,
 ): number {
   if (width > 24) throw new CorruptPageError(`dictionary index bit width ${width} > 24`);
+  checkRange(buf, pos, end);
   if (dictionary.length < 2 ** width) throw new Error('decodeDictionaryGather: dictionary not padded to 2^width');
   const rleBytes = (width + 7) >>> 3;
   const mask = (1 << width) - 1;
@@ -213,6 +222,7 @@ export function forEachRun(
   count: number,
   onRun: (value: number, length: number) => void,
 ): number {
+  checkRange(buf, pos, end);
   if (width === 0) {
     if (count > 0) onRun(0, count);
     return pos;
