@@ -87,6 +87,7 @@ export async function runPipeline(o: RunOptions): Promise<Outcome[]> {
 
   // Lock-file writes are batched: at most once a second while stages commit, and at the end.
   let flushTimer: NodeJS.Timeout | undefined;
+  let saidCpuFallback = false;
   const flushLock = () => {
     clearTimeout(flushTimer);
     flushTimer = undefined;
@@ -174,7 +175,11 @@ export async function runPipeline(o: RunOptions): Promise<Outcome[]> {
     mkdirSync(workDir, { recursive: true });
     const header = `# ${inst.name} (${inst.stage.type.name} v${inst.stage.type.version}) key ${key}\n# ${new Date().toISOString()}\n`;
     writeFileSync(logFile, header + (cpuFallback ? '# no GPU on this machine: running on CPU\n' : ''));
-    if (cpuFallback) reporter.note(`${inst.name}: asks for a GPU but this machine has none: running it on CPU`);
+    // Said once per run (each stage's log says it too): a sweep would repeat it dozens of times.
+    if (cpuFallback && !saidCpuFallback) {
+      saidCpuFallback = true;
+      reporter.note(`no GPU on this machine: stages that ask for one run on the CPU (first: ${inst.name})`);
+    }
     const spec: LaunchSpec = {
       stage: inst.stage.type.name,
       instance: inst.name,
