@@ -8,7 +8,7 @@
 import { open, writeFile, type FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
-import { float16ArrayToFloat32, float32ArrayToFloat16, float32ToFloat16Bits } from './parquet/float16.js';
+import { halvesToFloats, floatToHalf, encodeHalf } from './float16.js';
 
 export type StoreDtype = 'float16' | 'float32';
 
@@ -108,12 +108,12 @@ export class StoreWriter {
   private convert(values: SourceValues): Uint16Array | Float32Array {
     if (this.dtype === 'float16') {
       if (values instanceof Uint16Array) return values;
-      if (values instanceof Float32Array) return float32ArrayToFloat16(values);
+      if (values instanceof Float32Array) return floatToHalf(values);
       const out = new Uint16Array(values.length);
-      for (let i = 0; i < values.length; i++) out[i] = float32ToFloat16Bits(values[i]);
+      for (let i = 0; i < values.length; i++) out[i] = encodeHalf(values[i]);
       return out;
     }
-    if (values instanceof Uint16Array) return float16ArrayToFloat32(values);
+    if (values instanceof Uint16Array) return halvesToFloats(values);
     if (values instanceof Float32Array) return values;
     return Float32Array.from(values);
   }

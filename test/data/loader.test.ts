@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BatchLoader, openStore } from '../../src/data/loader.js';
-import { decodeHalf, encodeHalf, float16Table } from '../../src/data/loader/float16.js';
+import { decodeHalf, encodeHalf, float16Table } from '../../src/data/float16.js';
 import { halfRowsToFloatSimd, simdKernel } from '../../src/data/loader/float16-simd.js';
 import { rowIdStore, rowIds, writeTestStore } from './store-fixture.js';
 

@@ -5,7 +5,7 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { floatToHalf } from '../../src/data/loader/float16.js';
+import { floatToHalf } from '../../src/data/float16.js';
 
 export function writeTestStore(values: Float32Array, d: number, dtype: 'float16' | 'float32' = 'float16', dir?: string): string {
   const out = dir ?? mkdtempSync(join(tmpdir(), 'store-'));

@@ -10,7 +10,7 @@ import ingest from '../../src/stages/ingest.js';
 import estimateNorm from '../../src/stages/estimate-norm.js';
 import { BatchLoader, openStore } from '../../src/data/loader.js';
 import { SyntheticGenerator } from '../../src/data/synthetic.js';
-import { decodeHalf, encodeHalf } from '../../src/data/loader/float16.js';
+import { decodeHalf, encodeHalf } from '../../src/data/float16.js';
 import { runStageDirect } from '../helpers/run-stage.js';
 
 test('synthetic parquet -> ingest -> store rows equal the generated rows; norm estimated on them', async () => {

@@ -4,7 +4,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { SyntheticGenerator, zipfFrequencies, type SyntheticSpec } from '../../src/data/synthetic.js';
 import { readSafetensors } from '../../src/data/safetensors.js';
-import { decodeHalf, encodeHalf } from '../../src/data/loader/float16.js';
+import { decodeHalf, encodeHalf } from '../../src/data/float16.js';
 import stage from '../../src/stages/synthetic-activations.js';
 import { runStageDirect } from '../helpers/run-stage.js';
 

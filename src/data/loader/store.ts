@@ -14,7 +14,7 @@
 import { closeSync, existsSync, fstatSync, openSync, read, readFileSync, readSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
-import { halfToFloat } from './float16.js';
+import { halfToFloat } from '../float16.js';
 import { halfRowsToFloatSimd } from './float16-simd.js';
 
 export type StoreDtype = 'float16' | 'float32';

@@ -8,7 +8,7 @@ import { parquetReadObjects } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import type { ColumnLayout } from './column-layout.js';
 import { allocValues, type DecodedChunk } from './fast-chunk.js';
-import { float32ToFloat16Bits } from './float16.js';
+import { encodeHalf } from '../float16.js';
 import { BadRowError } from './row-checker.js';
 
 export async function decodeRowGroupGeneric(
@@ -41,7 +41,7 @@ export async function decodeRowGroupGeneric(
       const v = row[i];
       if (v === null || v === undefined) throw new BadRowError(`row ${rowNumber} has a null value at index ${i}`);
       // hyparquet turns float16 into numbers; they are exact halves, so converting back is lossless
-      values[r * d + i] = layout.element === 'float16' ? float32ToFloat16Bits(v) : v;
+      values[r * d + i] = layout.element === 'float16' ? encodeHalf(v) : v;
     }
   });
   return { values, rows: range.rows, d };

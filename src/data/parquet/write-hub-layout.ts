@@ -14,7 +14,7 @@
  * record batch through transformParquetStream, and the serialized bytes are streamed to disk.
  */
 import { open, rename, rm } from 'node:fs/promises';
-import { float32ArrayToFloat16 } from './float16.js';
+import { floatToHalf } from '../float16.js';
 
 export interface HubLayoutOptions {
   /** Column name; default 'activations'. */
@@ -111,7 +111,7 @@ async function* rowGroupsOf(
     if (chunk.length % d !== 0) {
       throw new Error(`writeHubLayoutParquet: chunk of ${chunk.length} values is not a whole number of rows of d=${d}`);
     }
-    const half = chunk instanceof Uint16Array ? chunk : float32ArrayToFloat16(chunk);
+    const half = chunk instanceof Uint16Array ? chunk : floatToHalf(chunk);
     let offset = 0;
     while (offset < half.length) {
       const take = Math.min(groupValues - filled, half.length - offset);

@@ -82,3 +82,9 @@ export function floatToHalf(src: ArrayLike<number>, dst = new Uint16Array(src.le
   for (let i = 0; i < src.length; i++) dst[i] = encodeHalf(src[i]);
   return dst;
 }
+
+/** Decodes a whole array of half-precision bits. */
+export function halvesToFloats(src: Uint16Array, dst = new Float32Array(src.length)): Float32Array {
+  halfToFloat(src, 0, dst, 0, src.length);
+  return dst;
+}
