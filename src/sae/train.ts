@@ -144,8 +144,9 @@ export async function trainSae(o: TrainOptions, data: TrainData, io: TrainIo): P
   };
 
   const metrics = new MetricsLog(join(io.workDir, 'metrics.jsonl'));
-  metrics.start({ instance: o.meta.instance, d_in: dIn, d_sae: dSae, batch_size: B, steps: o.steps, n_samples: o.steps * B,
-    lr: o.lr, lambda: o.l0Coefficient, backend: backend.name, device: backend.device, ...o.meta.config }, ckpt ? startStep : null);
+  // The params first: `backend` must record the backend actually used, not the requested "auto".
+  metrics.start({ ...o.meta.config, instance: o.meta.instance, d_in: dIn, d_sae: dSae, batch_size: B, steps: o.steps,
+    n_samples: o.steps * B, lr: o.lr, lambda: o.l0Coefficient, backend: backend.name, device: backend.device }, ckpt ? startStep : null);
 
   // The training loop.
   const l0Warmup = o.l0WarmupSteps;

@@ -42,7 +42,7 @@ export const TrainSaeParams = Type.Object({
 
 export default defineStage({
   name: 'train-sae',
-  version: '2',
+  version: '3',
   description: 'Train one JumpReLU sparse autoencoder and export it in the SAELens layout.',
   params: TrainSaeParams,
   heavy: true,
