@@ -24,8 +24,11 @@ export interface InstanceResult {
 export interface KeyParts {
   uses: string;
   version: string;
+  /** Resolved params as hashed (defaults applied; upstream files as `sha256:` digests). */
   params: Json;
+  /** Input file/folder digests by path relative to the pipeline folder. */
   inputs: Record<string, string>;
+  /** Output digest of each upstream instance this one consumed (recorded, not hashed: early cutoff). */
   upstream: Record<string, string>;
   /** Values of the pipeline params the instance refers to: recorded for messages, not hashed. */
   pipelineParams?: Record<string, Json>;

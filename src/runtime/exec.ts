@@ -5,7 +5,7 @@
  * last line of stdout instead.
  */
 import { readFileSync } from 'node:fs';
-import type { ChildMessage, LaunchSpec } from './launch.js';
+import { stageContext, type ChildMessage, type LaunchSpec } from './launch.js';
 import type { StageType } from './stage.js';
 
 export async function execSpec(specFile: string, stageTypes: StageType<any>[]): Promise<number> {
@@ -24,15 +24,7 @@ export async function execSpec(specFile: string, stageTypes: StageType<any>[]): 
   process.on('disconnect', stop);
   let lastProgress = 0;
   try {
-    const outputs = await type.run({
-      params: spec.params,
-      instance: spec.instance,
-      outDir: spec.outDir,
-      workDir: spec.workDir,
-      pipelineDir: spec.pipelineDir,
-      env: spec.env,
-      provenance: spec.provenance,
-      signal: controller.signal,
+    const outputs = await type.run(stageContext(spec, controller.signal, {
       log: (line) => process.stdout.write(line.endsWith('\n') ? line : `${line}\n`),
       progress: (progress) => {
         // The parent redraws at most ~10 Hz; don't flood the channel.
@@ -41,7 +33,7 @@ export async function execSpec(specFile: string, stageTypes: StageType<any>[]): 
         lastProgress = now;
         if (process.send) send({ type: 'progress', progress });
       },
-    });
+    }));
     await new Promise<void>((resolve) => (process.send ? process.send({ type: 'result', outputs } satisfies ChildMessage, () => resolve()) : (send({ type: 'result', outputs }), resolve())));
     return 0;
   } catch (e) {

@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
-import type { Json, Progress, Provenance, StageOutputs, StageType } from './stage.js';
+import type { Json, Progress, Provenance, StageContext, StageOutputs, StageType } from './stage.js';
 
 export interface LaunchSpec {
   /** Stage type name (`uses:`). */
@@ -24,6 +24,22 @@ export interface LaunchSpec {
 export interface StageEvents {
   progress(p: Progress): void;
   log(line: string): void;
+}
+
+/** The context a stage's run() gets from a spec, wherever it runs (in the runner or a child). */
+export function stageContext(spec: LaunchSpec, signal: AbortSignal, events: StageEvents): StageContext<Record<string, Json>> {
+  return {
+    params: spec.params,
+    instance: spec.instance,
+    outDir: spec.outDir,
+    workDir: spec.workDir,
+    pipelineDir: spec.pipelineDir,
+    env: spec.env,
+    provenance: spec.provenance,
+    signal,
+    log: (line) => events.log(line),
+    progress: (p) => events.progress(p),
+  };
 }
 
 /** Starts a stage somewhere and resolves with its outputs; rejects on failure or abort. */
@@ -106,21 +122,13 @@ export function localLauncher(cliPath: string, graceMs = 5000): Launcher {
 export async function runInProcess(type: StageType<any>, spec: LaunchSpec, events: StageEvents, signal: AbortSignal): Promise<StageOutputs> {
   const fd = openSync(spec.logFile, 'a');
   try {
-    return await type.run({
-      params: spec.params,
-      instance: spec.instance,
-      outDir: spec.outDir,
-      workDir: spec.workDir,
-      pipelineDir: spec.pipelineDir,
-      env: spec.env,
-      provenance: spec.provenance,
-      signal,
+    return await type.run(stageContext(spec, signal, {
       log: (line) => {
         writeSync(fd, line.endsWith('\n') ? line : `${line}\n`);
         events.log(line);
       },
       progress: (p) => events.progress(p),
-    });
+    }));
   } finally {
     closeSync(fd);
   }

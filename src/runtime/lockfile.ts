@@ -7,20 +7,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { lockSync, unlock, writeFileAtomic } from './fsutil.js';
-import type { Json } from './stage.js';
+import type { KeyParts } from './evaluate.js';
 
-export interface LockEntry {
-  uses: string;
-  version: string;
-  /** Resolved params as hashed (defaults applied; upstream files as `sha256:` digests). */
-  params: Json;
-  /** Input file/folder digests by path relative to the pipeline folder. */
-  inputs: Record<string, string>;
-  /** Output digest of each upstream instance this one consumed. */
-  upstream: Record<string, string>;
-  /** Pipeline params the instance refers to (not hashed; lets status name the param that changed). */
-  pipelineParams?: Record<string, Json>;
-  key: string;
+/** What the lock file records per instance: the parts of its cache key, and its output digest. */
+export interface LockEntry extends KeyParts {
   /** Digest of this instance's outputs. */
   outputs: string;
 }
