@@ -10,23 +10,8 @@ import { endianness } from 'node:os';
 import { join } from 'node:path';
 import { halvesToFloats, floatToHalf, encodeHalf } from './float16.js';
 
-export type StoreDtype = 'float16' | 'float32';
-
-export interface StoreSource {
-  path: string;
-  rows: number;
-  sha256: string;
-}
-
-export interface StoreHeader {
-  format: 'activation-store/1';
-  rows: number;
-  d: number;
-  dtype: StoreDtype;
-  byteOrder: 'little';
-  sources: StoreSource[];
-  column: string;
-}
+import type { StoreDtype, StoreHeader, StoreSource } from './store-format.js';
+export type { StoreDtype, StoreHeader, StoreSource } from './store-format.js';
 
 /** Values to append: a Uint16Array holds float16 bits; Float32Array/Float64Array hold numbers. */
 export type SourceValues = Uint16Array | Float32Array | Float64Array;

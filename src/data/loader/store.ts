@@ -17,19 +17,8 @@ import { join } from 'node:path';
 import { halfToFloat } from '../float16.js';
 import { halfRowsToFloatSimd } from './float16-simd.js';
 
-export type StoreDtype = 'float16' | 'float32';
-
-/** The `store.json` header, as written by the ingest stage. */
-export interface StoreHeader {
-  format: 'activation-store/1';
-  rows: number;
-  d: number;
-  dtype: StoreDtype;
-  byteOrder: 'little';
-  sources: Array<{ path: string; rows: number; sha256: string }>;
-  column: string;
-  [extra: string]: unknown;
-}
+import type { StoreDtype, StoreHeader } from '../store-format.js';
+export type { StoreDtype, StoreHeader } from '../store-format.js';
 
 /**
  * Raw bytes of some rows: row k of the request starts at byte `offsets[k]` of `bytes`.
