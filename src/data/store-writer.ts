@@ -10,7 +10,7 @@ import { endianness } from 'node:os';
 import { join } from 'node:path';
 import { halvesToFloats, floatToHalf, encodeHalf } from './float16.js';
 
-import type { StoreDtype, StoreHeader, StoreSource } from './store-format.js';
+import { STORE_DATA_FILE, STORE_HEADER_FILE, type StoreDtype, type StoreHeader, type StoreSource } from './store-format.js';
 export type { StoreDtype, StoreHeader, StoreSource } from './store-format.js';
 
 /** Values to append: a Uint16Array holds float16 bits; Float32Array/Float64Array hold numbers. */
@@ -31,7 +31,7 @@ export class StoreWriter {
 
   static async create(dir: string, opts: { dtype: StoreDtype; column: string }): Promise<StoreWriter> {
     if (endianness() !== 'LE') throw new Error('the activation store is little-endian; big-endian hosts are not supported');
-    const handle = await open(join(dir, 'data.bin'), 'w');
+    const handle = await open(join(dir, STORE_DATA_FILE), 'w');
     return new StoreWriter(dir, opts.dtype, opts.column, handle);
   }
 
@@ -72,7 +72,7 @@ export class StoreWriter {
       sources: this.sources,
       column: this.column,
     };
-    await writeFile(join(this.dir, 'store.json'), JSON.stringify(header, null, 2) + '\n');
+    await writeFile(join(this.dir, STORE_HEADER_FILE), JSON.stringify(header, null, 2) + '\n');
     return header;
   }
 

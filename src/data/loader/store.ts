@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { halfToFloat } from '../float16.js';
 import { halfRowsToFloatSimd } from './float16-simd.js';
 
-import type { StoreDtype, StoreHeader } from '../store-format.js';
+import { STORE_DATA_FILE, STORE_HEADER_FILE, type StoreDtype, type StoreHeader } from '../store-format.js';
 export type { StoreDtype, StoreHeader } from '../store-format.js';
 
 /**
@@ -60,7 +60,7 @@ export class ActivationStore {
     this.d = header.d;
     this.dtype = header.dtype;
     this.bytesPerRow = header.d * (header.dtype === 'float16' ? 2 : 4);
-    this.dataPath = join(dir, 'data.bin');
+    this.dataPath = join(dir, STORE_DATA_FILE);
     const limit = options.maxInMemoryBytes ?? DEFAULT_MAX_IN_MEMORY_BYTES;
     this.inMemory = this.rows * this.bytesPerRow <= limit;
     this.simd = options.simd ?? true;
@@ -215,7 +215,7 @@ export class ActivationStore {
 /** Opens and validates a store folder. Throws a clear error naming the file and field. */
 export function openStore(dir: string, options: OpenStoreOptions = {}): ActivationStore {
   if (endianness() !== 'LE') throw new Error('the activation store loader needs a little-endian machine');
-  const headerPath = join(dir, 'store.json');
+  const headerPath = join(dir, STORE_HEADER_FILE);
   if (!existsSync(headerPath)) throw new Error(`not an activation store: ${headerPath} does not exist`);
   let header: StoreHeader;
   try {
@@ -225,7 +225,7 @@ export function openStore(dir: string, options: OpenStoreOptions = {}): Activati
   }
   validateHeader(header, headerPath);
   const store = new ActivationStore(dir, header, options);
-  const dataPath = join(dir, 'data.bin');
+  const dataPath = join(dir, STORE_DATA_FILE);
   if (!existsSync(dataPath)) throw new Error(`store ${dir}: ${dataPath} does not exist`);
   const fd = openSync(dataPath, 'r');
   const size = fstatSync(fd).size;
