@@ -86,6 +86,8 @@ export function fitLaw(points: FitPoint[], opts: FitOptions): FitOutcome {
   const loss = lossFn(lossKind, opts.huberDelta ?? 1e-3);
   const confidence = opts.confidence ?? 0.95;
   const warnings: string[] = [];
+  const missing = points.filter((p) => p.dropped_by === 'no_value');
+  if (missing.length) warnings.push(`${missing.length} point(s) without a value (a diverged or failed run) left out: ${missing.map((p) => p.source).join('; ')}`);
   const kept = points.filter((p) => p.kept);
   checkEnoughPoints(law, points, kept);
   const data = toLogData(law, kept);

@@ -99,8 +99,15 @@ export function pointsFromCsv(law: LawName, input: CsvInput): FitPoint[] {
   return points;
 }
 
-/** Applies the filters in a fixed order: select_min_by, x range, drop_highest. */
+/** Applies the filters in a fixed order: missing values, select_min_by, x range, drop_highest. */
 export function applyFilters(law: LawName, points: FitPoint[], filters: Filters): void {
+  // A run that diverged or failed reports a null y: it is no point of the law.
+  for (const p of points) {
+    if (typeof p.y !== 'number' || Number.isNaN(p.y)) {
+      p.kept = false;
+      p.dropped_by = 'no_value';
+    }
+  }
   if (filters.select_min_by) selectMinBy(law, points, filters.select_min_by);
   const xOf = (p: FitPoint) => (law === 'chinchilla' ? p.N! : p.x!);
   for (const p of points) {

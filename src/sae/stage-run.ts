@@ -2,12 +2,13 @@
  * The `train-sae` stage's run(): params -> training options, the activation store -> batches,
  * then trainSae(). Kept out of src/stages so that loading the stage list stays cheap.
  */
-import { resolve } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { Static } from '@sinclair/typebox';
 import type { StageContext, StageOutputs } from '../runtime/stage.js';
 import type { TrainSaeParams } from '../stages/train-sae.js';
 import { openStore, BatchLoader } from '../data/loader.js';
-import { trainSae, type TrainData } from './train.js';
+import { DivergenceError, trainSae, type TrainData } from './train.js';
 import { readSaeLens, unfoldNormalisation } from './export.js';
 import { readSafetensors } from './safetensors.js';
 
@@ -72,9 +73,34 @@ export async function runTrainSae(ctx: StageContext<Params>): Promise<StageOutpu
       sae: r.saeDir, metrics: r.metricsFile, eval: { ...r.eval }, loss: r.eval.total_loss, mse: r.eval.mse, fvu: r.eval.fvu, l0: r.eval.l0,
       d_sae: p.d_sae, n_samples: steps * p.batch_size, steps, lr: p.lr, backend: r.backend,
     };
+  } catch (e) {
+    if (!(e instanceof DivergenceError) || p.on_divergence !== 'record') throw e;
+    return recordDivergence(ctx, steps, e);
   } finally {
     data.train.close();
   }
+}
+
+/**
+ * A diverged run as a result: its training curve up to the divergence, an eval line that says
+ * where it diverged, null metrics (fit-law drops null points), and no weights worth exporting.
+ */
+function recordDivergence(ctx: StageContext<Params>, steps: number, e: DivergenceError): StageOutputs {
+  const p = ctx.params;
+  ctx.log(`${e.message}\non_divergence: record: this run's result is its divergence`);
+  const evalResult = {
+    step: e.step, diverged_at_step: e.step, diverged_loss: Number.isFinite(e.loss) ? e.loss : String(e.loss),
+    mse: null, l0: null, fvu: null, dead_frac: null, total_loss: null, recovery_mean_max_cos: null, recovery_frac_above_0_9: null,
+  };
+  const curve = join(ctx.workDir, 'metrics.jsonl');
+  const metrics = (existsSync(curve) ? readFileSync(curve, 'utf8') : '') + JSON.stringify({ type: 'eval', ...evalResult }) + '\n';
+  writeFileSync(join(ctx.outDir, 'metrics.jsonl'), metrics);
+  mkdirSync(join(ctx.outDir, 'sae'), { recursive: true });
+  writeFileSync(join(ctx.outDir, 'sae', 'diverged.json'), JSON.stringify({ ...evalResult, message: e.message }, null, 2) + '\n');
+  return {
+    sae: 'sae', metrics: 'metrics.jsonl', eval: evalResult, loss: null, mse: null, fvu: null, l0: null,
+    d_sae: p.d_sae, n_samples: steps * p.batch_size, steps, lr: p.lr, backend: null,
+  };
 }
 
 /** Training batches (shuffled, split 'train') and the held-out split in order, both divided by norm_scale. */

@@ -19,6 +19,13 @@ import { foldNormalisation, writeSaeLens } from './export.js';
 import { writeFileAtomic } from './safetensors.js';
 
 /** A stream of training batches (the data loader, or in-memory data for tests and benchmarks). */
+/** The loss went non-finite or above max_loss: a property of the hyperparameters, not bad input. */
+export class DivergenceError extends Error {
+  constructor(readonly step: number, readonly loss: number, message: string) {
+    super(message);
+  }
+}
+
 export interface BatchSource {
   next(): Promise<Float32Array>;
   state(): unknown;
@@ -164,7 +171,7 @@ export async function trainSae(o: TrainOptions, data: TrainData, io: TrainIo): P
     const st = await sae.trainStep(batch, B, lambda, lr);
     const loss = st.rec + lambda * st.l0;
     if (!Number.isFinite(loss) || loss > o.maxLoss) {
-      throw new Error(`train-sae: loss diverged at step ${step}: loss=${loss} (reconstruction ${st.rec}, L0 ${st.l0}, ` +
+      throw new DivergenceError(step, loss, `train-sae: loss diverged at step ${step}: loss=${loss} (reconstruction ${st.rec}, L0 ${st.l0}, ` +
         `lr ${lr}, max_loss ${o.maxLoss}); last good checkpoint: ${lastCheckpointStep === null ? 'none' : `step ${lastCheckpointStep} in ${io.workDir}`}`);
     }
     window.steps++;

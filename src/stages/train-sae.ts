@@ -33,6 +33,10 @@ export const TrainSaeParams = Type.Object({
   checkpoint_every: Type.Integer({ minimum: 0, default: 1000, description: 'Steps between checkpoints in the work folder (0: none).' }),
   init_from: Type.Optional(Type.String({ description: 'SAELens JumpReLU folder to start from (continue training).' })),
   ground_truth: Type.Optional(Type.String({ description: 'safetensors file with `features` [n, d_in] (synthetic data): recovery metrics.' })),
+  on_divergence: Type.Union([Type.Literal('fail'), Type.Literal('record')], {
+    default: 'fail',
+    description: 'fail: a diverged run is an error (last good checkpoint kept). record: it is a result (loss, mse, fvu, l0 null; metrics and eval say at which step), so a learning-rate sweep survives its largest rates.',
+  }),
   max_loss: Type.Number({ exclusiveMinimum: 0, default: 1e4, description: 'Divergence guard: stop when the training loss exceeds this or is not finite.' }),
   max_memory_gb: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'Refuse shapes estimated to need more (default: 3.5 on wasm, 80% of RAM otherwise).' })),
   model_name: Type.String({ default: 'meta-llama/Llama-3.2-1B', description: 'For cfg.json metadata.' }),

@@ -121,7 +121,15 @@ test('too few points: an error naming the law, its parameters and the fields', a
 test('non-positive or missing values: an error naming the offending point', async () => {
   await assert.rejects(runStageDirect(fitLawStage, { x: [1, 2, 3], y: [1, -2, 3] }), /x\[1\]=2, y\[1\]=-2: y = -2 is not a positive number/);
   await assert.rejects(runStageDirect(fitLawStage, { x: [0, 2, 3], y: [1, 2, 3] }), /x\[0\]=0.*x = 0 is not a positive number/);
-  await assert.rejects(runStageDirect(fitLawStage, { x: [1, 2, 3], y: [1, null, 3] }), /y\[1\]=NaN.*not a positive number/);
+});
+
+test('a null y (a diverged or failed run) is left out with a warning, not fitted', async () => {
+  const { outputs, outDir } = await runStageDirect(fitLawStage, { x: [1, 2, 3, 4], y: [1, null, 1 / 9, 1 / 16], bootstrap: 0 });
+  assert.ok((outputs.warnings as string[]).some((w) => /1 point\(s\) without a value .* x\[1\]=2, y\[1\]=NaN/.test(w)), String(outputs.warnings));
+  const fit = JSON.parse(readFileSync(join(outDir, 'fit.json'), 'utf8'));
+  assert.deepEqual(fit.points.map((p: { kept: boolean }) => p.kept), [true, false, true, true]);
+  // The kept points lie on y = x^-2 exactly.
+  assert.ok(Math.abs((outputs.params as { b: number }).b + 2) < 1e-9, JSON.stringify(outputs.params));
 });
 
 test('a fit stopped before convergence says so in warnings, fit.json and the log', async () => {

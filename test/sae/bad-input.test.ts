@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSafetensors } from '../../src/sae/safetensors.js';
 import { CHECKPOINT_FILE } from '../../src/sae/checkpoint.js';
@@ -44,6 +44,19 @@ test('diverging loss: error names the step and the loss; the last good checkpoin
     if (existsSync(join(dd.workDir, CHECKPOINT_FILE))) assert.ok(checkpointStep(dd.workDir) <= Number(step));
     return true;
   });
+});
+
+test('on_divergence: record makes a diverged run a result with null metrics (a sweep survives it)', async () => {
+  const dd = dirs();
+  const { outputs: out } = await runTrainSae({ ...base, lr: 50, lr_warmup_steps: 0, max_loss: 100, on_divergence: 'record' }, dd);
+  assert.equal(out.loss, null);
+  assert.equal(out.fvu, null);
+  const ev = out.eval as Record<string, unknown>;
+  assert.ok(Number(ev.diverged_at_step) >= 1, JSON.stringify(ev));
+  const lines = readFileSync(join(dd.outDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(lines[0].type, 'config');
+  assert.deepEqual(lines.at(-1), { type: 'eval', ...ev });
+  assert.ok(existsSync(join(dd.outDir, 'sae', 'diverged.json')));
 });
 
 test('shape, memory and parameter errors come before training', async () => {
