@@ -18,7 +18,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { selectBackend, type BackendName } from '../src/sae/backend.js';
 import { JumpReluSae, initialWeights } from '../src/sae/jumprelu.js';
-import { mulberry32 } from '../src/sae/rng.js';
+import { mulberry32 } from '../src/random.js';
 import { ParallelSae } from '../src/sae/parallel.js';
 
 const DEFAULT_SHAPES = '512x4096x1024,64x256x1024,64x512x1024,64x1024x1024,64x1024x512';

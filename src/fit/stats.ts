@@ -1,15 +1,9 @@
 /** Seeded random numbers and percentiles for the bootstrap. */
+import { mulberry32 } from '../random.js';
 
-/** mulberry32: a small, fast 32-bit generator; the same seed gives the same resamples. */
+/** The same seed gives the same resamples (mulberry32, on its own stream). */
 export function seededRandom(seed: number): () => number {
-  let s = (seed >>> 0) ^ 0x9e3779b9;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32((seed >>> 0) ^ 0x9e3779b9);
 }
 
 /** Multiplicities of a resample with replacement of n items (sum = n). */

@@ -12,7 +12,7 @@ import { JumpReluSae, initialWeights, estimateTrainingBytes, type AdamState, typ
 import { ParallelSae } from './parallel.js';
 import type { Tf } from './backend.js';
 import { lambdaAt, lrFactor } from './schedules.js';
-import { mulberry32 } from './rng.js';
+import { mulberry32 } from '../random.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { EvalAccumulator, MetricsLog, recovery } from './metrics.js';
 import { foldNormalisation, writeSaeLens } from './export.js';

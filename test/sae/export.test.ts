@@ -10,7 +10,7 @@ import { encodeSafetensors, decodeSafetensors } from '../../src/sae/safetensors.
 import { foldNormalisation, readSaeLens, unfoldNormalisation, writeSaeLens } from '../../src/sae/export.js';
 import { JumpReluSae, initialWeights, type SaeWeights } from '../../src/sae/jumprelu.js';
 import { selectBackend } from '../../src/sae/backend.js';
-import { mulberry32 } from '../../src/sae/rng.js';
+import { mulberry32 } from '../../src/random.js';
 import { referenceForward, sparseData, tempDir, writeStore } from './fixtures.js';
 import { runTrainSae } from './stage-ctx.js';
 

@@ -6,7 +6,7 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { mulberry32 } from '../../src/sae/rng.js';
+import { mulberry32 } from '../../src/random.js';
 import { encodeSafetensors } from '../../src/sae/safetensors.js';
 
 export function tempDir(prefix: string): string {

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { selectBackend } from '../../src/sae/backend.js';
 import { JumpReluSae, initialWeights, PARAM_NAMES, type ParamName } from '../../src/sae/jumprelu.js';
-import { mulberry32 } from '../../src/sae/rng.js';
+import { mulberry32 } from '../../src/random.js';
 
 for (const applyBDecToInput of [true, false]) {
   test(`closed-form gradients match autodiff (apply_b_dec_to_input=${applyBDecToInput})`, async () => {

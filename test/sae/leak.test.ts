@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { selectBackend } from '../../src/sae/backend.js';
 import { JumpReluSae, initialWeights } from '../../src/sae/jumprelu.js';
-import { mulberry32 } from '../../src/sae/rng.js';
+import { mulberry32 } from '../../src/random.js';
 
 test('numTensors and bytes are flat over 1000 steps', async () => {
   const { tf } = await selectBackend('cpu');
