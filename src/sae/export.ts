@@ -10,7 +10,8 @@
  */
 import { mkdirSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { readSafetensors, writeSafetensors, writeFileAtomic } from './safetensors.js';
+import { readSafetensors, writeSafetensors } from './safetensors.js';
+import { writeFileAtomic } from '../runtime/fsutil.js';
 import type { SaeWeights } from './jumprelu.js';
 
 export const SAE_WEIGHTS_FILE = 'sae_weights.safetensors';

@@ -2,7 +2,8 @@
  * The SAE's view of safetensors: float32 tensors (float64 read and converted), atomic writes.
  * The format itself is src/data/safetensors.ts; this layer only fixes the dtype.
  */
-import { readFileSync, writeFileSync, renameSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../runtime/fsutil.js';
 import { decodeSafetensors as decodeAny, encodeSafetensors as encodeAny, type Tensor } from '../data/safetensors.js';
 
 export interface NamedTensor {
@@ -40,16 +41,7 @@ export function readSafetensors(path: string): DecodedSafetensors {
   return decodeSafetensors(readFileSync(path), path);
 }
 
-/** Writes atomically: to `path.tmp`, fsync, then rename over `path`. */
+/** Writes atomically (temporary sibling, fsync, rename). */
 export function writeSafetensors(path: string, tensors: Record<string, NamedTensor>, metadata?: Record<string, string>): void {
   writeFileAtomic(path, encodeSafetensors(tensors, metadata));
-}
-
-export function writeFileAtomic(path: string, bytes: Buffer | string): void {
-  const tmp = `${path}.tmp`;
-  writeFileSync(tmp, bytes);
-  const fd = openSync(tmp, 'r');
-  fsyncSync(fd);
-  closeSync(fd);
-  renameSync(tmp, path);
 }
