@@ -27,7 +27,7 @@ export interface Progress {
   fraction?: number;
   /** Short free text: "step 1200/5000 loss 0.041 L0 52". */
   message?: string;
-  /** Throughput in `unit` per second (e.g. 5300 samples/s, 41.2 MB/s). */
+  /** Throughput: `unit`s per second (rate 5300, unit 'samples' is shown as "5.3k samples/s"). */
   rate?: number;
   unit?: string;
   /** Seconds left, if the stage knows better than fraction/elapsed. */

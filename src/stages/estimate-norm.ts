@@ -2,6 +2,7 @@
  * `estimate-norm`: the mean L2 norm of activation rows, the seed's normalisation factor.
  * Adapter only; the method lives in src/data/norm.ts.
  */
+import { resolve } from 'node:path';
 import { Type } from '@sinclair/typebox';
 import { defineStage } from '../runtime/stage.js';
 
@@ -39,7 +40,7 @@ export default defineStage({
     const { openStore } = await import('../data/loader.js');
     const { estimateNorm } = await import('../data/norm.js');
     const p = ctx.params;
-    const store = openStore(p.store);
+    const store = openStore(resolve(ctx.pipelineDir, p.store));
     try {
       const trainRows = store.rows - p.eval_rows;
       if (p.batches * p.batch_size > trainRows) {

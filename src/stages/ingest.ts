@@ -59,7 +59,7 @@ export default defineStage({
         ctx.progress({
           fraction: q.rowGroupsDone / q.rowGroupsTotal,
           rate: rowsPerS,
-          unit: 'rows/s',
+          unit: 'rows',
           message: `row group ${q.rowGroupsDone}/${q.rowGroupsTotal}, ${q.rows} rows, ${mbPerS.toFixed(1)} MB/s`,
         });
       },

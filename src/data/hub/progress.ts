@@ -51,7 +51,7 @@ export class DownloadProgress {
     const p: Progress = {
       fraction: this.totalBytes > 0 ? this.doneBytes / this.totalBytes : this.filesDone / Math.max(1, this.totalFiles),
       rate: Number((bytesPerSecond / 1e6).toFixed(2)),
-      unit: 'MB/s',
+      unit: 'MB',
       message:
         `${this.filesDone}/${this.totalFiles} files, ${formatBytes(this.doneBytes)}/${formatBytes(this.totalBytes)}, ` +
         `${(bytesPerSecond / 1e6).toFixed(1)} MB/s`,
