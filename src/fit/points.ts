@@ -136,13 +136,13 @@ function selectMinBy(law: LawName, points: FitPoint[], scores: number[]): void {
   const key = (p: FitPoint) => (law === 'chinchilla' ? `${p.N},${p.D}` : `${p.x}`);
   const best = new Map<string, number>();
   points.forEach((p, i) => {
-    if (!Number.isFinite(scores[i])) return; // a diverged run (NaN loss) never wins
+    if (!p.kept || !Number.isFinite(scores[i])) return; // a diverged run (NaN loss) never wins
     const k = key(p);
     const j = best.get(k);
     if (j === undefined || scores[i] < scores[j]) best.set(k, i);
   });
   points.forEach((p, i) => {
-    if (best.get(key(p)) !== i) {
+    if (p.kept && best.get(key(p)) !== i) {
       p.kept = false;
       p.dropped_by = 'select_min_by';
     }

@@ -184,7 +184,10 @@ export function loadFit(path: string): LoadedFit {
 
 function checkPoint(p: unknown, where: string): void {
   if (!isObject(p)) throw new Error(`report: ${where}: expected an object`);
-  if (typeof p.y !== 'number') throw new Error(`report: ${where}: "y" must be a number, got ${JSON.stringify(p.y)}`);
+  // A point left out for having no value (a diverged run) has y null.
+  if (typeof p.y !== 'number' && !(p.y === null && p.kept === false)) {
+    throw new Error(`report: ${where}: "y" must be a number, got ${JSON.stringify(p.y)}`);
+  }
   const hasX = typeof p.x === 'number';
   const hasND = typeof p.N === 'number' && typeof p.D === 'number';
   if (!hasX && !hasND) throw new Error(`report: ${where}: needs a numeric "x" (or "N" and "D")`);

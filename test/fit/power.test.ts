@@ -167,3 +167,10 @@ test('three sizes: residual bootstrap (default) keeps every size; resampling cas
   const cases = await runStageDirect(fitLawStage, { x, y, bootstrap: 200, bootstrap_method: 'cases' });
   assert.ok((cases.outputs.warnings as string[]).some((w) => /bootstrap refits \(cases\) failed/.test(w)));
 });
+
+test('select_min_by keeps the no-value reason of a point it never considered', async () => {
+  const { outputs } = await runStageDirect(fitLawStage, {
+    x: [1, 1, 2, 2, 4], y: [1, 2, null, 1, 0.5], select_min_by: [1, 0.9, 0.1, 0.8, 0.7], bootstrap: 0,
+  });
+  assert.ok((outputs.warnings as string[]).some((w) => /1 point\(s\) without a value/.test(w)), String(outputs.warnings));
+});

@@ -197,3 +197,19 @@ test('reads what the real fit-law and flop-budget stages write', async () => {
   assert.match(html, /EXTRAPOLATION: the prediction at d_sae = 16384/);
   assert.match(html, /<td>final SAE \(6 \* 2 d_in d_sae D\)<\/td><td>8\.45\de17<\/td>/);
 });
+
+test('a fit with a diverged run (null loss) renders, and its warning reaches the report', async () => {
+  const fitLaw = allStageTypes.find((t) => t.name === 'fit-law')!;
+  // The learning-rate law as scaling.yaml asks for it: one sweep point diverged (loss null).
+  const fit = await runStageDirect(fitLaw, {
+    law: 'power', x: [64, 64, 128, 128, 256, 256], y: [1e-3, 3e-3, 1e-3, 3e-3, 1e-3, 3e-3],
+    select_min_by: [0.5, 0.4, 0.45, null, 0.3, 0.35], bootstrap: 0,
+  });
+  const loss = await runStageDirect(fitLaw, { law: 'power', x: [64, 128, 256, 512], y: [0.5, null, 0.3, 0.25], bootstrap: 0 });
+  assert.ok((loss.outputs.warnings as string[]).some((w) => /without a value/.test(w)));
+  const run = await runStageDirect(reportStage, {
+    title: 'diverged', loss_fits: [join(loss.outDir, 'fit.json')], lr_fit: join(fit.outDir, 'fit.json'),
+  });
+  const html = readFileSync(join(run.outDir, 'report.html'), 'utf8');
+  assert.match(html, /without a value/);
+});
