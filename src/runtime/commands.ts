@@ -161,6 +161,7 @@ function resultLines(art: Artifacts, outcomes: Array<{ instance: Instance; key?:
 async function dryRun(p: Pipeline, art: Artifacts, instances: Instance[], force: Set<Instance>, lockFile: string, verify: boolean): Promise<number> {
   const memo = new FileHashMemo(join(art.root, 'filehash.json'));
   const { explained } = await explainAll(p, art, memo, readLock(lockFile)?.instances ?? {}, instances, verify);
+  memo.save();
   let n = 0;
   for (const e of explained) {
     const forced = force.has(e.instance);
@@ -212,6 +213,7 @@ export async function showCommand(o: Common & { stage: string; json: boolean }):
   const targets = resolveNames(p, [o.stage], 'stage');
   const memo = new FileHashMemo(join(art.root, 'filehash.json'));
   const { explained, results } = await explainAll(p, art, memo, readLock(lockPathFor(p.file))?.instances ?? {}, selectInstances(p, [o.stage]));
+  memo.save();
   const missing = explained.filter((e) => targets.includes(e.instance) && e.state !== 'cached');
   if (missing.length) {
     for (const m of missing) process.stderr.write(`${m.instance.name} is not computed: ${m.reasons.join('; ')}\n`);

@@ -61,6 +61,8 @@ export class FileHashMemo {
   /** Every input file and folder looked at, with the stats seen (for the no-op snapshot). */
   readonly seenFiles = new Map<string, [number, number]>();
   readonly seenDirs = new Set<string>();
+  /** Digests computed (or being computed) by this process, by path and stats. */
+  private readonly hashing = new Map<string, { statKey: string; digest: Promise<string> }>();
   constructor(readonly path: string) {}
 
   private load(): Record<string, MemoEntry> {
@@ -78,6 +80,17 @@ export class FileHashMemo {
     const memo = this.load();
     const hit = memo[abs];
     if (hit && hit.size === st.size && hit.mtimeMs === st.mtimeMs) return hit.sha256;
+    // Instances are evaluated concurrently: the ones sharing an input share one hashing of it.
+    const statKey = `${st.size}:${st.mtimeMs}`;
+    const inFlight = this.hashing.get(abs);
+    if (inFlight?.statKey === statKey) return inFlight.digest;
+    const pending = this.hashAndRemember(abs, st);
+    this.hashing.set(abs, { statKey, digest: pending });
+    return pending;
+  }
+
+  private async hashAndRemember(abs: string, st: Stats): Promise<string> {
+    const memo = this.load();
     const digest = await hashFile(abs);
     // "Racy" stats (as git calls them): file times tick at the kernel's coarse clock, so a file
     // rewritten with the same size moments after being hashed can keep its mtime. Remember

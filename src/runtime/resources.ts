@@ -77,8 +77,12 @@ export class ResourcePool {
     while (!this.fits(req)) {
       if (signal.aborted) throw signal.reason ?? new Error('aborted');
       await new Promise<void>((resolve) => {
-        this.waiters.push(resolve);
-        signal.addEventListener('abort', () => resolve(), { once: true });
+        const wake = () => {
+          signal.removeEventListener('abort', wake);
+          resolve();
+        };
+        this.waiters.push(wake);
+        signal.addEventListener('abort', wake, { once: true });
       });
     }
     if (signal.aborted) throw signal.reason ?? new Error('aborted');

@@ -92,8 +92,14 @@ export async function runPipeline(o: RunOptions): Promise<Outcome[]> {
     clearTimeout(flushTimer);
     flushTimer = undefined;
     if (!lockUpdates.size) return;
-    updateLock(o.lockFile, p.name, lockUpdates);
-    lockUpdates.clear();
+    try {
+      updateLock(o.lockFile, p.name, lockUpdates);
+      lockUpdates.clear();
+    } catch (e) {
+      // Results are safe in the cache; the lock file is their record and is written again at
+      // the next flush. A timer callback must not throw: it would take the runner down.
+      reporter.note(`cannot write the lock file ${o.lockFile}: ${(e as Error).message}`);
+    }
   };
   const recordLock = (inst: Instance, ev: Evaluated, result: InstanceResult, soon: boolean) => {
     const entry: LockEntry = { ...ev.parts, outputs: result.manifest.digest };
@@ -104,7 +110,18 @@ export async function runPipeline(o: RunOptions): Promise<Outcome[]> {
     if (soon) flushTimer ??= setTimeout(flushLock, 1000);
   };
 
+  /** Every error of one instance is that instance's failure; the others go on. */
   const processInstance = async (inst: Instance): Promise<Outcome> => {
+    try {
+      return await processInstanceUnguarded(inst);
+    } catch (e) {
+      const message = e instanceof InstanceError ? e.message : `${inst.name}: ${(e as Error).message ?? String(e)}`;
+      reporter.finished(inst.name, 'failed', message);
+      return { instance: inst, status: 'failed', error: message };
+    }
+  };
+
+  const processInstanceUnguarded = async (inst: Instance): Promise<Outcome> => {
     const ups = await Promise.all(inst.deps.map((d) => outcomes.get(d)!));
     if (o.signal.aborted) return { instance: inst, status: 'interrupted' };
     const bad = ups.find((u) => u.status !== 'cached' && u.status !== 'ran');
@@ -113,14 +130,7 @@ export async function runPipeline(o: RunOptions): Promise<Outcome[]> {
       reporter.finished(inst.name, 'skipped', outcome.error);
       return outcome;
     }
-    let ev: Evaluated;
-    try {
-      ev = await evaluate(p, inst, results, memo);
-    } catch (e) {
-      if (!(e instanceof InstanceError)) throw e;
-      reporter.finished(inst.name, 'failed', e.message);
-      return { instance: inst, status: 'failed', error: e.message };
-    }
+    const ev = await evaluate(p, inst, results, memo);
     const forced = o.force.has(inst);
     if (!forced) {
       const hit = await lookupEntry(art, ev.parts.key, o.verify);

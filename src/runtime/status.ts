@@ -5,7 +5,7 @@
  * walk behind `status`, `show` and `run --dry-run`.
  */
 import { lookupEntry, type Artifacts } from './cache.js';
-import { evaluate, resultFromManifest, InstanceError, type InstanceResult, type KeyParts } from './evaluate.js';
+import { evaluate, resultFromManifest, type InstanceResult, type KeyParts } from './evaluate.js';
 import { formatValue, isPlainObject, sameJson } from './format.js';
 import type { FileHashMemo } from './hash.js';
 import type { Instance, Pipeline } from './load.js';
@@ -108,8 +108,7 @@ export async function explainAll(
     try {
       parts = (await evaluate(p, inst, results, memo)).parts;
     } catch (e) {
-      if (!(e instanceof InstanceError)) throw e;
-      byInst.set(inst, { instance: inst, state: 'error', reasons: [e.message] });
+      byInst.set(inst, { instance: inst, state: 'error', reasons: [(e as Error).message ?? String(e)] });
       continue;
     }
     const hit = await lookupEntry(art, parts.key, verify);

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cli, count, makeProject, showJson, startCli, waitFor } from './helpers.js';
 
@@ -191,4 +191,29 @@ test('heavy stages run in a child process; a crash there fails only that stage',
   assert.equal(r2.code, 0, r2.stderr);
   const h2 = (await showJson(['h', 'heavy'], p.dir)).h;
   assert.match(readFileSync(h2, 'utf8'), /cuda=\[0\]/);
+});
+
+test('an unexpected error in one instance (a dangling link in its input folder) fails only it', async () => {
+  const p = makeProject();
+  p.write('pipelines/data/ok.txt', 'x\n');
+  symlinkSync(join(p.pipelines, 'data/nowhere'), join(p.pipelines, 'data/dangling'));
+  p.write('pipelines/bad.yaml', `
+stages:
+  reads:
+    uses: shell
+    with:
+      cmd: "${count('reads')}; ls $INPUT_0 > $OUT/l.txt"
+      inputs: [data]
+      outputs: { l: l.txt }
+  other:
+    uses: shell
+    with:
+      cmd: "${count('other')}; echo o > $OUT/o.txt"
+      outputs: { o: o.txt }
+`);
+  const r = await cli(['run', 'bad', '--progress', 'plain'], p.dir);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /FAILED reads: .*ENOENT/);
+  assert.equal(p.count('other'), 1, 'the independent stage still ran');
+  assert.equal(p.count('reads'), 0);
 });
