@@ -108,11 +108,6 @@ export class BatchLoader {
     return batch;
   }
 
-  /** Store row indices of the batch the next call to next() returns (no reads; for tests and tools). */
-  peekIndices(): Int32Array {
-    return this.indicesFrom({ ...this.delivered });
-  }
-
   state(): LoaderState {
     return { ...this.delivered, seed: this.seed, rows: this.rows, shuffle: this.shuffle };
   }

@@ -8,7 +8,7 @@
 import { open, writeFile, type FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
-import { halvesToFloats, floatToHalf, encodeHalf } from './float16.js';
+import { halvesToFloats, floatToHalf } from './float16.js';
 
 import { STORE_DATA_FILE, STORE_HEADER_FILE, type StoreDtype, type StoreHeader, type StoreSource } from './store-format.js';
 export type { StoreDtype, StoreHeader, StoreSource } from './store-format.js';
@@ -93,10 +93,7 @@ export class StoreWriter {
   private convert(values: SourceValues): Uint16Array | Float32Array {
     if (this.dtype === 'float16') {
       if (values instanceof Uint16Array) return values;
-      if (values instanceof Float32Array) return floatToHalf(values);
-      const out = new Uint16Array(values.length);
-      for (let i = 0; i < values.length; i++) out[i] = encodeHalf(values[i]);
-      return out;
+      return floatToHalf(values);
     }
     if (values instanceof Uint16Array) return halvesToFloats(values);
     if (values instanceof Float32Array) return values;

@@ -83,7 +83,6 @@ class PlainReporter implements Reporter {
 class LiveReporter implements Reporter {
   private running = new Map<string, Running>();
   private drawn = 0;
-  private dirty = false;
   private timer: NodeJS.Timeout | undefined;
   private frame = 0;
   constructor(private out: NodeJS.WriteStream) {}
@@ -104,10 +103,8 @@ class LiveReporter implements Reporter {
     this.clear();
     if (lines.length) this.out.write(lines.join('\n') + '\n');
     this.drawn = lines.length;
-    this.dirty = false;
   }
   private schedule(): void {
-    this.dirty = true;
     // Redraw at most every 100 ms; the spinner and elapsed time also tick once a second.
     this.timer ??= setInterval(() => this.draw(), 100);
     this.timer.unref();
@@ -137,6 +134,5 @@ class LiveReporter implements Reporter {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     this.clear();
-    void this.dirty;
   }
 }

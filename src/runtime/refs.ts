@@ -34,10 +34,6 @@ export class RefSyntaxError extends Error {}
 const OPEN = '${{';
 const CLOSE = '}}';
 
-export function hasRef(s: string): boolean {
-  return s.includes(OPEN);
-}
-
 /** Parses a string into literal parts and references; null if it holds no reference. */
 export function parseTemplate(s: string): Template | null {
   if (!s.includes(OPEN)) return null;
