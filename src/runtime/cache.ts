@@ -9,7 +9,7 @@
  *   filehash.json              (size, mtime) -> sha256 memo of input files
  *   locks-index.json           lock files written by runs, for `gc`
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import { digestJson, hashFile, listFiles, treeDigest } from './hash.js';
@@ -135,6 +135,15 @@ export async function lookupEntry(art: Artifacts, key: string, verify = false): 
     // Millisecond resolution: tools that copy or restore times (cp -p, rsync) keep no more.
     if (verify || Math.abs(st.mtimeMs - f.mtimeMs) >= 1) {
       if ((await hashFile(abs)) !== f.sha256) return { ok: false, reason: 'corrupt', detail: `${rel} content changed` };
+      // Same content under a new mtime (a copied cache): give the file back the manifest's
+      // mtime, so the next lookup is the cheap stat check again instead of a re-hash.
+      if (Math.abs(st.mtimeMs - f.mtimeMs) >= 1) {
+        try {
+          utimesSync(abs, st.atimeMs / 1000, f.mtimeMs / 1000);
+        } catch {
+          // A read-only cache still works; it is only re-hashed each time.
+        }
+      }
     }
   }
   return { ok: true, manifest };

@@ -116,24 +116,34 @@ export async function runCommand(o: RunOpts): Promise<number> {
   if (interruptedBy) return interruptedBy === 'SIGINT' ? EXIT.sigint : EXIT.sigterm;
   const failed = outcomes.filter((x) => x.status === 'failed');
   const results = failed.length ? [] : resultLines(art, outcomes);
-  // No snapshot while an input is racily fresh (see RACY_MS): its stats cannot vouch for it.
-  const racy = [...memo.seenFiles.values()].some(([, mtimeMs]) => Date.now() - mtimeMs <= RACY_MS);
-  if (outcomes.every((x) => x.key) && !o.force.length && !o.verify && !racy) {
-    writeSnapshot(snapshotPath(art, p.file, snapshotArgs(o)), {
-      format: 'pipeline-noop/1',
-      pipeline: p.name,
-      files: p.sourceFiles.map((f): [string, string] => [f, createHash('sha256').update(readFileSync(f)).digest('hex')]),
-      code: codeDigest(dirname(o.cliPath)),
-      lock: lockStat(lockFile),
-      inputs: [...memo.seenFiles].map(([f, [size, mtime]]): [string, number, number] => [f, size, mtime]),
-      dirs: [...memo.seenDirs].map((d): [string, string] => [d, dirListing(d)]),
-      instances: outcomes.map((x): [string, string] => [x.instance.name, x.key!]),
-      results,
-    });
-  }
+  if (outcomes.every((x) => x.key) && !o.force.length && !o.verify) saveNoopSnapshot(o, p, art, memo, lockFile, outcomes, results);
   for (const f of failed) process.stderr.write(`FAILED ${f.instance.name}: ${f.error}${f.logFile ? `\n  log: ${f.logFile}` : ''}\n`);
   if (results.length) process.stderr.write(results.join('\n') + '\n');
   return failed.length ? EXIT.stageFailed : EXIT.ok;
+}
+
+/**
+ * After a complete run: what the next identical `run` needs to answer "nothing changed" from
+ * stats alone. None while an input is racily fresh (see RACY_MS): its stats cannot vouch for it.
+ */
+function saveNoopSnapshot(
+  o: RunOpts, p: Pipeline, art: Artifacts, memo: FileHashMemo, lockFile: string,
+  outcomes: Array<{ instance: Instance; key?: string }>, results: string[],
+): void {
+  const dirs = [...memo.seenDirs].map((d) => ({ dir: d, ...dirListing(d) }));
+  const newest = Math.max(0, ...[...memo.seenFiles.values()].map(([, mtimeMs]) => mtimeMs), ...dirs.map((d) => d.newestMtimeMs));
+  if (Date.now() - newest <= RACY_MS) return;
+  writeSnapshot(snapshotPath(art, p.file, snapshotArgs(o)), {
+    format: 'pipeline-noop/1',
+    pipeline: p.name,
+    files: p.sourceFiles.map((f): [string, string] => [f, createHash('sha256').update(readFileSync(f)).digest('hex')]),
+    code: codeDigest(dirname(o.cliPath)),
+    lock: lockStat(lockFile),
+    inputs: [...memo.seenFiles].map(([f, [size, mtime]]): [string, number, number] => [f, size, mtime]),
+    dirs: dirs.map((d): [string, string] => [d.dir, d.digest]),
+    instances: outcomes.map((x): [string, string] => [x.instance.name, x.key!]),
+    results,
+  });
 }
 
 /**

@@ -64,19 +64,26 @@ export function lockStat(lockFile: string): [number, number] | null {
   }
 }
 
-/** Digest of a folder's listing with sizes and mtimes (an input folder unchanged iff equal). */
-export function dirListing(dir: string): string {
+/**
+ * Digest of a folder's listing with sizes and mtimes (an input folder unchanged iff equal), and
+ * the newest mtime in it (a racily fresh file cannot vouch for the folder).
+ */
+export function dirListing(dir: string): { digest: string; newestMtimeMs: number } {
   const h = createHash('sha256');
+  let newestMtimeMs = 0;
   const walk = (rel: string) => {
     for (const e of readdirSync(join(dir, rel), { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
       const r = rel ? `${rel}/${e.name}` : e.name;
       const st = statSync(join(dir, r));
       if (st.isDirectory()) walk(r);
-      else h.update(`${r}\0${st.size}\0${st.mtimeMs}\n`);
+      else {
+        h.update(`${r}\0${st.size}\0${st.mtimeMs}\n`);
+        newestMtimeMs = Math.max(newestMtimeMs, st.mtimeMs);
+      }
     }
   };
   walk('');
-  return h.digest('hex');
+  return { digest: h.digest('hex'), newestMtimeMs };
 }
 
 /**
@@ -95,7 +102,7 @@ export async function checkSnapshot(path: string, art: Artifacts, lockFile: stri
       const st = statSync(file);
       if (st.size !== size || st.mtimeMs !== mtimeMs) return undefined;
     }
-    for (const [dir, listing] of snap.dirs) if (dirListing(dir) !== listing) return undefined;
+    for (const [dir, listing] of snap.dirs) if (dirListing(dir).digest !== listing) return undefined;
     if (codeDigest(codeDir) !== snap.code) return undefined;
   } catch {
     return undefined;
