@@ -190,7 +190,7 @@ export class JumpReluSae {
     // Backward. g = d rec / d x_hat.
     const g = err.mul(2 / B);
     const dW_decRaw = tf.matMul(tf.transpose(f), g);
-    const W_dec_grad = dW_decRaw.sub(W_dec.mul(dW_decRaw).sum(1, true).mul(W_dec));
+    const W_dec_grad = projectDecoderGrad(W_dec, dW_decRaw);
     const df = tf.matMul(g, tf.transpose(W_dec));
     const dz = df.mul(s); // the gate passes no gradient to z (straight-through: zero)
     const W_enc_grad = tf.matMul(tf.transpose(xc), dz);
@@ -201,13 +201,7 @@ export class JumpReluSae {
     if (this.cfg.applyBDecToInput) {
       b_dec_grad = b_dec_grad.sub(tf.matMul(W_enc, b_enc_grad.reshape([-1, 1])).reshape([-1]));
     }
-    // Threshold: s enters the loss through f = z * s (incoming grad df * z) and through L0
-    // (incoming grad lambda / B). The seed's rectangle kernel: d s / d thr = -1/bw where
-    // |relu(z) - thr| < bw/2, else 0.
-    // sum_b K (df z + lambda/B) = -1/bw [sum_b w df z + lambda/B sum_b w], w the window indicator.
-    const inWindow = z.relu().sub(thr).abs().less(bw / 2).cast('float32');
-    const thrGrad = colSum(inWindow.mul(df).mul(z)).add(colSum(inWindow).mul(lambda / B)).mul(-1 / bw);
-    const log_threshold_grad = thrGrad.mul(thr);
+    const log_threshold_grad = logThresholdGrad(tf, z, thr, df, lambda, bw, colSum);
     const grads: Record<ParamName, Tensor> = {
       W_enc: W_enc_grad, b_enc: b_enc_grad, W_dec: W_dec_grad, b_dec: b_dec_grad, log_threshold: log_threshold_grad,
     };
@@ -216,28 +210,15 @@ export class JumpReluSae {
 
   /** Adam, three groups, PyTorch's update rule (call inside tf.tidy). */
   adamUpdate(grads: Record<ParamName, Tensor>, lr: number): void {
-    const tf = this.tf;
     ADAM_GROUPS.forEach((group, gi) => {
       const t = ++this.adamSteps[gi];
-      const { beta1, beta2 } = group;
-      const stepSize = (lr * group.lrScale) / (1 - Math.pow(beta1, t));
-      const sqrtBc2 = Math.sqrt(1 - Math.pow(beta2, t));
-      for (const name of group.params) {
-        const gr = grads[name];
-        const m = beta1 === 0 ? gr : this.m[name].mul(beta1).add(gr.mul(1 - beta1));
-        const v = this.v[name].mul(beta2).add(gr.square().mul(1 - beta2));
-        const denom = v.sqrt().div(sqrtBc2).add(ADAM_EPS);
-        this.p[name].assign(this.p[name].sub(m.div(denom).mul(stepSize)));
-        this.m[name].assign(m);
-        this.v[name].assign(v);
-      }
+      for (const name of group.params) adamStep(this.p[name], this.m[name], this.v[name], grads[name], group, t, lr);
     });
   }
 
   /** Each feature's decoder row back to unit norm (call inside tf.tidy). */
   renormaliseDecoder(): void {
-    const W = this.p.W_dec;
-    W.assign(W.div(W.square().sum(1, true).sqrt()));
+    renormaliseRows(this.p.W_dec);
   }
 
   /** Forward only, for evaluation: returns [sum of squared error, active count, total variance]. */
@@ -303,6 +284,45 @@ export class JumpReluSae {
     }
     this.sinceFired.dispose();
   }
+}
+
+/**
+ * The pieces of a step that both the in-process model and a feature shard (shard.ts) run.
+ * Call inside tf.tidy.
+ */
+
+/**
+ * d loss / d log_threshold. s enters the loss through f = z * s (incoming grad df * z) and
+ * through L0 (incoming grad lambda / B); the seed's rectangle kernel: d s / d thr = -1/bw where
+ * |relu(z) - thr| < bw/2, else 0. So d thr = -1/bw [sum_b w df z + lambda/B sum_b w] (w the
+ * window indicator), and d log_thr = d thr * thr.
+ */
+export function logThresholdGrad(tf: Tf, z: Tensor, thr: Tensor, df: Tensor, lambda: number, bw: number, colSum: (m: Tensor) => Tensor): Tensor {
+  const B = z.shape[0];
+  const inWindow = z.relu().sub(thr).abs().less(bw / 2).cast('float32');
+  return colSum(inWindow.mul(df).mul(z)).add(colSum(inWindow).mul(lambda / B)).mul(-1 / bw).mul(thr);
+}
+
+/** The decoder gradient without its component parallel to each (unit-norm) decoder row. */
+export function projectDecoderGrad(W_dec: Tensor, dW_dec: Tensor): Tensor {
+  return dW_dec.sub(W_dec.mul(dW_dec).sum(1, true).mul(W_dec));
+}
+
+/** One Adam update of one parameter, PyTorch's rule (bias correction on both moments, eps outside the sqrt). */
+export function adamStep(p: Variable, m: Variable, v: Variable, grad: Tensor, group: AdamGroup, t: number, lr: number): void {
+  const { beta1, beta2 } = group;
+  const stepSize = (lr * group.lrScale) / (1 - Math.pow(beta1, t));
+  const sqrtBc2 = Math.sqrt(1 - Math.pow(beta2, t));
+  const mNew = beta1 === 0 ? grad : m.mul(beta1).add(grad.mul(1 - beta1));
+  const vNew = v.mul(beta2).add(grad.square().mul(1 - beta2));
+  p.assign(p.sub(mNew.div(vNew.sqrt().div(sqrtBc2).add(ADAM_EPS)).mul(stepSize)));
+  m.assign(mNew);
+  v.assign(vNew);
+}
+
+/** Each feature's decoder row back to unit norm. */
+export function renormaliseRows(W: Variable): void {
+  W.assign(W.div(W.square().sum(1, true).sqrt()));
 }
 
 export function mapParams<T>(fn: (name: ParamName) => T): Record<ParamName, T> {

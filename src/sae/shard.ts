@@ -8,7 +8,7 @@
  */
 import type * as tfTypes from '@tensorflow/tfjs';
 import type { Tf } from './backend.js';
-import { ADAM_EPS, ADAM_GROUPS, type ParamName } from './jumprelu.js';
+import { ADAM_GROUPS, adamStep, logThresholdGrad, projectDecoderGrad, renormaliseRows } from './jumprelu.js';
 
 type Tensor = tfTypes.Tensor;
 type Variable = tfTypes.Variable;
@@ -78,40 +78,27 @@ export class SaeShard {
     if (!k) throw new Error('shard: backward() without forward(keep=true)');
     const out = tf.tidy(() => {
       const { W_enc, W_dec, log_threshold } = this.p;
-      const bw = this.c.bandwidth;
       const gt = tf.tensor2d(g, [B, this.c.dIn]);
       const ones = tf.ones([1, B]);
       const colSum = (m: Tensor) => tf.matMul(ones, m).reshape([-1]);
       const thr = log_threshold.exp();
-      const dW_decRaw = tf.matMul(tf.transpose(k.f), gt);
       const df = tf.matMul(gt, tf.transpose(W_dec));
       const dz = df.mul(k.s);
       const b_enc_grad = colSum(dz);
-      const inWindow = k.z.relu().sub(thr).abs().less(bw / 2).cast('float32');
-      const thrGrad = colSum(inWindow.mul(df).mul(k.z)).add(colSum(inWindow).mul(lambda / B)).mul(-1 / bw);
       const grads: Record<ShardParam, Tensor> = {
         W_enc: tf.matMul(tf.transpose(k.xc), dz),
         b_enc: b_enc_grad,
-        W_dec: dW_decRaw.sub(W_dec.mul(dW_decRaw).sum(1, true).mul(W_dec)),
-        log_threshold: thrGrad.mul(thr),
+        W_dec: projectDecoderGrad(W_dec, tf.matMul(tf.transpose(k.f), gt)),
+        log_threshold: logThresholdGrad(tf, k.z, thr, df, lambda, this.c.bandwidth, colSum),
       };
       const bDecPart = tf.matMul(W_enc, b_enc_grad.reshape([-1, 1])).reshape([-1]);
       ADAM_GROUPS.forEach((group, gi) => {
-        const t = steps[gi];
-        const stepSize = (lr * group.lrScale) / (1 - Math.pow(group.beta1, t));
-        const sqrtBc2 = Math.sqrt(1 - Math.pow(group.beta2, t));
-        for (const name of group.params as ParamName[]) {
+        for (const name of group.params) {
           if (name === 'b_dec') continue; // the coordinator's
-          const n = name as ShardParam;
-          const gr = grads[n];
-          const m = group.beta1 === 0 ? gr : this.m[n].mul(group.beta1).add(gr.mul(1 - group.beta1));
-          const v = this.v[n].mul(group.beta2).add(gr.square().mul(1 - group.beta2));
-          this.p[n].assign(this.p[n].sub(m.div(v.sqrt().div(sqrtBc2).add(ADAM_EPS)).mul(stepSize)));
-          this.m[n].assign(m);
-          this.v[n].assign(v);
+          adamStep(this.p[name], this.m[name], this.v[name], grads[name], group, steps[gi], lr);
         }
       });
-      this.p.W_dec.assign(this.p.W_dec.div(this.p.W_dec.square().sum(1, true).sqrt()));
+      renormaliseRows(this.p.W_dec);
       const fired = colSum(k.s);
       this.sinceFired.assign(tf.where(fired.greater(0), tf.zerosLike(fired), this.sinceFired.add(B)));
       return bDecPart;
