@@ -221,8 +221,8 @@ export class JumpReluSae {
     renormaliseRows(this.p.W_dec);
   }
 
-  /** Forward only, for evaluation: returns [sum of squared error, active count, total variance]. */
-  evaluate(x: Tensor): { sqErr: number; active: number; totalVar: number; fired: Float32Array } {
+  /** Forward only, for evaluation: summed squared error, active count, firings per feature (the variance is the accumulator's). */
+  evaluate(x: Tensor): { sqErr: number; active: number; fired: Float32Array } {
     const tf = this.tf;
     const [stats, firedT] = tf.tidy(() => {
       const { W_enc, b_enc, W_dec, b_dec, log_threshold } = this.p;
@@ -231,13 +231,13 @@ export class JumpReluSae {
       const s = z.greater(log_threshold.exp()).cast('float32');
       const err = tf.matMul(z.mul(s), W_dec).add(b_dec).sub(x);
       const fired = s.sum(0);
-      return [tf.stack([err.square().sum(), fired.sum(), x.sub(x.mean(0)).square().sum()]), fired];
+      return [tf.stack([err.square().sum(), fired.sum()]), fired];
     });
-    const [sqErr, active, totalVar] = stats.dataSync();
+    const [sqErr, active] = stats.dataSync();
     const fired = firedT.dataSync() as Float32Array;
     stats.dispose();
     firedT.dispose();
-    return { sqErr, active, totalVar, fired: new Float32Array(fired) };
+    return { sqErr, active, fired: new Float32Array(fired) };
   }
 
   /** Reconstruction x_hat of a batch (for tests and export checks). */

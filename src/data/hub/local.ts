@@ -17,7 +17,7 @@ import type { Progress } from '../../runtime/stage.js';
 import type { DownloadedFile } from './download.js';
 import { compileSelection } from './glob.js';
 import { DownloadProgress, formatBytes } from './progress.js';
-import { sha256File } from './verify.js';
+import { hashFile } from '../../runtime/hash.js';
 
 /** Files at least this large are reflinked or hard-linked rather than copied. */
 export const LINK_THRESHOLD_BYTES = 64 * 1024 * 1024;
@@ -72,7 +72,7 @@ export async function copyLocalSource(opts: LocalCopyOptions): Promise<Downloade
     const threshold = opts.linkThresholdBytes ?? LINK_THRESHOLD_BYTES;
     counts[await placeLocalFile(join(root, f.path), dest, f.size >= threshold)]++;
     // Hash the placed copy: it is what downstream stages will read.
-    files.push({ path: f.path, size: f.size, sha256: await sha256File(dest) });
+    files.push({ path: f.path, size: f.size, sha256: await hashFile(dest) });
     progress.transferredBytes(f.size);
     progress.fileDone();
   }

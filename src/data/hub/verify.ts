@@ -80,10 +80,3 @@ export class ContentHasher {
     return { sha256 };
   }
 }
-
-/** sha256 of a whole file, streamed. */
-export async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}

@@ -5,12 +5,11 @@
  * data is decoded, and so that progress can count row groups. Each file's sha256 is computed by
  * a concurrent read stream while its row groups are decoded.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { basename, join, relative } from 'node:path';
 import { ParquetColumnFile } from './reader.js';
 import { StoreWriter, type StoreDtype, type StoreHeader } from '../store-writer.js';
+import { hashFile } from '../../runtime/hash.js';
 
 export interface IngestOptions {
   /** Parquet files, in order. */
@@ -74,7 +73,7 @@ export async function ingestParquet(opts: IngestOptions): Promise<IngestResult> 
   try {
     for (const file of opened) {
       if (writer.rowCount >= maxRows) break;
-      const digest = sha256File(file.path);
+      const digest = hashFile(file.path);
       digest.catch(() => {}); // awaited below; avoid an unhandled rejection if decoding fails first
       let fileRows = 0;
       for (let g = 0; g < file.rowGroupCount && writer.rowCount < maxRows; g++) {
@@ -114,12 +113,3 @@ async function openAll(files: string[], column: string): Promise<ParquetColumnFi
   return opened;
 }
 
-function sha256File(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const hash = createHash('sha256');
-    createReadStream(path, { highWaterMark: 1 << 22 })
-      .on('data', (chunk) => hash.update(chunk))
-      .on('error', reject)
-      .on('end', () => resolve(hash.digest('hex')));
-  });
-}
