@@ -4,12 +4,11 @@
  * pipeline or usage, 130/143 interrupted by SIGINT/SIGTERM.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { Artifacts, artifactsRoot, outputPath, type Manifest } from './cache.js';
 import { EXIT, PipelineError } from './errors.js';
 import { formatValue } from './format.js';
-import { FileHashMemo, RACY_MS } from './hash.js';
+import { FileHashMemo, RACY_MS, sha256 } from './hash.js';
 import { killAllChildren, localLauncher } from './launch.js';
 import { loadPipeline, shownPath, type Instance, type Pipeline } from './load.js';
 import { lockPathFor, readLock } from './lockfile.js';
@@ -136,7 +135,7 @@ function saveNoopSnapshot(
   writeSnapshot(snapshotPath(art, p.file, snapshotArgs(o)), {
     format: 'pipeline-noop/1',
     pipeline: p.name,
-    files: p.sourceFiles.map((f): [string, string] => [f, createHash('sha256').update(readFileSync(f)).digest('hex')]),
+    files: p.sourceFiles.map((f): [string, string] => [f, sha256(readFileSync(f))]),
     code: codeDigest(dirname(o.cliPath)),
     lock: lockStat(lockFile),
     inputs: [...memo.seenFiles].map(([f, [size, mtime]]): [string, number, number] => [f, size, mtime]),

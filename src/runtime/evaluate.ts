@@ -5,7 +5,7 @@
  */
 import { statSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
-import type { SourcePos } from './errors.js';
+import { formatPos, type SourcePos } from './errors.js';
 import { outputPath, type Artifacts, type Manifest } from './cache.js';
 import { digestJson, type FileHashMemo } from './hash.js';
 import { applyPath, renderTemplate, RefSyntaxError, type Ref } from './refs.js';
@@ -51,7 +51,7 @@ export function resultFromManifest(art: Artifacts, m: Manifest): InstanceResult 
 /** A problem found while preparing an instance (a resolved param of the wrong type, a missing input). */
 export class InstanceError extends Error {
   constructor(message: string, readonly pos?: SourcePos) {
-    super(pos ? `${pos.file}:${pos.line}:${pos.col}: ${message}` : message);
+    super(pos ? `${formatPos(pos)}: ${message}` : message);
   }
 }
 

@@ -3,15 +3,15 @@
  * matrix expansion -> references -> dependency graph in topological order. Every error names
  * file:line:col, the stage and the field; nothing runs when loading fails.
  */
-import { createHash } from 'node:crypto';
 import { basename, dirname, relative, resolve as resolvePath, isAbsolute } from 'node:path';
-import { PipelineError, PipelineErrors, type SourcePos } from './errors.js';
+import { formatPos, PipelineError, PipelineErrors, type SourcePos } from './errors.js';
 import { formatNumber, formatValue, isPlainObject } from './format.js';
-import { parseTemplate, applyPath, RefSyntaxError, type Ref, type Template } from './refs.js';
+import { parseTemplate, applyPath, interpolationText, renderTemplate, RefSyntaxError, type Ref, type Template } from './refs.js';
 import { PipelineFileSchema, IDENT, type StageDecl } from './schema.js';
 import type { Json, OutputDecl, StageType } from './stage.js';
 import { validator, schemaErrors } from './validate.js';
 import { Positions, pointerOf, readYamlFile, type SourceDoc } from './yaml-source.js';
+import { sha256 } from './hash.js';
 
 /** A place in `with:` that still holds references to other stages' outputs. */
 export interface Hole {
@@ -104,7 +104,7 @@ export function loadPipeline(opts: LoadOptions): Pipeline {
     stages: new Map(),
     instances: [],
     byName: new Map(),
-    digest: createHash('sha256').update(docs.map((d) => d.text).join('\0')).digest('hex'),
+    digest: sha256(docs.map((d) => d.text).join('\0')),
     sourceFiles,
     positions,
   };
@@ -242,7 +242,7 @@ export function applySet(params: Record<string, Json>, sets: Array<[string, stri
 }
 
 function typedValue(key: string, text: string, current: Json, positions?: Positions): Json {
-  const where = positions ? ` (declared at ${posText(positions.at(pointerOf(['params', key])))})` : '';
+  const where = positions ? ` (declared at ${formatPos(positions.at(pointerOf(['params', key])))})` : '';
   const bad = (what: string) => new PipelineError(`--set ${key}=${text}: ${what}${where}`);
   if (typeof current === 'number') {
     const n = Number(text);
@@ -265,10 +265,6 @@ function typedValue(key: string, text: string, current: Json, positions?: Positi
   if (Array.isArray(current) && !Array.isArray(parsed)) throw bad('expected a JSON list, e.g. [1,2,3]');
   if (isPlainObject(current) && !isPlainObject(parsed)) throw bad('expected a JSON object');
   return parsed;
-}
-
-function posText(p: SourcePos): string {
-  return `${p.file}:${p.line}:${p.col}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -382,19 +378,11 @@ function substituteStatic(value: Json, ptr: string, scope: StaticScope, holes: H
   if (!t) return value;
   const staticValue = (r: Ref): Json => resolveStatic(r, scope, ptr, pos);
   const stageRefs = t.parts.filter((x): x is Extract<Ref, { kind: 'stage' }> => typeof x !== 'string' && x.kind === 'stage');
-  if (!stageRefs.length) return t.whole ? staticValue(t.parts[0] as Ref) : renderStatic(t, staticValue);
+  if (!stageRefs.length) return renderTemplate(t, staticValue);
   // Keep stage references; substitute the rest now so that the hole only waits on upstream data.
-  const parts = t.parts.map((x) => (typeof x === 'string' || x.kind === 'stage' ? x : String(renderStatic({ parts: [x], whole: false }, staticValue))));
+  const parts = t.parts.map((x) => (typeof x === 'string' || x.kind === 'stage' ? x : interpolationText(staticValue(x))));
   holes.push({ path, template: { parts, whole: t.whole }, refs: stageRefs.map((ref) => ({ ref, instances: [] })), pos });
   return value;
-}
-
-function renderStatic(t: Template, resolve: (r: Ref) => Json): Json {
-  return t.parts.map((x) => (typeof x === 'string' ? x : interpolate(resolve(x)))).join('');
-}
-
-function interpolate(v: Json): string {
-  return typeof v === 'string' ? v : typeof v === 'number' ? formatValue(v) : JSON.stringify(v);
 }
 
 function fieldOf(ptr: string): string {

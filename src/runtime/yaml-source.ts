@@ -2,7 +2,6 @@
  * Reads a YAML file into plain data plus a map from JSON pointer to source position, so that
  * every later error (schema, reference, cycle) can name file:line:col of the node at fault.
  */
-import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +12,7 @@ import type { Node } from 'yaml';
 let yamlLib: typeof import('yaml') | undefined;
 const yaml = () => (yamlLib ??= createRequire(import.meta.url)('yaml') as typeof import('yaml'));
 import { PipelineError, type SourcePos } from './errors.js';
+import { sha256 } from './hash.js';
 
 export interface NodePos {
   /** Position of the value node. */
@@ -51,7 +51,7 @@ const PARSE_CACHE = join(tmpdir(), `pipeline-yaml-${process.getuid?.() ?? 'u'}`)
 const PARSE_FORMAT = 'yaml-parse/1';
 
 function parseCached(text: string, file: string): SourceDoc {
-  const digest = createHash('sha256').update(`${PARSE_FORMAT}\0${text}`).digest('hex');
+  const digest = sha256(`${PARSE_FORMAT}\0${text}`);
   const path = join(PARSE_CACHE, `${digest}.json`);
   try {
     const hit = JSON.parse(readFileSync(path, 'utf8')) as { data: unknown; positions: Array<[string, NodePos]> };
