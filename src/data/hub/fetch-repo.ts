@@ -6,7 +6,7 @@
  * hard-linked (or copied) into `destDir` under their repo paths.
  */
 import pLimit from 'p-limit';
-import { copyFile, link, mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Progress } from '../../runtime/stage.js';
 import { HubApi, type RepoRef, type TreeFile } from './api.js';
@@ -14,6 +14,7 @@ import { type DownloadedFile, downloadFile } from './download.js';
 import { abortError, isAbort } from './errors.js';
 import { compileSelection } from './glob.js';
 import type { HttpConfig } from './http.js';
+import { placeLocalFile } from './local.js';
 import { DownloadProgress, formatBytes } from './progress.js';
 
 export interface RepoDownloadOptions {
@@ -70,7 +71,11 @@ export async function downloadRepo(opts: RepoDownloadOptions): Promise<RepoDownl
   const seconds = (Date.now() - started) / 1000;
   opts.log(`downloaded and verified ${files.length} files (${formatBytes(totalBytes)}) in ${seconds.toFixed(1)} s`);
 
-  for (const f of files) await placeFile(join(commitDir, f.path), join(opts.destDir, f.path));
+  for (const f of files) {
+    const dest = join(opts.destDir, f.path);
+    await mkdir(dirname(dest), { recursive: true });
+    await placeLocalFile(join(commitDir, f.path), dest, true);
+  }
   return { commit, files: files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)) };
 }
 
@@ -131,11 +136,3 @@ async function pruneOtherCommits(hubDir: string, commit: string, log: (m: string
 }
 
 /** Hard link (no copy of gigabytes; the work folder is removed after commit), else copy. */
-async function placeFile(from: string, to: string): Promise<void> {
-  await mkdir(dirname(to), { recursive: true });
-  try {
-    await link(from, to);
-  } catch {
-    await copyFile(from, to);
-  }
-}

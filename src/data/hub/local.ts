@@ -99,7 +99,8 @@ async function listFiles(root: string): Promise<Array<{ path: string; size: numb
   return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
-async function placeLocalFile(src: string, dest: string, large: boolean): Promise<PlaceMethod> {
+/** Puts src at dest: small files copied; large ones reflinked, else hard-linked, else copied. */
+export async function placeLocalFile(src: string, dest: string, large: boolean): Promise<PlaceMethod> {
   if (!large) {
     await copyFile(src, dest, constants.COPYFILE_FICLONE); // reflinks where it can, silently copies otherwise
     return 'copied';
