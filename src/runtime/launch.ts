@@ -21,6 +21,7 @@ export interface LaunchSpec {
   logFile: string;
 }
 
+/** Where a running stage's log lines and progress go. */
 export interface StageEvents {
   progress(p: Progress): void;
   log(line: string): void;
@@ -43,12 +44,11 @@ export function stageContext(spec: LaunchSpec, signal: AbortSignal, events: Stag
 }
 
 /** Starts a stage somewhere and resolves with its outputs; rejects on failure or abort. */
-export type Launcher = (spec: LaunchSpec, specFile: string, events: StageEvents, signal: AbortSignal) => Promise<StageOutputs>;
+export type Launcher = (spec: LaunchSpec, specFile: string, onProgress: (p: Progress) => void, signal: AbortSignal) => Promise<StageOutputs>;
 
 /** Message protocol from `exec` children (over the IPC channel). */
 export type ChildMessage =
   | { type: 'progress'; progress: Progress }
-  | { type: 'log'; line: string }
   | { type: 'result'; outputs: StageOutputs }
   | { type: 'error'; message: string };
 
@@ -78,7 +78,7 @@ export function killAllChildren(signal: NodeJS.Signals = 'SIGKILL'): void {
  * SIGKILL after a grace period.
  */
 export function localLauncher(cliPath: string, graceMs = 5000): Launcher {
-  return (spec, specFile, events, signal) =>
+  return (spec, specFile, onProgress, signal) =>
     new Promise<StageOutputs>((resolve, reject) => {
       writeFileSync(specFile, JSON.stringify(spec));
       const fd = openSync(spec.logFile, 'a');
@@ -92,8 +92,7 @@ export function localLauncher(cliPath: string, graceMs = 5000): Launcher {
       let result: StageOutputs | undefined;
       let failure: string | undefined;
       child.on('message', (m: ChildMessage) => {
-        if (m.type === 'progress') events.progress(m.progress);
-        else if (m.type === 'log') events.log(m.line);
+        if (m.type === 'progress') onProgress(m.progress);
         else if (m.type === 'result') result = m.outputs;
         else if (m.type === 'error') failure = m.message;
       });
@@ -119,15 +118,12 @@ export function localLauncher(cliPath: string, graceMs = 5000): Launcher {
 }
 
 /** Runs a light stage inside the runner; its log lines go to the log file. */
-export async function runInProcess(type: StageType<any>, spec: LaunchSpec, events: StageEvents, signal: AbortSignal): Promise<StageOutputs> {
+export async function runInProcess(type: StageType<any>, spec: LaunchSpec, onProgress: (p: Progress) => void, signal: AbortSignal): Promise<StageOutputs> {
   const fd = openSync(spec.logFile, 'a');
   try {
     return await type.run(stageContext(spec, signal, {
-      log: (line) => {
-        writeSync(fd, line.endsWith('\n') ? line : `${line}\n`);
-        events.log(line);
-      },
-      progress: (p) => events.progress(p),
+      log: (line) => writeSync(fd, line.endsWith('\n') ? line : `${line}\n`),
+      progress: onProgress,
     }));
   } finally {
     closeSync(fd);

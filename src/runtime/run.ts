@@ -203,11 +203,11 @@ export async function runPipeline(o: RunOptions): Promise<Outcome[]> {
     };
     const started = Date.now();
     reporter.started(inst.name);
-    const events = { progress: (pr: Parameters<typeof reporter.progress>[1]) => reporter.progress(inst.name, pr), log: () => {} };
+    const onProgress = (pr: Parameters<typeof reporter.progress>[1]) => reporter.progress(inst.name, pr);
     try {
       const returned = inst.heavy
-        ? await o.launcher(spec, join(tmp, 'spec.json'), events, o.signal)
-        : await runInProcess(inst.stage.type, spec, events, o.signal);
+        ? await o.launcher(spec, join(tmp, 'spec.json'), onProgress, o.signal)
+        : await runInProcess(inst.stage.type, spec, onProgress, o.signal);
       if (o.signal.aborted) throw new Error('interrupted');
       for (const name of Object.keys(inst.outputs)) {
         if (!(name in returned)) throw new Error(`stage returned no value for its declared output '${name}'`);
