@@ -113,7 +113,8 @@ export function openTrainData(dir: string, p: Pick<Params, 'batch_size' | 'seed'
     train,
     async *evalBatches() {
       const batchSize = Math.min(p.batch_size, p.eval_rows);
-      const loader = new BatchLoader(store, { ...common, batchSize, shuffle: false, split: 'eval' });
+      // One pass, in order: prefetching would read batches past the end of the split for nothing.
+      const loader = new BatchLoader(store, { ...common, batchSize, shuffle: false, split: 'eval', prefetch: 0 });
       try {
         for (let done = 0; done < p.eval_rows; done += batchSize) {
           yield { x: await loader.next(), rows: Math.min(batchSize, p.eval_rows - done) };
