@@ -1,0 +1,77 @@
+/**
+ * The training engine: one JumpReLU SAE step, defined once per compute backend.
+ *
+ * The training loop (train.ts), the checkpoints, the export and the metrics talk to an
+ * SaeEngine only, so they never know which backend runs. Every backend implements the
+ * same math (jumprelu.ts documents it; the tfjs engine is the reference that the others
+ * are tested against within float32 tolerances):
+ *
+ *   x' = x - b_dec (if applyBDecToInput)     z = x' W_enc + b_enc     thr = exp(log_threshold)
+ *   s = 1{z > thr}    f = z * s    x_hat = f W_dec + b_dec
+ *   rec = mean_b sum_d (x_hat - x)^2    L0 = mean_b sum_j s    loss = rec + lambda * L0
+ *
+ * then closed-form gradients (straight-through threshold gradient with a rectangle kernel of
+ * width `bandwidth`; the decoder gradient projected orthogonal to each unit-norm decoder row),
+ * Adam with PyTorch's rule in three groups (ADAM_GROUPS), decoder rows renormalised to unit
+ * norm, and the samples-since-fired counter updated from the batch's firings.
+ */
+import type { AdamState, SaeConfig, SaeWeights, StepStats } from './jumprelu.js';
+
+/** The engines, in the order `backend: auto` tries them. */
+export const ENGINE_NAMES = ['cuda', 'tensorflow', 'native', 'wasm', 'cpu'] as const;
+export type EngineName = (typeof ENGINE_NAMES)[number];
+/** What a user may ask for in `backend:`. */
+export type BackendChoice = 'auto' | EngineName;
+
+/** Everything a training run needs to continue exactly: checkpoints store it, resampling edits it. */
+export interface EngineState {
+  weights: SaeWeights;
+  adam: AdamState;
+  /** Training samples seen since each feature last fired (dead-feature counter), [d_sae]. */
+  sinceFired: Float32Array;
+}
+
+/** Forward-only statistics of a batch: summed squared error, summed active count, firings per feature. */
+export interface EvalStats {
+  sqErr: number;
+  active: number;
+  fired: Float32Array;
+}
+
+/** Which engine runs, on what: recorded in the metrics, the outputs and the report. */
+export interface EngineInfo {
+  name: EngineName;
+  /** Human description, e.g. "CPU (OpenBLAS 0.3.21 Haswell, 2 threads)" or "NVIDIA H200 (cuBLAS 13.0)". */
+  device: string;
+  /** Threads (CPU engines) or worker threads (tfjs model parallel); 1 on a GPU. */
+  threads: number;
+}
+
+export interface EngineOptions {
+  cfg: SaeConfig;
+  /** Start state: weights, and Adam moments / counters when resuming (zeros otherwise). */
+  init: { weights: SaeWeights; adam?: AdamState; sinceFired?: Float32Array };
+  /** CPU threads (native) or worker threads (wasm/cpu model parallel). */
+  threads: number;
+  /** GPU engines only: allow TF32 matmuls (an explicit opt-in; float32 otherwise). */
+  allowTf32?: boolean;
+}
+
+/**
+ * One SAE living in a backend. Methods may be synchronous or asynchronous (worker-based
+ * engines); the loop always awaits. Arrays passed in are not retained after the call returns.
+ */
+export interface SaeEngine {
+  readonly info: EngineInfo;
+  /** One optimisation step on `rows` x d_in values of `x` (already normalised); stats are from before the update. */
+  trainStep(x: Float32Array, rows: number, lambda: number, lr: number): StepStats | Promise<StepStats>;
+  /** Forward pass only on the first `rows` rows of `x`. */
+  evaluate(x: Float32Array, rows: number): EvalStats | Promise<EvalStats>;
+  /** Fraction of features that did not fire in the last `windowSamples` training samples. */
+  deadFraction(windowSamples: number): number | Promise<number>;
+  /** A copy of the whole state (new arrays, owned by the caller). */
+  snapshot(): EngineState | Promise<EngineState>;
+  /** Replaces the whole state (e.g. after resampling dead features). */
+  restore(state: EngineState): void | Promise<void>;
+  dispose(): void | Promise<void>;
+}
