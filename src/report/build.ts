@@ -4,7 +4,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Provenance } from '../runtime/stage.js';
+import type { Provenance } from '../util/provenance.js';
 import { loadInputs, type LoadedFit, type LoadedRun, type ReportParams } from './inputs.js';
 import { createSvgRenderer, fitPlotSpec, trainingCurvesSpec, type SvgRenderer } from './plots.js';
 import { collectWarnings, renderHtml, renderMarkdown, type RenderedPlot, type ReportModel } from './render.js';

@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, isAbsolute, join, resolve, basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Provenance } from '../runtime/stage.js';
+import type { Provenance } from '../util/provenance.js';
 
 // ---------------------------------------------------------------------------------------
 // Types (shapes fixed by notes/formats.md; extra fields are kept, not required)

@@ -12,8 +12,10 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
-import { digestJson, hashFile, listFiles, treeDigest } from './hash.js';
-import { breakIfStale, pidAlive, writeFileAtomic } from './fsutil.js';
+import { digestJson, listFiles, treeDigest } from './hash.js';
+import { breakIfStale, pidAlive } from './fsutil.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
+import { hashFile } from '../util/hash.js';
 import type { Json, OutputDecl } from './stage.js';
 
 export class Artifacts {

@@ -1,30 +1,8 @@
-/** Small file-system helpers: atomic writes, exclusive lock files, process liveness. */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+/** Small file-system helpers: exclusive lock files, process liveness. */
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-
-/**
- * Writes via a temporary sibling, fsync and rename: readers see the old or the new file, never
- * half, and after a crash of the machine too.
- */
-export function writeFileAtomic(path: string, data: string | Uint8Array): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = join(dirname(path), `.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
-  try {
-    const fd = openSync(tmp, 'w');
-    try {
-      writeFileSync(fd, data); // loops until all is written, unlike writeSync
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-}
 
 export function pidAlive(pid: number): boolean {
   try {

@@ -1,28 +1,15 @@
 /**
- * Content digests: sha256 of canonical JSON, of files (streamed), of folder trees, and the
+ * Content digests: sha256 of canonical JSON and of folder trees, and the
  * (size, mtime) -> sha256 memo that keeps input files from being re-hashed on every run.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, readdirSync, readFileSync, statSync, type Stats } from 'node:fs';
+import { readdirSync, readFileSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { canonicalJson } from './format.js';
-import { writeFileAtomic } from './fsutil.js';
-
-export function sha256(data: string | Buffer): string {
-  return createHash('sha256').update(data).digest('hex');
-}
+import { writeFileAtomic } from '../util/atomic-write.js';
+import { hashFile, sha256 } from '../util/hash.js';
 
 export function digestJson(v: unknown): string {
   return sha256(canonicalJson(v));
-}
-
-export async function hashFile(path: string): Promise<string> {
-  const st = statSync(path);
-  // Small files: one read is faster than a stream.
-  if (st.size < 1 << 20) return sha256(readFileSync(path));
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
-  return h.digest('hex');
 }
 
 /** Files under a folder, as sorted paths relative to it (symlinks followed). */

@@ -5,7 +5,9 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
-import type { Json, Progress, Provenance, StageContext, StageOutputs, StageType } from './stage.js';
+import type { Json, StageContext, StageOutputs, StageType } from './stage.js';
+import type { Progress } from '../util/progress.js';
+import type { Provenance } from '../util/provenance.js';
 
 export interface LaunchSpec {
   /** Stage type name (`uses:`). */

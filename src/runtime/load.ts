@@ -11,7 +11,7 @@ import { PipelineFileSchema, IDENT, type StageDecl } from './schema.js';
 import type { Json, OutputDecl, StageType } from './stage.js';
 import { validator, schemaErrors } from './validate.js';
 import { Positions, pointerOf, readYamlFile, type SourceDoc } from './yaml-source.js';
-import { sha256 } from './hash.js';
+import { sha256 } from '../util/hash.js';
 
 /** A place in `with:` that still holds references to other stages' outputs. */
 export interface Hole {

@@ -6,7 +6,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { lockSync, unlock, writeFileAtomic } from './fsutil.js';
+import { lockSync, unlock } from './fsutil.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 import type { KeyParts } from './evaluate.js';
 
 /** What the lock file records per instance: the parts of its cache key, and its output digest. */

@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { lookupEntry, type Artifacts } from './cache.js';
-import { writeFileAtomic } from './fsutil.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 
 export interface Snapshot {
   format: 'pipeline-noop/1';

@@ -5,7 +5,7 @@
  * stage every few seconds, plus start/finish lines with durations.
  */
 import { formatDuration } from './format.js';
-import type { Progress } from './stage.js';
+import type { Progress } from '../util/progress.js';
 
 export interface Reporter {
   started(instance: string): void;

@@ -18,7 +18,8 @@ import { readLock, registerLockFile, updateLock, type LockEntry } from './lockfi
 import type { Reporter } from './progress.js';
 import { ResourcePool } from './resources.js';
 import { unlock, waitLock } from './fsutil.js';
-import type { Json, Provenance } from './stage.js';
+import type { Json } from './stage.js';
+import type { Provenance } from '../util/provenance.js';
 
 export interface RunOptions {
   pipeline: Pipeline;

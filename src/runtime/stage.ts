@@ -6,6 +6,8 @@
  * the schema, never written twice), the outputs it promises, and `run(ctx)`.
  */
 import type { Static, TObject } from '@sinclair/typebox';
+import type { Progress } from '../util/progress.js';
+import type { Provenance } from '../util/provenance.js';
 
 /** A JSON value: what a stage's value outputs and resolved params are made of. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -19,19 +21,6 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
 export interface OutputDecl {
   kind: 'value' | 'file' | 'dir';
   description: string;
-}
-
-/** Progress a stage reports while it runs; every field optional. */
-export interface Progress {
-  /** 0..1 of the stage's work done. */
-  fraction?: number;
-  /** Short free text: "step 1200/5000 loss 0.041 L0 52". */
-  message?: string;
-  /** Throughput: `unit`s per second (rate 5300, unit 'samples' is shown as "5.3k samples/s"). */
-  rate?: number;
-  unit?: string;
-  /** Seconds left, if the stage knows better than fraction/elapsed. */
-  etaSeconds?: number;
 }
 
 export interface StageContext<P> {
@@ -56,16 +45,6 @@ export interface StageContext<P> {
   env: Record<string, string>;
   /** Where this run comes from, for reports: the pipeline file and every upstream entry. */
   provenance?: Provenance;
-}
-
-export interface Provenance {
-  pipelineFile: string;
-  /** sha256 of the pipeline file's bytes (and of the files it extends). */
-  pipelineDigest: string;
-  /** This instance's cache key. */
-  key: string;
-  /** Every transitive upstream instance, in topological order. */
-  upstream: Array<{ instance: string; uses: string; version: string; key: string }>;
 }
 
 /** Values returned by run(): one per declared output (paths relative to outDir for file/dir). */

@@ -12,7 +12,7 @@ import type { Node } from 'yaml';
 let yamlLib: typeof import('yaml') | undefined;
 const yaml = () => (yamlLib ??= createRequire(import.meta.url)('yaml') as typeof import('yaml'));
 import { PipelineError, type SourcePos } from './errors.js';
-import { sha256 } from './hash.js';
+import { sha256 } from '../util/hash.js';
 
 export interface NodePos {
   /** Position of the value node. */

@@ -11,7 +11,7 @@
 import { mkdirSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSafetensors, writeSafetensors } from './safetensors.js';
-import { writeFileAtomic } from '../runtime/fsutil.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 import type { SaeWeights } from './jumprelu.js';
 
 export const SAE_WEIGHTS_FILE = 'sae_weights.safetensors';

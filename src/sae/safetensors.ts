@@ -3,7 +3,7 @@
  * The format itself is src/data/safetensors.ts; this layer only fixes the dtype.
  */
 import { readFileSync } from 'node:fs';
-import { writeFileAtomic } from '../runtime/fsutil.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 import { decodeSafetensors as decodeAny, encodeSafetensors as encodeAny, type Tensor } from '../data/safetensors.js';
 
 export interface NamedTensor {

@@ -16,7 +16,7 @@ import { mulberry32 } from '../random.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { EvalAccumulator, MetricsLog, recovery } from './metrics.js';
 import { foldNormalisation, writeSaeLens } from './export.js';
-import { writeFileAtomic } from '../runtime/fsutil.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 
 /** A stream of training batches (the data loader, or in-memory data for tests and benchmarks). */
 /** The loss went non-finite or above max_loss: a property of the hyperparameters, not bad input. */

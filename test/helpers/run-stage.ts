@@ -7,7 +7,8 @@ import { mkdtempSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
-import type { StageType, StageOutputs, Progress } from '../../src/runtime/stage.js';
+import type { StageType, StageOutputs } from '../../src/runtime/stage.js';
+import type { Progress } from '../../src/util/progress.js';
 
 export interface DirectRun {
   outputs: StageOutputs;

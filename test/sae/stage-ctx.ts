@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import trainSaeStage from '../../src/stages/train-sae.js';
-import type { Progress } from '../../src/runtime/stage.js';
+import type { Progress } from '../../src/util/progress.js';
 
 export async function runTrainSae(
   params: Record<string, unknown>,

@@ -8,7 +8,7 @@
 import pLimit from 'p-limit';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { Progress } from '../../runtime/stage.js';
+import type { Progress } from '../../util/progress.js';
 import { HubApi, type RepoRef, type TreeFile } from './api.js';
 import { type DownloadedFile, downloadFile } from './download.js';
 import { abortError, isAbort } from './errors.js';

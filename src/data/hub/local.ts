@@ -13,11 +13,11 @@ import { constants } from 'node:fs';
 import { copyFile, link, mkdir, readdir, realpath, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Progress } from '../../runtime/stage.js';
+import type { Progress } from '../../util/progress.js';
 import type { DownloadedFile } from './download.js';
 import { compileSelection } from './glob.js';
 import { DownloadProgress, formatBytes } from './progress.js';
-import { hashFile } from '../../runtime/hash.js';
+import { hashFile } from '../../util/hash.js';
 
 /** Files at least this large are reflinked or hard-linked rather than copied. */
 export const LINK_THRESHOLD_BYTES = 64 * 1024 * 1024;

@@ -3,7 +3,7 @@
  * the bytes actually transferred in this run (a resumed prefix is done, not transferred),
  * and an ETA. Reports are throttled: a fast download would otherwise report per chunk.
  */
-import type { Progress } from '../../runtime/stage.js';
+import type { OnProgress, Progress } from '../../util/progress.js';
 
 export class DownloadProgress {
   private doneBytes = 0;
@@ -15,7 +15,7 @@ export class DownloadProgress {
   constructor(
     private readonly totalBytes: number,
     private readonly totalFiles: number,
-    private readonly report: (p: Progress) => void,
+    private readonly report: OnProgress,
     private readonly intervalMs = 250,
   ) {}
 

@@ -9,7 +9,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { basename, join, relative } from 'node:path';
 import { ParquetColumnFile } from './reader.js';
 import { StoreWriter, type StoreDtype, type StoreHeader } from '../store-writer.js';
-import { hashFile } from '../../runtime/hash.js';
+import { hashFile } from '../../util/hash.js';
 
 export interface IngestOptions {
   /** Parquet files, in order. */
