@@ -1,0 +1,128 @@
+// The JumpReLU SAE training step on the CPU, fused: forward, closed-form gradients, the three
+// Adam groups, decoder projection and renormalisation, firing counters. Plain C++ over CBLAS
+// (OpenBLAS) and OpenMP; addon.cc maps it onto the JS class of native/ADDON-API (ADDON-API.md).
+//
+// The math is src/sae/jumprelu.ts (JumpReluSae.trainStep), the reference this is tested against:
+//
+//   x' = x - b_dec (if applyBDecToInput)   z = x' W_enc + b_enc   thr = exp(log_threshold)
+//   s = 1{z > thr}   f = z * s   x_hat = f W_dec + b_dec   err = x_hat - x   g = 2 err / B
+//
+// Memory: the parameters and both Adam moments (6 x d_in x d_sae floats) plus scratch for one
+// chunk of rows. Two choices keep it there:
+//   - the batch is processed in chunks of rows (gradients are sums over rows, so chunking is
+//     exact gradient accumulation); the [rows, d_sae] scratch is sized to one chunk;
+//   - the weight groups have beta1 = 0 (ADAM_GROUPS), so their first moment IS the gradient:
+//     the weight gradients are accumulated straight into m, no gradient buffer exists.
+// W_enc is stored transposed ([d_sae, d_in], one contiguous row per feature, like W_dec) so that
+// every per-feature update (Adam, projection, renormalisation) walks contiguous rows.
+//
+// Determinism: every reduction runs in a fixed order that does not depend on the thread count
+// (column sums are split by columns, never by rows), so 1 and N threads agree up to the BLAS.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sae {
+
+struct Config {
+  int dIn;
+  int dSae;
+  bool applyBDecToInput;
+  float bandwidth;
+  int threads;
+  /** Rows per chunk; 0: automatic (rowChunk). Tests set it small to exercise the accumulation. */
+  int maxChunkRows = 0;
+};
+
+enum Param { W_ENC = 0, B_ENC, W_DEC, B_DEC, LOG_THRESHOLD, N_PARAMS };
+extern const char* const PARAM_NAMES[N_PARAMS];
+
+/** Adam groups (src/sae/jumprelu.ts ADAM_GROUPS): encoder, decoder, threshold. */
+struct AdamGroup {
+  double beta1, beta2, lrScale;
+};
+constexpr int N_GROUPS = 3;
+extern const AdamGroup ADAM_GROUPS[N_GROUPS];
+constexpr double ADAM_EPS = 1e-8;
+
+/** A zero-initialised float array aligned to 64 bytes (throws std::bad_alloc). */
+class FloatBuffer {
+ public:
+  FloatBuffer() = default;
+  explicit FloatBuffer(size_t n);
+  ~FloatBuffer();
+  FloatBuffer(const FloatBuffer&) = delete;
+  FloatBuffer& operator=(const FloatBuffer&) = delete;
+  FloatBuffer(FloatBuffer&& o) noexcept;
+  FloatBuffer& operator=(FloatBuffer&& o) noexcept;
+  float* data() const { return p_; }
+  size_t size() const { return n_; }
+
+ private:
+  float* p_ = nullptr;
+  size_t n_ = 0;
+};
+
+struct StepStats {
+  double rec, l0, totalVar;
+};
+struct EvalStats {
+  double sqErr, active;
+};
+
+class SaeCore {
+ public:
+  explicit SaeCore(const Config& cfg);
+
+  const Config& config() const { return cfg_; }
+  size_t paramSize(Param p) const;
+  // Parameters and moments in the API layout (W_enc [d_in, d_sae] row-major).
+  // which: 0 = value, 1 = Adam m, 2 = Adam v.
+  void setArray(int which, Param p, const float* src);
+  void getArray(int which, Param p, float* dst) const;
+  double adamSteps[N_GROUPS] = {0, 0, 0};
+  float* sinceFired() const { return sinceFired_.data(); }
+
+  /** One training step on rows x d_in values; statistics from before the update. */
+  StepStats step(const float* x, int rows, double lambda, double lr);
+  /** Forward only: summed squared error and active count; fired[d_sae] = firings per feature. */
+  EvalStats evaluate(const float* x, int rows, float* fired);
+  double deadFraction(double windowSamples) const;
+
+  /** Bytes held now (state + scratch). */
+  size_t bytes() const;
+  /** Bytes a training at this shape holds at its peak (state + scratch for batches of `rows`). */
+  static size_t estimateBytes(int dIn, int dSae, int rows);
+  /** Rows per chunk: the [chunk, d_sae] scratch stays near 64 MiB whatever the batch. */
+  static int rowChunk(int dSae, int rows);
+
+ private:
+  Config cfg_;
+  FloatBuffer value_[N_PARAMS], m_[N_PARAMS], v_[N_PARAMS];  // W_ENC slots hold W_enc^T
+  FloatBuffer sinceFired_;
+  // Per-feature and per-input accumulators of one step (double: they become statistics or grads).
+  FloatBuffer thr_;
+  std::vector<int32_t> firedCount_, windowCount_;  // [d_sae]
+  std::vector<double> windowDot_, bEncGrad_;        // [d_sae]
+  std::vector<double> gColSum_, colSq_;                                  // [d_in]
+  // Chunk scratch, grown on demand and kept across steps.
+  int chunkCap_ = 0;
+  FloatBuffer xin_, z_, f_, g_;
+
+  int chunkRows(int rows) const;
+  void useThreads() const;
+  void ensureScratch(int rows);
+  const float* encoderInput(const float* x, int n);
+  void encode(const float* xin, int n);
+  void startBatch();
+  void gateForward(int n, bool training);
+  void decodeError(const float* x, int n, float gradScale, bool training);
+  void gateBackward(int n);
+  double totalVariance(const float* x, int rows) const;
+  void adamUpdate(double lambda, double lr, int rows);
+};
+
+}  // namespace sae

@@ -1,0 +1,312 @@
+/**
+ * The native CPU addon (native/cpu) driven directly, on small shapes: its fused step against a
+ * plain float64 reimplementation of one step written here (and against the tfjs reference
+ * JumpReluSae), 1 vs 2 threads, chunked vs whole-batch accumulation, the forward-only pass,
+ * state round trips and the errors a caller can provoke. Skipped, saying why, when the addon
+ * is not built (no compiler or OpenBLAS: `npm run build:native`).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { selectBackend } from '../../src/sae/backend.js';
+import { ADAM_EPS, ADAM_GROUPS, JumpReluSae, PARAM_NAMES, initialWeights, type ParamName, type SaeConfig } from '../../src/sae/jumprelu.js';
+import type { EngineState } from '../../src/sae/engine.js';
+import { mulberry32, type Rng } from '../../src/random.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const { loadNativeAddon } = createRequire(import.meta.url)(join(root, 'native', 'index.cjs'));
+const { addon, error: loadError } = loadNativeAddon() as { addon: any; error: string | null };
+const skip = loadError ? `native addon not available: ${loadError}` : false;
+
+type Arrays = Record<ParamName, Float64Array>;
+
+/** The whole training state in float64: what the reference step reads and writes. */
+interface RefState {
+  p: Arrays;
+  m: Arrays;
+  v: Arrays;
+  steps: number[];
+  sinceFired: Float64Array;
+}
+
+/** Fresh weights with non-trivial biases and thresholds (so every path and the STE window is exercised). */
+function startState(cfg: SaeConfig, rng: Rng): EngineState {
+  const w = initialWeights(cfg, 0.2, rng);
+  w.b_enc.forEach((_, i) => (w.b_enc[i] = 0.3 * (rng() - 0.5)));
+  w.b_dec.forEach((_, i) => (w.b_dec[i] = 0.3 * (rng() - 0.5)));
+  w.log_threshold.forEach((_, i) => (w.log_threshold[i] = Math.log(0.05 + 0.3 * rng())));
+  const zeros = () => Object.fromEntries(PARAM_NAMES.map((n) => [n, new Float32Array(w[n].length)])) as Record<ParamName, Float32Array>;
+  return { weights: w, adam: { m: zeros(), v: zeros(), steps: [0, 0, 0] }, sinceFired: new Float32Array(cfg.dSae) };
+}
+
+function toRef(s: EngineState): RefState {
+  const f64 = (r: Record<ParamName, Float32Array>) =>
+    Object.fromEntries(PARAM_NAMES.map((n) => [n, Float64Array.from(r[n])])) as Arrays;
+  return { p: f64(s.weights), m: f64(s.adam.m), v: f64(s.adam.v), steps: [...s.adam.steps], sinceFired: Float64Array.from(s.sinceFired) };
+}
+
+function batch(rng: Rng, rows: number, dIn: number): Float32Array {
+  return Float32Array.from({ length: rows * dIn }, () => 2 * rng() - 1);
+}
+
+/** One step in float64, written out loop by loop from jumprelu.ts (forward, gradients, Adam, renormalisation). */
+function referenceStep(cfg: SaeConfig, st: RefState, x: Float32Array, B: number, lambda: number, lr: number) {
+  const { dIn, dSae, bandwidth: bw } = cfg;
+  const { W_enc, b_enc, W_dec, b_dec, log_threshold } = st.p;
+  const thr = log_threshold.map(Math.exp);
+  const xc = new Float64Array(B * dIn);
+  for (let b = 0; b < B; b++) for (let i = 0; i < dIn; i++) xc[b * dIn + i] = x[b * dIn + i] - (cfg.applyBDecToInput ? b_dec[i] : 0);
+  const z = new Float64Array(B * dSae);
+  for (let b = 0; b < B; b++)
+    for (let j = 0; j < dSae; j++) {
+      let s = b_enc[j];
+      for (let i = 0; i < dIn; i++) s += xc[b * dIn + i] * W_enc[i * dSae + j];
+      z[b * dSae + j] = s;
+    }
+  const f = z.map((v, k) => (v > thr[k % dSae] ? v : 0));
+  const g = new Float64Array(B * dIn);
+  let rec = 0;
+  for (let b = 0; b < B; b++)
+    for (let i = 0; i < dIn; i++) {
+      let s = b_dec[i];
+      for (let j = 0; j < dSae; j++) s += f[b * dSae + j] * W_dec[j * dIn + i];
+      const e = s - x[b * dIn + i];
+      rec += e * e;
+      g[b * dIn + i] = (2 * e) / B;
+    }
+  let active = 0;
+  const fired = new Float64Array(dSae);
+  f.forEach((v, k) => v !== 0 && (fired[k % dSae]++, active++));
+  // Backward.
+  const grad = Object.fromEntries(PARAM_NAMES.map((n) => [n, new Float64Array(st.p[n].length)])) as Arrays;
+  let windowHits = 0;
+  for (let b = 0; b < B; b++)
+    for (let j = 0; j < dSae; j++) {
+      let df = 0;
+      for (let i = 0; i < dIn; i++) df += g[b * dIn + i] * W_dec[j * dIn + i];
+      const zj = z[b * dSae + j];
+      const dz = zj > thr[j] ? df : 0;
+      for (let i = 0; i < dIn; i++) {
+        grad.W_dec[j * dIn + i] += f[b * dSae + j] * g[b * dIn + i];
+        grad.W_enc[i * dSae + j] += xc[b * dIn + i] * dz;
+      }
+      grad.b_enc[j] += dz;
+      if (Math.abs(Math.max(zj, 0) - thr[j]) < bw / 2) {
+        windowHits++;
+        grad.log_threshold[j] += (-1 / bw) * (df * zj + lambda / B) * thr[j];
+      }
+    }
+  for (let i = 0; i < dIn; i++) {
+    for (let b = 0; b < B; b++) grad.b_dec[i] += g[b * dIn + i];
+    if (cfg.applyBDecToInput) for (let j = 0; j < dSae; j++) grad.b_dec[i] -= W_enc[i * dSae + j] * grad.b_enc[j];
+  }
+  for (let j = 0; j < dSae; j++) {
+    let along = 0;
+    for (let i = 0; i < dIn; i++) along += W_dec[j * dIn + i] * grad.W_dec[j * dIn + i];
+    for (let i = 0; i < dIn; i++) grad.W_dec[j * dIn + i] -= along * W_dec[j * dIn + i];
+  }
+  // Adam, PyTorch's rule, three groups.
+  ADAM_GROUPS.forEach((group, gi) => {
+    const t = ++st.steps[gi];
+    const stepSize = (lr * group.lrScale) / (1 - group.beta1 ** t);
+    const sqrtBc2 = Math.sqrt(1 - group.beta2 ** t);
+    for (const n of group.params) {
+      const { p, m, v } = { p: st.p[n], m: st.m[n], v: st.v[n] };
+      for (let k = 0; k < p.length; k++) {
+        m[k] = group.beta1 * m[k] + (1 - group.beta1) * grad[n][k];
+        v[k] = group.beta2 * v[k] + (1 - group.beta2) * grad[n][k] ** 2;
+        p[k] -= (stepSize * m[k]) / (Math.sqrt(v[k]) / sqrtBc2 + ADAM_EPS);
+      }
+    }
+  });
+  for (let j = 0; j < dSae; j++) {
+    let n2 = 0;
+    for (let i = 0; i < dIn; i++) n2 += W_dec[j * dIn + i] ** 2;
+    for (let i = 0; i < dIn; i++) W_dec[j * dIn + i] /= Math.sqrt(n2);
+  }
+  fired.forEach((c, j) => (st.sinceFired[j] = c > 0 ? 0 : st.sinceFired[j] + B));
+  let totalVar = 0;
+  for (let i = 0; i < dIn; i++) {
+    let mean = 0;
+    for (let b = 0; b < B; b++) mean += x[b * dIn + i] / B;
+    for (let b = 0; b < B; b++) totalVar += (x[b * dIn + i] - mean) ** 2;
+  }
+  return { rec: rec / B, l0: active / B, totalVar, fired, windowHits, sqErr: rec, active };
+}
+
+/** Largest |a - b| over every parameter, Adam moment and the counters, each scaled by that array's largest |b|. */
+function stateDiff(a: EngineState, b: RefState | EngineState): { worst: number; where: string } {
+  const asRef = 'p' in b ? b : toRef(b);
+  let worst = 0;
+  let where = '';
+  const cmp = (label: string, x: ArrayLike<number>, y: ArrayLike<number>) => {
+    assert.equal(x.length, y.length, `${label}: length`);
+    let scale = 1e-12;
+    for (let k = 0; k < y.length; k++) scale = Math.max(scale, Math.abs(y[k]));
+    for (let k = 0; k < y.length; k++) {
+      const d = Math.abs(x[k] - y[k]) / scale;
+      if (!(d <= worst)) [worst, where] = [Number.isNaN(d) ? Infinity : d, `${label}[${k}]: ${x[k]} vs ${y[k]}`];
+    }
+  };
+  for (const n of PARAM_NAMES) {
+    cmp(`weights.${n}`, a.weights[n], asRef.p[n]);
+    cmp(`adam.m.${n}`, a.adam.m[n], asRef.m[n]);
+    cmp(`adam.v.${n}`, a.adam.v[n], asRef.v[n]);
+  }
+  cmp('sinceFired', a.sinceFired, asRef.sinceFired);
+  assert.deepEqual(a.adam.steps, asRef.steps);
+  return { worst, where };
+}
+
+function newSae(cfg: SaeConfig, threads: number, extra: Record<string, unknown> = {}) {
+  return new addon.Sae({ ...cfg, threads, ...extra });
+}
+
+for (const applyBDecToInput of [true, false]) {
+  test(`native step equals a float64 reference step for step (apply_b_dec_to_input=${applyBDecToInput})`, { skip }, () => {
+    const cfg: SaeConfig = { dIn: 12, dSae: 40, applyBDecToInput, bandwidth: 0.2 };
+    const rng = mulberry32(11);
+    const start = startState(cfg, rng);
+    const ref = toRef(start);
+    const sae = newSae(cfg, 2, { maxChunkRows: 10 }); // 24 rows in chunks of 10, 10, 4
+    sae.setState(start);
+    const B = 24, lambda = 0.3, lr = 3e-3;
+    let windowHits = 0;
+    for (let step = 0; step < 4; step++) {
+      const x = batch(rng, B, cfg.dIn);
+      const [rec, l0, totalVar] = sae.step(x, B, lambda, lr);
+      const want = referenceStep(cfg, ref, x, B, lambda, lr);
+      windowHits += want.windowHits;
+      assert.ok(Math.abs(rec - want.rec) <= 1e-5 * want.rec, `step ${step}: rec ${rec} vs ${want.rec}`);
+      assert.equal(l0, want.l0, `step ${step}: L0`);
+      assert.ok(Math.abs(totalVar - want.totalVar) <= 1e-9 * want.totalVar, `step ${step}: totalVar ${totalVar} vs ${want.totalVar}`);
+      const { worst, where } = stateDiff(sae.getState(), ref);
+      assert.ok(worst < 2e-5, `step ${step}: native and float64 reference differ by ${worst.toExponential(2)} (relative) at ${where}`);
+      assert.equal(sae.deadFraction(B), ref.sinceFired.filter((s) => s >= B).length / cfg.dSae);
+    }
+    assert.ok(windowHits > 0, 'no sample was in the STE window (the threshold gradient went untested)');
+    sae.dispose();
+  });
+}
+
+test('native step equals the tfjs reference JumpReluSae (cpu backend) over 5 steps', { skip }, async () => {
+  const { tf } = await selectBackend('cpu');
+  const cfg: SaeConfig = { dIn: 16, dSae: 48, applyBDecToInput: true, bandwidth: 0.2 };
+  const rng = mulberry32(5);
+  const start = startState(cfg, rng);
+  const sae = newSae(cfg, 2);
+  sae.setState(start);
+  const ours = new JumpReluSae(tf, cfg, start.weights);
+  const B = 32;
+  for (let step = 0; step < 5; step++) {
+    const x = batch(rng, B, cfg.dIn);
+    const [rec, l0] = sae.step(x, B, 0.2, 2e-3);
+    const xt = tf.tensor2d(x, [B, cfg.dIn]);
+    const want = ours.trainStep(xt, 0.2, 2e-3);
+    xt.dispose();
+    assert.ok(Math.abs(rec - want.rec) <= 1e-5 * want.rec, `step ${step}: rec ${rec} vs tfjs ${want.rec}`);
+    assert.ok(Math.abs(l0 - want.l0) < 1e-6, `step ${step}: L0 ${l0} vs tfjs ${want.l0}`);
+  }
+  const tfState: EngineState = { weights: ours.weights(), adam: ours.adamState(), sinceFired: ours.sinceFiredArray() };
+  const { worst, where } = stateDiff(sae.getState(), tfState);
+  assert.ok(worst < 1e-4, `native and tfjs differ by ${worst.toExponential(2)} (relative) at ${where}`);
+  ours.dispose();
+  sae.dispose();
+});
+
+test('the result does not depend on the thread count, nor on how the batch is chunked', { skip }, () => {
+  const cfg: SaeConfig = { dIn: 64, dSae: 256, applyBDecToInput: true, bandwidth: 0.05 };
+  const rng = mulberry32(3);
+  const start = startState(cfg, rng);
+  const B = 300;
+  const xs = Array.from({ length: 3 }, () => batch(rng, B, cfg.dIn));
+  const run = (threads: number, maxChunkRows?: number) => {
+    const sae = newSae(cfg, threads, maxChunkRows ? { maxChunkRows } : {});
+    sae.setState(start);
+    const stats = xs.map((x) => Array.from(sae.step(x, B, 0.1, 1e-3) as Float64Array));
+    const state = sae.getState() as EngineState;
+    sae.dispose();
+    return { stats, state };
+  };
+  const one = run(1), two = run(2), chunked = run(2, 64);
+  assert.deepEqual(two.stats.map((s) => s[1]), one.stats.map((s) => s[1]), 'L0 per step, 1 vs 2 threads');
+  // Stated tolerance: float32 rounding of differently ordered sums (BLAS partitioning), relative 1e-5.
+  assert.ok(stateDiff(two.state, one.state).worst < 1e-5, `1 vs 2 threads: ${stateDiff(two.state, one.state).where}`);
+  assert.ok(stateDiff(chunked.state, one.state).worst < 1e-5, `chunked vs whole: ${stateDiff(chunked.state, one.state).where}`);
+  two.stats.forEach((s, k) => assert.ok(Math.abs(s[0] - one.stats[k][0]) <= 1e-6 * one.stats[k][0], 'rec, 1 vs 2 threads'));
+});
+
+test('evaluate is the forward pass only: squared error, active count and firings per feature', { skip }, () => {
+  const cfg: SaeConfig = { dIn: 10, dSae: 30, applyBDecToInput: true, bandwidth: 0.2 };
+  const rng = mulberry32(9);
+  const start = startState(cfg, rng);
+  const sae = newSae(cfg, 2, { maxChunkRows: 8 });
+  sae.setState(start);
+  const B = 20;
+  const x = batch(rng, B, cfg.dIn);
+  const fired = new Float32Array(cfg.dSae);
+  const [sqErr, active] = sae.evaluate(x, B, fired);
+  const want = referenceStep(cfg, toRef(start), x, B, 0, 0);
+  assert.ok(Math.abs(sqErr - want.sqErr) <= 1e-5 * want.sqErr, `sqErr ${sqErr} vs ${want.sqErr}`);
+  assert.equal(active, want.active);
+  assert.deepEqual(Array.from(fired), Array.from(want.fired));
+  assert.equal(stateDiff(sae.getState(), start).worst, 0, 'evaluate changed the state');
+  sae.dispose();
+});
+
+test('setState / getState round-trip every array exactly (W_enc is stored transposed inside)', { skip }, () => {
+  const cfg: SaeConfig = { dIn: 7, dSae: 33, applyBDecToInput: false, bandwidth: 0.1 };
+  const rng = mulberry32(2);
+  const s = startState(cfg, rng);
+  for (const n of PARAM_NAMES) {
+    s.adam.m[n].forEach((_, k) => (s.adam.m[n][k] = rng()));
+    s.adam.v[n].forEach((_, k) => (s.adam.v[n][k] = rng()));
+  }
+  s.adam.steps = [5, 6, 7];
+  s.sinceFired.forEach((_, k) => (s.sinceFired[k] = 1000 * k));
+  const sae = newSae(cfg, 1);
+  sae.setState(s);
+  const back = sae.getState();
+  assert.deepEqual(back, s);
+  assert.notEqual(back.weights.W_enc, s.weights.W_enc, 'getState must return new arrays');
+  assert.ok(sae.bytes() >= 4 * 6 * cfg.dIn * cfg.dSae, `bytes() ${sae.bytes()} below the state size`);
+  sae.dispose();
+});
+
+test('bad arguments throw clear errors and leave the state untouched; a disposed Sae throws', { skip }, () => {
+  const cfg: SaeConfig = { dIn: 4, dSae: 8, applyBDecToInput: true, bandwidth: 0.1 };
+  const s = startState(cfg, mulberry32(1));
+  assert.throws(() => new addon.Sae({ ...cfg, dIn: 0, threads: 1 }), /new Sae: dIn must be a positive integer/);
+  assert.throws(() => new addon.Sae({ ...cfg, threads: 1.5 }), /new Sae: threads must be a positive integer/);
+  assert.throws(() => new addon.Sae({ ...cfg, bandwidth: -1, threads: 1 }), /bandwidth must be a positive number/);
+  const sae = newSae(cfg, 1);
+  sae.setState(s);
+  const bad = structuredClone(s);
+  bad.weights.b_dec = new Float32Array(3);
+  bad.weights.W_enc = new Float32Array(cfg.dIn * cfg.dSae).fill(9); // valid, but must not be applied
+  assert.throws(() => sae.setState(bad), /Sae.setState: state.weights.b_dec has 3 values, expected 4/);
+  assert.deepEqual(sae.getState(), s, 'a rejected setState changed the state');
+  assert.throws(() => sae.setState({ ...s, adam: { ...s.adam, steps: [1, 2] } }), /state.adam.steps must be an array of 3/);
+  assert.throws(() => sae.step(new Float32Array(4 * 3 - 1), 3, 0.1, 1e-3), /Sae.step: x has 11 values, expected at least 12/);
+  assert.throws(() => sae.step(new Float64Array(12), 3, 0.1, 1e-3), /Sae.step: x must be a Float32Array/);
+  assert.throws(() => sae.step(new Float32Array(12), 0, 0.1, 1e-3), /Sae.step: rows must be a positive integer/);
+  assert.throws(() => sae.step(new Float32Array(12), 3, NaN, 1e-3), /Sae.step: lambda must be finite/);
+  assert.throws(() => sae.evaluate(new Float32Array(12), 3, new Float32Array(7)), /Sae.evaluate: fired has 7 values, expected 8/);
+  assert.deepEqual(sae.getState(), s, 'a rejected call changed the state');
+  sae.dispose();
+  assert.throws(() => sae.step(new Float32Array(12), 3, 0.1, 1e-3), /Sae.step: this Sae was disposed/);
+  assert.throws(() => sae.getState(), /Sae.getState: this Sae was disposed/);
+  sae.dispose(); // twice is harmless
+});
+
+test('info names the BLAS and estimateBytes covers the state and the chunk scratch', { skip }, () => {
+  const info = addon.info();
+  assert.match(info.blas, /^OpenBLAS \d/);
+  assert.equal(typeof info.coretype, 'string');
+  const state = 4 * 6 * 2048 * 16384;
+  const est = addon.estimateBytes(2048, 16384, 4096);
+  // The [chunk, d_sae] scratch is capped near 64 MiB whatever the batch.
+  assert.ok(est > state && est < state + 80 * 2 ** 20, `estimateBytes(2048, 16384, 4096) = ${est}`);
+});
