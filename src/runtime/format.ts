@@ -45,6 +45,14 @@ export function isPlainObject(v: unknown): v is Record<string, Json> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** `b` over `a`, key by key at every depth of nested objects; lists and scalars of `b` replace. */
+export function deepMerge(a: Json | undefined, b: Json): Json {
+  if (!isPlainObject(a) || !isPlainObject(b)) return b;
+  const out: Record<string, Json> = { ...a };
+  for (const [k, v] of Object.entries(b)) out[k] = deepMerge(a[k], v);
+  return out;
+}
+
 /** A file-system-safe form of an instance name, for log files. */
 export function safeName(instance: string): string {
   return instance.replace(/\[/g, '@').replace(/\]/g, '').replace(/[^A-Za-z0-9._=@,+-]/g, '_');

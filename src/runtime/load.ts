@@ -5,7 +5,8 @@
  */
 import { basename, dirname, relative, resolve as resolvePath, isAbsolute } from 'node:path';
 import { formatPos, PipelineError, PipelineErrors, type SourcePos } from './errors.js';
-import { formatNumber, formatValue, isPlainObject } from './format.js';
+import { deepMerge, formatNumber, formatValue, isPlainObject } from './format.js';
+import { applyDefaults } from './defaults.js';
 import { parseTemplate, applyPath, interpolationText, renderTemplate, RefSyntaxError, type Ref, type Template } from './refs.js';
 import { PipelineFileSchema, IDENT, type StageDecl } from './schema.js';
 import type { Json, OutputDecl, StageType } from './stage.js';
@@ -84,7 +85,7 @@ export function loadPipeline(opts: LoadOptions): Pipeline {
   const file = resolvePath(opts.file);
   const sourceFiles: string[] = [];
   const { data, docs } = readChain(file, [], sourceFiles);
-  const positions = new Positions(docs);
+  const positions = new Positions([...docs]); // a copy: defaults add positions, not source text
   const errors: PipelineError[] = [];
   const shown = shownPath(file);
 
@@ -92,6 +93,7 @@ export function loadPipeline(opts: LoadOptions): Pipeline {
   if (!check(data)) throw new PipelineErrors(schemaErrors(check.errors ?? [], positions, '', shown));
   checkNames(data as Record<string, Record<string, unknown>>, positions, errors);
   if (errors.length) throw new PipelineErrors(errors);
+  applyDefaults(data as Parameters<typeof applyDefaults>[0], positions, opts.stageTypes);
 
   const file$ = data as unknown as { name?: string; params?: Record<string, Json>; stages: Record<string, StageDecl> };
   const params = applySet({ ...(file$.params ?? {}) }, opts.set ?? [], positions);
@@ -185,6 +187,7 @@ export function mergePipeline(parent: Record<string, unknown>, child: Record<str
   if (isPlainObject(parent.params) || isPlainObject(child.params)) {
     out.params = { ...(parent.params as object), ...(child.params as object) };
   }
+  if (parent.defaults !== undefined && child.defaults !== undefined) out.defaults = deepMerge(parent.defaults as Json, child.defaults as Json);
   const stages: Record<string, unknown> = { ...(parent.stages as object) };
   for (const [id, decl] of Object.entries((child.stages as Record<string, unknown>) ?? {})) {
     if (decl === null) delete stages[id];
@@ -202,13 +205,6 @@ function mergeStage(parent: Record<string, Json>, child: Record<string, Json>): 
     else if (k === 'resources' && isPlainObject(parent.resources) && isPlainObject(v)) out.resources = { ...parent.resources, ...v };
     else out[k] = v;
   }
-  return out;
-}
-
-function deepMerge(a: Json | undefined, b: Json): Json {
-  if (!isPlainObject(a) || !isPlainObject(b)) return b;
-  const out: Record<string, Json> = { ...a };
-  for (const [k, v] of Object.entries(b)) out[k] = deepMerge(a[k], v);
   return out;
 }
 

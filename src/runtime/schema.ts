@@ -37,6 +37,11 @@ export const PipelineFileSchema = Type.Object(
     name: Type.Optional(Type.String({ minLength: 1 })),
     description: Type.Optional(Type.String()),
     params: Type.Optional(Type.Record(Type.String({ pattern: IDENT }), Type.Unknown())),
+    defaults: Type.Optional(
+      Type.Record(Type.String(), Type.Record(Type.String(), Type.Unknown()), {
+        description: 'stage type -> params merged under the `with:` of every stage of that type',
+      }),
+    ),
     stages: Type.Record(Type.String({ pattern: IDENT }), StageDeclSchema),
   },
   { additionalProperties: false },
