@@ -68,7 +68,6 @@ export interface TrainRecord {
   dead_frac?: number;
   lr?: number;
   lambda?: number;
-  samples_per_s?: number;
 }
 
 export type EvalRecord = Record<string, number | string | null | undefined>;
@@ -260,12 +259,15 @@ function toEvalRecord(rec: Record<string, unknown>, where: string): EvalRecord {
   return out;
 }
 
-/** The final run's backend (and device, when the config records it), else the first run's. */
+/** The final run's engine (and device and threads, when the config records them), else the first run's. */
 function findBackend(finalRun: LoadedRun | null, runs: LoadedRun[]): string | null {
   for (const run of [finalRun, ...runs]) {
     const b = run?.config?.backend;
     const device = run?.config?.device;
-    if (typeof b === 'string') return typeof device === 'string' ? `${b} on ${device}` : b;
+    const threads = run?.config?.threads;
+    if (typeof b !== 'string') continue;
+    if (typeof device !== 'string') return b;
+    return typeof threads === 'number' ? `${b} on ${device}, ${threads} thread${threads === 1 ? '' : 's'}` : `${b} on ${device}`;
   }
   return null;
 }

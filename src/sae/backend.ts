@@ -1,86 +1,82 @@
 /**
- * Compute-backend selection for the SAE trainer.
- *
- * `auto` tries, in order: @tensorflow/tfjs-node-gpu (only kept when it really sees a GPU),
- * @tensorflow/tfjs-node, the WebAssembly backend, then tfjs's plain-JS cpu backend.
- * tfjs-node(-gpu) are optional dependencies (libtensorflow is downloaded at install time), so
- * they are imported inside try/catch. Whatever loads, we use the tf namespace that the loaded
- * package exports, so ops run in the engine where its backend is registered.
+ * Choosing the engine that trains an SAE. `backend: auto` walks the ladder of ENGINE_NAMES:
+ * cuda (the CUDA addon on a visible GPU), tensorflow (tfjs-node-gpu, only when it really sees
+ * a GPU), native (the OpenBLAS addon), wasm, cpu; the first available one runs, and the log
+ * says once which one and why the faster ones were skipped. An engine asked for by name that
+ * cannot run is an error naming what is missing and how to get it. The choice comes before the
+ * engine allocates anything, so that the trainer checks its memory estimate first.
  */
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { availableParallelism } from 'node:os';
+import { ENGINE_NAMES, type BackendChoice, type EngineName, type EngineOptions, type SaeEngine } from './engine.js';
+import { ENABLE_NATIVE } from './engines/native.js';
 
-export type Tf = typeof import('@tensorflow/tfjs');
-export type BackendName = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+type Availability = { available: true; create(o: EngineOptions): Promise<SaeEngine> } | { available: false; reason: string };
 
-export interface SelectedBackend {
-  tf: Tf;
-  /** The tfjs backend in use: 'tensorflow' | 'wasm' | 'cpu'. */
-  name: 'tensorflow' | 'wasm' | 'cpu';
-  /** Human description of the device: "GPU (tfjs-node-gpu)", "CPU (wasm, 1 thread)", ... */
-  device: string;
-  /** Why other candidates were skipped (for the log). */
-  skipped: string[];
-}
+/** How to get each engine, for the messages of an engine that cannot run. */
+const HOW_TO_GET: Record<EngineName, string> = {
+  cuda: 'it needs an NVIDIA GPU, its driver (libcuda, libcublas) and the CUDA addon (`npm run build:cuda` where nvcc is installed; README: GPU)',
+  tensorflow: 'it needs @tensorflow/tfjs-node-gpu (npm install; it downloads libtensorflow 2.9.1, which wants CUDA 11.2 and cuDNN 8.1)',
+  native: `build it with: ${ENABLE_NATIVE}`,
+  wasm: 'reinstall the dependencies (npm ci): @tensorflow/tfjs-backend-wasm is one',
+  cpu: 'reinstall the dependencies (npm ci): @tensorflow/tfjs is one',
+};
 
-let cached: SelectedBackend | undefined;
-
-/** Selects (once per process) and initialises a backend; later calls must agree or get the same one. */
-export async function selectBackend(wanted: BackendName, log: (m: string) => void = () => {}): Promise<SelectedBackend> {
-  if (cached && (wanted === 'auto' || wanted === cached.name)) return cached;
-  if (cached) {
-    // tfjs has one engine per process; switching to another backend is fine for wasm/cpu.
-    if (wanted === 'tensorflow') throw new Error(`backend 'tensorflow' requested after '${cached.name}' was initialised in this process`);
-  }
-  const skipped: string[] = [];
-  const candidates: Array<'gpu' | 'node' | 'wasm' | 'cpu'> =
-    wanted === 'auto' ? ['gpu', 'node', 'wasm', 'cpu'] : wanted === 'tensorflow' ? ['gpu', 'node'] : [wanted];
-  for (const c of candidates) {
-    try {
-      const chosen = await tryCandidate(c, wanted === 'auto');
-      if (chosen) {
-        cached = { ...chosen, skipped };
-        log(`backend: ${cached.name} on ${cached.device}${skipped.length ? ` (skipped: ${skipped.join('; ')})` : ''}`);
-        return cached;
+async function availability(name: EngineName, underAuto: boolean): Promise<Availability> {
+  try {
+    switch (name) {
+      case 'cuda': {
+        const { cudaStatus, createCudaEngine } = await import('./engines/cuda.js');
+        const s = await cudaStatus();
+        return s.available ? { available: true, create: createCudaEngine } : { available: false, reason: s.reason ?? 'unavailable' };
       }
-      skipped.push(`${c}: no GPU visible`);
-    } catch (e) {
-      skipped.push(`${c}: ${firstLine(e)}`);
+      case 'native': {
+        const { nativeStatus, createNativeEngine } = await import('./engines/native.js');
+        const s = await nativeStatus();
+        return s.available ? { available: true, create: createNativeEngine } : { available: false, reason: s.reason ?? 'unavailable' };
+      }
+      default: {
+        const { loadTf, createTfjsEngine } = await import('./engines/tfjs.js');
+        const { onGpu } = await loadTf(name);
+        // tfjs-node on the CPU is slower than the native engine: under auto it only counts on a GPU.
+        if (name === 'tensorflow' && underAuto && !onGpu) return { available: false, reason: 'tfjs-node sees no GPU' };
+        return { available: true, create: (o) => createTfjsEngine(name, o) };
+      }
     }
+  } catch (e) {
+    return { available: false, reason: String((e as Error)?.message ?? e).split('\n')[0] };
   }
-  throw new Error(`backend '${wanted}' is not available: ${skipped.join('; ')}` +
-    (wanted === 'tensorflow' ? ' (install @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node; see README)' : ''));
 }
 
-async function tryCandidate(c: 'gpu' | 'node' | 'wasm' | 'cpu', requireGpu: boolean): Promise<Omit<SelectedBackend, 'skipped'> | null> {
-  if (c === 'gpu' || c === 'node') {
-    const pkg = c === 'gpu' ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node';
-    const tf = (await import(pkg)) as Tf;
-    await tf.setBackend('tensorflow');
-    await tf.ready();
-    const binding = (tf.backend() as any).binding;
-    const onGpu = Boolean(binding?.isUsingGpuDevice?.());
-    // tfjs-node-gpu silently runs on the CPU when CUDA is missing; under `auto` we then prefer
-    // trying the next candidate only if it is the GPU package (tfjs-node is the CPU build anyway).
-    if (c === 'gpu' && requireGpu && !onGpu) return null;
-    return { tf, name: 'tensorflow', device: onGpu ? `GPU (${pkg})` : `CPU (${pkg})` };
-  }
-  const tf = (await import('@tensorflow/tfjs')) as Tf;
-  if (c === 'wasm') {
-    const wasm = await import('@tensorflow/tfjs-backend-wasm');
-    // In Node the .wasm binaries must be given as file paths of the package's dist folder.
-    const require = createRequire(import.meta.url);
-    const dist = dirname(require.resolve('@tensorflow/tfjs-backend-wasm'));
-    wasm.setWasmPaths(join(dist, '/'));
-    if (!(await tf.setBackend('wasm'))) throw new Error('tf.setBackend("wasm") failed');
-    await tf.ready();
-    return { tf, name: 'wasm', device: `CPU (wasm, ${wasm.getThreadsCount?.() ?? 1} thread)` };
-  }
-  if (!(await tf.setBackend('cpu'))) throw new Error('tf.setBackend("cpu") failed');
-  await tf.ready();
-  return { tf, name: 'cpu', device: 'CPU (plain JS)' };
+/** The threads an engine runs with when `asked` (undefined: its default: native all cores, tfjs 1 = in process). */
+export function threadsFor(name: EngineName, asked: number | undefined): number {
+  if (name === 'cuda') return 1;
+  if (name === 'native') return asked ?? availableParallelism();
+  return asked ?? 1;
 }
 
-function firstLine(e: unknown): string {
-  return String((e as Error)?.message ?? e).split('\n')[0];
+/** The engine that will run, before it allocates anything (so that the memory check can come first). */
+export interface EngineChoice {
+  name: EngineName;
+  threads: number;
+  create(o: Omit<EngineOptions, 'threads'>): Promise<SaeEngine>;
+  /** Why this engine, for the log line: "(auto; skipped cuda: ...)" and how to enable a skipped native engine. */
+  why: string;
+}
+
+/** The engine `backend` asks for (auto: the first available on the ladder), with its threads. */
+export async function chooseEngine(backend: BackendChoice, threads: number | undefined): Promise<EngineChoice> {
+  const underAuto = backend === 'auto';
+  const skipped: string[] = [];
+  for (const name of underAuto ? ENGINE_NAMES : [backend]) {
+    const a = await availability(name, underAuto);
+    if (a.available) {
+      const n = threadsFor(name, threads);
+      const why = underAuto ? ` (auto${skipped.length ? `; skipped ${skipped.join('; ')}` : ''})` : '';
+      const hint = underAuto && skipped.some((s) => s.startsWith('native:')) ? `\nfor the fast CPU engine: ${ENABLE_NATIVE}` : '';
+      return { name, threads: n, create: (o) => a.create({ ...o, threads: n }), why: why + hint };
+    }
+    if (!underAuto) throw new Error(`train-sae: backend '${name}' cannot run here (${a.reason}); ${HOW_TO_GET[name]}`);
+    skipped.push(`${name}: ${a.reason}`);
+  }
+  throw new Error(`train-sae: no engine can run here: ${skipped.join('; ')}`);
 }

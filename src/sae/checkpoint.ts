@@ -20,6 +20,8 @@ export interface CheckpointState {
   rng: number;
   /** Params that must match for a resume to be valid (shape, batch, schedule...). */
   fingerprint: Record<string, unknown>;
+  /** The training loop's hooks' own state (TrainHooks.state), if any. */
+  hooks?: unknown;
 }
 
 export interface Checkpoint {

@@ -15,7 +15,7 @@
  * Adam with PyTorch's rule in three groups (ADAM_GROUPS), decoder rows renormalised to unit
  * norm, and the samples-since-fired counter updated from the batch's firings.
  */
-import type { AdamState, SaeConfig, SaeWeights, StepStats } from './jumprelu.js';
+import { ADAM_GROUPS, mapParams, paramShape, type AdamState, type SaeConfig, type SaeWeights, type StepStats } from './jumprelu.js';
 
 /** The engines, in the order `backend: auto` tries them. */
 export const ENGINE_NAMES = ['cuda', 'tensorflow', 'native', 'wasm', 'cpu'] as const;
@@ -41,7 +41,7 @@ export interface EvalStats {
 /** Which engine runs, on what: recorded in the metrics, the outputs and the report. */
 export interface EngineInfo {
   name: EngineName;
-  /** Human description, e.g. "CPU (OpenBLAS 0.3.21 Haswell, 2 threads)" or "NVIDIA H200 (cuBLAS 13.0)". */
+  /** Human description, e.g. "CPU (OpenBLAS 0.3.21 Haswell)" or "NVIDIA H200 (cuBLAS 13.0)" (the threads are `threads`). */
   device: string;
   /** Threads (CPU engines) or worker threads (tfjs model parallel); 1 on a GPU. */
   threads: number;
@@ -74,4 +74,14 @@ export interface SaeEngine {
   /** Replaces the whole state (e.g. after resampling dead features). */
   restore(state: EngineState): void | Promise<void>;
   dispose(): void | Promise<void>;
+}
+
+/** The whole start state of `o`: zero Adam moments and counters where none were given (a fresh run). */
+export function initialState(o: EngineOptions): EngineState {
+  const zeros = () => mapParams((n) => new Float32Array(paramShape(n, o.cfg).reduce((a, b) => a * b, 1)));
+  return {
+    weights: o.init.weights,
+    adam: o.init.adam ?? { m: zeros(), v: zeros(), steps: ADAM_GROUPS.map(() => 0) },
+    sinceFired: o.init.sinceFired ?? new Float32Array(o.cfg.dSae),
+  };
 }

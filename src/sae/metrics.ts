@@ -3,7 +3,6 @@
  * run continues the same file), evaluation accumulators and ground-truth recovery.
  */
 import { existsSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
-import type { Tf } from './backend.js';
 
 /** Appends JSON lines; on resume keeps the config line and every train line before `fromStep`. */
 export class MetricsLog {
@@ -72,21 +71,25 @@ export class EvalAccumulator {
 
 /**
  * Ground-truth recovery: for each true feature, the best cosine similarity with any learned
- * decoder row; returns the mean of those maxima and the fraction above 0.9.
+ * decoder row; returns the mean of those maxima and the fraction above 0.9. Plain JS in
+ * float64, so it is the same whichever engine trained (ground truth exists only for
+ * synthetic data, at small sizes).
  */
-export function recovery(tf: Tf, trueFeatures: Float32Array, nTrue: number, W_dec: Float32Array, dSae: number, d: number) {
-  const t = tf.tidy(() => {
-    const unit = (m: import('@tensorflow/tfjs').Tensor) => m.div(m.square().sum(1, true).sqrt().add(1e-12));
-    const T = unit(tf.tensor2d(trueFeatures, [nTrue, d]));
-    const D = unit(tf.tensor2d(W_dec, [dSae, d]));
-    return tf.matMul(T, tf.transpose(D)).max(1);
-  });
-  const best = t.dataSync();
-  t.dispose();
+export function recovery(trueFeatures: Float32Array, nTrue: number, W_dec: Float32Array, dSae: number, d: number) {
+  const norms = (m: Float32Array, rows: number) =>
+    Float64Array.from({ length: rows }, (_, r) => Math.sqrt(m.subarray(r * d, (r + 1) * d).reduce((a, v) => a + v * v, 0)) + 1e-12);
+  const tNorm = norms(trueFeatures, nTrue), dNorm = norms(W_dec, dSae);
   let sum = 0, above = 0;
-  for (const c of best) {
-    sum += c;
-    if (c > 0.9) above++;
+  for (let t = 0; t < nTrue; t++) {
+    const tf = trueFeatures.subarray(t * d, (t + 1) * d);
+    let best = -Infinity;
+    for (let j = 0; j < dSae; j++) {
+      let dot = 0;
+      for (let k = 0; k < d; k++) dot += tf[k] * W_dec[j * d + k];
+      best = Math.max(best, dot / (tNorm[t] * dNorm[j]));
+    }
+    sum += best;
+    if (best > 0.9) above++;
   }
   return { recovery_mean_max_cos: sum / nTrue, recovery_frac_above_0_9: above / nTrue };
 }

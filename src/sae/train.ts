@@ -1,16 +1,20 @@
 /**
- * Training one JumpReLU SAE, top to bottom: check the inputs, pick a backend, start from a
- * checkpoint / an existing SAE / the seed's init, run the steps (schedules, divergence guard,
- * metrics, checkpoints), evaluate on the held-out split, export in the SAELens layout.
- * The math is in jumprelu.ts; this file only orchestrates.
+ * Training one JumpReLU SAE, top to bottom: check the inputs, choose the engine (backend.ts)
+ * and check its memory, start from a checkpoint / an existing SAE / the seed's init, run the
+ * steps (schedules, divergence guard, metrics, checkpoints), evaluate on the held-out split,
+ * export in the SAELens layout. The step itself is the engine's (engine.ts); this file only
+ * orchestrates, and never knows which engine runs.
+ *
+ * metrics.jsonl holds no timing (throughput goes to the log and the progress line), so that a
+ * re-run with the same weights writes the same file and downstream stages keep their cache.
  */
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { totalmem } from 'node:os';
-import { selectBackend, type BackendName } from './backend.js';
-import { JumpReluSae, initialWeights, estimateTrainingBytes, type AdamState, type SaeConfig, type SaeWeights, type StepStats } from './jumprelu.js';
-import { ParallelSae } from './parallel.js';
-import type { Tf } from './backend.js';
+import { chooseEngine } from './backend.js';
+import type { EngineInfo, SaeEngine } from './engine.js';
+import { initialWeights, type SaeConfig, type SaeShape, type SaeWeights, type StepStats } from './jumprelu.js';
+import type { TrainSaeParams } from './params.js';
+import { checkMemory } from './memory.js';
 import { lambdaAt, lrFactor } from './schedules.js';
 import { mulberry32 } from '../random.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
@@ -18,7 +22,6 @@ import { EvalAccumulator, MetricsLog, recovery } from './metrics.js';
 import { foldNormalisation, writeSaeLens } from './export.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 
-/** A stream of training batches (the data loader, or in-memory data for tests and benchmarks). */
 /** The loss went non-finite or above max_loss: a property of the hyperparameters, not bad input. */
 export class DivergenceError extends Error {
   constructor(readonly step: number, readonly loss: number, message: string) {
@@ -26,6 +29,7 @@ export class DivergenceError extends Error {
   }
 }
 
+/** A stream of training batches (the data loader, or in-memory data for tests and benchmarks). */
 export interface BatchSource {
   next(): Promise<Float32Array>;
   state(): unknown;
@@ -35,43 +39,22 @@ export interface BatchSource {
 
 export interface TrainData {
   dIn: number;
-  /** Batches of `batchSize` rows, already divided by the norm scale. */
+  /** Batches of `batch_size` rows, already divided by the norm scale. */
   train: BatchSource;
   /** The held-out rows, in batches (the last may be short), already divided by the norm scale. */
   evalBatches(): AsyncIterable<{ x: Float32Array; rows: number }>;
 }
 
-export interface TrainOptions {
-  dSae: number;
-  batchSize: number;
+/** One training run: the stage's params as validated (the schema is the one list of hyperparameters) and what derives from them. */
+export interface TrainRun {
+  params: TrainSaeParams;
+  /** Resolved from steps / n_samples / max_n_samples. */
   steps: number;
-  lr: number;
-  lrWarmupSteps: number;
-  lrDecay: 'cosine' | 'none';
-  l0Coefficient: number;
-  l0WarmupSteps: number;
-  bandwidth: number;
-  thresholdInit: number;
-  applyBDecToInput: boolean;
-  seed: number;
-  backend: BackendName;
-  /** Worker threads, each owning a slice of the features (wasm/cpu only); 1 = in-process. */
-  workers: number;
-  logEvery: number;
-  deadWindowSamples: number;
-  /** 0: no periodic checkpoints (one is still written when aborted). */
-  checkpointEvery: number;
-  /** Inputs were divided by this; folded into the exported weights. */
-  normScale: number;
-  /** A finite loss above this counts as divergence. */
-  maxLoss: number;
-  /** Default: defaultMemoryLimit(backend actually selected). */
-  maxMemoryBytes?: number;
   /** Start from these (normalised-unit) weights instead of the seed's init. */
   initFrom?: SaeWeights;
   groundTruth?: { features: Float32Array; n: number };
-  /** Written into cfg.json metadata and the first metrics line. */
-  meta: { modelName: string; hookName: string; datasetPath: string; instance: string; config: Record<string, unknown> };
+  /** The stage instance, for the metrics' config line. */
+  instance: string;
 }
 
 export interface TrainIo {
@@ -80,6 +63,17 @@ export interface TrainIo {
   log(m: string): void;
   progress(p: { fraction?: number; message?: string; rate?: number; unit?: string; etaSeconds?: number }): void;
   signal: AbortSignal;
+}
+
+/** Extension points of the loop (e.g. a target-L0 controller for lambda, dead-feature resampling). */
+export interface TrainHooks {
+  /** The sparsity coefficient of `step` instead of the schedule's `scheduled` (called before each step). */
+  lambda?(step: number, scheduled: number): number;
+  /** After each step, with its statistics (from before the update); may edit the engine (snapshot / restore). */
+  afterStep?(s: { step: number; stats: StepStats; lambda: number; lr: number; engine: SaeEngine }): void | Promise<void>;
+  /** The hooks' own state, saved in checkpoints and handed back on resume. */
+  state?(): unknown;
+  restore?(state: unknown): void;
 }
 
 export interface EvalResult {
@@ -97,211 +91,234 @@ export interface EvalResult {
 
 export interface TrainResult {
   eval: EvalResult;
-  backend: { name: string; device: string };
+  backend: EngineInfo;
   /** Folder (relative to outDir) and file names of the outputs. */
   saeDir: string;
   metricsFile: string;
   weights: SaeWeights;
 }
 
-export async function trainSae(o: TrainOptions, data: TrainData, io: TrainIo): Promise<TrainResult> {
-  const { dIn } = data;
-  const { dSae, batchSize: B } = o;
-  const backend = await selectBackend(o.backend, io.log);
-  checkBeforeTraining(o, dIn, o.maxMemoryBytes ?? defaultMemoryLimit(backend.name));
-  const tf = backend.tf;
-  const cfg: SaeConfig = { dIn, dSae, applyBDecToInput: o.applyBDecToInput, bandwidth: o.bandwidth };
+export async function trainSae(run: TrainRun, data: TrainData, io: TrainIo, hooks: TrainHooks = {}): Promise<TrainResult> {
+  const p = run.params;
+  const shape: SaeShape = { dIn: data.dIn, dSae: p.d_sae };
+  checkInputs(run, shape);
+  const choice = await chooseEngine(p.backend, p.threads ?? p.workers);
+  checkMemory(choice.name, { ...shape, batch: p.batch_size, threads: choice.threads },
+    p.max_memory_gb === undefined ? undefined : p.max_memory_gb * 2 ** 30);
 
-  // Resume from our own checkpoint if this run was interrupted; else init_from / fresh init.
-  const fingerprint = { dIn, dSae, batch: B, steps: o.steps, seed: o.seed, applyBDecToInput: o.applyBDecToInput };
-  const ckpt = loadCheckpoint(io.workDir, fingerprint);
-  const rng = mulberry32(o.seed);
-  let startStep = 0;
-  if (ckpt) {
-    data.train.restore(ckpt.state.loader);
-    startStep = ckpt.state.step;
-    io.log(`resuming from checkpoint at step ${startStep}/${o.steps}`);
-  }
-  const init = ckpt ? ckpt.weights : o.initFrom ?? initialWeights({ dIn, dSae }, o.thresholdInit, rng);
-  if (o.workers > 1 && backend.name === 'tensorflow') throw new Error('train-sae: workers > 1 is for the wasm/cpu backends (tensorflow uses its own threads)');
-  const sae: Model = o.workers > 1
-    ? await ParallelSae.create(o.workers, backend.name as BackendName, cfg, init, ckpt?.adam, ckpt?.sinceFired)
-    : new LocalSae(tf, new JumpReluSae(tf, cfg, init, ckpt?.adam, ckpt?.sinceFired));
-  if (o.workers > 1) io.log(`model parallel: ${o.workers} worker threads, ${Math.ceil(dSae / o.workers)} features each`);
+  // Resume from our own checkpoint if this run was interrupted; else init_from / the seed's init.
+  const checkpoints = new Checkpoints(io.workDir, shape, run, data.train, hooks);
+  const resumed = checkpoints.load();
+  const cfg: SaeConfig = { ...shape, applyBDecToInput: p.apply_b_dec_to_input, bandwidth: p.bandwidth };
+  const init = resumed?.init ?? { weights: run.initFrom ?? initialWeights(shape, p.threshold_init, checkpoints.rng) };
+  const engine = await choice.create({ cfg, init, allowTf32: p.allow_tf32 });
+  io.log(`backend: ${describeEngine(engine.info)}${choice.why}`);
+  if (resumed) io.log(`resuming from checkpoint at step ${resumed.step}/${run.steps}`);
   try {
-    return await trainLoop();
+    const metrics = new MetricsLog(join(io.workDir, 'metrics.jsonl'));
+    metrics.start(configRecord(run, data.dIn, engine.info), resumed ? resumed.step : null);
+    await trainLoop({ run, data, io, hooks, engine, metrics, checkpoints, startStep: resumed?.step ?? 0 });
+    const { weights } = await engine.snapshot();
+    const evalResult = await evaluateHeldOut(engine, run, data, weights);
+    metrics.write({ type: 'eval', ...evalResult });
+    const saeDir = exportSae(io, run, data.dIn, weights, evalResult, engine.info);
+    return { eval: evalResult, backend: engine.info, saeDir, metricsFile: 'metrics.jsonl', weights };
   } finally {
-    await sae.dispose();
+    await engine.dispose();
   }
+}
 
-  async function trainLoop(): Promise<TrainResult> {
-  const rngState = ckpt ? ckpt.state.rng : rng.state();
-  let lastCheckpointStep = ckpt ? startStep : null;
-  const checkpoint = async (step: number) => {
-    const snap = await sae.snapshot();
-    const weights = snap.weights;
-    for (const [name, arr] of Object.entries(weights)) {
-      if (!allFinite(arr)) throw new Error(`train-sae: parameter ${name} is not finite after step ${step}; not checkpointing (last good checkpoint: step ${lastCheckpointStep ?? 'none'})`);
-    }
-    saveCheckpoint(io.workDir, { dIn, dSae }, {
-      state: { step, adamSteps: snap.adam.steps, loader: data.train.state(), rng: rngState, fingerprint },
-      weights, adam: snap.adam, sinceFired: snap.sinceFired,
-    });
-    lastCheckpointStep = step;
-  };
+interface Loop {
+  run: TrainRun;
+  data: TrainData;
+  io: TrainIo;
+  hooks: TrainHooks;
+  engine: SaeEngine;
+  metrics: MetricsLog;
+  checkpoints: Checkpoints;
+  startStep: number;
+}
 
-  const metrics = new MetricsLog(join(io.workDir, 'metrics.jsonl'));
-  // The params first: `backend` must record the backend actually used, not the requested "auto".
-  metrics.start({ ...o.meta.config, instance: o.meta.instance, d_in: dIn, d_sae: dSae, batch_size: B, steps: o.steps,
-    n_samples: o.steps * B, lr: o.lr, lambda: o.l0Coefficient, backend: backend.name, device: backend.device }, ckpt ? startStep : null);
-
-  // The training loop.
-  const l0Warmup = o.l0WarmupSteps;
-  let window = { steps: 0, rec: 0, l0: 0, fvu: 0, t0: performance.now() };
+/** The training loop: one engine step per batch, a metrics line every log_every steps, a checkpoint every checkpoint_every. */
+async function trainLoop({ run, data, io, hooks, engine, metrics, checkpoints, startStep }: Loop): Promise<void> {
+  const p = run.params;
+  const B = p.batch_size;
+  const l0WarmupSteps = p.l0_warmup_steps ?? run.steps;
+  let window = new TrainWindow();
   const t0 = performance.now();
-  for (let step = startStep; step < o.steps; step++) {
+  for (let step = startStep; step < run.steps; step++) {
     if (io.signal.aborted) {
-      await checkpoint(step);
-      throw new Error(`train-sae: aborted at step ${step}/${o.steps}; checkpoint saved, the next run resumes from it`);
+      await checkpoints.save(engine, step);
+      throw new Error(`train-sae: aborted at step ${step}/${run.steps}; checkpoint saved, the next run resumes from it`);
     }
-    const batch = await data.train.next();
-    checkBatch(batch, B, dIn, step);
-    const lambda = lambdaAt(step, l0Warmup, o.l0Coefficient);
-    const lr = o.lr * lrFactor(step, o.lrWarmupSteps, o.steps, o.lrDecay);
-    const st = await sae.trainStep(batch, B, lambda, lr);
-    const loss = st.rec + lambda * st.l0;
-    if (!Number.isFinite(loss) || loss > o.maxLoss) {
-      throw new DivergenceError(step, loss, `train-sae: loss diverged at step ${step}: loss=${loss} (reconstruction ${st.rec}, L0 ${st.l0}, ` +
-        `lr ${lr}, max_loss ${o.maxLoss}); last good checkpoint: ${lastCheckpointStep === null ? 'none' : `step ${lastCheckpointStep} in ${io.workDir}`}`);
-    }
-    window.steps++;
-    window.rec += st.rec;
-    window.l0 += st.l0;
-    window.fvu += st.totalVar > 0 ? (st.rec * B) / st.totalVar : NaN;
+    const x = await data.train.next();
+    checkBatch(x, B, data.dIn, step);
+    const scheduled = lambdaAt(step, l0WarmupSteps, p.l0_coefficient);
+    const lambda = hooks.lambda ? hooks.lambda(step, scheduled) : scheduled;
+    const lr = p.lr * lrFactor(step, p.lr_warmup_steps, run.steps, p.lr_decay);
+    const stats = await engine.trainStep(x, B, lambda, lr);
+    checkDivergence(stats, step, lambda, lr, p.max_loss, checkpoints);
+    window.add(stats, lambda, B);
+    await hooks.afterStep?.({ step, stats, lambda, lr, engine });
 
     const done = step + 1;
-    if (done % o.logEvery === 0 || done === o.steps) {
-      const secs = (performance.now() - window.t0) / 1000;
-      const samplesPerS = (window.steps * B) / secs;
-      const rec = {
-        type: 'train', step: done, samples: done * B,
-        loss: window.rec / window.steps + lambda * (window.l0 / window.steps),
-        mse: window.rec / window.steps, l0: window.l0 / window.steps, fvu: window.fvu / window.steps,
-        dead_frac: await sae.deadFraction(o.deadWindowSamples), lr, lambda, samples_per_s: samplesPerS,
-      };
-      metrics.write(rec);
-      const eta = ((o.steps - done) * B) / samplesPerS;
-      io.progress({
-        fraction: done / o.steps, rate: samplesPerS, unit: 'samples', etaSeconds: eta,
-        message: `step ${done}/${o.steps} ${(window.steps / secs).toFixed(2)} steps/s loss ${rec.loss.toPrecision(4)} ` +
-          `mse ${rec.mse.toPrecision(4)} L0 ${rec.l0.toFixed(1)} dead ${(100 * rec.dead_frac).toFixed(1)}%`,
-      });
-      window = { steps: 0, rec: 0, l0: 0, fvu: 0, t0: performance.now() };
+    if (done % p.log_every === 0 || done === run.steps) {
+      const record = { type: 'train', step: done, samples: done * B, ...window.means(), dead_frac: await engine.deadFraction(p.dead_window_samples),
+        lr, lambda };
+      metrics.write(record);
+      io.progress(window.progress(done, run.steps, B, record));
+      window = new TrainWindow();
     }
-    if (o.checkpointEvery > 0 && done % o.checkpointEvery === 0 && done < o.steps) await checkpoint(done);
+    if (p.checkpoint_every > 0 && done % p.checkpoint_every === 0 && done < run.steps) await checkpoints.save(engine, done);
   }
-  const trainSeconds = (performance.now() - t0) / 1000;
-  io.log(`trained ${o.steps - startStep} steps in ${trainSeconds.toFixed(1)} s ` +
-    `(${(((o.steps - startStep) * B) / trainSeconds).toFixed(0)} samples/s on ${backend.name})`);
+  const seconds = (performance.now() - t0) / 1000;
+  const samples = (run.steps - startStep) * B;
+  io.log(`trained ${run.steps - startStep} steps in ${seconds.toFixed(1)} s (${(samples / seconds).toFixed(0)} samples/s on ${engine.info.name})`);
+}
 
-  // Evaluation on the held-out split.
-  const acc = new EvalAccumulator(dIn, dSae);
+/** Sums over the steps since the last metrics line; the wall clock is only for the progress line. */
+class TrainWindow {
+  private steps = 0;
+  private rec = 0;
+  private l0 = 0;
+  private fvu = 0;
+  private lambda = 0;
+  private readonly t0 = performance.now();
+
+  add(st: StepStats, lambda: number, B: number): void {
+    this.steps++;
+    this.rec += st.rec;
+    this.l0 += st.l0;
+    this.lambda = lambda;
+    this.fvu += st.totalVar > 0 ? (st.rec * B) / st.totalVar : NaN;
+  }
+
+  means() {
+    const n = this.steps;
+    return { loss: this.rec / n + this.lambda * (this.l0 / n), mse: this.rec / n, l0: this.l0 / n, fvu: this.fvu / n };
+  }
+
+  progress(done: number, total: number, B: number, r: { loss: number; mse: number; l0: number; dead_frac: number }) {
+    const secs = (performance.now() - this.t0) / 1000;
+    const samplesPerS = (this.steps * B) / secs;
+    return {
+      fraction: done / total, rate: samplesPerS, unit: 'samples', etaSeconds: ((total - done) * B) / samplesPerS,
+      message: `step ${done}/${total} ${(this.steps / secs).toFixed(2)} steps/s loss ${r.loss.toPrecision(4)} ` +
+        `mse ${r.mse.toPrecision(4)} L0 ${r.l0.toFixed(1)} dead ${(100 * r.dead_frac).toFixed(1)}%`,
+    };
+  }
+}
+
+/** The run's checkpoints in its workDir: what a resume must match, the loader's cursor, the hooks' state. */
+class Checkpoints {
+  /** The init's random stream; checkpoints record its state after the init (a resumed run keeps the one it was given). */
+  readonly rng: ReturnType<typeof mulberry32>;
+  private resumedRngState: number | null = null;
+  lastStep: number | null = null;
+  private readonly fingerprint: Record<string, unknown>;
+
+  constructor(readonly workDir: string, readonly shape: SaeShape, run: TrainRun, private readonly loader: BatchSource,
+    private readonly hooks: TrainHooks) {
+    const p = run.params;
+    this.fingerprint = { ...shape, batch: p.batch_size, steps: run.steps, seed: p.seed, applyBDecToInput: p.apply_b_dec_to_input };
+    this.rng = mulberry32(p.seed);
+  }
+
+  /** The interrupted run's state, restoring the loader and hooks, or null for a fresh start. */
+  load() {
+    const ckpt = loadCheckpoint(this.workDir, this.fingerprint);
+    if (!ckpt) return null;
+    this.loader.restore(ckpt.state.loader);
+    this.hooks.restore?.(ckpt.state.hooks);
+    this.resumedRngState = ckpt.state.rng;
+    this.lastStep = ckpt.state.step;
+    return { step: ckpt.state.step, init: { weights: ckpt.weights, adam: ckpt.adam, sinceFired: ckpt.sinceFired } };
+  }
+
+  async save(engine: SaeEngine, step: number): Promise<void> {
+    const snap = await engine.snapshot();
+    for (const [name, arr] of Object.entries(snap.weights)) {
+      if (!allFinite(arr)) {
+        throw new Error(`train-sae: parameter ${name} is not finite after step ${step}; not checkpointing (last good checkpoint: ` +
+          `${this.lastStep === null ? 'none' : `step ${this.lastStep}`})`);
+      }
+    }
+    saveCheckpoint(this.workDir, this.shape, {
+      state: { step, adamSteps: snap.adam.steps, loader: this.loader.state(), rng: this.resumedRngState ?? this.rng.state(), fingerprint: this.fingerprint,
+        hooks: this.hooks.state?.() },
+      weights: snap.weights, adam: snap.adam, sinceFired: snap.sinceFired,
+    });
+    this.lastStep = step;
+  }
+}
+
+/** "native on CPU (OpenBLAS 0.3.21 SkylakeX), 2 threads". */
+export function describeEngine(e: { name: string; device: string; threads: number }): string {
+  return `${e.name} on ${e.device}, ${e.threads} thread${e.threads === 1 ? '' : 's'}`;
+}
+
+/** The first metrics line: the params, with `backend` the engine that ran (not the requested "auto"). */
+function configRecord(run: TrainRun, dIn: number, engine: EngineInfo): Record<string, unknown> {
+  const p = run.params;
+  return { ...p, steps: run.steps, n_samples: run.steps * p.batch_size, instance: run.instance, d_in: dIn, d_sae: p.d_sae,
+    batch_size: p.batch_size, lr: p.lr, lambda: p.l0_coefficient, backend: engine.name, device: engine.device, threads: engine.threads };
+}
+
+async function evaluateHeldOut(engine: SaeEngine, run: TrainRun, data: TrainData, weights: SaeWeights): Promise<EvalResult> {
+  const p = run.params;
+  const acc = new EvalAccumulator(data.dIn, p.d_sae);
   for await (const { x, rows } of data.evalBatches()) {
-    checkBatch(x, rows, dIn, o.steps, 'eval');
-    acc.add(x, rows, await sae.evaluate(x, rows));
+    checkBatch(x, rows, data.dIn, run.steps, 'eval');
+    acc.add(x, rows, await engine.evaluate(x, rows));
   }
   const ev = acc.result();
-  const { weights } = await sae.snapshot();
-  const rcv = o.groundTruth ? recovery(tf, o.groundTruth.features, o.groundTruth.n, weights.W_dec, dSae, dIn) : null;
-  const lambdaEnd = lambdaAt(o.steps - 1, l0Warmup, o.l0Coefficient);
-  const evalResult: EvalResult = {
-    step: o.steps, rows: ev.rows, mse: ev.mse, l0: ev.l0, fvu: ev.fvu, dead_frac: ev.dead_frac,
+  const gt = run.groundTruth;
+  const rcv = gt ? recovery(gt.features, gt.n, weights.W_dec, p.d_sae, data.dIn) : null;
+  const lambdaEnd = lambdaAt(run.steps - 1, p.l0_warmup_steps ?? run.steps, p.l0_coefficient);
+  return {
+    step: run.steps, rows: ev.rows, mse: ev.mse, l0: ev.l0, fvu: ev.fvu, dead_frac: ev.dead_frac,
     total_loss: ev.mse + lambdaEnd * ev.l0,
     recovery_mean_max_cos: rcv?.recovery_mean_max_cos ?? null,
     recovery_frac_above_0_9: rcv?.recovery_frac_above_0_9 ?? null,
   };
-  metrics.write({ type: 'eval', ...evalResult });
+}
 
-  // Export: SAELens folder (normalisation folded in) + metrics.
+/** The SAELens folder (normalisation folded in) with metrics.json, and metrics.jsonl beside it; returns the folder's name. */
+function exportSae(io: TrainIo, run: TrainRun, dIn: number, weights: SaeWeights, evalResult: EvalResult, engine: EngineInfo): string {
+  const p = run.params;
   const saeDir = 'sae';
-  writeSaeLens(join(io.outDir, saeDir), foldNormalisation(weights, o.normScale), {
-    dIn, dSae, applyBDecToInput: o.applyBDecToInput, modelName: o.meta.modelName, hookName: o.meta.hookName,
-    datasetPath: o.meta.datasetPath,
-    extra: { norm_scale: o.normScale, trained_steps: o.steps, trained_samples: o.steps * B, backend: backend.name },
+  writeSaeLens(join(io.outDir, saeDir), foldNormalisation(weights, p.norm_scale), {
+    dIn, dSae: p.d_sae, applyBDecToInput: p.apply_b_dec_to_input, modelName: p.model_name, hookName: p.hook_name,
+    datasetPath: p.dataset_path,
+    extra: { norm_scale: p.norm_scale, trained_steps: run.steps, trained_samples: run.steps * p.batch_size, backend: engine.name },
   });
   writeFileAtomic(join(io.outDir, saeDir, 'metrics.json'), JSON.stringify(evalResult, null, 2) + '\n');
   mkdirSync(io.outDir, { recursive: true });
   copyFileSync(join(io.workDir, 'metrics.jsonl'), join(io.outDir, 'metrics.jsonl'));
-  return { eval: evalResult, backend: { name: backend.name, device: backend.device }, saeDir, metricsFile: 'metrics.jsonl', weights };
+  return saeDir;
+}
+
+/** Checks that must fail before any training starts. */
+function checkInputs(run: TrainRun, { dIn, dSae }: SaeShape): void {
+  if (!Number.isInteger(run.steps) || run.steps < 1) throw new Error(`train-sae: steps must be a positive integer, got ${run.steps}`);
+  const { threads, workers } = run.params;
+  if (threads !== undefined && workers !== undefined && threads !== workers) {
+    throw new Error(`train-sae: threads (${threads}) and workers (${workers}, its old name) disagree; give threads only`);
+  }
+  if (!run.initFrom) return;
+  const want = { W_enc: dIn * dSae, W_dec: dSae * dIn, b_enc: dSae, b_dec: dIn, log_threshold: dSae };
+  for (const [name, n] of Object.entries(want)) {
+    const have = run.initFrom[name as keyof SaeWeights].length;
+    if (have !== n) throw new Error(`train-sae: init_from ${name} has ${have} values, this run (d_in=${dIn}, d_sae=${dSae}) needs ${n}`);
   }
 }
 
-/** What the loop needs from a model: in-process (JumpReluSae) or split over workers (ParallelSae). */
-interface Model {
-  trainStep(x: Float32Array, B: number, lambda: number, lr: number): Promise<StepStats> | StepStats;
-  evaluate(x: Float32Array, rows: number): Promise<{ sqErr: number; active: number; fired: Float32Array }> | { sqErr: number; active: number; fired: Float32Array };
-  deadFraction(window: number): Promise<number> | number;
-  snapshot(): Promise<Snapshot> | Snapshot;
-  dispose(): Promise<void> | void;
-}
-
-interface Snapshot {
-  weights: SaeWeights;
-  adam: AdamState;
-  sinceFired: Float32Array;
-}
-
-/** JumpReluSae on the main thread, fed with plain arrays. */
-class LocalSae implements Model {
-  constructor(private readonly tf: Tf, private readonly sae: JumpReluSae) {}
-
-  trainStep(batch: Float32Array, B: number, lambda: number, lr: number): StepStats {
-    const x = this.tf.tensor2d(batch, [B, this.sae.cfg.dIn]);
-    try {
-      return this.sae.trainStep(x, lambda, lr);
-    } finally {
-      x.dispose();
-    }
-  }
-
-  evaluate(batch: Float32Array, rows: number) {
-    const x = this.tf.tensor2d(batch.subarray(0, rows * this.sae.cfg.dIn), [rows, this.sae.cfg.dIn]);
-    try {
-      return this.sae.evaluate(x);
-    } finally {
-      x.dispose();
-    }
-  }
-
-  deadFraction(window: number): number {
-    return this.sae.deadFraction(window);
-  }
-
-  snapshot(): Snapshot {
-    return { weights: this.sae.weights(), adam: this.sae.adamState(), sinceFired: this.sae.sinceFiredArray() };
-  }
-
-  dispose(): void {
-    this.sae.dispose();
-  }
-}
-
-/** Shape and memory checks that must fail before any training starts. */
-function checkBeforeTraining(o: TrainOptions, dIn: number, maxMemoryBytes: number): void {
-  const need = estimateTrainingBytes(dIn, o.dSae, o.batchSize);
-  if (need > maxMemoryBytes) {
-    throw new Error(`train-sae: d_sae=${o.dSae}, d_in=${dIn}, batch_size=${o.batchSize} needs about ${gib(need)} GiB ` +
-      `(weights, 2 Adam moments, step temporaries), more than the limit of ${gib(maxMemoryBytes)} GiB (max_memory_gb); ` +
-      `use a smaller d_sae or batch_size`);
-  }
-  if (o.initFrom) {
-    const want = { W_enc: dIn * o.dSae, W_dec: o.dSae * dIn, b_enc: o.dSae, b_dec: dIn, log_threshold: o.dSae };
-    for (const [name, n] of Object.entries(want)) {
-      const have = o.initFrom[name as keyof SaeWeights].length;
-      if (have !== n) throw new Error(`train-sae: init_from ${name} has ${have} values, this run (d_in=${dIn}, d_sae=${o.dSae}) needs ${n}`);
-    }
-  }
-  if (!Number.isInteger(o.steps) || o.steps < 1) throw new Error(`train-sae: steps must be a positive integer, got ${o.steps}`);
+function checkDivergence(st: StepStats, step: number, lambda: number, lr: number, maxLoss: number, checkpoints: Checkpoints): void {
+  const loss = st.rec + lambda * st.l0;
+  if (Number.isFinite(loss) && loss <= maxLoss) return;
+  const last = checkpoints.lastStep === null ? 'none' : `step ${checkpoints.lastStep} in ${checkpoints.workDir}`;
+  throw new DivergenceError(step, loss, `train-sae: loss diverged at step ${step}: loss=${loss} (reconstruction ${st.rec}, L0 ${st.l0}, ` +
+    `lr ${lr}, max_loss ${maxLoss}); last good checkpoint: ${last}`);
 }
 
 function checkBatch(x: Float32Array, rows: number, dIn: number, step: number, what = 'training'): void {
@@ -319,14 +336,3 @@ function allFinite(a: Float32Array): boolean {
   for (let i = 0; i < a.length; i++) if (a[i] - a[i] !== 0) return false;
   return true;
 }
-
-function gib(bytes: number): string {
-  return (bytes / 2 ** 30).toFixed(2);
-}
-
-/** Default memory limit: wasm32 can address 4 GiB; elsewhere 80% of the machine's memory. */
-export function defaultMemoryLimit(backend: string): number {
-  const machine = 0.8 * totalmem();
-  return backend === 'wasm' ? Math.min(machine, 3.5 * 2 ** 30) : machine;
-}
-

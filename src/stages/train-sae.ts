@@ -1,52 +1,14 @@
 /**
  * `train-sae`: trains one JumpReLU SAE on an activation store (the seed notebook's recipe,
  * every hyperparameter a param with the seed's value as default) and exports it in the
- * SAELens layout. The work is in src/sae/; this file is the contract.
+ * SAELens layout. The params schema is src/sae/params.ts, the work src/sae/train.ts; this file is the contract.
  */
-import { Type } from '@sinclair/typebox';
 import { defineStage } from '../runtime/stage.js';
-
-export const TrainSaeParams = Type.Object({
-  store: Type.String({ description: 'Activation store folder (output of ingest / synthetic data).' }),
-  d_in: Type.Optional(Type.Integer({ minimum: 1, description: "Expected input width; must equal the store's d." })),
-  eval_rows: Type.Integer({ minimum: 1, default: 8192, description: 'Held-out rows at the end of the store (not trained on).' }),
-  norm_scale: Type.Number({ exclusiveMinimum: 0, default: 1, description: 'Inputs are divided by this (estimated mean norm; seed: 3.4). Folded into the exported weights.' }),
-  d_sae: Type.Integer({ minimum: 1, default: 16384, description: 'Number of features (seed: 8 x 2048).' }),
-  batch_size: Type.Integer({ minimum: 1, default: 1024 }),
-  steps: Type.Optional(Type.Integer({ minimum: 1, description: 'Training steps (seed: 128000). Give steps or n_samples, not both.' })),
-  n_samples: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'Training vectors; steps = ceil(n_samples / batch_size).' })),
-  max_n_samples: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'Cap on the training vectors (e.g. the FLOP budget when n_samples comes from a fitted law).' })),
-  lr: Type.Number({ exclusiveMinimum: 0, default: 7e-5 }),
-  lr_warmup_steps: Type.Integer({ minimum: 0, default: 1000 }),
-  lr_decay: Type.Union([Type.Literal('cosine'), Type.Literal('none')], { default: 'cosine', description: 'After warm-up: cosine to 0 at the last step, or constant.' }),
-  l0_coefficient: Type.Number({ minimum: 0, default: 4e-4, description: 'Maximum sparsity coefficient lambda.' }),
-  l0_warmup_steps: Type.Optional(Type.Integer({ minimum: 0, description: 'Steps over which lambda rises linearly from 0 (default: all steps, as the seed).' })),
-  bandwidth: Type.Number({ exclusiveMinimum: 0, default: 0.001, description: 'Rectangle-kernel width of the threshold straight-through estimator.' }),
-  threshold_init: Type.Number({ exclusiveMinimum: 0, default: 0.001 }),
-  apply_b_dec_to_input: Type.Boolean({ default: true, description: 'Subtract b_dec from the input before encoding (pre-encoder bias).' }),
-  seed: Type.Integer({ default: 0, description: 'Seeds the initialisation and the data order.' }),
-  shuffle: Type.Boolean({ default: true }),
-  backend: Type.Union([Type.Literal('auto'), Type.Literal('tensorflow'), Type.Literal('wasm'), Type.Literal('cpu')], { default: 'auto' }),
-  workers: Type.Integer({ minimum: 1, maximum: 64, default: 1, description: 'wasm/cpu: worker threads, each training a slice of the features (model parallel; 2 on a 2-core machine).' }),
-  log_every: Type.Integer({ minimum: 1, default: 100, description: 'Steps between metrics lines / progress updates.' }),
-  dead_window_samples: Type.Number({ minimum: 1, default: 1e6, description: 'A feature is dead if it fired on none of the last this-many training samples.' }),
-  checkpoint_every: Type.Integer({ minimum: 0, default: 1000, description: 'Steps between checkpoints in the work folder (0: none).' }),
-  init_from: Type.Optional(Type.String({ description: 'SAELens JumpReLU folder to start from (continue training).' })),
-  ground_truth: Type.Optional(Type.String({ description: 'safetensors file with `features` [n, d_in] (synthetic data): recovery metrics.' })),
-  on_divergence: Type.Union([Type.Literal('fail'), Type.Literal('record')], {
-    default: 'fail',
-    description: 'fail: a diverged run is an error (last good checkpoint kept). record: it is a result (loss, mse, fvu, l0 null; metrics and eval say at which step), so a learning-rate sweep survives its largest rates.',
-  }),
-  max_loss: Type.Number({ exclusiveMinimum: 0, default: 1e4, description: 'Divergence guard: stop when the training loss exceeds this or is not finite.' }),
-  max_memory_gb: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'Refuse shapes estimated to need more (default: 3.5 on wasm, 80% of RAM otherwise).' })),
-  model_name: Type.String({ default: 'meta-llama/Llama-3.2-1B', description: 'For cfg.json metadata.' }),
-  hook_name: Type.String({ default: 'blocks.8.hook_mlp_out', description: 'For cfg.json metadata.' }),
-  dataset_path: Type.String({ default: 'mech-interp-uam/llama-mlp8-outputs', description: 'For cfg.json metadata.' }),
-});
+import { TrainSaeParams } from '../sae/params.js';
 
 export default defineStage({
   name: 'train-sae',
-  version: '3',
+  version: '4',
   description: 'Train one JumpReLU sparse autoencoder and export it in the SAELens layout.',
   params: TrainSaeParams,
   heavy: true,
@@ -63,13 +25,13 @@ export default defineStage({
     n_samples: { kind: 'value', description: 'Training vectors seen: steps x batch_size.' },
     steps: { kind: 'value', description: 'Training steps.' },
     lr: { kind: 'value', description: 'Peak learning rate.' },
-    backend: { kind: 'value', description: '{name, device} of the compute backend used.' },
+    backend: { kind: 'value', description: '{name, device, threads} of the compute engine that trained it.' },
   },
   inputFiles(p) {
     return [p.store, p.init_from, p.ground_truth].filter((x): x is string => typeof x === 'string');
   },
   async run(ctx) {
-    const { runTrainSae } = await import('../sae/stage-run.js');
+    const { runTrainSae } = await import('./train-sae-run.js');
     return runTrainSae(ctx);
   },
 });

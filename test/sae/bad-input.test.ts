@@ -9,7 +9,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSafetensors } from '../../src/sae/safetensors.js';
 import { CHECKPOINT_FILE } from '../../src/sae/checkpoint.js';
-import { resolveSteps } from '../../src/sae/stage-run.js';
+import { resolveSteps } from '../../src/stages/train-sae-run.js';
 import { sparseData, tempDir, writeStore } from './fixtures.js';
 import { runTrainSae } from './stage-ctx.js';
 
@@ -65,7 +65,7 @@ test('shape, memory and parameter errors come before training', async () => {
   let dd = dirs();
   await assert.rejects(runTrainSae({ ...base, d_in: 9 }, dd), /d_in=9 but the store .* has d=8/);
   dd = dirs();
-  await assert.rejects(runTrainSae({ ...base, d_sae: 5_000_000, max_memory_gb: 1 }, dd), /d_sae=5000000, d_in=8, batch_size=32 needs about .* GiB.* limit of 1\.00 GiB/);
+  await assert.rejects(runTrainSae({ ...base, d_sae: 5_000_000, max_memory_gb: 1 }, dd), /d_sae=5000000, d_in=8, batch_size=32 on cpu needs about .* GiB.* limit of 1\.00 GiB \(max_memory_gb\)/);
   checkNothingTrained(dd.workDir);
   await assert.rejects(runTrainSae({ ...base, steps: 3, n_samples: 100 }, dirs()), /give steps \(3\) or n_samples \(100\), not both/);
   assert.equal(resolveSteps({ n_samples: 100.5, batch_size: 32 }), 4);

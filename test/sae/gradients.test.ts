@@ -5,13 +5,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { selectBackend } from '../../src/sae/backend.js';
-import { JumpReluSae, initialWeights, PARAM_NAMES, type ParamName } from '../../src/sae/jumprelu.js';
+import { JumpReluSae, loadTf } from '../../src/sae/engines/tfjs.js';
+import { initialWeights, PARAM_NAMES, type ParamName } from '../../src/sae/jumprelu.js';
 import { mulberry32 } from '../../src/random.js';
 
 for (const applyBDecToInput of [true, false]) {
   test(`closed-form gradients match autodiff (apply_b_dec_to_input=${applyBDecToInput})`, async () => {
-    const { tf } = await selectBackend('cpu');
+    const { tf } = await loadTf('cpu');
     const dIn = 6, dSae = 10, B = 16, bw = 0.4, lambda = 0.3;
     const rng = mulberry32(7);
     const w = initialWeights({ dIn, dSae }, 0.2, rng);
@@ -62,19 +62,19 @@ for (const applyBDecToInput of [true, false]) {
 }
 
 test('Adam step matches a scalar re-implementation of PyTorch Adam; decoder rows stay unit norm', async () => {
-  const { tf } = await selectBackend('cpu');
+  const { tf } = await loadTf('cpu');
   const dIn = 4, dSae = 5, B = 8;
   const rng = mulberry32(3);
   const sae = new JumpReluSae(tf, { dIn, dSae, applyBDecToInput: true, bandwidth: 0.001 }, initialWeights({ dIn, dSae }, 0.001, rng));
   const x = tf.tensor2d(Array.from({ length: B * dIn }, () => 2 * rng() - 1), [B, dIn]);
   const lr = 0.01;
   for (let t = 1; t <= 3; t++) {
-    const before = sae.weights();
-    const m0 = sae.adamState();
+    const before = sae.state().weights;
+    const m0 = sae.state().adam;
     const g = tf.tidy(() => sae.gradients(x, 0.01).grads);
     const gArr = Object.fromEntries(PARAM_NAMES.map((n) => [n, g[n].dataSync() as Float32Array]));
     sae.trainStep(x, 0.01, lr);
-    const after = sae.weights();
+    const after = sae.state().weights;
     // b_enc: beta1 = 0, beta2 = 0.999: p -= lr * g / (sqrt(v_t / bc2) + eps)
     for (let i = 0; i < dSae; i++) {
       const gi = gArr.b_enc[i];

@@ -1,12 +1,12 @@
 /** No tensor leaks: tf.memory().numTensors is flat over 1,000 training steps (cpu, tiny shapes). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { selectBackend } from '../../src/sae/backend.js';
-import { JumpReluSae, initialWeights } from '../../src/sae/jumprelu.js';
+import { JumpReluSae, loadTf } from '../../src/sae/engines/tfjs.js';
+import { initialWeights } from '../../src/sae/jumprelu.js';
 import { mulberry32 } from '../../src/random.js';
 
 test('numTensors and bytes are flat over 1000 steps', async () => {
-  const { tf } = await selectBackend('cpu');
+  const { tf } = await loadTf('cpu');
   const dIn = 8, dSae = 16, B = 16;
   const rng = mulberry32(1);
   const sae = new JumpReluSae(tf, { dIn, dSae, applyBDecToInput: true, bandwidth: 0.001 }, initialWeights({ dIn, dSae }, 0.001, rng));

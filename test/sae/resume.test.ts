@@ -81,14 +81,15 @@ test('workers: 2 (features split over threads) matches one thread, and resumes e
     l0_coefficient: 1e-2, threshold_init: 0.05, bandwidth: 0.05, log_every: 4, checkpoint_every: 4, backend: 'cpu', seed: 1,
   };
   const one = await runTrainSae(params, { outDir: join(root, 'one/out'), workDir: join(root, 'one/work') });
+  // `workers` is the old name of `threads`: both are accepted.
   const two = await runTrainSae({ ...params, workers: 2 }, { outDir: join(root, 'two/out'), workDir: join(root, 'two/work') });
-  assert.ok(two.logs.some((m) => m.startsWith('model parallel: 2 worker threads')));
+  assert.ok(two.logs.some((m) => m.startsWith('backend: cpu on CPU (tfjs plain JS; features split over worker threads), 2 threads')), two.logs.join('\n'));
   const ac = new AbortController();
   const work = join(root, 'b/work');
-  await assert.rejects(runTrainSae({ ...params, workers: 2 }, { outDir: join(root, 'b/out1'), workDir: work }, {
+  await assert.rejects(runTrainSae({ ...params, threads: 2 }, { outDir: join(root, 'b/out1'), workDir: work }, {
     signal: ac.signal, onProgress: (p) => { if (p.message?.startsWith('step 8/')) ac.abort(); },
   }), /aborted at step 8/);
-  await runTrainSae({ ...params, workers: 2 }, { outDir: join(root, 'b/out2'), workDir: work });
+  await runTrainSae({ ...params, threads: 2 }, { outDir: join(root, 'b/out2'), workDir: work });
   const weights = (out: string) => readSafetensors(join(out, 'sae', 'sae_weights.safetensors')).tensors;
   const w1 = weights(join(root, 'one/out')), w2 = weights(join(root, 'two/out')), w2r = weights(join(root, 'b/out2'));
   for (const name of Object.keys(w1)) {

@@ -1,18 +1,16 @@
 /**
- * The `train-sae` stage's run(): params -> training options, the activation store -> batches,
- * then trainSae(). Kept out of src/stages so that loading the stage list stays cheap.
+ * The `train-sae` stage's run(): the run's files (store, init_from, ground truth) opened and
+ * checked, the derived values (steps) resolved, then trainSae() with the params as they are.
+ * Imported by train-sae.ts inside run(), so that loading the stage list stays cheap.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { Static } from '@sinclair/typebox';
 import type { StageContext, StageOutputs } from '../runtime/stage.js';
-import type { TrainSaeParams } from '../stages/train-sae.js';
+import type { TrainSaeParams as Params } from '../sae/params.js';
 import { openStore, BatchLoader } from '../data/loader.js';
-import { DivergenceError, trainSae, type TrainData } from './train.js';
-import { readSaeLens, unfoldNormalisation } from './export.js';
-import { readSafetensors } from './safetensors.js';
-
-export type Params = Static<typeof TrainSaeParams>;
+import { DivergenceError, trainSae, type TrainData } from '../sae/train.js';
+import { readSaeLens, unfoldNormalisation } from '../sae/export.js';
+import { readSafetensors } from '../sae/safetensors.js';
 
 /** Seed notebook: 128,000 steps when neither steps nor n_samples is given. */
 export const SEED_STEPS = 128_000;
@@ -57,21 +55,13 @@ export async function runTrainSae(ctx: StageContext<Params>): Promise<StageOutpu
     }
     groundTruth = { features: f.data, n: f.shape[0] };
   }
+  // The runner's GPU slot (ctx.env.CUDA_VISIBLE_DEVICES) is already in process.env: train-sae is heavy, so it runs in a child
+  // process started with ctx.env, and the CUDA engine sees only the granted devices.
   try {
-    const r = await trainSae({
-      dSae: p.d_sae, batchSize: p.batch_size, steps, lr: p.lr, lrWarmupSteps: p.lr_warmup_steps, lrDecay: p.lr_decay,
-      l0Coefficient: p.l0_coefficient, l0WarmupSteps: p.l0_warmup_steps ?? steps, bandwidth: p.bandwidth,
-      thresholdInit: p.threshold_init, applyBDecToInput: p.apply_b_dec_to_input, seed: p.seed, backend: p.backend, workers: p.workers,
-      logEvery: p.log_every, deadWindowSamples: p.dead_window_samples, checkpointEvery: p.checkpoint_every,
-      normScale: p.norm_scale, maxLoss: p.max_loss,
-      maxMemoryBytes: p.max_memory_gb === undefined ? undefined : p.max_memory_gb * 2 ** 30,
-      initFrom, groundTruth,
-      meta: { modelName: p.model_name, hookName: p.hook_name, datasetPath: p.dataset_path, instance: ctx.instance,
-        config: { ...p, steps, n_samples: steps * p.batch_size } },
-    }, data, ctx);
+    const r = await trainSae({ params: p, steps, initFrom, groundTruth, instance: ctx.instance }, data, ctx);
     return {
       sae: r.saeDir, metrics: r.metricsFile, eval: { ...r.eval }, loss: r.eval.total_loss, mse: r.eval.mse, fvu: r.eval.fvu, l0: r.eval.l0,
-      d_sae: p.d_sae, n_samples: steps * p.batch_size, steps, lr: p.lr, backend: r.backend,
+      d_sae: p.d_sae, n_samples: steps * p.batch_size, steps, lr: p.lr, backend: { ...r.backend },
     };
   } catch (e) {
     if (!(e instanceof DivergenceError) || p.on_divergence !== 'record') throw e;

@@ -1,0 +1,100 @@
+/**
+ * The native CPU engine: the fused step of native/cpu (C++ over OpenBLAS + OpenMP; its
+ * JS-facing API is the `Sae` class of the addon contract) behind SaeEngine. The weights stay
+ * in the addon between steps; only batches go in and statistics come out.
+ *
+ * The addon is built by `npm run build:native` where a compiler and Debian's OpenBLAS are
+ * present, and loaded through native/load.mjs (which picks the BLAS kernels for this CPU and
+ * sets the OpenMP policy before the library loads). Where it is missing, `backend: auto`
+ * falls back to tfjs and says so once; `backend: native` is an error naming what is missing.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { initialState, type EngineInfo, type EngineOptions, type EngineState, type EvalStats, type SaeEngine } from '../engine.js';
+import type { StepStats } from '../jumprelu.js';
+
+/** The command that builds the fast CPU path (README: the native engine). */
+export const ENABLE_NATIVE = 'apt-get install libopenblas-dev libopenblas-openmp-dev && npm run build:native';
+
+/** The repository's native/load.mjs, seen from dist/src/sae/engines/. */
+const LOADER = new URL('../../../../native/load.mjs', import.meta.url);
+
+interface NativeSae {
+  setState(s: EngineState): void;
+  getState(): EngineState;
+  step(x: Float32Array, rows: number, lambda: number, lr: number): Float64Array;
+  evaluate(x: Float32Array, rows: number, fired: Float32Array): Float64Array;
+  deadFraction(windowSamples: number): number;
+  dispose(): void;
+}
+
+interface NativeAddon {
+  info(): Record<string, string | number>;
+  Sae: new (o: { dIn: number; dSae: number; applyBDecToInput: boolean; bandwidth: number; threads: number }) => NativeSae;
+}
+
+let loading: Promise<NativeAddon> | undefined;
+
+/** The addon, loaded once per process; rejects with what is missing. */
+function loadAddon(): Promise<NativeAddon> {
+  loading ??= (async () => {
+    if (!existsSync(fileURLToPath(LOADER))) throw new Error('not built (no native/load.mjs)');
+    const { loadNativeAddon } = await import(LOADER.href);
+    const addon = await loadNativeAddon();
+    if (!addon) throw new Error('the native addon is not built');
+    return addon as NativeAddon;
+  })();
+  return loading;
+}
+
+export async function nativeStatus(): Promise<{ available: boolean; reason?: string; device?: string }> {
+  try {
+    return { available: true, device: describe((await loadAddon()).info()) };
+  } catch (e) {
+    return { available: false, reason: String((e as Error)?.message ?? e).split('\n')[0] };
+  }
+}
+
+/** "CPU (OpenBLAS 0.3.21 SkylakeX)": the library and the kernels it runs. */
+function describe(info: Record<string, string | number>): string {
+  return `CPU (${[info.blas, info.coretype].filter(Boolean).join(' ') || 'BLAS'})`;
+}
+
+export async function createNativeEngine(o: EngineOptions): Promise<SaeEngine> {
+  const addon = await loadAddon();
+  const { dIn, dSae, applyBDecToInput, bandwidth } = o.cfg;
+  const sae = new addon.Sae({ dIn, dSae, applyBDecToInput, bandwidth, threads: o.threads });
+  sae.setState(initialState(o));
+  return new NativeEngine(sae, dSae, { name: 'native', device: describe(addon.info()), threads: o.threads });
+}
+
+class NativeEngine implements SaeEngine {
+  constructor(private readonly sae: NativeSae, private readonly dSae: number, readonly info: EngineInfo) {}
+
+  trainStep(x: Float32Array, rows: number, lambda: number, lr: number): StepStats {
+    const [rec, l0, totalVar] = this.sae.step(x, rows, lambda, lr);
+    return { rec, l0, totalVar };
+  }
+
+  evaluate(x: Float32Array, rows: number): EvalStats {
+    const fired = new Float32Array(this.dSae);
+    const [sqErr, active] = this.sae.evaluate(x, rows, fired);
+    return { sqErr, active, fired };
+  }
+
+  deadFraction(windowSamples: number): number {
+    return this.sae.deadFraction(windowSamples);
+  }
+
+  snapshot(): EngineState {
+    return this.sae.getState();
+  }
+
+  restore(state: EngineState): void {
+    this.sae.setState(state);
+  }
+
+  dispose(): void {
+    this.sae.dispose();
+  }
+}
