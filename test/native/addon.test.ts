@@ -10,8 +10,8 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { selectBackend } from '../../src/sae/backend.js';
-import { ADAM_EPS, ADAM_GROUPS, JumpReluSae, PARAM_NAMES, initialWeights, type ParamName, type SaeConfig } from '../../src/sae/jumprelu.js';
+import { JumpReluSae, loadTf } from '../../src/sae/engines/tfjs.js';
+import { ADAM_EPS, ADAM_GROUPS, PARAM_NAMES, initialWeights, type ParamName, type SaeConfig } from '../../src/sae/jumprelu.js';
 import type { EngineState } from '../../src/sae/engine.js';
 import { mulberry32, type Rng } from '../../src/random.js';
 
@@ -192,7 +192,7 @@ for (const applyBDecToInput of [true, false]) {
 }
 
 test('native step equals the tfjs reference JumpReluSae (cpu backend) over 5 steps', { skip }, async () => {
-  const { tf } = await selectBackend('cpu');
+  const { tf } = await loadTf('cpu');
   const cfg: SaeConfig = { dIn: 16, dSae: 48, applyBDecToInput: true, bandwidth: 0.2 };
   const rng = mulberry32(5);
   const start = startState(cfg, rng);
@@ -209,7 +209,7 @@ test('native step equals the tfjs reference JumpReluSae (cpu backend) over 5 ste
     assert.ok(Math.abs(rec - want.rec) <= 1e-5 * want.rec, `step ${step}: rec ${rec} vs tfjs ${want.rec}`);
     assert.ok(Math.abs(l0 - want.l0) < 1e-6, `step ${step}: L0 ${l0} vs tfjs ${want.l0}`);
   }
-  const tfState: EngineState = { weights: ours.weights(), adam: ours.adamState(), sinceFired: ours.sinceFiredArray() };
+  const tfState: EngineState = ours.state();
   const { worst, where } = stateDiff(sae.getState(), tfState);
   assert.ok(worst < 1e-4, `native and tfjs differ by ${worst.toExponential(2)} (relative) at ${where}`);
   ours.dispose();

@@ -4,20 +4,23 @@
  * in the addon between steps; only batches go in and statistics come out.
  *
  * The addon is built by `npm run build:native` where a compiler and Debian's OpenBLAS are
- * present, and loaded through native/load.mjs (which picks the BLAS kernels for this CPU and
+ * present, and loaded through native/index.cjs (which picks the BLAS kernels for this CPU and
  * sets the OpenMP policy before the library loads). Where it is missing, `backend: auto`
  * falls back to tfjs and says so once; `backend: native` is an error naming what is missing.
  */
-import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { initialState, type EngineInfo, type EngineOptions, type EngineState, type EvalStats, type SaeEngine } from '../engine.js';
 import type { StepStats } from '../jumprelu.js';
 
-/** The command that builds the fast CPU path (README: the native engine). */
-export const ENABLE_NATIVE = 'apt-get install libopenblas-dev libopenblas-openmp-dev && npm run build:native';
+/** The repository's native/index.cjs (seen from dist/src/sae/engines/): loads the addon after setting its environment. */
+const loader = createRequire(import.meta.url)(fileURLToPath(new URL('../../../../native/index.cjs', import.meta.url))) as {
+  loadNativeAddon(): { addon: NativeAddon | null; error: string | null };
+  ENABLE_COMMAND: string;
+};
 
-/** The repository's native/load.mjs, seen from dist/src/sae/engines/. */
-const LOADER = new URL('../../../../native/load.mjs', import.meta.url);
+/** The command that builds the fast CPU path (README: training engines). */
+export const ENABLE_NATIVE = loader.ENABLE_COMMAND;
 
 interface NativeSae {
   setState(s: EngineState): void;
@@ -38,11 +41,10 @@ let loading: Promise<NativeAddon> | undefined;
 /** The addon, loaded once per process; rejects with what is missing. */
 function loadAddon(): Promise<NativeAddon> {
   loading ??= (async () => {
-    if (!existsSync(fileURLToPath(LOADER))) throw new Error('not built (no native/load.mjs)');
-    const { loadNativeAddon } = await import(LOADER.href);
-    const addon = await loadNativeAddon();
-    if (!addon) throw new Error('the native addon is not built');
-    return addon as NativeAddon;
+    const { addon, error } = loader.loadNativeAddon();
+    // The ladder adds how to build it (ENABLE_NATIVE) where it matters.
+    if (!addon) throw new Error((error ?? 'the native addon did not load').replace(/; to (re)?build it: .*$/, ''));
+    return addon;
   })();
   return loading;
 }
