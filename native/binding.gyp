@@ -15,7 +15,7 @@
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
       "cflags_cc": ["-std=c++17", "-O3", "-fopenmp", "-fno-math-errno", "-fexceptions"],
-      "libraries": ["-L<(openblas_lib)", "-Wl,-rpath,<(openblas_lib)", "-lopenblas", "-fopenmp"],
+      "libraries": ["-L<(openblas_lib)", "-Wl,-rpath,<(openblas_lib)", "-lopenblas", "-fopenmp", "-Wl,-z,now"],
     }
   ]
 }

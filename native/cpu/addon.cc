@@ -74,6 +74,7 @@ class Sae : public Napi::ObjectWrap<Sae> {
                        {InstanceMethod<&Sae::SetState>("setState"), InstanceMethod<&Sae::GetState>("getState"),
                         InstanceMethod<&Sae::Step>("step"), InstanceMethod<&Sae::Evaluate>("evaluate"),
                         InstanceMethod<&Sae::DeadFraction>("deadFraction"), InstanceMethod<&Sae::Bytes>("bytes"),
+                        InstanceMethod<&Sae::LastPath>("lastPath"),
                         InstanceMethod<&Sae::Dispose>("dispose")});
   }
 
@@ -90,6 +91,12 @@ class Sae : public Napi::ObjectWrap<Sae> {
     const double bw = numberField(env, o, "new Sae", "bandwidth");
     if (!(bw > 0 && std::isfinite(bw))) fail(env, "new Sae: bandwidth must be a positive number");
     cfg.bandwidth = float(bw);
+    const Napi::Value path = o.Get("path");
+    if (!path.IsUndefined()) {
+      const std::string p = path.IsString() ? path.As<Napi::String>().Utf8Value() : "";
+      if (p != "auto" && p != "dense" && p != "sparse") fail(env, "new Sae: path must be 'auto', 'dense' or 'sparse'");
+      cfg.path = p == "auto" ? sae::PATH_AUTO : p == "dense" ? sae::PATH_DENSE : sae::PATH_SPARSE;
+    }
     if (!o.Get("maxChunkRows").IsUndefined()) cfg.maxChunkRows = positiveInt(env, o.Get("maxChunkRows"), "new Sae: maxChunkRows");
     if (double(cfg.dIn) * cfg.dSae > 2147483647.0) fail(env, "new Sae: d_in x d_sae must stay below 2^31");
     try {
@@ -232,6 +239,10 @@ class Sae : public Napi::ObjectWrap<Sae> {
     Napi::Env env = info.Env();
     sae::SaeCore& c = live(env, "deadFraction");
     return Napi::Number::New(env, c.deadFraction(finiteNumber(env, info[0], "Sae.deadFraction: windowSamples")));
+  }
+
+  Napi::Value LastPath(const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), live(info.Env(), "lastPath").lastStepSparse() ? "sparse" : "dense");
   }
 
   Napi::Value Bytes(const Napi::CallbackInfo& info) {

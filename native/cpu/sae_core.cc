@@ -105,7 +105,16 @@ void adam(float* __restrict p, float* __restrict m, float* __restrict v, const f
 
 double dot(const float* __restrict a, const float* __restrict b, int n) {
   double s = 0;
+#pragma omp simd reduction(+ : s)
   for (int i = 0; i < n; i++) s += double(a[i]) * b[i];
+  return s;
+}
+
+// Float dot product; the lanes' order is fixed at compile time, not by the thread count.
+float dotf(const float* __restrict a, const float* __restrict b, int n) {
+  float s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int i = 0; i < n; i++) s += a[i] * b[i];
   return s;
 }
 
@@ -172,12 +181,18 @@ static size_t accumulatorBytes(int dIn, int dSae) { return size_t(dSae) * (2 * 4
 
 size_t SaeCore::estimateBytes(int dIn, int dSae, int rows) {
   const size_t chunk = rowChunk(dSae, rows);
-  return 4 * (stateFloats(dIn, dSae) + chunk * (2 * size_t(dSae) + 2 * size_t(dIn))) + accumulatorBytes(dIn, dSae);
+  const size_t dense = 4 * chunk * (2 * size_t(dSae) + 2 * size_t(dIn));
+  // The sparse path keeps the dense scratch and adds g for the whole batch and its entries.
+  const size_t entries = size_t(std::min(SPARSE_BAIL * rows * double(dSae), double(SPARSE_ENTRY_BYTES_MAX) / SPARSE_ENTRY_BYTES));
+  const size_t sparse = 4 * size_t(rows) * dIn + entries * SPARSE_ENTRY_BYTES;
+  return 4 * stateFloats(dIn, dSae) + dense + sparse + accumulatorBytes(dIn, dSae);
 }
 
 size_t SaeCore::bytes() const {
-  const size_t scratch = xin_.size() + z_.size() + f_.size() + g_.size();
-  return 4 * (stateFloats(cfg_.dIn, cfg_.dSae) + scratch) + accumulatorBytes(cfg_.dIn, cfg_.dSae);
+  const size_t scratch = xin_.size() + z_.size() + f_.size() + g_.size() + gFull_.size();
+  size_t entries = entryRow_.capacity() * 4 + entryZ_.capacity() * 4 + entryDf_.capacity() * 4;
+  for (const auto& v : threadEntries_) entries += v.capacity() * sizeof(Entry);
+  return 4 * (stateFloats(cfg_.dIn, cfg_.dSae) + scratch) + entries + accumulatorBytes(cfg_.dIn, cfg_.dSae);
 }
 
 void SaeCore::useThreads() const {
@@ -276,8 +291,13 @@ void SaeCore::decodeError(const float* x, int n, float gradScale, bool training)
   const int dIn = cfg_.dIn;
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, dIn, cfg_.dSae, 1.f, f_.data(), cfg_.dSae,
               value_[W_DEC].data(), dIn, 0.f, g_.data(), dIn);
+  errorPass(x, g_.data(), n, gradScale, training);
+}
+
+// G holds f W_dec on entry; err = (G + b_dec) - x, see decodeError.
+void SaeCore::errorPass(const float* x, float* G, int n, float gradScale, bool training) {
+  const int dIn = cfg_.dIn;
   const float* bDec = value_[B_DEC].data();
-  float* G = g_.data();
   double* colSq = colSq_.data();
   double* gColSum = gColSum_.data();
   forColumnBlocks(dIn, [&](int lo, int hi) {
@@ -341,14 +361,27 @@ double SaeCore::totalVariance(const float* x, int rows) const {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The step
+// The step: dense or sparse, then the shared update
 
 StepStats SaeCore::step(const float* x, int rows, double lambda, double lr) {
   useThreads();
   ensureScratch(rows);
   startBatch();
+  const bool trySparse = cfg_.path == PATH_SPARSE || (cfg_.path == PATH_AUTO && lastDensity_ < SPARSE_ENTER);
+  if (trySparse && sparseBackward(x, rows)) {
+    lastPathSparse_ = true;
+    return finish(x, rows, lambda, lr, true);
+  }
+  startBatch();
+  denseBackward(x, rows);
+  lastPathSparse_ = false;
+  return finish(x, rows, lambda, lr, false);
+}
+
+// Forward and backward with the five dense products, chunk by chunk: the weight gradients
+// accumulate in Adam's m (the weight groups have beta1 = 0: m is the gradient).
+void SaeCore::denseBackward(const float* x, int rows) {
   const int dIn = cfg_.dIn, dSae = cfg_.dSae, chunk = chunkRows(rows);
-  // The weight groups have beta1 = 0: their first moment is the gradient, accumulated in place.
   float* gradWencT = m_[W_ENC].data();
   float* gradWdec = m_[W_DEC].data();
   const float gradScale = float(2.0 / rows);
@@ -370,53 +403,33 @@ StepStats SaeCore::step(const float* x, int rows, double lambda, double lr) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, dSae, dIn, n, 1.f, f_.data(), dSae, xin, dIn, beta,
                 gradWencT, dIn);
   }
-  StepStats st;
-  st.rec = orderedSum(colSq_) / rows;
-  double active = 0;
-  for (int j = 0; j < dSae; j++) active += firedCount_[j];
-  st.l0 = active / rows;
-  st.totalVar = totalVariance(x, rows);
-  adamUpdate(lambda, lr, rows);
-  float* sf = sinceFired_.data();
-  for (int j = 0; j < dSae; j++) sf[j] = firedCount_[j] > 0 ? 0.f : sf[j] + float(rows);
-  return st;
 }
 
-// The small gradients (b_enc, b_dec, log_threshold) from the step's accumulators, then Adam on
-// every parameter; the decoder gradient is projected orthogonal to its (unit) row first, and the
-// row renormalised after its update.
-void SaeCore::adamUpdate(double lambda, double lr, int rows) {
+// Statistics, the small gradients, Adam on every parameter (per feature row: the sparse path
+// first forms the row's weight gradients from its entries), sinceFired.
+StepStats SaeCore::finish(const float* x, int rows, double lambda, double lr, bool sparse) {
   const int dIn = cfg_.dIn, dSae = cfg_.dSae;
-  // b_enc: column sums of dz. b_dec: column sums of g, minus (encoder path) W_enc colsum(dz),
-  // with the W_enc of before the update.
-  float* gBenc = m_[B_ENC].data();  // beta1 = 0: the gradient goes straight into m
-  for (int j = 0; j < dSae; j++) gBenc[j] = float(bEncGrad_[j]);
-  float* gBdec = m_[B_DEC].data();
-  const float* WencT = value_[W_ENC].data();
-  forColumnBlocks(dIn, [&](int lo, int hi) {
-    std::vector<double> acc(hi - lo, 0.0);
-    if (cfg_.applyBDecToInput)
-      for (int j = 0; j < dSae; j++) {
-        const double bj = bEncGrad_[j];
-        const float* w = WencT + size_t(j) * dIn;
-        for (int i = lo; i < hi; i++) acc[i - lo] += w[i] * bj;
-      }
-    for (int i = lo; i < hi; i++) gBdec[i] = float(gColSum_[i] - acc[i - lo]);
-  });
-  // log_threshold: d thr = -1/bw [sum_b w df z + lambda/B sum_b w]; d log_thr = d thr * thr.
-  std::vector<float> gThr(dSae);
-  for (int j = 0; j < dSae; j++)
-    gThr[j] = float(-1.0 / cfg_.bandwidth * (windowDot_[j] + lambda / rows * windowCount_[j]) * thr_.data()[j]);
+  StepStats st;
+  st.rec = orderedSum(colSq_) / rows;
+  double active = 0, window = 0;
+  for (int j = 0; j < dSae; j++) active += firedCount_[j], window += windowCount_[j];
+  st.l0 = active / rows;
+  st.totalVar = totalVariance(x, rows);
+  lastDensity_ = (active + window) / (double(rows) * dSae);
 
+  std::vector<float> gThr(dSae);
+  biasGradients(lambda, rows, gThr.data());
   double t[N_GROUPS];
   for (int g = 0; g < N_GROUPS; g++) t[g] = ++adamSteps[g];
   const AdamScalars enc(ADAM_GROUPS[0], t[0], lr), dec(ADAM_GROUPS[1], t[1], lr), th(ADAM_GROUPS[2], t[2], lr);
   float *Wenc = value_[W_ENC].data(), *mWenc = m_[W_ENC].data(), *vWenc = v_[W_ENC].data();
   float *Wdec = value_[W_DEC].data(), *mWdec = m_[W_DEC].data(), *vWdec = v_[W_DEC].data();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 32)
   for (int j = 0; j < dSae; j++) {
     const size_t row = size_t(j) * dIn;
+    if (sparse) sparseWeightGradients(x, j);
     adam(Wenc + row, mWenc + row, vWenc + row, nullptr, dIn, enc);
+    // The decoder gradient loses its component along the (unit) row; the row is renormalised after.
     float* w = Wdec + row;
     float* g = mWdec + row;
     const float along = float(dot(w, g, dIn));
@@ -428,6 +441,206 @@ void SaeCore::adamUpdate(double lambda, double lr, int rows) {
   adam(value_[B_ENC].data(), m_[B_ENC].data(), v_[B_ENC].data(), nullptr, dSae, enc);
   adam(value_[B_DEC].data(), m_[B_DEC].data(), v_[B_DEC].data(), nullptr, dIn, dec);
   adam(value_[LOG_THRESHOLD].data(), m_[LOG_THRESHOLD].data(), v_[LOG_THRESHOLD].data(), gThr.data(), dSae, th);
+  float* sf = sinceFired_.data();
+  for (int j = 0; j < dSae; j++) sf[j] = firedCount_[j] > 0 ? 0.f : sf[j] + float(rows);
+  return st;
+}
+
+// The small gradients from the step's accumulators, with the weights of before the update:
+// b_enc: column sums of dz (into m: beta1 = 0); b_dec: column sums of g, minus (encoder path)
+// W_enc colsum(dz); log_threshold: d thr = -1/bw [sum_b w df z + lambda/B sum_b w], times thr.
+void SaeCore::biasGradients(double lambda, int rows, float* gThr) {
+  const int dIn = cfg_.dIn, dSae = cfg_.dSae;
+  float* gBenc = m_[B_ENC].data();
+  for (int j = 0; j < dSae; j++) gBenc[j] = float(bEncGrad_[j]);
+  float* gBdec = m_[B_DEC].data();
+  const float* WencT = value_[W_ENC].data();
+  forColumnBlocks(dIn, [&](int lo, int hi) {
+    std::vector<double> acc(hi - lo, 0.0);
+    if (cfg_.applyBDecToInput)
+      for (int j = 0; j < dSae; j++) {
+        const double bj = bEncGrad_[j];
+        if (bj == 0) continue;
+        const float* w = WencT + size_t(j) * dIn;
+        for (int i = lo; i < hi; i++) acc[i - lo] += w[i] * bj;
+      }
+    for (int i = lo; i < hi; i++) gBdec[i] = float(gColSum_[i] - acc[i - lo]);
+  });
+  for (int j = 0; j < dSae; j++)
+    gThr[j] = float(-1.0 / cfg_.bandwidth * (windowDot_[j] + lambda / rows * windowCount_[j]) * thr_.data()[j]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The sparse path
+//
+// After warm-up few features fire, and the dense products f W_dec, f^T g, g W_dec^T and dz^T x'
+// spend nearly all their time on zeros. The sparse path keeps only the entries (row, z) where a
+// feature fires or sits in the threshold's STE window, grouped by feature (rows ascending), and
+// computes x_hat, df and both weight gradients from them; each feature's weight gradients are
+// formed in its Adam m rows right before that row's update (finish), so the state is walked
+// once. Only the encoder product x' W_enc stays dense. Every sum runs in a fixed order
+// (features ascending, rows ascending), whatever the thread count.
+
+// Forward and backward (all but the weight gradients) from the entries. False, with nothing
+// changed, when more entries than the path pays for turn up (the dense path then runs).
+bool SaeCore::sparseBackward(const float* x, int rows) {
+  if (!collectEntries(x, rows)) return false;
+  decodeFromEntries(rows);
+  errorPass(x, gFull_.data(), rows, float(2.0 / rows), true);
+  entryGradients();
+  return true;
+}
+
+size_t SaeCore::sparseCapacity(int rows) const {
+  if (cfg_.path == PATH_SPARSE) return SIZE_MAX;
+  const double byDensity = SPARSE_BAIL * rows * double(cfg_.dSae);
+  return size_t(std::max(1024.0, std::min(byDensity, double(SPARSE_ENTRY_BYTES_MAX) / SPARSE_ENTRY_BYTES)));
+}
+
+// The encoder product chunk by chunk; keeps the entries that fire or are in the STE window,
+// then groups them by feature (counting sort, rows stay ascending).
+bool SaeCore::collectEntries(const float* x, int rows) {
+  const int dIn = cfg_.dIn, dSae = cfg_.dSae, chunk = chunkRows(rows);
+  const size_t cap = sparseCapacity(rows);
+  const float* bEnc = value_[B_ENC].data();
+  const float* thr = thr_.data();
+  const float halfBw = float(cfg_.bandwidth / 2.0);
+  if (int(threadEntries_.size()) < cfg_.threads) threadEntries_.resize(cfg_.threads);
+  for (auto& v : threadEntries_) v.clear();
+  segments_.clear();
+  size_t total = 0;
+  bool overflow = false;
+  std::vector<size_t> begin(cfg_.threads), end(cfg_.threads);
+  int teamSize = 1;
+  for (int r0 = 0; r0 < rows && !overflow; r0 += chunk) {
+    const int n = std::min(chunk, rows - r0);
+    encode(encoderInput(x + size_t(r0) * dIn, n), n);
+    const float* Z = z_.data();
+    const size_t perThreadCap = (cap - total) / cfg_.threads + 1;
+#pragma omp parallel
+    {
+      const int t = omp_get_thread_num(), T = omp_get_num_threads();
+#pragma omp single
+      teamSize = T;
+      const int lo = int(int64_t(n) * t / T), hi = int(int64_t(n) * (t + 1) / T);
+      std::vector<Entry>& out = threadEntries_[t];
+      begin[t] = out.size();
+      for (int b = lo; b < hi && out.size() - begin[t] <= perThreadCap; b++) {
+        const float* z = Z + size_t(b) * dSae;
+        for (int j = 0; j < dSae; j++) {
+          const float zj = z[j] + bEnc[j];
+          if (zj > thr[j] || std::fabs(std::max(zj, 0.f) - thr[j]) < halfBw) out.push_back({r0 + b, j, zj});
+        }
+      }
+      end[t] = out.size();
+    }
+    for (int t = 0; t < teamSize; t++) {
+      segments_.push_back({t, begin[t], end[t]});
+      total += end[t] - begin[t];
+      overflow |= end[t] - begin[t] > perThreadCap;
+    }
+    overflow |= total > cap;
+  }
+  if (overflow) {
+    for (auto& v : threadEntries_) std::vector<Entry>().swap(v);  // give the memory back
+    return false;
+  }
+  colStart_.assign(dSae + 1, 0);
+  for (const Segment& s : segments_)
+    for (size_t k = s.begin; k < s.end; k++) colStart_[threadEntries_[s.thread][k].col + 1]++;
+  for (int j = 0; j < dSae; j++) colStart_[j + 1] += colStart_[j];
+  entryRow_.resize(total);
+  entryZ_.resize(total);
+  entryDf_.resize(total);
+  std::vector<size_t> cursor(colStart_.begin(), colStart_.end() - 1);
+  for (const Segment& s : segments_)
+    for (size_t k = s.begin; k < s.end; k++) {
+      const Entry& e = threadEntries_[s.thread][k];
+      const size_t at = cursor[e.col]++;
+      entryRow_[at] = e.row;
+      entryZ_[at] = e.z;
+    }
+  return true;
+}
+
+// x_hat - b_dec = f W_dec into gFull_, feature by feature; each thread owns a slice of d_in.
+void SaeCore::decodeFromEntries(int rows) {
+  const int dIn = cfg_.dIn, dSae = cfg_.dSae;
+  if (gFull_.size() < size_t(rows) * dIn) gFull_ = FloatBuffer(), gFull_ = FloatBuffer(size_t(rows) * dIn);
+  float* G = gFull_.data();
+  const float* Wdec = value_[W_DEC].data();
+  const float* thr = thr_.data();
+  forColumnBlocks(dIn, [&](int lo, int hi) {
+    for (int b = 0; b < rows; b++) std::fill(G + size_t(b) * dIn + lo, G + size_t(b) * dIn + hi, 0.f);
+    for (int j = 0; j < dSae; j++) {
+      const float* __restrict w = Wdec + size_t(j) * dIn;
+      for (size_t k = colStart_[j]; k < colStart_[j + 1]; k++) {
+        const float z = entryZ_[k];
+        if (!(z > thr[j])) continue;
+        float* __restrict g = G + size_t(entryRow_[k]) * dIn;
+#pragma omp simd
+        for (int i = lo; i < hi; i++) g[i] += z * w[i];
+      }
+    }
+  });
+}
+
+// df = g . W_dec[j] at every entry; firing and window counts, the window term of the threshold
+// gradient and the b_enc gradient (sum of dz), per feature.
+void SaeCore::entryGradients() {
+  const int dIn = cfg_.dIn, dSae = cfg_.dSae;
+  const float* G = gFull_.data();
+  const float* Wdec = value_[W_DEC].data();
+  const float* thr = thr_.data();
+  const float halfBw = float(cfg_.bandwidth / 2.0);
+#pragma omp parallel for schedule(dynamic, 32)
+  for (int j = 0; j < dSae; j++) {
+    const float* w = Wdec + size_t(j) * dIn;
+    int32_t fired = 0, window = 0;
+    double windowDot = 0, bEnc = 0;
+    for (size_t k = colStart_[j]; k < colStart_[j + 1]; k++) {
+      const float z = entryZ_[k];
+      const float df = dotf(G + size_t(entryRow_[k]) * dIn, w, dIn);
+      entryDf_[k] = df;
+      const bool on = z > thr[j], inWindow = std::fabs(std::max(z, 0.f) - thr[j]) < halfBw;
+      fired += on;
+      window += inWindow;
+      windowDot += inWindow ? double(df * z) : 0.0;
+      bEnc += on ? df : 0.f;
+    }
+    firedCount_[j] = fired;
+    windowCount_[j] = window;
+    windowDot_[j] = windowDot;
+    bEncGrad_[j] = bEnc;
+  }
+}
+
+// Feature j's weight gradients into its Adam m rows: dW_dec[j] = sum f g[row],
+// dW_enc^T[j] = sum dz x'[row], over the entries where it fired.
+void SaeCore::sparseWeightGradients(const float* x, int j) {
+  const int dIn = cfg_.dIn;
+  float* __restrict gDec = m_[W_DEC].data() + size_t(j) * dIn;
+  float* __restrict gEnc = m_[W_ENC].data() + size_t(j) * dIn;
+  std::fill(gDec, gDec + dIn, 0.f);
+  std::fill(gEnc, gEnc + dIn, 0.f);
+  const float* bDec = value_[B_DEC].data();
+  const float thr = thr_.data()[j];
+  for (size_t k = colStart_[j]; k < colStart_[j + 1]; k++) {
+    const float z = entryZ_[k];
+    if (!(z > thr)) continue;
+    const float dz = entryDf_[k];
+    const float* __restrict g = gFull_.data() + size_t(entryRow_[k]) * dIn;
+    const float* __restrict xr = x + size_t(entryRow_[k]) * dIn;
+#pragma omp simd
+    for (int i = 0; i < dIn; i++) gDec[i] += z * g[i];
+    if (cfg_.applyBDecToInput) {
+#pragma omp simd
+      for (int i = 0; i < dIn; i++) gEnc[i] += dz * (xr[i] - bDec[i]);
+    } else {
+#pragma omp simd
+      for (int i = 0; i < dIn; i++) gEnc[i] += dz * xr[i];
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -35,6 +35,8 @@ struct Config {
   int threads;
   /** Rows per chunk; 0: automatic (rowChunk). Tests set it small to exercise the accumulation. */
   int maxChunkRows = 0;
+  /** PATH_AUTO: the sparse path once few features fire; PATH_DENSE / PATH_SPARSE force one (tests, benchmarks). */
+  int path = 0;
 };
 
 enum Param { W_ENC = 0, B_ENC, W_DEC, B_DEC, LOG_THRESHOLD, N_PARAMS };
@@ -66,6 +68,13 @@ class FloatBuffer {
   size_t n_ = 0;
 };
 
+enum Path { PATH_AUTO = 0, PATH_DENSE = 1, PATH_SPARSE = 2 };
+/** The sparse path is taken once (firing + window entries) / (rows x d_sae) of the last step is below
+ *  SPARSE_ENTER, and abandoned for the step when this batch's entries exceed SPARSE_BAIL of it. */
+constexpr double SPARSE_ENTER = 0.05, SPARSE_BAIL = 0.10;
+/** Bytes per kept entry (collected + grouped), and the most the entries may take. */
+constexpr size_t SPARSE_ENTRY_BYTES = 24, SPARSE_ENTRY_BYTES_MAX = size_t(64) << 20;
+
 struct StepStats {
   double rec, l0, totalVar;
 };
@@ -91,6 +100,8 @@ class SaeCore {
   /** Forward only: summed squared error and active count; fired[d_sae] = firings per feature. */
   EvalStats evaluate(const float* x, int rows, float* fired);
   double deadFraction(double windowSamples) const;
+  /** Whether the last step took the sparse path. */
+  bool lastStepSparse() const { return lastPathSparse_; }
 
   /** Bytes held now (state + scratch). */
   size_t bytes() const;
@@ -117,12 +128,39 @@ class SaeCore {
   void ensureScratch(int rows);
   const float* encoderInput(const float* x, int n);
   void encode(const float* xin, int n);
+  // Sparse path (see sae_core.cc).
+  struct Entry {
+    int32_t row, col;
+    float z;
+  };
+  struct Segment {
+    int thread;
+    size_t begin, end;
+  };
+  std::vector<std::vector<Entry>> threadEntries_;
+  std::vector<Segment> segments_;
+  std::vector<size_t> colStart_;                // [d_sae + 1]: feature j's entries are [colStart_[j], colStart_[j+1])
+  std::vector<int32_t> entryRow_;
+  std::vector<float> entryZ_, entryDf_;
+  FloatBuffer gFull_;                           // g for the whole batch [rows, d_in]
+  double lastDensity_ = 1.0;
+  bool lastPathSparse_ = false;
+
   void startBatch();
+  void denseBackward(const float* x, int rows);
+  StepStats finish(const float* x, int rows, double lambda, double lr, bool sparse);
+  void biasGradients(double lambda, int rows, float* gThr);
+  bool sparseBackward(const float* x, int rows);
+  size_t sparseCapacity(int rows) const;
+  bool collectEntries(const float* x, int rows);
+  void decodeFromEntries(int rows);
+  void entryGradients();
+  void sparseWeightGradients(const float* x, int j);
+  void errorPass(const float* x, float* G, int n, float gradScale, bool training);
   void gateForward(int n, bool training);
   void decodeError(const float* x, int n, float gradScale, bool training);
   void gateBackward(int n);
   double totalVariance(const float* x, int rows) const;
-  void adamUpdate(double lambda, double lr, int rows);
 };
 
 }  // namespace sae

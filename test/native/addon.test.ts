@@ -164,13 +164,13 @@ function newSae(cfg: SaeConfig, threads: number, extra: Record<string, unknown> 
   return new addon.Sae({ ...cfg, threads, ...extra });
 }
 
-for (const applyBDecToInput of [true, false]) {
-  test(`native step equals a float64 reference step for step (apply_b_dec_to_input=${applyBDecToInput})`, { skip }, () => {
+for (const [applyBDecToInput, path] of [[true, 'dense'], [false, 'dense'], [true, 'sparse'], [false, 'sparse']] as const) {
+  test(`native ${path} step equals a float64 reference step for step (apply_b_dec_to_input=${applyBDecToInput})`, { skip }, () => {
     const cfg: SaeConfig = { dIn: 12, dSae: 40, applyBDecToInput, bandwidth: 0.2 };
     const rng = mulberry32(11);
     const start = startState(cfg, rng);
     const ref = toRef(start);
-    const sae = newSae(cfg, 2, { maxChunkRows: 10 }); // 24 rows in chunks of 10, 10, 4
+    const sae = newSae(cfg, 2, { maxChunkRows: 10, path }); // 24 rows in chunks of 10, 10, 4
     sae.setState(start);
     const B = 24, lambda = 0.3, lr = 3e-3;
     let windowHits = 0;
@@ -185,6 +185,7 @@ for (const applyBDecToInput of [true, false]) {
       const { worst, where } = stateDiff(sae.getState(), ref);
       assert.ok(worst < 2e-5, `step ${step}: native and float64 reference differ by ${worst.toExponential(2)} (relative) at ${where}`);
       assert.equal(sae.deadFraction(B), ref.sinceFired.filter((s) => s >= B).length / cfg.dSae);
+      assert.equal(sae.lastPath(), path);
     }
     assert.ok(windowHits > 0, 'no sample was in the STE window (the threshold gradient went untested)');
     sae.dispose();
@@ -222,8 +223,8 @@ test('the result does not depend on the thread count, nor on how the batch is ch
   const start = startState(cfg, rng);
   const B = 300;
   const xs = Array.from({ length: 3 }, () => batch(rng, B, cfg.dIn));
-  const run = (threads: number, maxChunkRows?: number) => {
-    const sae = newSae(cfg, threads, maxChunkRows ? { maxChunkRows } : {});
+  const run = (threads: number, maxChunkRows?: number, path = 'dense') => {
+    const sae = newSae(cfg, threads, { path, ...(maxChunkRows ? { maxChunkRows } : {}) });
     sae.setState(start);
     const stats = xs.map((x) => Array.from(sae.step(x, B, 0.1, 1e-3) as Float64Array));
     const state = sae.getState() as EngineState;
@@ -231,11 +232,50 @@ test('the result does not depend on the thread count, nor on how the batch is ch
     return { stats, state };
   };
   const one = run(1), two = run(2), chunked = run(2, 64);
+  const sparseOne = run(1, 64, 'sparse'), sparseTwo = run(2, 64, 'sparse');
   assert.deepEqual(two.stats.map((s) => s[1]), one.stats.map((s) => s[1]), 'L0 per step, 1 vs 2 threads');
   // Stated tolerance: float32 rounding of differently ordered sums (BLAS partitioning), relative 1e-5.
   assert.ok(stateDiff(two.state, one.state).worst < 1e-5, `1 vs 2 threads: ${stateDiff(two.state, one.state).where}`);
   assert.ok(stateDiff(chunked.state, one.state).worst < 1e-5, `chunked vs whole: ${stateDiff(chunked.state, one.state).where}`);
   two.stats.forEach((s, k) => assert.ok(Math.abs(s[0] - one.stats[k][0]) <= 1e-6 * one.stats[k][0], 'rec, 1 vs 2 threads'));
+  // The sparse path sums in a fixed order of features and rows; only the BLAS's encoder product may round differently.
+  assert.ok(stateDiff(sparseTwo.state, sparseOne.state).worst < 1e-5, `sparse, 1 vs 2 threads: ${stateDiff(sparseTwo.state, sparseOne.state).where}`);
+  assert.deepEqual(sparseTwo.stats.map((s) => s[1]), sparseOne.stats.map((s) => s[1]), 'sparse path L0, 1 vs 2 threads');
+  assert.ok(stateDiff(sparseOne.state, one.state).worst < 1e-5, `sparse vs dense: ${stateDiff(sparseOne.state, one.state).where}`);
+});
+
+test('path auto: dense while many features fire, sparse once few do, dense again when they fire again', { skip }, () => {
+  const cfg: SaeConfig = { dIn: 32, dSae: 128, applyBDecToInput: true, bandwidth: 0.01 };
+  const rng = mulberry32(4);
+  const start = startState(cfg, rng);
+  const B = 64;
+  const x = batch(rng, B, cfg.dIn);
+  const sae = newSae(cfg, 2);
+  sae.setState(start);
+  sae.step(x, B, 0.1, 1e-4);
+  assert.equal(sae.lastPath(), 'dense', 'about half the features fire: dense');
+  // High thresholds: about 1% of (row, feature) pairs fire.
+  const sparse = structuredClone(start);
+  sparse.weights.log_threshold.fill(Math.log(1.3));
+  sae.setState(sparse);
+  const ref = newSae(cfg, 2, { path: 'dense' });
+  ref.setState(sparse);
+  for (let k = 0; k < 3; k++) {
+    const [, l0] = sae.step(x, B, 0.1, 1e-4);
+    ref.step(x, B, 0.1, 1e-4);
+    assert.ok(l0 > 0 && l0 < 0.05 * cfg.dSae, `L0 ${l0}`);
+  }
+  assert.equal(sae.lastPath(), 'sparse');
+  assert.ok(stateDiff(sae.getState(), ref.getState()).worst < 1e-5, stateDiff(sae.getState(), ref.getState()).where);
+  sae.setState(start); // dense again: the sparse attempt gives up within the step, the dense path runs it
+  const [, l0] = sae.step(x, B, 0.1, 1e-4);
+  ref.setState(start);
+  const [, l0Ref] = ref.step(x, B, 0.1, 1e-4);
+  assert.equal(l0, l0Ref);
+  assert.equal(sae.lastPath(), 'dense');
+  assert.ok(stateDiff(sae.getState(), ref.getState()).worst < 1e-5, stateDiff(sae.getState(), ref.getState()).where);
+  sae.dispose();
+  ref.dispose();
 });
 
 test('evaluate is the forward pass only: squared error, active count and firings per feature', { skip }, () => {
@@ -307,6 +347,6 @@ test('info names the BLAS and estimateBytes covers the state and the chunk scrat
   assert.equal(typeof info.coretype, 'string');
   const state = 4 * 6 * 2048 * 16384;
   const est = addon.estimateBytes(2048, 16384, 4096);
-  // The [chunk, d_sae] scratch is capped near 64 MiB whatever the batch.
-  assert.ok(est > state && est < state + 80 * 2 ** 20, `estimateBytes(2048, 16384, 4096) = ${est}`);
+  // Scratch: [chunk, d_sae] capped near 64 MiB, g for the batch (32 MiB), sparse entries capped at 64 MiB.
+  assert.ok(est > state && est < state + 170 * 2 ** 20, `estimateBytes(2048, 16384, 4096) = ${est}`);
 });
