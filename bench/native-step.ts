@@ -5,9 +5,12 @@
  * machine's matrix-product rate reads directly.
  *
  *   node dist/bench/native-step.js [--shapes 512x4096x1024,2048x16384x1024] [--threads 1,2] [--seconds 3]
+ *                                  [--threshold 0.001] [--path auto|dense|sparse] [--profile]
  *
- * Inputs are random (dense firing, the early phase of a training; after warm-up fewer features
- * fire). Wall-clock: run it on a quiet machine.
+ * Inputs are uniform in [-1, 1], so z has a standard deviation of about 0.58: the default
+ * threshold 0.001 makes about half the features fire (the start of a training, dense path);
+ * --threshold 1.34 about 1% (a trained SAE's L0, sparse path). Wall-clock: run it on a quiet
+ * machine; "per CPU-s" divides by the process's CPU time instead, which holds up better under load.
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -24,23 +27,41 @@ function arg(name: string, fallback: string): string {
   return i >= 0 ? process.argv[i + 1] : fallback;
 }
 
-function timeStep(addon: any, dIn: number, dSae: number, B: number, threads: number, seconds: number) {
+interface Options {
+  threads: number;
+  seconds: number;
+  threshold: number;
+  path: string;
+}
+
+function timeStep(addon: any, dIn: number, dSae: number, B: number, o: Options) {
   const cfg = { dIn, dSae, applyBDecToInput: true, bandwidth: 0.001 };
   const rng = mulberry32(0);
-  const weights = initialWeights(cfg, 0.001, rng);
+  const weights = initialWeights(cfg, o.threshold, rng);
   const zeros = () => Object.fromEntries(PARAM_NAMES.map((n) => [n, new Float32Array(weights[n].length)]));
-  const sae = new addon.Sae({ ...cfg, threads });
+  const sae = new addon.Sae({ ...cfg, threads: o.threads, path: o.path });
   sae.setState({ weights, adam: { m: zeros(), v: zeros(), steps: [0, 0, 0] }, sinceFired: new Float32Array(dSae) });
   const batches = Array.from({ length: 4 }, () => Float32Array.from({ length: B * dIn }, () => 2 * rng() - 1));
   let l0 = 0;
   for (let k = 0; k < 2; k++) l0 = sae.step(batches[k], B, 4e-4, 7e-5)[1];
   let steps = 0;
   const t0 = performance.now();
-  while (performance.now() - t0 < seconds * 1000 || steps < 3) sae.step(batches[steps++ % 4], B, 4e-4, 7e-5);
+  const cpu0 = process.cpuUsage();
+  while (performance.now() - t0 < o.seconds * 1000 || steps < 3) sae.step(batches[steps++ % 4], B, 4e-4, 7e-5);
   const dt = (performance.now() - t0) / 1000 / steps;
+  const cpu = process.cpuUsage(cpu0);
+  const cpuPerStep = (cpu.user + cpu.system) / 1e6 / steps;
   const bytes = sae.bytes();
+  const path = sae.lastPath();
+  if (process.argv.includes('--profile')) {
+    const prof = sae.profile() as Record<string, number>;
+    const total = Object.values(prof).reduce((a, b) => a + b, 0);
+    for (const [phase, s] of Object.entries(prof).sort((a, b) => b[1] - a[1])) {
+      console.log(`  ${phase.padEnd(36)} ${((1000 * s) / (steps + 2)).toFixed(1).padStart(8)} ms/step  ${((100 * s) / total).toFixed(0).padStart(3)}%`);
+    }
+  }
   sae.dispose();
-  return { samplesPerS: B / dt, gflops: (12 * dIn * dSae * B) / dt / 1e9, l0, bytes };
+  return { samplesPerS: B / dt, perCpuS: B / cpuPerStep, gflops: (12 * dIn * dSae * B) / dt / 1e9, l0, bytes, path };
 }
 
 function main() {
@@ -52,17 +73,20 @@ function main() {
   const shapes = arg('shapes', '512x4096x1024,2048x16384x1024').split(',').map((s) => s.split('x').map(Number));
   const threadCounts = arg('threads', `1,${cpus().length}`).split(',').map(Number);
   const seconds = Number(arg('seconds', '3'));
+  const threshold = Number(arg('threshold', '0.001'));
+  const path = arg('path', 'auto');
   const info = addon.info();
   console.log(`${info.blas} ${info.coretype} (${info.parallel}), OMP_WAIT_POLICY=${process.env.OMP_WAIT_POLICY}, ` +
     `OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE ?? '(auto)'}`);
-  console.log('shape (d_in x d_sae x B)  threads  samples/s  step GFLOP/s  sgemm GFLOP/s  step/sgemm  L0  native MiB');
+  console.log('shape (d_in x d_sae x B)  threads  path    samples/s  per CPU-s  step GFLOP/s  sgemm GFLOP/s  step/sgemm     L0  native MiB');
   for (const [dIn, dSae, B] of shapes) {
     for (const threads of threadCounts) {
-      const r = timeStep(addon, dIn, dSae, B, threads, seconds);
+      const r = timeStep(addon, dIn, dSae, B, { threads, seconds, threshold, path });
       const sgemm = addon.sgemmBench(B, dSae, dIn, Math.max(2, Math.round(2e10 / (2 * B * dSae * dIn))), threads);
-      console.log(`${`${dIn}x${dSae}x${B}`.padEnd(25)} ${String(threads).padStart(7)}  ${r.samplesPerS.toFixed(0).padStart(9)}  ` +
+      console.log(`${`${dIn}x${dSae}x${B}`.padEnd(25)} ${String(threads).padStart(7)}  ${r.path.padEnd(6)}  ` +
+        `${r.samplesPerS.toFixed(0).padStart(9)}  ${r.perCpuS.toFixed(0).padStart(9)}  ` +
         `${r.gflops.toFixed(1).padStart(12)}  ${sgemm.toFixed(1).padStart(13)}  ${(r.gflops / sgemm).toFixed(2).padStart(10)}  ` +
-        `${r.l0.toFixed(0).padStart(4)}  ${(r.bytes / 2 ** 20).toFixed(0).padStart(10)}`);
+        `${r.l0.toFixed(0).padStart(5)}  ${(r.bytes / 2 ** 20).toFixed(0).padStart(10)}`);
     }
   }
 }

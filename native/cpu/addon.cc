@@ -74,7 +74,7 @@ class Sae : public Napi::ObjectWrap<Sae> {
                        {InstanceMethod<&Sae::SetState>("setState"), InstanceMethod<&Sae::GetState>("getState"),
                         InstanceMethod<&Sae::Step>("step"), InstanceMethod<&Sae::Evaluate>("evaluate"),
                         InstanceMethod<&Sae::DeadFraction>("deadFraction"), InstanceMethod<&Sae::Bytes>("bytes"),
-                        InstanceMethod<&Sae::LastPath>("lastPath"),
+                        InstanceMethod<&Sae::LastPath>("lastPath"), InstanceMethod<&Sae::Profile>("profile"),
                         InstanceMethod<&Sae::Dispose>("dispose")});
   }
 
@@ -239,6 +239,13 @@ class Sae : public Napi::ObjectWrap<Sae> {
     Napi::Env env = info.Env();
     sae::SaeCore& c = live(env, "deadFraction");
     return Napi::Number::New(env, c.deadFraction(finiteNumber(env, info[0], "Sae.deadFraction: windowSamples")));
+  }
+
+  // profile(): CPU seconds per phase of the steps so far (benchmarks).
+  Napi::Value Profile(const Napi::CallbackInfo& info) {
+    Napi::Object o = Napi::Object::New(info.Env());
+    for (const auto& [phase, seconds] : live(info.Env(), "profile").profile()) o.Set(phase, seconds);
+    return o;
   }
 
   Napi::Value LastPath(const Napi::CallbackInfo& info) {

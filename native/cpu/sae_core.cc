@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <new>
 
 namespace sae {
@@ -195,6 +196,19 @@ size_t SaeCore::bytes() const {
   return 4 * (stateFloats(cfg_.dIn, cfg_.dSae) + scratch) + entries + accumulatorBytes(cfg_.dIn, cfg_.dSae);
 }
 
+static double cpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+// Charges the CPU time since the previous lap to `phase` (a handful of clock reads per step).
+void SaeCore::lap(const char* phase) {
+  const double now = cpuSeconds();
+  if (phase) profile_[phase] += now - lapStart_;
+  lapStart_ = now;
+}
+
 void SaeCore::useThreads() const {
   openblas_set_num_threads(cfg_.threads);
   omp_set_num_threads(cfg_.threads);
@@ -365,6 +379,7 @@ double SaeCore::totalVariance(const float* x, int rows) const {
 
 StepStats SaeCore::step(const float* x, int rows, double lambda, double lr) {
   useThreads();
+  lap(nullptr);
   ensureScratch(rows);
   startBatch();
   const bool trySparse = cfg_.path == PATH_SPARSE || (cfg_.path == PATH_AUTO && lastDensity_ < SPARSE_ENTER);
@@ -390,18 +405,25 @@ void SaeCore::denseBackward(const float* x, int rows) {
     const float* xc = x + size_t(r0) * dIn;
     const float* xin = encoderInput(xc, n);
     encode(xin, n);
+    lap("encode");
     gateForward(n, true);
+    lap("dense gate");
     decodeError(xc, n, gradScale, true);
+    lap("dense decode");
     const float beta = r0 == 0 ? 0.f : 1.f;
     // dW_dec (+)= f^T g; then df = g W_dec^T overwrites f, which is no longer needed.
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, dSae, dIn, n, 1.f, f_.data(), dSae, g_.data(), dIn, beta,
                 gradWdec, dIn);
+    lap("dense dW_dec");
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, dSae, dIn, 1.f, g_.data(), dIn, value_[W_DEC].data(),
                 dIn, 0.f, f_.data(), dSae);
+    lap("dense df");
     gateBackward(n);
+    lap("dense gate backward");
     // dW_enc^T (+)= dz^T x'
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, dSae, dIn, n, 1.f, f_.data(), dSae, xin, dIn, beta,
                 gradWencT, dIn);
+    lap("dense dW_enc");
   }
 }
 
@@ -417,8 +439,10 @@ StepStats SaeCore::finish(const float* x, int rows, double lambda, double lr, bo
   st.totalVar = totalVariance(x, rows);
   lastDensity_ = (active + window) / (double(rows) * dSae);
 
+  lap("stats");
   std::vector<float> gThr(dSae);
   biasGradients(lambda, rows, gThr.data());
+  lap("bias gradients");
   double t[N_GROUPS];
   for (int g = 0; g < N_GROUPS; g++) t[g] = ++adamSteps[g];
   const AdamScalars enc(ADAM_GROUPS[0], t[0], lr), dec(ADAM_GROUPS[1], t[1], lr), th(ADAM_GROUPS[2], t[2], lr);
@@ -441,8 +465,10 @@ StepStats SaeCore::finish(const float* x, int rows, double lambda, double lr, bo
   adam(value_[B_ENC].data(), m_[B_ENC].data(), v_[B_ENC].data(), nullptr, dSae, enc);
   adam(value_[B_DEC].data(), m_[B_DEC].data(), v_[B_DEC].data(), nullptr, dIn, dec);
   adam(value_[LOG_THRESHOLD].data(), m_[LOG_THRESHOLD].data(), v_[LOG_THRESHOLD].data(), gThr.data(), dSae, th);
+  lap(sparse ? "sparse weight gradients + adam rows" : "adam rows");
   float* sf = sinceFired_.data();
   for (int j = 0; j < dSae; j++) sf[j] = firedCount_[j] > 0 ? 0.f : sf[j] + float(rows);
+  lap("adam tail");
   return st;
 }
 
@@ -485,9 +511,13 @@ void SaeCore::biasGradients(double lambda, int rows, float* gThr) {
 // changed, when more entries than the path pays for turn up (the dense path then runs).
 bool SaeCore::sparseBackward(const float* x, int rows) {
   if (!collectEntries(x, rows)) return false;
+  lap("sparse collect");
   decodeFromEntries(rows);
+  lap("sparse decode");
   errorPass(x, gFull_.data(), rows, float(2.0 / rows), true);
+  lap("sparse error");
   entryGradients();
+  lap("sparse df");
   return true;
 }
 
@@ -515,8 +545,9 @@ bool SaeCore::collectEntries(const float* x, int rows) {
   for (int r0 = 0; r0 < rows && !overflow; r0 += chunk) {
     const int n = std::min(chunk, rows - r0);
     encode(encoderInput(x + size_t(r0) * dIn, n), n);
+    lap("encode");
     const float* Z = z_.data();
-    const size_t perThreadCap = (cap - total) / cfg_.threads + 1;
+    const size_t perThreadCap = cap == SIZE_MAX ? SIZE_MAX - 1 : (cap - total) / cfg_.threads + 1;
 #pragma omp parallel
     {
       const int t = omp_get_thread_num(), T = omp_get_num_threads();

@@ -22,6 +22,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -103,6 +104,9 @@ class SaeCore {
   /** Whether the last step took the sparse path. */
   bool lastStepSparse() const { return lastPathSparse_; }
 
+  /** CPU seconds (all threads) spent per phase of the steps so far, for benchmarks. */
+  const std::map<std::string, double>& profile() const { return profile_; }
+
   /** Bytes held now (state + scratch). */
   size_t bytes() const;
   /** Bytes a training at this shape holds at its peak (state + scratch for batches of `rows`). */
@@ -145,6 +149,10 @@ class SaeCore {
   FloatBuffer gFull_;                           // g for the whole batch [rows, d_in]
   double lastDensity_ = 1.0;
   bool lastPathSparse_ = false;
+
+  std::map<std::string, double> profile_;
+  double lapStart_ = 0;
+  void lap(const char* phase);
 
   void startBatch();
   void denseBackward(const float* x, int rows);

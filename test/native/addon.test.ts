@@ -228,6 +228,7 @@ test('the result does not depend on the thread count, nor on how the batch is ch
     sae.setState(start);
     const stats = xs.map((x) => Array.from(sae.step(x, B, 0.1, 1e-3) as Float64Array));
     const state = sae.getState() as EngineState;
+    assert.equal(sae.lastPath(), path, `${threads} thread(s): the path taken`);
     sae.dispose();
     return { stats, state };
   };
