@@ -153,14 +153,14 @@ static FloatBuffer* slots(int which, FloatBuffer* value, FloatBuffer* m, FloatBu
 }
 
 void SaeCore::setArray(int which, Param p, const float* src) {
-  useThreads();
+  useThreads(0);
   float* dst = slots(which, value_, m_, v_)[p].data();
   if (p == W_ENC) transpose(src, dst, cfg_.dIn, cfg_.dSae);
   else std::memcpy(dst, src, paramSize(p) * sizeof(float));
 }
 
 void SaeCore::getArray(int which, Param p, float* dst) const {
-  useThreads();
+  useThreads(0);
   const float* src = slots(which, const_cast<FloatBuffer*>(value_), const_cast<FloatBuffer*>(m_),
                            const_cast<FloatBuffer*>(v_))[p].data();
   if (p == W_ENC) transpose(src, dst, cfg_.dSae, cfg_.dIn);
@@ -209,9 +209,15 @@ void SaeCore::lap(const char* phase) {
   lapStart_ = now;
 }
 
-void SaeCore::useThreads() const {
-  openblas_set_num_threads(cfg_.threads);
-  omp_set_num_threads(cfg_.threads);
+// Threads for a call on `rows` rows: each thread gets at least MIN_WORK_PER_THREAD multiply-adds
+// of a product, else waking it costs more than it saves (small SAEs; and under load a woken
+// thread may wait a whole scheduler tick). Results do not depend on the count.
+void SaeCore::useThreads(int rows) const {
+  constexpr double MIN_WORK_PER_THREAD = double(1 << 23);
+  const double work = double(rows) * cfg_.dIn * cfg_.dSae;
+  const int threads = rows <= 0 ? cfg_.threads : int(std::max(1.0, std::min<double>(cfg_.threads, work / MIN_WORK_PER_THREAD)));
+  openblas_set_num_threads(threads);
+  omp_set_num_threads(threads);
 }
 
 int SaeCore::chunkRows(int rows) const {
@@ -378,7 +384,7 @@ double SaeCore::totalVariance(const float* x, int rows) const {
 // The step: dense or sparse, then the shared update
 
 StepStats SaeCore::step(const float* x, int rows, double lambda, double lr) {
-  useThreads();
+  useThreads(rows);
   lap(nullptr);
   ensureScratch(rows);
   startBatch();
@@ -678,7 +684,7 @@ void SaeCore::sparseWeightGradients(const float* x, int j) {
 // Evaluation
 
 EvalStats SaeCore::evaluate(const float* x, int rows, float* fired) {
-  useThreads();
+  useThreads(rows);
   ensureScratch(rows);
   startBatch();
   const int dIn = cfg_.dIn, chunk = chunkRows(rows);

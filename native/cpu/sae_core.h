@@ -128,7 +128,7 @@ class SaeCore {
   FloatBuffer xin_, z_, f_, g_;
 
   int chunkRows(int rows) const;
-  void useThreads() const;
+  void useThreads(int rows) const;
   void ensureScratch(int rows);
   const float* encoderInput(const float* x, int n);
   void encode(const float* xin, int n);

@@ -218,7 +218,8 @@ test('native step equals the tfjs reference JumpReluSae (cpu backend) over 5 ste
 });
 
 test('the result does not depend on the thread count, nor on how the batch is chunked', { skip }, () => {
-  const cfg: SaeConfig = { dIn: 64, dSae: 256, applyBDecToInput: true, bandwidth: 0.05 };
+  // Big enough that the addon really uses 2 threads (it keeps small steps on one).
+  const cfg: SaeConfig = { dIn: 128, dSae: 512, applyBDecToInput: true, bandwidth: 0.05 };
   const rng = mulberry32(3);
   const start = startState(cfg, rng);
   const B = 300;
@@ -235,14 +236,17 @@ test('the result does not depend on the thread count, nor on how the batch is ch
   const one = run(1), two = run(2), chunked = run(2, 64);
   const sparseOne = run(1, 64, 'sparse'), sparseTwo = run(2, 64, 'sparse');
   assert.deepEqual(two.stats.map((s) => s[1]), one.stats.map((s) => s[1]), 'L0 per step, 1 vs 2 threads');
-  // Stated tolerance: float32 rounding of differently ordered sums (BLAS partitioning), relative 1e-5.
-  assert.ok(stateDiff(two.state, one.state).worst < 1e-5, `1 vs 2 threads: ${stateDiff(two.state, one.state).where}`);
-  assert.ok(stateDiff(chunked.state, one.state).worst < 1e-5, `chunked vs whole: ${stateDiff(chunked.state, one.state).where}`);
+  // Stated tolerance, relative to each array's largest value: 5e-5. Sums in another order (BLAS
+  // partitioning, row chunks, the sparse path) round differently in float32, and Adam's m / sqrt(v)
+  // magnifies that where a gradient is near zero (seen: 6e-7 threads, 1e-5 chunks, 3e-6 sparse).
+  const tol = 5e-5;
+  assert.ok(stateDiff(two.state, one.state).worst < tol, `1 vs 2 threads: ${stateDiff(two.state, one.state).where}`);
+  assert.ok(stateDiff(chunked.state, one.state).worst < tol, `chunked vs whole: ${stateDiff(chunked.state, one.state).where}`);
   two.stats.forEach((s, k) => assert.ok(Math.abs(s[0] - one.stats[k][0]) <= 1e-6 * one.stats[k][0], 'rec, 1 vs 2 threads'));
   // The sparse path sums in a fixed order of features and rows; only the BLAS's encoder product may round differently.
-  assert.ok(stateDiff(sparseTwo.state, sparseOne.state).worst < 1e-5, `sparse, 1 vs 2 threads: ${stateDiff(sparseTwo.state, sparseOne.state).where}`);
+  assert.ok(stateDiff(sparseTwo.state, sparseOne.state).worst < tol, `sparse, 1 vs 2 threads: ${stateDiff(sparseTwo.state, sparseOne.state).where}`);
   assert.deepEqual(sparseTwo.stats.map((s) => s[1]), sparseOne.stats.map((s) => s[1]), 'sparse path L0, 1 vs 2 threads');
-  assert.ok(stateDiff(sparseOne.state, one.state).worst < 1e-5, `sparse vs dense: ${stateDiff(sparseOne.state, one.state).where}`);
+  assert.ok(stateDiff(sparseOne.state, one.state).worst < tol, `sparse vs dense: ${stateDiff(sparseOne.state, one.state).where}`);
 });
 
 test('path auto: dense while many features fire, sparse once few do, dense again when they fire again', { skip }, () => {
