@@ -1,4 +1,11 @@
-// The N-API face of SaeCore (sae_core.h): the class and functions of ADDON-API.md.
+// The N-API face of SaeCore (sae_core.h): the class and functions of ADDON-API.md, plus
+//   - new Sae({..., path?: 'auto' | 'dense' | 'sparse', maxChunkRows?: number}) (tests, benchmarks);
+//   - setState(s) with s.adam and s.sinceFired optional (a fresh start: zeros);
+//   - getArray(path) / setArray(path, values) / getSteps() / setSteps(steps): the state one array at
+//     a time (path 'weights.W_enc', 'adam.m.b_dec', 'adam.v.log_threshold', 'sinceFired'), so a
+//     checkpoint never needs a second whole copy of the state in memory;
+//   - bytes(), lastPath(), profile(); module functions estimateBytes(dIn, dSae, rows) and
+//     sgemmBench(m, n, k, reps, threads).
 // Every bad argument becomes a JS Error naming the method and the field; nothing here aborts.
 #include <napi.h>
 
@@ -75,6 +82,8 @@ class Sae : public Napi::ObjectWrap<Sae> {
                         InstanceMethod<&Sae::Step>("step"), InstanceMethod<&Sae::Evaluate>("evaluate"),
                         InstanceMethod<&Sae::DeadFraction>("deadFraction"), InstanceMethod<&Sae::Bytes>("bytes"),
                         InstanceMethod<&Sae::LastPath>("lastPath"), InstanceMethod<&Sae::Profile>("profile"),
+                        InstanceMethod<&Sae::GetArray>("getArray"), InstanceMethod<&Sae::SetArray>("setArray"),
+                        InstanceMethod<&Sae::GetSteps>("getSteps"), InstanceMethod<&Sae::SetSteps>("setSteps"),
                         InstanceMethod<&Sae::Dispose>("dispose")});
   }
 
@@ -126,37 +135,112 @@ class Sae : public Napi::ObjectWrap<Sae> {
     return *core_;
   }
 
+  // setState(state): weights required; adam and sinceFired optional (a fresh start: zero moments,
+  // step counts and counters, so a caller need not allocate 4 x d_in x d_sae zeros in JS).
   void SetState(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     sae::SaeCore& c = live(env, "setState");
     if (!info[0].IsObject()) fail(env, "Sae.setState: state must be an object");
     const Napi::Object s = info[0].As<Napi::Object>();
     // Validate everything first: a bad state leaves the old one untouched.
-    const Napi::Object groups[3] = {objectField(env, s, "weights", "state"),
-                                    objectField(env, objectField(env, s, "adam", "state"), "m", "state.adam"),
-                                    objectField(env, objectField(env, s, "adam", "state"), "v", "state.adam")};
+    const bool hasAdam = !s.Get("adam").IsUndefined(), hasSince = !s.Get("sinceFired").IsUndefined();
+    std::vector<Napi::Object> groups = {objectField(env, s, "weights", "state")};
+    if (hasAdam) {
+      const Napi::Object adam = objectField(env, s, "adam", "state");
+      groups.push_back(objectField(env, adam, "m", "state.adam"));
+      groups.push_back(objectField(env, adam, "v", "state.adam"));
+    }
     const char* groupNames[3] = {"state.weights.", "state.adam.m.", "state.adam.v."};
     std::vector<Napi::Float32Array> arrays;
-    for (int w = 0; w < 3; w++)
+    for (size_t w = 0; w < groups.size(); w++)
       for (int p = 0; p < N_PARAMS; p++)
         arrays.push_back(float32Array(env, groups[w].Get(PARAM_NAMES[p]), std::string("Sae.setState: ") +
                                           groupNames[w] + PARAM_NAMES[p], c.paramSize(Param(p)), true));
-    const Napi::Value stepsV = objectField(env, s, "adam", "state").Get("steps");
-    if (!stepsV.IsArray() || stepsV.As<Napi::Array>().Length() != sae::N_GROUPS)
-      fail(env, "Sae.setState: state.adam.steps must be an array of 3 step counts");
-    double steps[sae::N_GROUPS];
-    for (uint32_t g = 0; g < sae::N_GROUPS; g++) {
-      const Napi::Value v = stepsV.As<Napi::Array>().Get(g);
-      steps[g] = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
-      if (!(steps[g] >= 0 && std::floor(steps[g]) == steps[g]))
-        fail(env, "Sae.setState: state.adam.steps[" + std::to_string(g) + "] must be a non-negative integer");
-    }
+    double steps[sae::N_GROUPS] = {0, 0, 0};
+    if (hasAdam) readSteps(env, objectField(env, s, "adam", "state").Get("steps"), "Sae.setState: state.adam.steps", steps);
     const Napi::Float32Array since =
-        float32Array(env, s.Get("sinceFired"), "Sae.setState: state.sinceFired", c.config().dSae, true);
+        hasSince ? float32Array(env, s.Get("sinceFired"), "Sae.setState: state.sinceFired", c.config().dSae, true)
+                 : Napi::Float32Array();
     for (int w = 0; w < 3; w++)
-      for (int p = 0; p < N_PARAMS; p++) c.setArray(w, Param(p), arrays[w * N_PARAMS + p].Data());
+      for (int p = 0; p < N_PARAMS; p++) {
+        if (size_t(w) < groups.size()) c.setArray(w, Param(p), arrays[w * N_PARAMS + p].Data());
+        else c.zeroArray(w, Param(p));
+      }
     for (int g = 0; g < sae::N_GROUPS; g++) c.adamSteps[g] = steps[g];
-    std::copy(since.Data(), since.Data() + c.config().dSae, c.sinceFired());
+    if (hasSince) std::copy(since.Data(), since.Data() + c.config().dSae, c.sinceFired());
+    else std::fill(c.sinceFired(), c.sinceFired() + c.config().dSae, 0.f);
+  }
+
+  static void readSteps(Napi::Env env, Napi::Value v, const std::string& what, double* steps) {
+    if (!v.IsArray() || v.As<Napi::Array>().Length() != sae::N_GROUPS)
+      fail(env, what + " must be an array of 3 step counts");
+    for (uint32_t g = 0; g < sae::N_GROUPS; g++) {
+      const Napi::Value e = v.As<Napi::Array>().Get(g);
+      steps[g] = e.IsNumber() ? e.As<Napi::Number>().DoubleValue() : -1;
+      if (!(steps[g] >= 0 && std::floor(steps[g]) == steps[g]))
+        fail(env, what + "[" + std::to_string(g) + "] must be a non-negative integer");
+    }
+  }
+
+  // One array of the state by path ('weights.W_enc', 'adam.m.b_dec', 'adam.v.log_threshold',
+  // 'sinceFired'): a checkpoint can be written or read one array at a time, without a second
+  // copy of the whole state in JS. -1 / param: which (0 weights, 1 m, 2 v) and the parameter.
+  static bool parsePath(const std::string& path, int& which, int& param) {
+    const char* prefixes[3] = {"weights.", "adam.m.", "adam.v."};
+    for (which = 0; which < 3; which++)
+      if (path.rfind(prefixes[which], 0) == 0)
+        for (param = 0; param < N_PARAMS; param++)
+          if (path.substr(std::string(prefixes[which]).size()) == PARAM_NAMES[param]) return true;
+    which = -1;
+    return path == "sinceFired";
+  }
+
+  std::string pathArg(Napi::Env env, Napi::Value v, const char* method, int& which, int& param) {
+    const std::string path = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+    if (!parsePath(path, which, param))
+      fail(env, std::string("Sae.") + method + ": unknown array '" + path +
+                    "' (weights.<name>, adam.m.<name>, adam.v.<name> or sinceFired)");
+    return path;
+  }
+
+  Napi::Value GetArray(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    sae::SaeCore& c = live(env, "getArray");
+    int which, param;
+    pathArg(env, info[0], "getArray", which, param);
+    if (which < 0) {
+      Napi::Float32Array a = Napi::Float32Array::New(env, c.config().dSae);
+      std::copy(c.sinceFired(), c.sinceFired() + c.config().dSae, a.Data());
+      return a;
+    }
+    Napi::Float32Array a = Napi::Float32Array::New(env, c.paramSize(Param(param)));
+    c.getArray(which, Param(param), a.Data());
+    return a;
+  }
+
+  void SetArray(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    sae::SaeCore& c = live(env, "setArray");
+    int which, param;
+    const std::string path = pathArg(env, info[0], "setArray", which, param);
+    const size_t n = which < 0 ? size_t(c.config().dSae) : c.paramSize(Param(param));
+    const Napi::Float32Array a = float32Array(env, info[1], "Sae.setArray: " + path, n, true);
+    if (which < 0) std::copy(a.Data(), a.Data() + n, c.sinceFired());
+    else c.setArray(which, Param(param), a.Data());
+  }
+
+  Napi::Value GetSteps(const Napi::CallbackInfo& info) {
+    sae::SaeCore& c = live(info.Env(), "getSteps");
+    Napi::Array steps = Napi::Array::New(info.Env(), sae::N_GROUPS);
+    for (uint32_t g = 0; g < sae::N_GROUPS; g++) steps.Set(g, c.adamSteps[g]);
+    return steps;
+  }
+
+  void SetSteps(const Napi::CallbackInfo& info) {
+    sae::SaeCore& c = live(info.Env(), "setSteps");
+    double steps[sae::N_GROUPS];
+    readSteps(info.Env(), info[0], "Sae.setSteps: steps", steps);
+    for (int g = 0; g < sae::N_GROUPS; g++) c.adamSteps[g] = steps[g];
   }
 
   Napi::Value GetState(const Napi::CallbackInfo& info) {

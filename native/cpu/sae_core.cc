@@ -159,6 +159,10 @@ void SaeCore::setArray(int which, Param p, const float* src) {
   else std::memcpy(dst, src, paramSize(p) * sizeof(float));
 }
 
+void SaeCore::zeroArray(int which, Param p) {
+  std::memset(slots(which, value_, m_, v_)[p].data(), 0, paramSize(p) * sizeof(float));
+}
+
 void SaeCore::getArray(int which, Param p, float* dst) const {
   useThreads(0);
   const float* src = slots(which, const_cast<FloatBuffer*>(value_), const_cast<FloatBuffer*>(m_),

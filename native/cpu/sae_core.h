@@ -93,6 +93,7 @@ class SaeCore {
   // which: 0 = value, 1 = Adam m, 2 = Adam v.
   void setArray(int which, Param p, const float* src);
   void getArray(int which, Param p, float* dst) const;
+  void zeroArray(int which, Param p);
   double adamSteps[N_GROUPS] = {0, 0, 0};
   float* sinceFired() const { return sinceFired_.data(); }
 

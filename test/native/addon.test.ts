@@ -320,6 +320,39 @@ test('setState / getState round-trip every array exactly (W_enc is stored transp
   sae.dispose();
 });
 
+test('the state one array at a time, and setState without Adam state (a fresh start)', { skip }, () => {
+  const cfg: SaeConfig = { dIn: 6, dSae: 20, applyBDecToInput: true, bandwidth: 0.1 };
+  const rng = mulberry32(8);
+  const s = startState(cfg, rng);
+  const sae = newSae(cfg, 1);
+  sae.setState(s);
+  sae.step(batch(rng, 16, cfg.dIn), 16, 0.1, 1e-3); // non-zero moments and counters
+  const full = sae.getState() as EngineState;
+  for (const n of PARAM_NAMES) {
+    assert.deepEqual(sae.getArray(`weights.${n}`), full.weights[n]);
+    assert.deepEqual(sae.getArray(`adam.m.${n}`), full.adam.m[n]);
+    assert.deepEqual(sae.getArray(`adam.v.${n}`), full.adam.v[n]);
+  }
+  assert.deepEqual(sae.getArray('sinceFired'), full.sinceFired);
+  assert.deepEqual(sae.getSteps(), [1, 1, 1]);
+  // A fresh start: weights only, the rest zero.
+  sae.setState({ weights: s.weights });
+  assert.deepEqual(sae.getState(), s);
+  // Back, one array at a time.
+  for (const n of PARAM_NAMES) {
+    sae.setArray(`weights.${n}`, full.weights[n]);
+    sae.setArray(`adam.m.${n}`, full.adam.m[n]);
+    sae.setArray(`adam.v.${n}`, full.adam.v[n]);
+  }
+  sae.setArray('sinceFired', full.sinceFired);
+  sae.setSteps(full.adam.steps);
+  assert.deepEqual(sae.getState(), full);
+  assert.throws(() => sae.getArray('weights.W_foo'), /Sae.getArray: unknown array 'weights.W_foo'/);
+  assert.throws(() => sae.setArray('adam.m.b_enc', new Float32Array(3)), /Sae.setArray: adam.m.b_enc has 3 values, expected 20/);
+  assert.throws(() => sae.setSteps([1, -1, 1]), /Sae.setSteps: steps\[1\] must be a non-negative integer/);
+  sae.dispose();
+});
+
 test('bad arguments throw clear errors and leave the state untouched; a disposed Sae throws', { skip }, () => {
   const cfg: SaeConfig = { dIn: 4, dSae: 8, applyBDecToInput: true, bandwidth: 0.1 };
   const s = startState(cfg, mulberry32(1));
