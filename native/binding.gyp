@@ -5,6 +5,7 @@
   "variables": {
     "openblas_include%": "/usr/include/x86_64-linux-gnu",
     "openblas_lib%": "/usr/lib/x86_64-linux-gnu",
+    "march%": "",
   },
   "targets": [
     {
@@ -15,6 +16,7 @@
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
       "cflags_cc": ["-std=c++17", "-O3", "-fopenmp", "-fno-math-errno", "-fexceptions"],
+      "conditions": [["march!=''", {"cflags_cc": ["-march=<(march)"]}]],
       "libraries": ["-L<(openblas_lib)", "-Wl,-rpath,<(openblas_lib)", "-lopenblas", "-fopenmp", "-Wl,-z,now"],
     }
   ]

@@ -63,6 +63,21 @@ function nodedirArgs() {
   return existsSync(join(prefix, 'include', 'node', 'node_api.h')) ? [`--nodedir=${prefix}`] : [];
 }
 
+/**
+ * -march for the elementwise loops (the BLAS picks its own kernels at run time): x86-64-v3
+ * (AVX2, FMA) where the building CPU has it, as every x86 server of the last decade does;
+ * the baseline otherwise. SAE_NATIVE_MARCH overrides (e.g. "x86-64" for a portable build).
+ */
+function marchArgs() {
+  if (process.env.SAE_NATIVE_MARCH !== undefined) return process.env.SAE_NATIVE_MARCH ? [`-Dmarch=${process.env.SAE_NATIVE_MARCH}`] : [];
+  let flags = '';
+  try {
+    flags = /^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '';
+  } catch {}
+  const has = (f) => new RegExp(`\\b${f}\\b`).test(flags);
+  return ['avx2', 'fma', 'bmi1', 'bmi2', 'f16c', 'movbe', 'abm'].every(has) ? ['-Dmarch=x86-64-v3'] : [];
+}
+
 function upToDate() {
   if (!existsSync(ADDON_PATH)) return false;
   const built = statSync(ADDON_PATH).mtimeMs;
@@ -86,7 +101,7 @@ function main() {
     giveUp('node-gyp or node-addon-api is not installed (run npm ci)');
   }
   const args = [nodeGyp, 'rebuild', `--directory=${nativeDir}`, ...nodedirArgs(), '--',
-    `-Dopenblas_lib=${blas.lib}`, `-Dopenblas_include=${dirname(blas.header)}`];
+    `-Dopenblas_lib=${blas.lib}`, `-Dopenblas_include=${dirname(blas.header)}`, ...marchArgs()];
   const build = run(process.execPath, args, { cwd: nativeDir });
   mkdirSync(buildDir, { recursive: true });
   writeFileSync(logPath, `${[process.execPath, ...args].join(' ')}\n\n${build.out}`);
