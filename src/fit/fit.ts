@@ -15,6 +15,8 @@ import { minimizeLbfgs, type LbfgsResult } from './lbfgs.js';
 import { LAWS, closedFormPower, lossFn, type Law, type LawName, type LogData, type LossKind } from './laws.js';
 import type { FitPoint } from './points.js';
 import { quantile, resampleWeights, seededRandom } from './stats.js';
+import { DEFAULT_RULE, identify, type Identification, type IdentificationRule } from './identify.js';
+import { dataForEffective, describeRepetition, effectiveData } from './repetition.js';
 
 export interface ChinchillaGrid {
   alpha: number[];
@@ -56,6 +58,14 @@ export interface FitOptions {
   maxIterations?: number;
   /** Points per plotted curve. */
   curvePoints?: number;
+  /** Thresholds of the identification check (identify.ts). */
+  identification?: Partial<IdentificationRule>;
+  /**
+   * chinchilla with points that know their unique vectors U: fit the data term in
+   * Muennighoff et al.'s effective data (repetition.ts); optimal data sizes are converted
+   * back to vectors for `uniqueAvailable` unique vectors (default: the largest U).
+   */
+  repetition?: { rStar: number; uniqueAvailable?: number };
 }
 
 type Interval = [number, number] | null;
@@ -65,6 +75,7 @@ export interface FitOutcome {
   intervals: Record<string, Interval>;
   predictions: number[];
   optimalData: number[];
+  identification: Identification;
   warnings: string[];
   /** The fit.json object. */
   json: Record<string, unknown>;
@@ -90,6 +101,7 @@ export function fitLaw(points: FitPoint[], opts: FitOptions): FitOutcome {
   if (missing.length) warnings.push(`${missing.length} point(s) without a value (a diverged or failed run) left out: ${missing.map((p) => p.source).join('; ')}`);
   const kept = points.filter((p) => p.kept);
   checkEnoughPoints(law, points, kept);
+  const repetition = law.name === 'chinchilla' ? setEffectiveData(points, opts, warnings) : null;
   const data = toLogData(law, kept);
 
   const t0 = performance.now();
@@ -116,9 +128,17 @@ export function fitLaw(points: FitPoint[], opts: FitOptions): FitOutcome {
   const intervals: Record<string, Interval> = {};
   for (const name of law.paramNames) intervals[name] = band(boot.map((t) => law.toPublic(t)[name]));
 
+  const rule = { ...DEFAULT_RULE, ...opts.identification };
+  const identification = identify(law, best.theta, kept.map((p) => logFeatures(law, p)), params, intervals, axes(law, kept), rule);
+  if (!identification.identified) {
+    warnings.push(`the ${law.name} law is NOT identified by its data: ${identification.reasons.join('; ')}; ` +
+      'a decision taken from it must fall back to a stated rule');
+  }
+  warnings.push(...identification.design_warnings.map((w) => `design: ${w}`));
+
   const range = fittedRange(law, kept);
   const predicted = (opts.predictAt ?? []).map((p, i) => predictOne(law, best.theta, boot, p, i, range, band, warnings));
-  const optimal = (opts.optimalDataFor ?? []).map((N) => optimalOne(law, best.theta, boot, N, band, warnings));
+  const optimal = (opts.optimalDataFor ?? []).map((N) => optimalOne(law, best.theta, boot, N, band, warnings, repetition));
 
   const residuals = points.map((p) => law.logPredict(best.theta, logFeatures(law, p)) - Math.log(p.y));
   const json = {
@@ -134,8 +154,10 @@ export function fitLaw(points: FitPoint[], opts: FitOptions): FitOutcome {
     residuals: residuals.map(finiteOrNull),
     goodness: goodness(law, data, best.theta, best.objective),
     predictions: predicted,
-    curve: curves(law, best.theta, boot, kept, opts, band),
+    curve: curves(law, best.theta, boot, kept, opts, band, repetition),
     ...(law.name === 'chinchilla' ? { optimal_data: optimal } : {}),
+    identification,
+    ...(repetition ? { repetition: { model: repetition.model, r_star: repetition.rStar, unique_available: repetition.uniqueAvailable, max_measured_passes: repetition.maxPasses } } : {}),
     loss: lossKind === 'huber' ? { kind: 'huber', delta: opts.huberDelta ?? 1e-3 } : { kind: 'squared' },
     optimizer: {
       method: law.name === 'power' && lossKind === 'squared' ? 'closed-form least squares (log-log)' : 'L-BFGS, strong-Wolfe line search, analytic gradient',
@@ -155,6 +177,7 @@ export function fitLaw(points: FitPoint[], opts: FitOptions): FitOutcome {
     intervals,
     predictions: predicted.map((p) => p.y),
     optimalData: optimal.map((o) => o.D),
+    identification,
     warnings,
     json,
     timing: { fitSeconds, bootstrapSeconds, starts: best.starts },
@@ -181,12 +204,36 @@ function toLogData(law: Law, kept: FitPoint[]): LogData {
   return { features, logY: Float64Array.from(kept, (p) => Math.log(p.y)), weights: new Float64Array(kept.length).fill(1) };
 }
 
-function logFeatures(law: Law, p: { x?: number; N?: number; D?: number }): number[] {
-  return law.name === 'chinchilla' ? [Math.log(p.N!), Math.log(p.D!)] : [Math.log(p.x!)];
+/** Log features of a point; chinchilla's data term sees the effective data when repetition is modelled. */
+function logFeatures(law: Law, p: { x?: number; N?: number; D?: number; D_eff?: number }): number[] {
+  return law.name === 'chinchilla' ? [Math.log(p.N!), Math.log(p.D_eff ?? p.D!)] : [Math.log(p.x!)];
 }
 
 function pointCoords(law: Law, p: FitPoint): Record<string, number> {
-  return law.name === 'chinchilla' ? { N: p.N!, D: p.D! } : { x: p.x! };
+  if (law.name !== 'chinchilla') return { x: p.x! };
+  if (p.U === undefined) return { N: p.N!, D: p.D! };
+  return { N: p.N!, D: p.D!, U: p.U, passes: p.D! / p.U, D_effective: p.D_eff! };
+}
+
+function axes(law: Law, kept: FitPoint[]): Record<string, number[]> {
+  return law.name === 'chinchilla' ? { N: kept.map((p) => p.N!), D: kept.map((p) => p.D!) } : { x: kept.map((p) => p.x!) };
+}
+
+interface Repetition { model: string; rStar: number; uniqueAvailable: number; maxPasses: number }
+
+/** With unique counts on the points and the repetition option: every point's D_eff; else null (D is taken as fresh). */
+function setEffectiveData(points: FitPoint[], opts: FitOptions, warnings: string[]): Repetition | null {
+  const withU = points.filter((p) => p.U !== undefined);
+  if (!opts.repetition || withU.length === 0) {
+    if (withU.some((p) => p.D! > p.U!)) warnings.push('points repeat their data (D > U) but no repetition model is given: D is taken as fresh data');
+    return null;
+  }
+  const { rStar } = opts.repetition;
+  for (const p of points) p.D_eff = p.U === undefined ? p.D : effectiveData(p.D!, p.U, rStar);
+  const kept = points.filter((p) => p.kept);
+  const uniqueAvailable = opts.repetition.uniqueAvailable ?? Math.max(...kept.map((p) => p.U ?? 0));
+  const maxPasses = Math.max(...kept.map((p) => p.D! / (p.U ?? p.D!)));
+  return { model: describeRepetition(rStar), rStar, uniqueAvailable, maxPasses };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -381,16 +428,32 @@ export function optimalData(p: Record<string, number>, N: number): number {
   return cOver6 / N;
 }
 
-function optimalOne(law: Law, theta: Float64Array, boot: Float64Array[], N: number, band: (v: number[]) => Interval, warnings: string[]) {
+function optimalOne(
+  law: Law, theta: Float64Array, boot: Float64Array[], N: number, band: (v: number[]) => Interval, warnings: string[],
+  repetition: Repetition | null,
+) {
   if (law.name !== 'chinchilla') throw new Error('fit-law: optimal_data_for needs law: chinchilla');
   if (!(N > 0)) throw new Error(`fit-law: optimal_data_for value ${N} must be a positive model size`);
   const p = law.toPublic(theta);
-  const D = optimalData(p, N);
-  if (!Number.isFinite(D)) {
+  const effective = optimalData(p, N);
+  if (!Number.isFinite(effective)) {
     warnings.push(`no compute-optimal data size for N=${fmt(N)}: it needs alpha > 0 and beta > 0 (got ${p.alpha}, ${p.beta})`);
   }
-  const b = band(boot.map((t) => optimalData(law.toPublic(t), N)));
-  return { N, D: finiteOrNull(D) as number, C: finiteOrNull(6 * N * D), lo: b ? b[0] : null, hi: b ? b[1] : null };
+  // The law's D is effective data; the run needs vectors, repeating the unique ones available.
+  const toVectors = (d: number) => (repetition ? dataForEffective(d, repetition.uniqueAvailable, repetition.rStar) : d);
+  const D = toVectors(effective);
+  const b = band(boot.map((t) => toVectors(optimalData(law.toPublic(t), N))));
+  const out = { N, D: finiteOrNull(D) as number, C: finiteOrNull(6 * N * D), lo: b ? b[0] : null, hi: b ? b[1] : null };
+  if (!repetition) return out;
+  const passes = D / repetition.uniqueAvailable;
+  if (Number.isFinite(effective) && !Number.isFinite(D)) {
+    warnings.push(`the compute-optimal effective data for N=${fmt(N)} (${fmt(effective)}) is more than repeating ` +
+      `${fmt(repetition.uniqueAvailable)} unique vectors can give (at most ${fmt(repetition.uniqueAvailable * (1 + repetition.rStar))}): no data size`);
+  } else if (passes > repetition.maxPasses) {
+    warnings.push(`the compute-optimal data size for N=${fmt(N)} (${fmt(D)} vectors) makes ${fmt(passes)} passes over the ` +
+      `${fmt(repetition.uniqueAvailable)} unique vectors, beyond the ${fmt(repetition.maxPasses)} passes measured: the repetition model is extrapolated`);
+  }
+  return { ...out, D_effective: finiteOrNull(effective), passes: finiteOrNull(passes), beyond_measured_passes: passes > repetition.maxPasses };
 }
 
 function goodness(law: Law, data: LogData, theta: Float64Array, objective: number) {
@@ -408,7 +471,10 @@ function goodness(law: Law, data: LogData, theta: Float64Array, objective: numbe
 }
 
 /** Dense curves for plotting: power laws one curve in x; chinchilla one curve in D per distinct N (up to 12). */
-function curves(law: Law, theta: Float64Array, boot: Float64Array[], kept: FitPoint[], opts: FitOptions, band: (v: number[]) => Interval) {
+function curves(
+  law: Law, theta: Float64Array, boot: Float64Array[], kept: FitPoint[], opts: FitOptions, band: (v: number[]) => Interval,
+  repetition: Repetition | null,
+) {
   const m = opts.curvePoints ?? 60;
   const at = (lf: number[]) => {
     const b = band(boot.map((t) => Math.exp(law.logPredict(t, lf))));
@@ -421,9 +487,12 @@ function curves(law: Law, theta: Float64Array, boot: Float64Array[], kept: FitPo
   const Ns = [...new Set(kept.map((p) => p.N!))].sort((a, b) => a - b);
   if (Ns.length > 12) return undefined;
   const Ds = kept.map((p) => p.D!);
+  // With a repetition model the curve is drawn against vectors trained on, predicted from their effective data.
+  const U = repetition?.uniqueAvailable;
+  const effective = (D: number) => (repetition && U !== undefined ? effectiveData(D, U, repetition.rStar) : D);
   return Ns.map((N) => ({
     N,
-    points: logSpace(Math.min(...Ds), Math.max(...Ds), m).map((D) => ({ x: D, ...at([Math.log(N), Math.log(D)]) })),
+    points: logSpace(Math.min(...Ds), Math.max(...Ds), m).map((D) => ({ x: D, ...at([Math.log(N), Math.log(effective(D))]) })),
   }));
 }
 

@@ -11,6 +11,10 @@ export interface FitPoint {
   x?: number;
   N?: number;
   D?: number;
+  /** chinchilla: unique vectors among the D the run trained on (D / U passes). */
+  U?: number;
+  /** chinchilla with a repetition model: effective data (repetition.ts). */
+  D_eff?: number;
   y: number;
   kept: boolean;
   /** Filter that dropped the point: 'select_min_by' | 'x_range' | 'drop_highest'. */
@@ -26,6 +30,7 @@ export interface ListInput {
   N?: number[];
   D?: number[];
   C?: number[];
+  U?: number[];
 }
 
 export interface CsvInput {
@@ -58,8 +63,18 @@ export function pointsFromLists(law: LawName, input: ListInput): FitPoint[] {
   if (input.D) {
     const D = input.D;
     sameLength({ N, D, y });
-    return N.map((n, i) => ({ N: n, D: D[i], y: y[i], kept: true, source: `N[${i}]=${n}, D[${i}]=${D[i]}, y[${i}]=${y[i]}` }));
+    const points: FitPoint[] = N.map((n, i) => ({ N: n, D: D[i], y: y[i], kept: true, source: `N[${i}]=${n}, D[${i}]=${D[i]}, y[${i}]=${y[i]}` }));
+    if (input.U) {
+      const U = input.U;
+      sameLength({ N, U });
+      U.forEach((u, i) => {
+        if (!(u > 0)) throw new Error(`fit-law: U[${i}] = ${u} must be a positive number of unique vectors`);
+        points[i].U = u;
+      });
+    }
+    return points;
   }
+  if (input.U) throw new Error('fit-law: U (unique vectors per run) needs D (vectors trained on), not C');
   const C = required(input.C, 'D (or C)');
   sameLength({ N, C, y });
   return N.map((n, i) => ({ N: n, D: C[i] / (6 * n), y: y[i], kept: true, source: `N[${i}]=${n}, C[${i}]=${C[i]}, y[${i}]=${y[i]}` }));

@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Provenance } from '../util/provenance.js';
 import { loadInputs, type LoadedFit, type LoadedRun, type ReportParams } from './inputs.js';
-import { createSvgRenderer, fitPlotSpec, trainingCurvesSpec, type SvgRenderer } from './plots.js';
+import { createSvgRenderer, fitPlotSpec, frontierSpec, trainingCurvesSpec, type SvgRenderer } from './plots.js';
 import { collectWarnings, renderHtml, renderMarkdown, type RenderedPlot, type ReportModel } from './render.js';
 
 export interface BuiltReport {
@@ -46,17 +46,23 @@ export async function buildReport(
     trainingPlots.push(await drawTraining(renderer, [inputs.finalRun], names.take('training-final'), 'Training curves: final run'));
   }
 
+  const frontier = frontierSpec([...inputs.runs, ...(inputs.finalRun ? [inputs.finalRun] : [])], 'Held-out FVU against L0, every run');
+  const frontierPlot = frontier
+    ? { name: names.take('frontier'), title: 'Sparsity / fidelity frontier: held-out FVU against L0', svg: await renderer.render(frontier) }
+    : null;
+
   const model: ReportModel = {
     inputs,
     fitPlots,
     lrPlot,
     trainingPlots,
+    frontierPlot,
     warnings: collectWarnings(inputs),
     plotLibrary: renderer.versions,
   };
   const plotsDir = join(outDir, 'plots');
   mkdirSync(plotsDir, { recursive: true });
-  const allPlots = [...fitPlots.map((f) => f.plot), ...(lrPlot ? [lrPlot.plot] : []), ...trainingPlots];
+  const allPlots = [...fitPlots.map((f) => f.plot), ...(lrPlot ? [lrPlot.plot] : []), ...trainingPlots, ...(frontierPlot ? [frontierPlot] : [])];
   for (const p of allPlots) writeFileSync(join(plotsDir, p.name), p.svg);
   writeFileSync(join(outDir, 'report.html'), renderHtml(model));
   writeFileSync(join(outDir, 'report.md'), renderMarkdown(model));

@@ -54,6 +54,26 @@ export interface FitResult {
   predictions?: Prediction[];
   curve?: CurvePoint[];
   warnings?: string[];
+  /** fit-law / lr-law: whether the data pin the parameters down (src/fit/identify.ts). */
+  identification?: { identified: boolean; condition_number: number | null; reasons: string[]; design_warnings?: string[]; rule?: string };
+  /** lr-law: the per-width optima. */
+  optima?: Array<{ width: number; best_swept: number | null; optimum: number | null; interval: [number, number] | null; edge: string | null; note: string | null }>;
+  /** chinchilla with a repetition model. */
+  repetition?: { model: string; r_star: number; unique_available: number; max_measured_passes: number };
+}
+
+/** A decision taken from a law (decide / lr-law `decision` output). */
+export interface Decision {
+  name: string;
+  value: number;
+  source: 'law' | 'fallback';
+  law_value: number | null;
+  identified: boolean;
+  fallback_rule: string;
+  clamped: { from: number; to: number; rule: string } | null;
+  reasons: string[];
+  warnings: string[];
+  passes?: number;
 }
 
 export interface LoadedFit { path: string; fit: FitResult }
@@ -70,7 +90,7 @@ export interface TrainRecord {
   lambda?: number;
 }
 
-export type EvalRecord = Record<string, number | string | null | undefined>;
+export type EvalRecord = Record<string, number | string | boolean | null | undefined>;
 
 export interface LoadedRun {
   path: string;
@@ -79,6 +99,8 @@ export interface LoadedRun {
   config: Record<string, unknown> | null;
   train: TrainRecord[];
   eval: EvalRecord | null;
+  /** The `run` record: data (train_rows, unique_samples, passes) and sparsity (target_l0, lambda_end, resampled). */
+  run: EvalRecord | null;
 }
 
 export interface BudgetRow { item: string; flops: number | null; hours?: number | null; note?: string }
@@ -98,6 +120,8 @@ export interface ReportParams {
   runs?: Array<string | string[]>;
   final_run?: string;
   final_eval?: Record<string, unknown>;
+  decisions?: Decision[];
+  dead_warning?: number;
   notes?: string;
 }
 
@@ -111,6 +135,9 @@ export interface ReportInputs {
   finalRun: LoadedRun | null;
   /** params.final_eval, else the final run's eval line. */
   finalEval: EvalRecord | null;
+  decisions: Decision[];
+  /** Dead-latent fraction above which a run is flagged. */
+  deadWarning: number;
   /** From the final run's config, else the first run that names one. */
   backend: string | null;
   provenance: Provenance | null;
@@ -137,6 +164,8 @@ export function loadInputs(params: ReportParams, pipelineDir: string, provenance
     runs,
     finalRun,
     finalEval,
+    decisions: params.decisions ?? [],
+    deadWarning: params.dead_warning ?? 0.1,
     backend: findBackend(finalRun, runs),
     provenance: provenance ?? null,
     versions: readVersions(),
@@ -222,6 +251,7 @@ export function loadRun(path: string): LoadedRun {
   let config: Record<string, unknown> | null = null;
   const train: TrainRecord[] = [];
   let evalRec: EvalRecord | null = null;
+  let runRec: EvalRecord | null = null;
   lines.forEach((line, i) => {
     if (line.trim() === '') return;
     const where = `metrics file ${path} line ${i + 1}`;
@@ -235,11 +265,12 @@ export function loadRun(path: string): LoadedRun {
     if (rec.type === 'config') config = rec;
     else if (rec.type === 'train') train.push(toTrainRecord(rec, where));
     else if (rec.type === 'eval') evalRec = toEvalRecord(rec, where);
+    else if (rec.type === 'run') runRec = toEvalRecord(rec, where);
     // Other record types (added by later versions of train-sae) are not the report's business.
   });
   const cfg = config as Record<string, unknown> | null;
   const label = typeof cfg?.instance === 'string' ? cfg.instance : basename(dirname(path));
-  return { path, label, config: cfg, train, eval: evalRec };
+  return { path, label, config: cfg, train, eval: evalRec, run: runRec };
 }
 
 function toTrainRecord(rec: Record<string, unknown>, where: string): TrainRecord {
@@ -251,8 +282,8 @@ function toEvalRecord(rec: Record<string, unknown>, where: string): EvalRecord {
   const out: EvalRecord = {};
   for (const [k, v] of Object.entries(rec)) {
     if (k === 'type') continue;
-    if (v !== null && typeof v !== 'number' && typeof v !== 'string') {
-      throw new Error(`report: ${where}: eval field "${k}" must be a number, string or null, got ${JSON.stringify(v)}`);
+    if (v !== null && typeof v !== 'number' && typeof v !== 'string' && typeof v !== 'boolean') {
+      throw new Error(`report: ${where}: eval field "${k}" must be a number, string, boolean or null, got ${JSON.stringify(v)}`);
     }
     out[k] = v;
   }

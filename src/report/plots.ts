@@ -331,6 +331,28 @@ export function trainingCurvesSpec(runs: LoadedRun[], title: string): Spec {
   };
 }
 
+/** Held-out FVU against held-out L0, one point per run, coloured by width: the frontier the runs trace. */
+export function frontierSpec(runs: LoadedRun[], title: string): Spec | null {
+  const rows = runs
+    .filter((r) => typeof r.eval?.l0 === 'number' && typeof r.eval?.fvu === 'number' && (r.eval.fvu as number) > 0)
+    .map((r) => ({ run: r.label, l0: r.eval!.l0 as number, fvu: r.eval!.fvu as number, d_sae: String(r.config?.d_sae ?? '?') }));
+  if (rows.length < 2) return null;
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: { text: title, anchor: 'start', fontSize: 16 },
+    width: 520,
+    height: 320,
+    data: { values: rows },
+    mark: { type: 'point', filled: true, size: 60 },
+    encoding: {
+      x: { field: 'l0', type: 'quantitative', scale: { type: 'log' }, axis: { title: axisLabel('l0', 'L0'), format: '~g' } },
+      y: { field: 'fvu', type: 'quantitative', scale: { type: 'log' }, axis: { title: axisLabel('fvu', 'FVU'), format: '~g' } },
+      color: { field: 'd_sae', type: 'nominal', title: 'd_sae', sort: { field: 'd_sae' } },
+      tooltip: [{ field: 'run', type: 'nominal' }, { field: 'l0', type: 'quantitative', format: '.3~g' }, { field: 'fvu', type: 'quantitative', format: '.3~g' }],
+    },
+  };
+}
+
 // ---------------------------------------------------------------------------------------
 // Rendering: Vega-Lite -> Vega -> SVG, in Node, no browser
 // ---------------------------------------------------------------------------------------

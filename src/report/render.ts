@@ -6,7 +6,7 @@
  * Every piece of text that comes from inputs is escaped (HTML entities in the HTML;
  * code spans or entity/pipe escapes in the Markdown).
  */
-import type { EvalRecord, FitResult, LoadedFit, LoadedRun, Prediction, ReportInputs } from './inputs.js';
+import type { Decision, EvalRecord, FitResult, LoadedFit, LoadedRun, Prediction, ReportInputs } from './inputs.js';
 import { EXTRAPOLATION_FLAG, formatNumber } from './plots.js';
 
 export interface RenderedPlot {
@@ -26,6 +26,8 @@ export interface ReportModel {
   fitPlots: Array<{ fit: LoadedFit; plot: RenderedPlot }>;
   lrPlot: { fit: LoadedFit; plot: RenderedPlot } | null;
   trainingPlots: RenderedPlot[];
+  /** FVU against L0 of every run: the sparsity / fidelity frontier. */
+  frontierPlot: RenderedPlot | null;
   warnings: ReportWarning[];
   plotLibrary: { vega: string; vegaLite: string };
 }
@@ -36,6 +38,7 @@ export interface ReportModel {
 
 export function collectWarnings(inputs: ReportInputs): ReportWarning[] {
   const out: ReportWarning[] = [];
+  for (const d of inputs.decisions) for (const w of d.warnings) out.push({ source: `decision: ${d.name}`, message: w });
   const fits = [...inputs.lossFits, ...(inputs.lrFit ? [inputs.lrFit] : [])];
   for (const { fit } of fits) {
     const source = `fit ${fit.y_label ?? 'y'} vs ${fit.x_label ?? 'x'}`;
@@ -56,6 +59,28 @@ export function collectWarnings(inputs: ReportInputs): ReportWarning[] {
   for (const run of [...inputs.runs, ...(inputs.finalRun ? [inputs.finalRun] : [])]) {
     if (!run.config) out.push({ source: run.path, message: 'metrics file has no config line; run labelled by its folder name' });
     if (!run.eval) out.push({ source: run.label, message: 'run has no eval record (unfinished or crashed?)' });
+    if (run.run?.l0_within_tolerance === false) {
+      out.push({ source: run.label, message: `held-out L0 ${formatNumber(run.eval?.l0 as number)} is outside the tolerance of its target_l0 ${formatNumber(run.run.target_l0 as number)}` });
+    }
+  }
+  out.push(...deadLatentWarnings(inputs));
+  return out;
+}
+
+/** Runs whose held-out dead-latent fraction is above the threshold: the final run by name, the others counted. */
+function deadLatentWarnings(inputs: ReportInputs): ReportWarning[] {
+  const limit = inputs.deadWarning;
+  const dead = (ev: EvalRecord | null | undefined) => (typeof ev?.dead_frac === 'number' ? ev.dead_frac : null);
+  const out: ReportWarning[] = [];
+  const finalDead = dead(inputs.finalEval);
+  if (finalDead !== null && finalDead > limit) {
+    out.push({ source: 'final SAE', message: `DEAD LATENTS: ${formatNumber(100 * finalDead)}% of the latents never fired on the held-out rows ` +
+      `(threshold ${formatNumber(100 * limit)}%); a remedy: train-sae resample_dead_every` });
+  }
+  const flagged = inputs.runs.filter((r) => (dead(r.eval) ?? 0) > limit);
+  if (flagged.length) {
+    out.push({ source: 'sweep runs', message: `DEAD LATENTS: ${flagged.length} of ${inputs.runs.length} runs have more than ` +
+      `${formatNumber(100 * limit)}% dead latents on the held-out rows (${flagged.map((r) => r.label).slice(0, 6).join(', ')}${flagged.length > 6 ? ', ...' : ''})` });
   }
   return out;
 }
@@ -119,6 +144,35 @@ export function fitSummaryLine(fit: LoadedFit['fit']): string {
   );
 }
 
+/** Whether the law is identified, in one line (empty for fits made before the check existed). */
+export function identificationLine(fit: FitResult): string {
+  const id = fit.identification;
+  if (!id) return '';
+  const cond = `condition number ${formatNumber(id.condition_number)}`;
+  return id.identified ? `Identified (${cond}; ${id.rule ?? ''}).` : `NOT identified (${cond}): ${id.reasons.join('; ')}.`;
+}
+
+/** lr-law: per width, the swept best, the parabola optimum with its interval, and edges. */
+export function optimaTable(fit: FitResult): Table | null {
+  if (!fit.optima?.length) return null;
+  const rows = fit.optima.map((o) => [
+    formatNumber(o.width), formatNumber(o.best_swept), formatNumber(o.optimum), intervalText(o.interval?.[0], o.interval?.[1]),
+    o.edge ? `⚠ ${o.edge} edge` : '', o.note ?? '',
+  ]);
+  return { head: ['d_sae', 'best swept lr', 'optimum (parabola in log lr)', 'interval', 'edge', 'note'], rows };
+}
+
+/** The values the final run used: from a law or from a stated fallback, clamped or not. */
+export function decisionsTable(decisions: Decision[]): Table | null {
+  if (!decisions.length) return null;
+  const rows = decisions.map((d) => [
+    d.name, formatNumber(d.value), d.source === 'law' ? 'law' : `⚠ fallback: ${d.fallback_rule}`, formatNumber(d.law_value),
+    d.identified ? 'yes' : 'no', d.clamped ? `⚠ ${formatNumber(d.clamped.from)} → ${formatNumber(d.clamped.to)} (${d.clamped.rule})` : 'no',
+    typeof d.passes === 'number' ? formatNumber(d.passes) : '—',
+  ]);
+  return { head: ['decision', 'value used', 'source', "law's value", 'law identified', 'clamped', 'passes'], rows };
+}
+
 export function predictionsTable(fit: LoadedFit['fit']): Table {
   const rows = (fit.predictions ?? []).map((p) => {
     const far = (p.extrapolation ?? 0) > EXTRAPOLATION_FLAG;
@@ -153,19 +207,25 @@ export function runsTable(runs: LoadedRun[]): Table {
     return typeof v === 'number' ? formatNumber(v) : '—';
   };
   const lambda = (r: LoadedRun) => (r.config?.lambda !== undefined ? cfg(r, 'lambda') : cfg(r, 'l1_coefficient'));
+  const run = (r: LoadedRun, k: string) => {
+    const v = r.run?.[k];
+    return typeof v === 'number' ? formatNumber(v) : '—';
+  };
   const rows = runs.map((r) => [
     r.label,
     cfg(r, 'd_sae'),
     cfg(r, 'n_samples'),
+    run(r, 'passes'),
     cfg(r, 'steps'),
     cfg(r, 'lr'),
-    lambda(r),
+    typeof r.run?.lambda_end === 'number' ? formatNumber(r.run.lambda_end) : lambda(r),
+    run(r, 'target_l0'),
     ev(r, 'mse'),
     ev(r, 'l0'),
     ev(r, 'fvu'),
     ev(r, 'dead_frac'),
   ]);
-  return { head: ['run', 'd_sae', 'vectors', 'steps', 'lr', 'λ', 'eval MSE', 'eval L0', 'eval FVU', 'dead'], rows };
+  return { head: ['run', 'd_sae', 'vectors', 'passes', 'steps', 'lr', 'λ (end)', 'target L0', 'eval MSE', 'eval L0', 'eval FVU', 'dead'], rows };
 }
 
 export function provenanceTables(model: ReportModel): { facts: Table; upstream: Table | null } {
@@ -217,7 +277,10 @@ function htmlFitSection({ fit, plot }: { fit: LoadedFit; plot: RenderedPlot }): 
   return [
     htmlFigure(plot),
     `<p class="fit-summary">${escapeHtml(fitSummaryLine(f))}</p>`,
+    identificationLine(f) ? `<p class="identification">${escapeHtml(identificationLine(f))}</p>` : '',
+    f.repetition ? `<p class="repetition">Repetition: ${escapeHtml(f.repetition.model)}; the runs made up to ${escapeHtml(formatNumber(f.repetition.max_measured_passes))} passes.</p>` : '',
     htmlTable(fitParamsTable(f)),
+    optimaTable(f) ? `<h4>Optimum per width</h4>${htmlTable(optimaTable(f)!)}` : '',
     preds.rows.length ? `<h4>Predictions</h4>${htmlTable(preds, 'predictions')}` : '',
     fitWarnings.length ? `<ul class="warnings">${fitWarnings.map((w) => `<li>⚠ ${escapeHtml(w)}</li>`).join('')}</ul>` : '',
     `<p class="source">source: <code>${escapeHtml(fit.path)}</code></p>`,
@@ -241,6 +304,8 @@ export function renderHtml(model: ReportModel): string {
   const sections: Array<{ id: string; title: string; body: string }> = [];
   sections.push({ id: 'summary', title: 'Summary', body: htmlSummary(model) });
   sections.push({ id: 'warnings', title: 'Warnings', body: htmlWarnings(model.warnings) });
+  const decisions = decisionsTable(inputs.decisions);
+  if (decisions) sections.push({ id: 'decisions', title: 'Decisions: what the final run used', body: htmlTable(decisions) });
   if (model.fitPlots.length) {
     sections.push({
       id: 'scaling-laws',
@@ -249,6 +314,7 @@ export function renderHtml(model: ReportModel): string {
     });
   }
   if (model.lrPlot) sections.push({ id: 'lr-law', title: 'Learning-rate law', body: htmlFitSection(model.lrPlot) });
+  if (model.frontierPlot) sections.push({ id: 'frontier', title: 'Sparsity / fidelity frontier', body: htmlFigure(model.frontierPlot) });
   if (inputs.finalEval) {
     sections.push({ id: 'final-sae', title: 'Final SAE', body: htmlFinalSae(inputs) });
   }
@@ -325,6 +391,9 @@ function summaryRows(model: ReportModel): string[][] {
       rows.push([`predicted ${fit.y_label ?? 'y'} at ${predictionAt(fit, p)}`, `${formatNumber(p.y)}${iv === '—' ? '' : ` ${iv}`}${far}`]);
     }
   }
+  for (const d of model.inputs.decisions) {
+    rows.push([`decided: ${d.name}`, `${formatNumber(d.value)} (${d.source === 'law' ? 'from the law' : 'FALLBACK'}${d.clamped ? ', CLAMPED' : ''})`]);
+  }
   const runs = model.inputs.runs.length + (model.inputs.finalRun ? 1 : 0);
   if (runs) rows.push(['training runs shown', String(runs)]);
   return rows;
@@ -368,8 +437,11 @@ function mdFit({ fit, plot }: { fit: LoadedFit; plot: RenderedPlot }): string[] 
     '',
     escapeMarkdown(fitSummaryLine(fit.fit)),
     '',
+    ...(identificationLine(fit.fit) ? [escapeMarkdown(identificationLine(fit.fit)), ''] : []),
+    ...(fit.fit.repetition ? [escapeMarkdown(`Repetition: ${fit.fit.repetition.model}; the runs made up to ${formatNumber(fit.fit.repetition.max_measured_passes)} passes.`), ''] : []),
     mdTable(fitParamsTable(fit.fit)),
     '',
+    ...(optimaTable(fit.fit) ? ['Optimum per width:', '', mdTable(optimaTable(fit.fit)!), ''] : []),
     ...(preds.rows.length ? ['Predictions:', '', mdTable(preds), ''] : []),
     ...(fit.fit.warnings ?? []).map((w) => `- ⚠ ${escapeMarkdown(w)}`),
   ];
@@ -386,11 +458,14 @@ export function renderMarkdown(model: ReportModel): string {
   if (model.warnings.length) out.push(...model.warnings.map((w) => `- ⚠ **${escapeMarkdown(w.source)}**: ${escapeMarkdown(w.message)}`));
   else out.push('No warnings from the fits, the budget or the runs.');
   out.push('');
+  const decisions = decisionsTable(inputs.decisions);
+  if (decisions) out.push('## Decisions: what the final run used', '', mdTable(decisions), '');
   if (model.fitPlots.length) {
     out.push('## Scaling laws: loss against size and data', '');
     for (const fp of model.fitPlots) out.push(`### ${escapeMarkdown(fp.plot.title)}`, '', ...mdFit(fp), '');
   }
   if (model.lrPlot) out.push('## Learning-rate law', '', ...mdFit(model.lrPlot), '');
+  if (model.frontierPlot) out.push('## Sparsity / fidelity frontier', '', mdImage(model.frontierPlot), '');
   if (inputs.finalEval) {
     out.push('## Final SAE', '');
     if (inputs.finalRun) out.push(`Run \`${inputs.finalRun.label.replace(/`/g, "'")}\`.`, '');

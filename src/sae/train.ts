@@ -119,7 +119,7 @@ export async function trainSae(run: TrainRun, data: TrainData, io: TrainIo, hook
     metrics.start(configRecord(run, data.dIn, engine.info), resumed ? resumed.step : null);
     await trainLoop({ run, data, io, hooks, engine, metrics, checkpoints, startStep: resumed?.step ?? 0 });
     const { weights } = await engine.snapshot();
-    const evalResult = await evaluateHeldOut(engine, run, data, weights);
+    const evalResult = await evaluateHeldOut(engine, run, data, weights, hooks);
     metrics.write({ type: 'eval', ...evalResult });
     const saeDir = exportSae(io, run, data.dIn, weights, evalResult, engine.info);
     return { eval: evalResult, backend: engine.info, saeDir, metricsFile: 'metrics.jsonl', weights };
@@ -264,7 +264,7 @@ function configRecord(run: TrainRun, dIn: number, engine: EngineInfo): Record<st
     batch_size: p.batch_size, lr: p.lr, lambda: p.l0_coefficient, backend: engine.name, device: engine.device, threads: engine.threads };
 }
 
-async function evaluateHeldOut(engine: SaeEngine, run: TrainRun, data: TrainData, weights: SaeWeights): Promise<EvalResult> {
+async function evaluateHeldOut(engine: SaeEngine, run: TrainRun, data: TrainData, weights: SaeWeights, hooks: TrainHooks): Promise<EvalResult> {
   const p = run.params;
   const acc = new EvalAccumulator(data.dIn, p.d_sae);
   for await (const { x, rows } of data.evalBatches()) {
@@ -274,7 +274,8 @@ async function evaluateHeldOut(engine: SaeEngine, run: TrainRun, data: TrainData
   const ev = acc.result();
   const gt = run.groundTruth;
   const rcv = gt ? recovery(gt.features, gt.n, weights.W_dec, p.d_sae, data.dIn) : null;
-  const lambdaEnd = lambdaAt(run.steps - 1, p.l0_warmup_steps ?? run.steps, p.l0_coefficient);
+  const scheduledEnd = lambdaAt(run.steps - 1, p.l0_warmup_steps ?? run.steps, p.l0_coefficient);
+  const lambdaEnd = hooks.lambda ? hooks.lambda(run.steps - 1, scheduledEnd) : scheduledEnd;
   return {
     step: run.steps, rows: ev.rows, mse: ev.mse, l0: ev.l0, fvu: ev.fvu, dead_frac: ev.dead_frac,
     total_loss: ev.mse + lambdaEnd * ev.l0,

@@ -26,6 +26,18 @@ const Params = Type.Object(
     N: Type.Optional(Values),
     D: Type.Optional(Values),
     C: Type.Optional(Values),
+    U: Type.Optional(Type.Array(Type.Number(), {
+      description: 'chinchilla: unique vectors each run trained on (train-sae `unique_samples`); with it the data term is fitted in effective data (repetition_r_star)',
+    })),
+    repetition_r_star: Type.Number({
+      exclusiveMinimum: 0,
+      default: 15.4,
+      description: "Muennighoff et al.'s R*: effective data D' = U + U R* (1 - exp(-(D/U - 1)/R*)); 15.4 is their language-model value, an assumption here",
+    }),
+    unique_available: Type.Optional(Type.Number({
+      exclusiveMinimum: 0,
+      description: 'chinchilla with U: unique vectors the planned run can draw on (train-sae `train_rows`); optimal data sizes are converted to vectors with it (default: the largest U)',
+    })),
     csv: Type.Optional(Type.String({ description: 'CSV file, relative to the pipeline folder (instead of the lists)' })),
     x_column: Columns('x'),
     y_column: Columns('y (chinchilla default: "loss")'),
@@ -63,13 +75,16 @@ const Params = Type.Object(
     x_label: Type.Optional(Type.String()),
     y_label: Type.Optional(Type.String()),
     max_iterations: Type.Integer({ minimum: 1, default: 1000, description: 'L-BFGS iterations per start' }),
+    max_condition: Type.Number({ exclusiveMinimum: 0, default: 1e3, description: 'Identified only if the column-scaled condition number of the Jacobian is at most this' }),
+    max_interval_ratio: Type.Number({ exclusiveMinimum: 1, default: 100, description: "Identified only if every positive coefficient's interval has hi / lo at most this" }),
+    max_exponent_width: Type.Number({ exclusiveMinimum: 0, default: 1, description: "Identified only if every exponent's interval is at most this many times |exponent| wide" }),
   },
   { additionalProperties: false },
 );
 
 export default defineStage({
   name: 'fit-law',
-  version: '1',
+  version: '2',
   description:
     'Fits a scaling law in log space (closed-form least squares for a power law; L-BFGS with analytic gradients from a ' +
     "grid of starts, Huber loss on log residuals for Chinchilla's law), with seeded bootstrap intervals, goodness of fit, " +
@@ -80,7 +95,9 @@ export default defineStage({
     params: { kind: 'value', description: '{a, b} / {a, b, c} / {E, A, B, alpha, beta}' },
     intervals: { kind: 'value', description: 'Bootstrap percentile interval [lo, hi] per parameter (null if none)' },
     predictions: { kind: 'value', description: 'Predicted y at each predict_at entry, in order' },
-    optimal_data: { kind: 'value', description: 'chinchilla: D_opt(N) for each optimal_data_for entry; [] otherwise' },
+    optimal_data: { kind: 'value', description: 'chinchilla: D_opt(N) for each optimal_data_for entry (vectors; null if none); [] otherwise' },
+    identified: { kind: 'value', description: 'Whether the data pin the parameters down (condition number and interval widths within the limits)' },
+    identification: { kind: 'value', description: '{identified, condition_number, interval_spread, points_per_parameter, span, reasons, design_warnings, rule}' },
     warnings: { kind: 'value', description: 'Non-convergence, extrapolation and degenerate-data warnings' },
   },
   inputFiles: (p) => (p.csv ? [p.csv] : []),
@@ -103,6 +120,8 @@ export default defineStage({
       xLabel: p.x_label ?? (p.law === 'chinchilla' ? p.N_column : p.x_column),
       yLabel: p.y_label ?? p.y_column,
       maxIterations: p.max_iterations,
+      identification: { maxCondition: p.max_condition, maxIntervalRatio: p.max_interval_ratio, maxExponentWidth: p.max_exponent_width },
+      repetition: p.U ? { rStar: p.repetition_r_star, uniqueAvailable: p.unique_available } : undefined,
     });
     const kept = points.filter((q) => q.kept).length;
     const shown = Object.entries(result.params).map(([k, v]) => `${k}=${v.toPrecision(5)}`).join(' ');
@@ -115,6 +134,8 @@ export default defineStage({
       intervals: result.intervals as Json,
       predictions: result.predictions,
       optimal_data: result.optimalData,
+      identified: result.identification.identified,
+      identification: result.identification as unknown as Json,
       warnings: result.warnings,
     };
   },
@@ -123,6 +144,7 @@ export default defineStage({
 type FitParams = {
   law: 'power' | 'power_plus_constant' | 'chinchilla';
   x?: (number | null)[]; y?: (number | null)[]; N?: (number | null)[]; D?: (number | null)[]; C?: (number | null)[];
+  U?: number[];
   csv?: string; x_column?: string; y_column?: string; N_column?: string; D_column?: string; C_column?: string;
 };
 
@@ -137,7 +159,7 @@ function gatherPoints(p: FitParams, pipelineDir: string): FitPoint[] {
     });
   }
   const list = (v?: (number | null)[]) => v?.map(nullToNaN);
-  return pointsFromLists(p.law, { x: list(p.x), y: list(p.y), N: list(p.N), D: list(p.D), C: list(p.C) });
+  return pointsFromLists(p.law, { x: list(p.x), y: list(p.y), N: list(p.N), D: list(p.D), C: list(p.C), U: p.U });
 }
 
 function nullToNaN(v: number | null): number {

@@ -13,6 +13,8 @@ import shell from './shell.js';
 import flopBudget from './flop-budget.js';
 import fitLawStage from './fit-law.js';
 import hfDownload from './hf-download.js';
+import lrLaw from './lr-law.js';
+import decideStage from './decide.js';
 // (stage imports: one line per stage module, above this comment)
 
 export const allStageTypes: StageType<any>[] = [
@@ -25,5 +27,7 @@ export const allStageTypes: StageType<any>[] = [
   flopBudget,
   fitLawStage,
   hfDownload,
+  lrLaw,
+  decideStage,
   // (stage entries: one line per stage type, above this comment)
 ];

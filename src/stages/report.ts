@@ -18,6 +18,23 @@ const BudgetRow = Type.Object({
   note: Type.Optional(Type.String()),
 });
 
+/** A decide / lr-law `decision` output. */
+const DecisionRecord = Type.Object(
+  {
+    name: Type.String(),
+    value: Type.Number(),
+    source: Type.Union([Type.Literal('law'), Type.Literal('fallback')]),
+    law_value: Type.Union([Type.Number(), Type.Null()]),
+    identified: Type.Boolean(),
+    fallback_rule: Type.String(),
+    clamped: Type.Union([Type.Object({ from: Type.Number(), to: Type.Number(), rule: Type.String() }), Type.Null()]),
+    reasons: Type.Array(Type.String()),
+    warnings: Type.Array(Type.String()),
+    passes: Type.Optional(Type.Number()),
+  },
+  { additionalProperties: true },
+);
+
 const Params = Type.Object({
   title: Type.String({ description: 'report title' }),
   budget: Type.Optional(
@@ -31,12 +48,16 @@ const Params = Type.Object({
   runs: Type.Optional({ ...PathList, description: 'metrics.jsonl files of the small runs' }),
   final_run: Type.Optional(Type.String({ description: 'metrics.jsonl of the final training' })),
   final_eval: Type.Optional(Type.Object({}, { description: "the final SAE's eval object (mse, l0, fvu, ...)" })),
+  decisions: Type.Optional(Type.Array(DecisionRecord, {
+    description: 'decision records (decide / lr-law `decision` outputs): the values the final run used, every fallback and clamp',
+  })),
+  dead_warning: Type.Number({ minimum: 0, maximum: 1, default: 0.1, description: 'Flag runs whose held-out dead-latent fraction is above this' }),
   notes: Type.Optional(Type.String({ description: 'free text shown under the title' })),
 });
 
 export default defineStage({
   name: 'report',
-  version: '1',
+  version: '2',
   description: 'Self-contained HTML report and Markdown summary with Vega-Lite plots (SVG)',
   params: Params,
   outputs: {

@@ -11,6 +11,8 @@ import { openStore, BatchLoader } from '../data/loader.js';
 import { DivergenceError, trainSae, type TrainData } from '../sae/train.js';
 import { readSaeLens, unfoldNormalisation } from '../sae/export.js';
 import { readSafetensors } from '../sae/safetensors.js';
+import { trainingHooks } from '../sae/train-hooks.js';
+import { runRecord } from '../sae/run-record.js';
 
 /** Seed notebook: 128,000 steps when neither steps nor n_samples is given. */
 export const SEED_STEPS = 128_000;
@@ -57,17 +59,24 @@ export async function runTrainSae(ctx: StageContext<Params>): Promise<StageOutpu
   }
   // The runner's GPU slot (ctx.env.CUDA_VISIBLE_DEVICES) is already in process.env: train-sae is heavy, so it runs in a child
   // process started with ctx.env, and the CUDA engine sees only the granted devices.
+  const trainRows = openStore(at(p.store)).rows - p.eval_rows;
+  const resampleRows = new BatchLoader(openStore(at(p.store)), { scale: 1 / p.norm_scale, evalRows: p.eval_rows, batchSize: p.batch_size,
+    seed: p.seed + 1, shuffle: true, split: 'train', prefetch: 0 });
+  const hooked = trainingHooks(p, steps, p.l0_warmup_steps ?? steps, data.dIn, () => resampleRows.next(), (m) => ctx.log(m));
   try {
-    const r = await trainSae({ params: p, steps, initFrom, groundTruth, instance: ctx.instance }, data, ctx);
+    const r = await trainSae({ params: p, steps, initFrom, groundTruth, instance: ctx.instance }, data, ctx, hooked.hooks);
+    const record = runRecord(p, steps, trainRows, r.eval.l0, hooked.summary(), join(ctx.outDir, r.metricsFile), ctx.log);
     return {
-      sae: r.saeDir, metrics: r.metricsFile, eval: { ...r.eval }, loss: r.eval.total_loss, mse: r.eval.mse, fvu: r.eval.fvu, l0: r.eval.l0,
+      sae: r.saeDir, metrics: r.metricsFile, eval: { ...r.eval, ...record }, loss: r.eval.total_loss, mse: r.eval.mse, fvu: r.eval.fvu, l0: r.eval.l0,
       d_sae: p.d_sae, n_samples: steps * p.batch_size, steps, lr: p.lr, backend: { ...r.backend },
+      unique_samples: record.unique_samples, passes: record.passes, train_rows: trainRows, lambda: record.lambda_end,
     };
   } catch (e) {
     if (!(e instanceof DivergenceError) || p.on_divergence !== 'record') throw e;
     return recordDivergence(ctx, steps, e);
   } finally {
     data.train.close();
+    resampleRows.close();
   }
 }
 
@@ -90,6 +99,7 @@ function recordDivergence(ctx: StageContext<Params>, steps: number, e: Divergenc
   return {
     sae: 'sae', metrics: 'metrics.jsonl', eval: evalResult, loss: null, mse: null, fvu: null, l0: null,
     d_sae: p.d_sae, n_samples: steps * p.batch_size, steps, lr: p.lr, backend: null,
+    unique_samples: null, passes: null, train_rows: null, lambda: null,
   };
 }
 
