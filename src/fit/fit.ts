@@ -129,12 +129,13 @@ export function fitLaw(points: FitPoint[], opts: FitOptions): FitOutcome {
   for (const name of law.paramNames) intervals[name] = band(boot.map((t) => law.toPublic(t)[name]));
 
   const rule = { ...DEFAULT_RULE, ...opts.identification };
-  const identification = identify(law, best.theta, kept.map((p) => logFeatures(law, p)), params, intervals, axes(law, kept), rule);
+  // With the bootstrap switched off (bootstrap: 0) only the condition number can judge.
+  const judgeIntervals = (opts.bootstrap ?? 200) > 0;
+  const identification = identify(law, best.theta, kept.map((p) => logFeatures(law, p)), params, intervals, axes(law, kept), rule, judgeIntervals);
   if (!identification.identified) {
     warnings.push(`the ${law.name} law is NOT identified by its data: ${identification.reasons.join('; ')}; ` +
       'a decision taken from it must fall back to a stated rule');
   }
-  warnings.push(...identification.design_warnings.map((w) => `design: ${w}`));
 
   const range = fittedRange(law, kept);
   const predicted = (opts.predictAt ?? []).map((p, i) => predictOne(law, best.theta, boot, p, i, range, band, warnings));

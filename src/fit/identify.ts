@@ -62,6 +62,7 @@ export function identify(
   intervals: Record<string, [number, number] | null>,
   axes: Record<string, number[]>,
   rule: IdentificationRule = DEFAULT_RULE,
+  judgeIntervals = true,
 ): Identification {
   const reasons: string[] = [];
   const condition = conditionNumber(law, theta, logFeatures);
@@ -72,6 +73,10 @@ export function identify(
   const spread: Record<string, number | null> = {};
   for (const name of law.paramNames) {
     const iv = intervals[name];
+    if (!judgeIntervals) {
+      spread[name] = null;
+      continue;
+    }
     if (!iv) {
       spread[name] = null;
       reasons.push(`${name} has no bootstrap interval`);
@@ -111,7 +116,7 @@ export function identify(
     span,
     reasons,
     design_warnings: design,
-    rule: describeRule(rule),
+    rule: describeRule(rule) + (judgeIntervals ? '' : ' (bootstrap off: judged on the condition number alone)'),
   };
 }
 

@@ -149,7 +149,8 @@ export function identificationLine(fit: FitResult): string {
   const id = fit.identification;
   if (!id) return '';
   const cond = `condition number ${formatNumber(id.condition_number)}`;
-  return id.identified ? `Identified (${cond}; ${id.rule ?? ''}).` : `NOT identified (${cond}): ${id.reasons.join('; ')}.`;
+  const design = id.design_warnings?.length ? ` Design: ${id.design_warnings.join('; ')}.` : '';
+  return (id.identified ? `Identified (${cond}; ${id.rule ?? ''}).` : `NOT identified (${cond}): ${id.reasons.join('; ')}.`) + design;
 }
 
 /** lr-law: per width, the swept best, the parabola optimum with its interval, and edges. */

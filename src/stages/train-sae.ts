@@ -8,7 +8,7 @@ import { TrainSaeParams } from '../sae/params.js';
 
 export default defineStage({
   name: 'train-sae',
-  version: '4',
+  version: '5',
   description: 'Train one JumpReLU sparse autoencoder and export it in the SAELens layout.',
   params: TrainSaeParams,
   heavy: true,

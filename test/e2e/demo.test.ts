@@ -16,7 +16,7 @@ const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 /** Toy sizes: the whole DAG (28 instances) in well under a minute on two cores. */
 const TOY = [
   'dataset_rows=12000', 'eval_rows=2048', 'norm_batches=4', 'n_features=64', 'mean_active=3',
-  'small_d_sae=[16,32,64]', 'small_n_samples=[4000,8000,16000]', 'sweep_n_samples=8000',
+  'small_d_sae=[16,32,64,128]', 'small_n_samples=[2000,4000,8000,16000]', 'sweep_d_sae=[16,32,64,128]', 'sweep_n_samples=4000',
   'final_d_sae=128', 'final_max_n_samples=16000', 'l0_warmup_steps=20',
 ].flatMap((s) => ['--set', s]);
 
@@ -32,9 +32,9 @@ test('demo pipeline: end to end, cached re-run, one-param change re-runs only fi
 
   const first = await cli(['run', file, '--progress', 'plain', ...TOY], project.dir);
   assert.equal(first.code, 0, first.stdout + first.stderr);
-  // 28 instances; at each width the sweep point lr = base_lr, n = sweep_n_samples is a small run too:
+  // 47 instances; at each width the sweep point lr = base_lr, n = sweep_n_samples is a small run too:
   // same params, same cache key, computed once.
-  assert.equal(ran(first.stdout + first.stderr).length, 25, first.stdout + first.stderr);
+  assert.equal(ran(first.stdout + first.stderr).length, 43, first.stdout + first.stderr);
 
   const show = await cli(['show', file, 'final', '--json', ...TOY], project.dir);
   assert.equal(show.code, 0, show.stderr);
@@ -44,9 +44,32 @@ test('demo pipeline: end to end, cached re-run, one-param change re-runs only fi
   assert.ok(final.eval.recovery_mean_max_cos > 0, 'ground-truth recovery reported');
   assert.ok(existsSync(join(final.sae, 'sae_weights.safetensors')));
 
+  // The decisions: the final run used the lr-law's lr and the decided data size, and the
+  // outputs and the report say where each came from (law or fallback) and every clamp.
+  const show2 = async (stage: string) => JSON.parse((await cli(['show', file, stage, '--json', ...TOY], project.dir)).stdout);
+  const lrLaw = await show2('lr_law');
+  const finalData = await show2('final_data');
+  assert.equal(final.lr, lrLaw.lr);
+  assert.equal(final.n_samples, Math.ceil(finalData.value / 256) * 256);
+  assert.ok(finalData.value <= 16000, 'capped by final_max_n_samples');
+  for (const d of [lrLaw.decision, finalData.decision]) {
+    assert.ok(['law', 'fallback'].includes(d.source));
+    if (d.source === 'fallback') assert.ok(d.warnings.some((w: string) => w.startsWith('FALLBACK')), JSON.stringify(d));
+    if (d.clamped) assert.ok(d.warnings.some((w: string) => w.startsWith('CLAMP')), JSON.stringify(d));
+  }
+  assert.equal(typeof finalData.decision.passes, 'number');
+  assert.equal(final.eval.target_l0, 4);
+
   const report = JSON.parse((await cli(['show', file, 'report', '--json', ...TOY], project.dir)).stdout);
   const html = readFileSync(report.html, 'utf8');
   assert.match(html, /<svg/);
+  const md = readFileSync(report.markdown, 'utf8');
+  assert.match(md, /## Decisions: what the final run used/);
+  assert.match(md, /final learning rate/);
+  assert.match(md, /final data size \(vectors\)/);
+  for (const d of [lrLaw.decision, finalData.decision]) for (const w of d.warnings) assert.ok(md.includes(w.slice(0, 40).replace(/_/g, '\\_')) || html.includes(w.slice(0, 40)), `report states: ${w}`);
+  assert.match(md, /(NOT identified|Identified) \(condition number/);
+  assert.match(md, /Sparsity \/ fidelity frontier/);
 
   const again = await cli(['run', file, '--progress', 'plain', ...TOY], project.dir);
   assert.equal(again.code, 0, again.stderr);

@@ -51,11 +51,11 @@ test('full report: sections, inline SVG plots with marks, warnings, markdown lin
   assert.ok(html.includes('&lt;script&gt;alert(1)&lt;/script&gt;'));
   assert.ok(html.includes('CPU &lt;sizes&gt; &amp; &quot;quotes&quot;'));
 
-  // 5 plots inline: two loss laws, the lr law, sweep curves and final curves.
+  // 6 plots inline: two loss laws, the lr law, sweep curves, final curves and the L0/FVU frontier.
   const svgs = html.match(/<svg[\s\S]*?<\/svg>/g) ?? [];
-  assert.equal(svgs.length, 5);
+  assert.equal(svgs.length, 6);
   const files = readdirSync(join(run.outDir, 'plots')).sort();
-  assert.deepEqual(files, ['loss-vs-d_sae.svg', 'loss-vs-n_samples.svg', 'lr-law.svg', 'training-final.svg', 'training-runs.svg']);
+  assert.deepEqual(files, ['frontier.svg', 'loss-vs-d_sae.svg', 'loss-vs-n_samples.svg', 'lr-law.svg', 'training-final.svg', 'training-runs.svg']);
   for (const f of files) assert.ok(md.includes(`![`) && md.includes(`(plots/${f})`), `markdown links ${f}`);
 
   // The loss-vs-size plot draws the band (area), the law (line) and the points (symbols).
@@ -212,4 +212,23 @@ test('a fit with a diverged run (null loss) renders, and its warning reaches the
   });
   const html = readFileSync(join(run.outDir, 'report.html'), 'utf8');
   assert.match(html, /without a value/);
+});
+
+test('decisions, fallbacks, clamps and dead latents are stated in both documents', async () => {
+  const { decide } = await import('../../src/fit/decide.js');
+  const lr = decide({ name: 'final learning rate', lawValue: 0.5, identified: true, reasons: [], fallback: 1e-3, fallbackRule: 'largest width',
+    clamp: { min: 1e-4, max: 0.02, rule: 'within a factor 2 of the swept lr range' } });
+  const data = decide({ name: 'final data size (vectors)', lawValue: 3e12, identified: false, reasons: ['condition number 5e4 > 1e3'],
+    fallback: 2.1e9, fallbackRule: "the FLOP budget's data budget" });
+  const run = await runStageDirect(reportStage, {
+    title: 'decisions', decisions: [lr, data], final_eval: { mse: 0.1, l0: 4, fvu: 0.2, dead_frac: 0.62 }, dead_warning: 0.1,
+  });
+  const md = readFileSync(join(run.outDir, 'report.md'), 'utf8');
+  const html = readFileSync(join(run.outDir, 'report.html'), 'utf8');
+  for (const doc of [md, html]) {
+    assert.match(doc, /Decisions: what the final run used/);
+    assert.match(doc, /CLAMP: final learning rate 0\.5 clamped to 0\.02/);
+    assert.match(doc, /FALLBACK: final data size \(vectors\) = 2\.100e\+9/);
+    assert.match(doc, /DEAD LATENTS: 62% of the latents never fired/);
+  }
 });
