@@ -32,9 +32,9 @@ test('demo pipeline: end to end, cached re-run, one-param change re-runs only fi
 
   const first = await cli(['run', file, '--progress', 'plain', ...TOY], project.dir);
   assert.equal(first.code, 0, first.stdout + first.stderr);
-  // 47 instances; at each width the sweep point lr = base_lr, n = sweep_n_samples is a small run too:
+  // 43 instances; at each width the sweep point lr = base_lr, n = sweep_n_samples is a small run too:
   // same params, same cache key, computed once.
-  assert.equal(ran(first.stdout + first.stderr).length, 43, first.stdout + first.stderr);
+  assert.equal(ran(first.stdout + first.stderr).length, 39, first.stdout + first.stderr);
 
   const show = await cli(['show', file, 'final', '--json', ...TOY], project.dir);
   assert.equal(show.code, 0, show.stderr);
