@@ -51,7 +51,7 @@ export default defineStage({
       const passes = d.value / p.unique_available;
       record.passes = passes;
       const measured = Math.max(...(p.measured_passes ?? []).filter((v): v is number => typeof v === 'number'));
-      if (passes > measured) {
+      if (Number.isFinite(measured) && passes > measured) {
         const w = `PASSES: ${d.name} = ${d.value.toPrecision(3)} makes ${passes.toPrecision(3)} passes over ${p.unique_available} unique ` +
           `vectors, beyond the ${measured.toPrecision(3)} passes the most-repeated measured run made: the data law is extrapolated in repetition`;
         d.warnings.push(w);
