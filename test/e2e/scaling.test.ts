@@ -63,7 +63,8 @@ test('scaling.yaml at toy sizes: hub download -> ingest -> norm -> sweeps -> law
   ].join('\n'));
   const set = [
     `d_in=${D}`, `dataset_rows=${2 * ROWS_PER_FILE}`, 'eval_rows=1024', 'norm_batches=4', 'batch_size=256',
-    'small_d_sae=[16,32,64]', 'small_n_samples=[2000,4000]', 'sweep_n_samples=2000', 'sweep_lrs=[0.001,0.01]',
+    'small_d_sae=[16,32,64]', 'small_n_samples=[2000,4000]', 'sweep_d_sae=[16,32,64]', 'sweep_n_samples=2000', 'sweep_lrs=[0.001,0.003,0.01]',
+    'target_l0=3',
     'base_lr=0.005', 'lr_warmup_steps=5', 'bandwidth=0.1', 'threshold_init=0.05', 'l0_coefficient=0.01',
     'final_d_sae=128', 'final_l0_coefficient=0.01',
   ].flatMap((s) => ['--set', s]);
@@ -81,7 +82,8 @@ test('scaling.yaml at toy sizes: hub download -> ingest -> norm -> sweeps -> law
 
   const lrLaw = JSON.parse((await cli(['show', file, 'lr_law', '--json', ...set], project.dir, env)).stdout);
   const final = JSON.parse((await cli(['show', file, 'final', '--json', ...set], project.dir, env)).stdout);
-  assert.equal(final.lr, lrLaw.predictions[0], 'the final learning rate is the law extrapolated to d_sae = 128');
+  assert.equal(final.lr, lrLaw.lr, 'the final learning rate is the one the lr law decided (law, or its stated fallback)');
+  assert.ok(['law', 'fallback'].includes(lrLaw.decision.source));
   assert.equal(final.d_sae, 128);
   assert.ok(final.fvu > 0 && final.fvu < 1, `final FVU ${final.fvu}`);
   const report = JSON.parse((await cli(['show', file, 'report', '--json', ...set], project.dir, env)).stdout);

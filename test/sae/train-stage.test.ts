@@ -40,8 +40,12 @@ test('train-sae learns a synthetic dictionary and writes every output', async ()
   assert.equal(lines[0].d_in, d);
   assert.equal(lines[0].backend, 'wasm');
   const train = lines.filter((l) => l.type === 'train');
-  const ev = lines[lines.length - 1];
+  // The eval line, then the run record (data and sparsity: passes, unique vectors, target L0).
+  const [ev, runRec] = lines.slice(-2);
   assert.equal(ev.type, 'eval');
+  assert.equal(runRec.type, 'run');
+  assert.equal(runRec.passes, (STEPS * 64) / 4096);
+  assert.equal(runRec.unique_samples, 4096);
   console.log(`# ${seconds.toFixed(1)} s; first mse ${train[0].mse.toFixed(4)} fvu ${train[0].fvu.toFixed(3)}; eval mse ${ev.mse.toFixed(4)} ` +
     `fvu ${ev.fvu.toFixed(3)} l0 ${ev.l0.toFixed(2)} dead ${ev.dead_frac} recovery ${ev.recovery_mean_max_cos.toFixed(3)} ` +
     `>0.9 ${ev.recovery_frac_above_0_9.toFixed(2)}`);
@@ -52,7 +56,7 @@ test('train-sae learns a synthetic dictionary and writes every output', async ()
   assert.ok(train.every((l) => !('samples_per_s' in l)), 'train lines carry no throughput');
   assert.deepEqual(o.backend, { name: 'wasm', device: 'CPU (tfjs wasm)', threads: 1 });
   assert.equal(lines[0].threads, 1);
-  assert.deepEqual(o.eval, Object.fromEntries(Object.entries(ev).filter(([k]) => k !== 'type')));
+  assert.deepEqual(o.eval, Object.fromEntries(Object.entries({ ...ev, ...runRec }).filter(([k]) => k !== 'type')));
   assert.equal(o.loss, ev.total_loss, 'loss = held-out mse + lambda * l0');
   assert.ok(Math.abs(ev.total_loss - (ev.mse + L0C * ev.l0)) < 1e-9);
   assert.equal(o.mse, ev.mse);
