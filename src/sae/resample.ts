@@ -8,7 +8,8 @@
  *   - encoder column j = the same direction times 0.2 x the mean encoder norm of the live
  *     latents, b_enc[j] = 0, and the threshold set to half the pre-activation the drawn row
  *     gives (JumpReLU: so that the latent fires on the input it was made for);
- *   - its Adam moments and its samples-since-fired counter reset to zero.
+ *   - its Adam first moments and its samples-since-fired counter reset to zero, its second
+ *     moments set to the typical (mean) value of their tensor.
  *
  * It edits an EngineState (snapshot() / restore()), so it works the same on every backend.
  * The forward pass for the residuals is plain JS on one batch: a few times per run.
@@ -84,15 +85,25 @@ function forwardResiduals(w: EngineState['weights'], cfg: Pick<SaeConfig, 'dIn' 
   return out;
 }
 
+/**
+ * First moments to zero; second moments to their tensor's mean, not zero: Adam's bias
+ * correction is already ~1 late in a run, so a zero second moment would make the latent's
+ * next steps about 1 / sqrt(1 - beta2) = 32x the usual size and can diverge the run.
+ */
 function resetAdam(state: EngineState, j: number, dIn: number, dSae: number): void {
-  for (const moments of [state.adam.m, state.adam.v]) {
-    for (let i = 0; i < dIn; i++) {
-      moments.W_enc[i * dSae + j] = 0;
-      moments.W_dec[j * dIn + i] = 0;
-    }
-    moments.b_enc[j] = 0;
-    moments.log_threshold[j] = 0;
+  const { m, v } = state.adam;
+  const mean = (a: Float32Array) => a.reduce((s, x) => s + x, 0) / a.length;
+  const typical = { W_enc: mean(v.W_enc), W_dec: mean(v.W_dec), b_enc: mean(v.b_enc), log_threshold: mean(v.log_threshold) };
+  for (let i = 0; i < dIn; i++) {
+    m.W_enc[i * dSae + j] = 0;
+    m.W_dec[j * dIn + i] = 0;
+    v.W_enc[i * dSae + j] = typical.W_enc;
+    v.W_dec[j * dIn + i] = typical.W_dec;
   }
+  m.b_enc[j] = 0;
+  m.log_threshold[j] = 0;
+  v.b_enc[j] = typical.b_enc;
+  v.log_threshold[j] = typical.log_threshold;
 }
 
 function drawProportional(weights: Float64Array, random: () => number): number {
