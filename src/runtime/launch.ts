@@ -3,7 +3,7 @@
  * light stages run inside the runner, heavy ones in a child process started by a Launcher:
  * today `node cli.js exec SPEC` on this machine, tomorrow the same command through sbatch.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import type { Json, StageContext, StageOutputs, StageType } from './stage.js';
 import type { Progress } from '../util/progress.js';
@@ -40,6 +40,7 @@ export function stageContext(spec: LaunchSpec, signal: AbortSignal, events: Stag
     env: spec.env,
     provenance: spec.provenance,
     signal,
+    spawn: (command, args, request) => spawnGroup(command, args, request, signal, STAGE_PROCESS_GRACE_MS),
     log: (line) => events.log(line),
     progress: (p) => events.progress(p),
   };
@@ -55,7 +56,7 @@ export type ChildMessage =
   | { type: 'error'; message: string };
 
 /** Process groups of running children, so an emergency exit can still end them. */
-export const liveChildren = new Set<number>();
+const liveChildren = new Set<number>();
 
 export function killGroup(pid: number, signal: NodeJS.Signals): void {
   try {
@@ -74,6 +75,41 @@ export function killAllChildren(signal: NodeJS.Signals = 'SIGKILL'): void {
   for (const pid of liveChildren) killGroup(pid, signal);
 }
 
+/** How a stage starts a process: what `ctx.spawn` takes besides the command and its arguments. */
+export interface SpawnRequest {
+  cwd?: string;
+  env?: Record<string, string>;
+  stdio?: StdioOptions;
+}
+
+/**
+ * The one way the runtime and its stages start a process: in its own process group (so
+ * ending it ends its whole tree), known to killAllChildren until it exits, and ended when
+ * `signal` aborts (SIGTERM to the group, SIGKILL after `graceMs`).
+ */
+export function spawnGroup(command: string, args: string[], request: SpawnRequest, signal: AbortSignal, graceMs: number): ChildProcess {
+  const child = spawn(command, args, { ...request, detached: true });
+  if (child.pid === undefined) return child; // failed to start: the 'error' event says why
+  const pid = child.pid;
+  liveChildren.add(pid);
+  let killTimer: NodeJS.Timeout | undefined;
+  const onAbort = () => {
+    killGroup(pid, 'SIGTERM');
+    killTimer = setTimeout(() => killGroup(pid, 'SIGKILL'), graceMs);
+  };
+  if (signal.aborted) onAbort();
+  else signal.addEventListener('abort', onAbort, { once: true });
+  child.on('close', () => {
+    liveChildren.delete(pid);
+    clearTimeout(killTimer);
+    signal.removeEventListener('abort', onAbort);
+  });
+  return child;
+}
+
+/** Grace period of a stage's own processes between SIGTERM and SIGKILL on abort. */
+const STAGE_PROCESS_GRACE_MS = 3000;
+
 /**
  * The local launcher: `node <cli> exec <spec.json>` in its own process group, stdout/stderr
  * into the stage's log file, progress and result over IPC. On abort: SIGTERM to the group,
@@ -84,13 +120,9 @@ export function localLauncher(cliPath: string, graceMs = 5000): Launcher {
     new Promise<StageOutputs>((resolve, reject) => {
       writeFileSync(specFile, JSON.stringify(spec));
       const fd = openSync(spec.logFile, 'a');
-      const child = spawn(process.execPath, [cliPath, 'exec', specFile], {
-        stdio: ['ignore', fd, fd, 'ipc'],
-        detached: true,
-        env: { ...process.env, ...spec.env },
-      });
+      const env = { ...(process.env as Record<string, string>), ...spec.env };
+      const child = spawnGroup(process.execPath, [cliPath, 'exec', specFile], { stdio: ['ignore', fd, fd, 'ipc'], env }, signal, graceMs);
       closeSync(fd);
-      liveChildren.add(child.pid!);
       let result: StageOutputs | undefined;
       let failure: string | undefined;
       child.on('message', (m: ChildMessage) => {
@@ -98,19 +130,10 @@ export function localLauncher(cliPath: string, graceMs = 5000): Launcher {
         else if (m.type === 'result') result = m.outputs;
         else if (m.type === 'error') failure = m.message;
       });
-      let killTimer: NodeJS.Timeout | undefined;
-      const onAbort = () => {
-        killGroup(child.pid!, 'SIGTERM');
-        killTimer = setTimeout(() => killGroup(child.pid!, 'SIGKILL'), graceMs);
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
       child.on('error', (e) => {
         failure ??= `could not start the stage process: ${e.message}`;
       });
       child.on('close', (code, sig) => {
-        liveChildren.delete(child.pid!);
-        clearTimeout(killTimer);
-        signal.removeEventListener('abort', onAbort);
         if (signal.aborted) return reject(new Error('interrupted'));
         if (result && code === 0) return resolve(result);
         const how = sig ? `killed by ${sig}${sig === 'SIGKILL' ? ' (out of memory?)' : ''}` : `exited with code ${code}`;

@@ -7,7 +7,7 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
-import { buildManifest, commitEntry, lookupEntry, type Artifacts } from './cache.js';
+import { buildManifest, commitEntry, lookupEntry, type Artifacts, type Manifest } from './cache.js';
 import { evaluate, resultFromManifest, InstanceError, type Evaluated, type InstanceResult } from './evaluate.js';
 import { PipelineError } from './errors.js';
 import { formatDuration, safeName, sameJson } from './format.js';
@@ -18,7 +18,8 @@ import { readLock, registerLockFile, updateLock, type LockEntry } from './lockfi
 import type { Reporter } from './progress.js';
 import { ResourcePool } from './resources.js';
 import { unlock, waitLock } from './fsutil.js';
-import type { Json } from './stage.js';
+import type { StageOutputs } from './stage.js';
+import type { Progress } from '../util/progress.js';
 import type { Provenance } from '../util/provenance.js';
 
 export interface RunOptions {
@@ -74,189 +75,265 @@ export function resolveNames(p: Pipeline, names: string[], what: string): Instan
 }
 
 export async function runPipeline(o: RunOptions): Promise<Outcome[]> {
-  const { pipeline: p, art, reporter } = o;
-  const memo = o.memo ?? new FileHashMemo(join(art.root, 'filehash.json'));
-  const lockBefore = readLock(o.lockFile)?.instances ?? {};
-  const lockUpdates = new Map<string, LockEntry>();
-  const results = new Map<Instance, InstanceResult>();
-  const limit = pLimit(Math.max(1, o.jobs));
-  const outcomes = new Map<Instance, Promise<Outcome>>();
-  /** Entries this run holds the lock of, by key: instances with equal keys share one computation. */
-  const computing = new Map<string, string>();
-  art.removeOrphanTmp();
-  art.removeStaleLocks();
+  return new PipelineRun(o).run();
+}
 
-  // Lock-file writes are batched: at most once a second while stages commit, and at the end.
-  let flushTimer: NodeJS.Timeout | undefined;
-  let saidCpuFallback = false;
-  const flushLock = () => {
-    clearTimeout(flushTimer);
-    flushTimer = undefined;
-    if (!lockUpdates.size) return;
-    try {
-      updateLock(o.lockFile, p.name, lockUpdates);
-      lockUpdates.clear();
-    } catch (e) {
-      // Results are safe in the cache; the lock file is their record and is written again at
-      // the next flush. A timer callback must not throw: it would take the runner down.
-      reporter.note(`cannot write the lock file ${o.lockFile}: ${(e as Error).message}`);
-    }
-  };
-  const recordLock = (inst: Instance, ev: Evaluated, result: InstanceResult, soon: boolean) => {
-    const entry: LockEntry = { ...ev.parts, outputs: result.manifest.digest };
-    const prev = lockBefore[inst.name];
-    // The key already covers uses/version/params/inputs: compare it and the unhashed parts.
-    if (prev && prev.key === entry.key && prev.outputs === entry.outputs && sameJson(prev.upstream, entry.upstream) && sameJson(prev.pipelineParams, entry.pipelineParams)) return;
-    lockUpdates.set(inst.name, entry);
-    if (soon) flushTimer ??= setTimeout(flushLock, 1000);
-  };
+/**
+ * One execution of a pipeline. Each instance goes through the same steps, in this order:
+ * wait for its upstream (`process`), compute its key and reuse a valid cache entry (`tryCache`),
+ * take the entry's lock (`computeLocked`), get its resources and a job slot, run the stage
+ * (`execute`: `startLog`, `launch`, `commit`), and record the result in the lock file.
+ */
+class PipelineRun {
+  private readonly p: Pipeline;
+  private readonly art: Artifacts;
+  private readonly reporter: Reporter;
+  private readonly memo: FileHashMemo;
+  private readonly lock: LockRecorder;
+  private readonly jobSlot: ReturnType<typeof pLimit>;
+  /** Each instance's outcome, as a promise its dependents wait on. */
+  private readonly outcomes = new Map<Instance, Promise<Outcome>>();
+  /** Outputs of every instance that ended cached or ran. */
+  private readonly results = new Map<Instance, InstanceResult>();
+  /** Entries this run holds the lock of, by key: instances with equal keys share one computation. */
+  private readonly computing = new Map<string, string>();
+  private saidCpuFallback = false;
+
+  constructor(private readonly o: RunOptions) {
+    this.p = o.pipeline;
+    this.art = o.art;
+    this.reporter = o.reporter;
+    this.memo = o.memo ?? new FileHashMemo(join(o.art.root, 'filehash.json'));
+    this.lock = new LockRecorder(o.lockFile, o.pipeline.name, o.reporter);
+    this.jobSlot = pLimit(Math.max(1, o.jobs));
+  }
+
+  async run(): Promise<Outcome[]> {
+    this.art.removeOrphanTmp();
+    this.art.removeStaleLocks();
+    for (const inst of this.o.instances) this.outcomes.set(inst, this.process(inst));
+    const all = await Promise.all(this.outcomes.values());
+    this.lock.finish(this.p, all.some((x) => x.status === 'ran'), this.art.root);
+    this.memo.save();
+    return all;
+  }
 
   /** Every error of one instance is that instance's failure; the others go on. */
-  const processInstance = async (inst: Instance): Promise<Outcome> => {
+  private async process(inst: Instance): Promise<Outcome> {
     try {
-      return await processInstanceUnguarded(inst);
+      const blocked = await this.waitForUpstream(inst);
+      if (blocked) return blocked;
+      const ev = await evaluate(this.p, inst, this.results, this.memo);
+      return (await this.tryCache(inst, ev)) ?? (await this.computeLocked(inst, ev));
     } catch (e) {
       const message = e instanceof InstanceError ? e.message : `${inst.name}: ${(e as Error).message ?? String(e)}`;
-      reporter.finished(inst.name, 'failed', message);
+      this.reporter.finished(inst.name, 'failed', message);
       return { instance: inst, status: 'failed', error: message };
     }
-  };
+  }
 
-  const processInstanceUnguarded = async (inst: Instance): Promise<Outcome> => {
-    const ups = await Promise.all(inst.deps.map((d) => outcomes.get(d)!));
-    if (o.signal.aborted) return { instance: inst, status: 'interrupted' };
+  /** Waits for the upstream outcomes; an outcome for this instance when it cannot run. */
+  private async waitForUpstream(inst: Instance): Promise<Outcome | undefined> {
+    const ups = await Promise.all(inst.deps.map((d) => this.outcomes.get(d)!));
+    if (this.o.signal.aborted) return { instance: inst, status: 'interrupted' };
     const bad = ups.find((u) => u.status !== 'cached' && u.status !== 'ran');
-    if (bad) {
-      const outcome: Outcome = { instance: inst, status: 'skipped', error: `upstream ${bad.instance.name} ${bad.status === 'skipped' ? 'skipped' : 'failed'}` };
-      reporter.finished(inst.name, 'skipped', outcome.error);
-      return outcome;
-    }
-    const ev = await evaluate(p, inst, results, memo);
-    const forced = o.force.has(inst);
-    if (!forced) {
-      const hit = await lookupEntry(art, ev.parts.key, o.verify);
-      if (hit.ok) return reuse(inst, ev, hit.manifest);
-      if (hit.reason === 'corrupt') reporter.note(`${inst.name}: cache entry ${ev.parts.key.slice(0, 12)} is corrupt (${hit.detail}): re-running`);
-    }
-    return runLocked(inst, ev, forced);
-  };
+    if (!bad) return undefined;
+    const error = `upstream ${bad.instance.name} ${bad.status === 'skipped' ? 'skipped' : 'failed'}`;
+    this.reporter.finished(inst.name, 'skipped', error);
+    return { instance: inst, status: 'skipped', error };
+  }
 
-  const reuse = (inst: Instance, ev: Evaluated, manifest: Parameters<typeof resultFromManifest>[1]): Outcome => {
-    const result = resultFromManifest(art, manifest);
-    results.set(inst, result);
-    recordLock(inst, ev, result, false);
-    reporter.finished(inst.name, 'cached');
+  /** The cached outcome when a valid entry exists and the instance is not forced. */
+  private async tryCache(inst: Instance, ev: Evaluated, sayCorrupt = true): Promise<Outcome | undefined> {
+    if (this.o.force.has(inst)) return undefined;
+    const hit = await lookupEntry(this.art, ev.parts.key, this.o.verify);
+    if (hit.ok) return this.reuse(inst, ev, hit.manifest);
+    if (hit.reason === 'corrupt' && sayCorrupt) {
+      this.reporter.note(`${inst.name}: cache entry ${ev.parts.key.slice(0, 12)} is corrupt (${hit.detail}): re-running`);
+    }
+    return undefined;
+  }
+
+  private reuse(inst: Instance, ev: Evaluated, manifest: Manifest): Outcome {
+    const result = resultFromManifest(this.art, manifest);
+    this.results.set(inst, result);
+    this.lock.record(inst.name, ev, result, false);
+    this.reporter.finished(inst.name, 'cached');
     return { instance: inst, status: 'cached', key: ev.parts.key };
-  };
+  }
 
-  const runLocked = async (inst: Instance, ev: Evaluated, forced: boolean): Promise<Outcome> => {
-    const lockPath = art.entryLock(ev.parts.key);
-    const got = await waitLock(lockPath, o.signal, () => {
-      const twin = computing.get(ev.parts.key);
-      reporter.note(twin ? `${inst.name}: same cache key as ${twin}: will reuse its result` : `${inst.name}: waiting, another run is computing entry ${ev.parts.key.slice(0, 12)}`);
+  /** Holds the entry's lock (shared with other runs and twins of equal key) while computing it. */
+  private async computeLocked(inst: Instance, ev: Evaluated): Promise<Outcome> {
+    const key = ev.parts.key;
+    const lockPath = this.art.entryLock(key);
+    const got = await waitLock(lockPath, this.o.signal, () => {
+      const twin = this.computing.get(key);
+      this.reporter.note(twin ? `${inst.name}: same cache key as ${twin}: will reuse its result` : `${inst.name}: waiting, another run is computing entry ${key.slice(0, 12)}`);
     });
     if (!got) return { instance: inst, status: 'interrupted' };
-    computing.set(ev.parts.key, inst.name);
+    this.computing.set(key, inst.name);
     try {
-      if (!forced) {
-        // Another run may have committed it while we waited.
-        const hit = await lookupEntry(art, ev.parts.key, o.verify);
-        if (hit.ok) return reuse(inst, ev, hit.manifest);
-      }
-      const grant = await o.pool.acquire(inst.resources, o.signal).catch(() => undefined);
-      if (!grant) return { instance: inst, status: 'interrupted' };
-      try {
-        return await limit(() => (o.signal.aborted ? { instance: inst, status: 'interrupted' as const } : execute(inst, ev, grant.env, grant.cpuFallback)));
-      } finally {
-        grant.release();
-      }
+      // Another run (or a twin) may have committed it while we waited.
+      return (await this.tryCache(inst, ev, false)) ?? (await this.executeWithResources(inst, ev));
     } finally {
-      computing.delete(ev.parts.key);
+      this.computing.delete(key);
       unlock(lockPath);
     }
-  };
+  }
 
-  const execute = async (inst: Instance, ev: Evaluated, env: Record<string, string>, cpuFallback: boolean): Promise<Outcome> => {
-    const key = ev.parts.key;
-    const logDir = join(art.logs, safeName(p.name));
-    mkdirSync(logDir, { recursive: true });
-    const logFile = join(logDir, `${safeName(inst.name)}.log`);
-    const tmp = art.newTmp();
-    const workDir = art.workDir(key);
-    mkdirSync(workDir, { recursive: true });
-    const header = `# ${inst.name} (${inst.stage.type.name} v${inst.stage.type.version}) key ${key}\n# ${new Date().toISOString()}\n`;
-    writeFileSync(logFile, header + (cpuFallback ? '# no GPU on this machine: running on CPU\n' : ''));
-    // Said once per run (each stage's log says it too): a sweep would repeat it dozens of times.
-    if (cpuFallback && !saidCpuFallback) {
-      saidCpuFallback = true;
-      reporter.note(`no GPU on this machine: stages that ask for one run on the CPU (first: ${inst.name})`);
+  /** Takes the instance's resources (a GPU...) and a job slot, then runs it. */
+  private async executeWithResources(inst: Instance, ev: Evaluated): Promise<Outcome> {
+    const grant = await this.o.pool.acquire(inst.resources, this.o.signal).catch(() => undefined);
+    if (!grant) return { instance: inst, status: 'interrupted' };
+    try {
+      return await this.jobSlot(() => (this.o.signal.aborted ? { instance: inst, status: 'interrupted' as const } : this.execute(inst, ev, grant.env, grant.cpuFallback)));
+    } finally {
+      grant.release();
     }
+  }
+
+  /** Runs the stage into a temporary folder and commits it as the key's cache entry. */
+  private async execute(inst: Instance, ev: Evaluated, env: Record<string, string>, cpuFallback: boolean): Promise<Outcome> {
+    const key = ev.parts.key;
+    const logFile = this.startLog(inst, key, cpuFallback);
+    const tmp = this.art.newTmp();
+    const workDir = this.art.workDir(key);
+    mkdirSync(workDir, { recursive: true });
     const spec: LaunchSpec = {
       stage: inst.stage.type.name,
       instance: inst.name,
       params: ev.params,
       outDir: join(tmp, 'out'),
       workDir,
-      pipelineDir: p.dir,
+      pipelineDir: this.p.dir,
       env,
-      provenance: provenance(inst, key),
+      provenance: this.provenance(inst, key),
       logFile,
     };
     const started = Date.now();
-    reporter.started(inst.name);
-    const onProgress = (pr: Parameters<typeof reporter.progress>[1]) => reporter.progress(inst.name, pr);
+    this.reporter.started(inst.name);
     try {
-      const returned = inst.heavy
-        ? await o.launcher(spec, join(tmp, 'spec.json'), onProgress, o.signal)
-        : await runInProcess(inst.stage.type, spec, onProgress, o.signal);
-      if (o.signal.aborted) throw new Error('interrupted');
-      for (const name of Object.keys(inst.outputs)) {
-        if (!(name in returned)) throw new Error(`stage returned no value for its declared output '${name}'`);
-      }
+      const returned = await this.launch(inst, spec, join(tmp, 'spec.json'));
       rmSync(join(tmp, 'spec.json'), { force: true });
-      const manifest = await buildManifest(spec.outDir, { key, uses: spec.stage, version: inst.stage.type.version, instance: inst.name }, inst.outputs, returned as Record<string, Json>);
-      if (o.signal.aborted) throw new Error('interrupted');
-      commitEntry(art, tmp, manifest);
+      const result = await this.commit(inst, key, spec, tmp, returned);
       rmSync(workDir, { recursive: true, force: true });
-      const result = resultFromManifest(art, manifest);
-      results.set(inst, result);
-      recordLock(inst, ev, result, true);
-      reporter.finished(inst.name, 'ran', undefined, Date.now() - started);
+      this.results.set(inst, result);
+      this.lock.record(inst.name, ev, result, true);
+      this.reporter.finished(inst.name, 'ran', undefined, Date.now() - started);
       return { instance: inst, status: 'ran', logFile, key };
     } catch (e) {
       rmSync(tmp, { recursive: true, force: true });
-      if (o.signal.aborted) {
-        reporter.finished(inst.name, 'interrupted', undefined, Date.now() - started);
+      if (this.o.signal.aborted) {
+        this.reporter.finished(inst.name, 'interrupted', undefined, Date.now() - started);
         return { instance: inst, status: 'interrupted', logFile };
       }
       const message = (e as Error).message;
       writeFileSync(logFile, `\n# FAILED: ${message}\n`, { flag: 'a' });
-      reporter.finished(inst.name, 'failed', `${message} (log: ${logFile})`, Date.now() - started);
+      this.reporter.finished(inst.name, 'failed', `${message} (log: ${logFile})`, Date.now() - started);
       return { instance: inst, status: 'failed', error: message, logFile };
     }
-  };
+  }
 
-  const provenance = (inst: Instance, key: string): Provenance => {
+  /** Starts the instance's log file with a header; returns its path. */
+  private startLog(inst: Instance, key: string, cpuFallback: boolean): string {
+    const logDir = join(this.art.logs, safeName(this.p.name));
+    mkdirSync(logDir, { recursive: true });
+    const logFile = join(logDir, `${safeName(inst.name)}.log`);
+    const header = `# ${inst.name} (${inst.stage.type.name} v${inst.stage.type.version}) key ${key}\n# ${new Date().toISOString()}\n`;
+    writeFileSync(logFile, header + (cpuFallback ? '# no GPU on this machine: running on CPU\n' : ''));
+    // Said once per run (each stage's log says it too): a sweep would repeat it dozens of times.
+    if (cpuFallback && !this.saidCpuFallback) {
+      this.saidCpuFallback = true;
+      this.reporter.note(`no GPU on this machine: stages that ask for one run on the CPU (first: ${inst.name})`);
+    }
+    return logFile;
+  }
+
+  /** Runs the stage (heavy ones in a child through the launcher) and checks it returned every output. */
+  private async launch(inst: Instance, spec: LaunchSpec, specFile: string): Promise<StageOutputs> {
+    const onProgress = (pr: Progress) => this.reporter.progress(inst.name, pr);
+    const returned = inst.heavy
+      ? await this.o.launcher(spec, specFile, onProgress, this.o.signal)
+      : await runInProcess(inst.stage.type, spec, onProgress, this.o.signal);
+    if (this.o.signal.aborted) throw new Error('interrupted');
+    for (const name of Object.keys(inst.outputs)) {
+      if (!(name in returned)) throw new Error(`stage returned no value for its declared output '${name}'`);
+    }
+    return returned;
+  }
+
+  /** Digests the outputs and moves the temporary folder into the cache atomically. */
+  private async commit(inst: Instance, key: string, spec: LaunchSpec, tmp: string, returned: StageOutputs): Promise<InstanceResult> {
+    const identity = { key, uses: spec.stage, version: inst.stage.type.version, instance: inst.name };
+    const manifest = await buildManifest(spec.outDir, identity, inst.outputs, returned);
+    if (this.o.signal.aborted) throw new Error('interrupted');
+    commitEntry(this.art, tmp, manifest);
+    return resultFromManifest(this.art, manifest);
+  }
+
+  /** The pipeline file and the key of every upstream entry, for the stage's reports. */
+  private provenance(inst: Instance, key: string): Provenance {
     const seen = new Set<Instance>();
     const visit = (i: Instance) => {
       for (const d of i.deps) if (!seen.has(d)) (seen.add(d), visit(d));
     };
     visit(inst);
-    const upstream = p.instances
-      .filter((i) => seen.has(i) && results.has(i))
-      .map((i) => ({ instance: i.name, uses: i.stage.type.name, version: i.stage.type.version, key: results.get(i)!.key }));
-    return { pipelineFile: p.file, pipelineDigest: p.digest, key, upstream };
-  };
+    const upstream = this.p.instances
+      .filter((i) => seen.has(i) && this.results.has(i))
+      .map((i) => ({ instance: i.name, uses: i.stage.type.name, version: i.stage.type.version, key: this.results.get(i)!.key }));
+    return { pipelineFile: this.p.file, pipelineDigest: this.p.digest, key, upstream };
+  }
+}
 
-  for (const inst of o.instances) outcomes.set(inst, processInstance(inst));
-  const all = await Promise.all(outcomes.values());
-  flushLock();
-  // Drop entries of instances no longer in the pipeline (only when writing anyway or when there are some).
-  const known = new Set(p.instances.map((i) => i.name));
-  if (Object.keys(lockBefore).some((n) => !known.has(n))) updateLock(o.lockFile, p.name, new Map(), known);
-  if (all.some((x) => x.status === 'ran') || !Object.keys(lockBefore).length) registerLockFile(art.root, o.lockFile);
-  memo.save();
-  return all;
+/**
+ * The pipeline's lock file, updated as instances end. Writes are batched: at most once a
+ * second while stages commit, and at the end.
+ */
+class LockRecorder {
+  private readonly before: Record<string, LockEntry>;
+  private readonly updates = new Map<string, LockEntry>();
+  private flushTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly file: string,
+    private readonly pipelineName: string,
+    private readonly reporter: Reporter,
+  ) {
+    this.before = readLock(file)?.instances ?? {};
+  }
+
+  /** Records an instance's entry unless the lock file already says the same; `soon`: flush within a second. */
+  record(instance: string, ev: Evaluated, result: InstanceResult, soon: boolean): void {
+    const entry: LockEntry = { ...ev.parts, outputs: result.manifest.digest };
+    const prev = this.before[instance];
+    // The key already covers uses/version/params/inputs: compare it and the unhashed parts.
+    if (prev && prev.key === entry.key && prev.outputs === entry.outputs && sameJson(prev.upstream, entry.upstream) && sameJson(prev.pipelineParams, entry.pipelineParams)) return;
+    this.updates.set(instance, entry);
+    if (soon) this.flushTimer ??= setTimeout(() => this.flush(), 1000);
+  }
+
+  flush(): void {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    if (!this.updates.size) return;
+    try {
+      updateLock(this.file, this.pipelineName, this.updates);
+      this.updates.clear();
+    } catch (e) {
+      // Results are safe in the cache; the lock file is their record and is written again at
+      // the next flush. A timer callback must not throw: it would take the runner down.
+      this.reporter.note(`cannot write the lock file ${this.file}: ${(e as Error).message}`);
+    }
+  }
+
+  /** Last flush; drops instances no longer in the pipeline; registers the lock file for `gc`. */
+  finish(p: Pipeline, anyRan: boolean, artifactsRoot: string): void {
+    this.flush();
+    const known = new Set(p.instances.map((i) => i.name));
+    const names = Object.keys(this.before);
+    if (names.some((n) => !known.has(n))) updateLock(this.file, this.pipelineName, new Map(), known);
+    if (anyRan || !names.length) registerLockFile(artifactsRoot, this.file);
+  }
 }
 
 export function summarize(outcomes: Outcome[], ms: number): string {

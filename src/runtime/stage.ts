@@ -5,7 +5,9 @@
  * for its `with:` params (TypeBox, so the TypeScript type of the params is derived from
  * the schema, never written twice), the outputs it promises, and `run(ctx)`.
  */
+import type { ChildProcess } from 'node:child_process';
 import type { Static, TObject } from '@sinclair/typebox';
+import type { SpawnRequest } from './launch.js';
 import type { Progress } from '../util/progress.js';
 import type { Provenance } from '../util/provenance.js';
 
@@ -41,6 +43,11 @@ export interface StageContext<P> {
   progress(p: Progress): void;
   /** Aborted on Ctrl-C / SIGTERM: stop promptly, leave workDir consistent. */
   signal: AbortSignal;
+  /**
+   * Starts a process for the stage (a stage never calls child_process itself): in its own
+   * process group, ended with its tree when `signal` aborts or the runner exits in an emergency.
+   */
+  spawn(command: string, args: string[], request: SpawnRequest): ChildProcess;
   /** Extra environment for the stage (e.g. CUDA_VISIBLE_DEVICES for a `gpu` resource). */
   env: Record<string, string>;
   /** Where this run comes from, for reports: the pipeline file and every upstream entry. */

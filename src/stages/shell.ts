@@ -6,12 +6,10 @@
  * the cache key; each entry of `outputs` must be created inside $OUT and becomes a file/dir
  * output of the stage. A command can report progress by printing `::progress 0.4 message`.
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Type } from '@sinclair/typebox';
-import { defineStage, type OutputDecl } from '../runtime/stage.js';
-import { liveChildren } from '../runtime/launch.js';
+import { defineStage, type OutputDecl, type StageContext } from '../runtime/stage.js';
 
 const Params = Type.Object(
   {
@@ -68,23 +66,17 @@ export default defineStage({
   },
 });
 
-/** Runs bash in its own process group (so an abort ends the whole tree), lines to the log. */
-function runBash(
-  cmd: string,
-  cwd: string,
-  env: Record<string, string>,
-  ctx: { log(m: string): void; progress(p: { fraction?: number; message?: string }): void; signal: AbortSignal },
-): Promise<void> {
+/** Runs bash through the context (its own process group, ended on abort), lines to the log. */
+function runBash(cmd: string, cwd: string, env: Record<string, string>, ctx: Pick<StageContext<unknown>, 'log' | 'progress' | 'signal' | 'spawn'>): Promise<void> {
   return new Promise((resolveRun, reject) => {
     if (ctx.signal.aborted) return reject(new Error('interrupted'));
-    const child = spawn('bash', ['-c', cmd], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    liveChildren.add(child.pid!);
+    const child = ctx.spawn('bash', ['-c', cmd], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     const onLine = (line: string) => {
       const m = /^::progress\s+([0-9.]+)\s*(.*)$/.exec(line);
       if (m) ctx.progress({ fraction: Math.min(1, Number(m[1])), message: m[2] || undefined });
       else ctx.log(line);
     };
-    for (const stream of [child.stdout, child.stderr]) {
+    for (const stream of [child.stdout!, child.stderr!]) {
       let rest = '';
       stream.setEncoding('utf8');
       stream.on('data', (chunk: string) => {
@@ -94,24 +86,8 @@ function runBash(
       });
       stream.on('end', () => rest && onLine(rest));
     }
-    const kill = (sig: NodeJS.Signals) => {
-      try {
-        process.kill(-child.pid!, sig);
-      } catch {
-        /* already gone */
-      }
-    };
-    let hardKill: NodeJS.Timeout | undefined;
-    const onAbort = () => {
-      kill('SIGTERM');
-      hardKill = setTimeout(() => kill('SIGKILL'), 3000);
-    };
-    ctx.signal.addEventListener('abort', onAbort, { once: true });
     child.on('error', (e) => reject(new Error(`could not start bash: ${e.message}`)));
     child.on('close', (code, sig) => {
-      liveChildren.delete(child.pid!);
-      clearTimeout(hardKill);
-      ctx.signal.removeEventListener('abort', onAbort);
       if (ctx.signal.aborted) reject(new Error('interrupted'));
       else if (code === 0) resolveRun();
       else reject(new Error(sig ? `command killed by ${sig}` : `command exited with code ${code}`));

@@ -7,7 +7,8 @@ import { mkdtempSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
-import type { StageType, StageOutputs } from '../../src/runtime/stage.js';
+import { spawnGroup } from '../../src/runtime/launch.js';
+import type { StageContext, StageType, StageOutputs } from '../../src/runtime/stage.js';
 import type { Progress } from '../../src/util/progress.js';
 
 export interface DirectRun {
@@ -21,7 +22,7 @@ export interface DirectRun {
 export async function runStageDirect(
   stage: StageType<any>,
   params: Record<string, unknown>,
-  opts: { root?: string; workDir?: string; signal?: AbortSignal; pipelineDir?: string } = {},
+  opts: { root?: string; workDir?: string; signal?: AbortSignal; pipelineDir?: string; spawn?: StageContext<unknown>['spawn'] } = {},
 ): Promise<DirectRun> {
   const ajv = new Ajv({ useDefaults: true, allErrors: true, strict: false });
   const validate = ajv.compile(stage.params);
@@ -34,6 +35,7 @@ export async function runStageDirect(
   mkdirSync(workDir, { recursive: true });
   const logs: string[] = [];
   const progress: Progress[] = [];
+  const signal = opts.signal ?? new AbortController().signal;
   const outputs = await stage.run({
     params: p,
     instance: stage.name,
@@ -42,7 +44,8 @@ export async function runStageDirect(
     pipelineDir: opts.pipelineDir ?? root,
     log: (m) => logs.push(m),
     progress: (x) => progress.push(x),
-    signal: opts.signal ?? new AbortController().signal,
+    signal,
+    spawn: opts.spawn ?? ((command, args, request) => spawnGroup(command, args, request, signal, 3000)),
     env: {},
   });
   return { outputs, outDir, workDir, logs, progress };

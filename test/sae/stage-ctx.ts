@@ -5,6 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
+import { spawnGroup } from '../../src/runtime/launch.js';
 import trainSaeStage from '../../src/stages/train-sae.js';
 import type { Progress } from '../../src/util/progress.js';
 
@@ -20,10 +21,11 @@ export async function runTrainSae(
   mkdirSync(dirs.outDir, { recursive: true });
   mkdirSync(dirs.workDir, { recursive: true });
   const logs: string[] = [];
+  const signal = hooks.signal ?? new AbortController().signal;
   const outputs = await trainSaeStage.run({
     params: p as any, instance: 'test', outDir: dirs.outDir, workDir: dirs.workDir, pipelineDir: join(dirs.outDir, '..'),
     log: (m) => logs.push(m), progress: (x) => hooks.onProgress?.(x),
-    signal: hooks.signal ?? new AbortController().signal, env: {},
+    signal, env: {}, spawn: (command, args, request) => spawnGroup(command, args, request, signal, 3000),
   });
   return { outputs, logs };
 }
