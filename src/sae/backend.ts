@@ -14,7 +14,7 @@ type Availability = { available: true; create(o: EngineOptions): Promise<SaeEngi
 
 /** How to get each engine, for the messages of an engine that cannot run. */
 const HOW_TO_GET: Record<EngineName, string> = {
-  cuda: 'it needs an NVIDIA GPU, its driver (libcuda, libcublas) and the CUDA addon (`npm run build:cuda` where nvcc is installed; README: GPU)',
+  cuda: 'it needs an NVIDIA GPU with its driver (libcuda.so.1; for speed cuBLAS, libcublas.so.13 or .12, or SAE_CUBLAS=<path>) and the CUDA addon (`npm run build:cuda` where nvcc is installed; README: GPU)',
   tensorflow: 'it needs @tensorflow/tfjs-node-gpu (npm install; it downloads libtensorflow 2.9.1, which wants CUDA 11.2 and cuDNN 8.1)',
   native: `build it with: ${ENABLE_NATIVE}`,
   wasm: 'reinstall the dependencies (npm ci): @tensorflow/tfjs-backend-wasm is one',
@@ -27,6 +27,8 @@ async function availability(name: EngineName, underAuto: boolean): Promise<Avail
       case 'cuda': {
         const { cudaStatus, createCudaEngine } = await import('./engines/cuda.js');
         const s = await cudaStatus();
+        // The emulation build (tests) runs only when asked for by name: it is not a GPU.
+        if (s.available && s.emulated && underAuto) return { available: false, reason: 'the loaded CUDA addon is the CPU emulation build' };
         return s.available ? { available: true, create: createCudaEngine } : { available: false, reason: s.reason ?? 'unavailable' };
       }
       case 'native': {

@@ -55,6 +55,8 @@ export interface EngineOptions {
   threads: number;
   /** GPU engines only: allow TF32 matmuls (an explicit opt-in; float32 otherwise). */
   allowTf32?: boolean;
+  /** Rows per training batch, for engines that check device memory before allocating. */
+  batchSize?: number;
 }
 
 /**

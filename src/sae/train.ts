@@ -111,7 +111,7 @@ export async function trainSae(run: TrainRun, data: TrainData, io: TrainIo, hook
   const resumed = checkpoints.load();
   const cfg: SaeConfig = { ...shape, applyBDecToInput: p.apply_b_dec_to_input, bandwidth: p.bandwidth };
   const init = resumed?.init ?? { weights: run.initFrom ?? initialWeights(shape, p.threshold_init, checkpoints.rng) };
-  const engine = await choice.create({ cfg, init, allowTf32: p.allow_tf32 });
+  const engine = await choice.create({ cfg, init, allowTf32: p.allow_tf32, batchSize: p.batch_size });
   io.log(`backend: ${describeEngine(engine.info)}${choice.why}`);
   if (resumed) io.log(`resuming from checkpoint at step ${resumed.step}/${run.steps}`);
   try {

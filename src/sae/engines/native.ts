@@ -22,7 +22,8 @@ const loader = createRequire(import.meta.url)(fileURLToPath(new URL('../../../..
 /** The command that builds the fast CPU path (README: training engines). */
 export const ENABLE_NATIVE = loader.ENABLE_COMMAND;
 
-interface NativeSae {
+/** The addons' common `Sae` class (native/cpu/addon.cc; native/cuda/addon.cc mirrors it). */
+export interface NativeSae {
   setState(s: EngineState): void;
   getState(): EngineState;
   step(x: Float32Array, rows: number, lambda: number, lr: number): Float64Array;
@@ -70,7 +71,8 @@ export async function createNativeEngine(o: EngineOptions): Promise<SaeEngine> {
   return new NativeEngine(sae, dSae, { name: 'native', device: describe(addon.info()), threads: o.threads });
 }
 
-class NativeEngine implements SaeEngine {
+/** SaeEngine over an addon's `Sae`: the CPU engine here, the CUDA engine (engines/cuda.ts) too. */
+export class NativeEngine implements SaeEngine {
   constructor(private readonly sae: NativeSae, private readonly dSae: number, readonly info: EngineInfo) {}
 
   trainStep(x: Float32Array, rows: number, lambda: number, lr: number): StepStats {
