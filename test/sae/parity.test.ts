@@ -12,7 +12,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { chooseEngine } from '../../src/sae/backend.js';
+import { CUDA_EMULATED_ADDON } from '../../src/sae/engines/cuda.js';
 import type { EngineName, EngineState, SaeEngine } from '../../src/sae/engine.js';
 import { initialWeights, PARAM_NAMES, type SaeConfig, type StepStats } from '../../src/sae/jumprelu.js';
 import { loadCheckpoint, saveCheckpoint } from '../../src/sae/checkpoint.js';
@@ -114,6 +116,24 @@ for (const [name, threads] of CASES) {
     assertClose(await run(name, threads, true), ref, `${name}/${threads} resumed`, 2e-4);
   });
 }
+
+// The CUDA kernels compiled as host C++ (native/cuda/device.h): the same loop, checkpoint file and
+// resume as the real engine, checking the kernels' arithmetic here; the device itself is checked
+// only by bench/gpu-check.sh on a GPU machine.
+test('cuda kernels emulated on the CPU equal the reference, straight and resumed from a checkpoint file', async (t) => {
+  if (!existsSync(CUDA_EMULATED_ADDON)) {
+    t.skip(`the CUDA emulation build is missing (${CUDA_EMULATED_ADDON}; npm run build:cuda)`);
+    return;
+  }
+  process.env.SAE_CUDA_ADDON = CUDA_EMULATED_ADDON;
+  try {
+    const ref = await reference;
+    assertClose(await run('cuda', 1, false), ref, 'cuda (emulated)', 2e-4);
+    assertClose(await run('cuda', 1, true), ref, 'cuda (emulated) resumed', 2e-4);
+  } finally {
+    delete process.env.SAE_CUDA_ADDON;
+  }
+});
 
 test('native: 1 and 2 threads agree within rounding', async (t) => {
   try {
