@@ -9,10 +9,10 @@
  *   filehash.json              (size, mtime) -> sha256 memo of input files
  *   locks-index.json           lock files written by runs, for `gc`
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync } from 'node:fs';
+import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, utimesSync, type Stats } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
-import { digestJson, listFiles, treeDigest } from './hash.js';
+import { digestJson, treeDigest } from './hash.js';
 import { breakIfStale, pidAlive } from './fsutil.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { hashFile } from '../util/hash.js';
@@ -104,6 +104,8 @@ export interface Manifest {
   instance: string;
   outputs: Record<string, ManifestOutput>;
   files: Record<string, { sha256: string; size: number; mtimeMs: number }>;
+  /** Every folder under out/ (relative paths), so that the listing is known exactly. */
+  dirs?: string[];
   /** Digest of all outputs: what downstream lock entries record. */
   digest: string;
 }
@@ -125,6 +127,8 @@ export async function lookupEntry(art: Artifacts, key: string, verify = false): 
     return { ok: false, reason: 'corrupt', detail: 'manifest unreadable' };
   }
   if (manifest.key !== key || !manifest.files || !manifest.outputs) return { ok: false, reason: 'corrupt', detail: 'manifest does not match its key' };
+  const extra = unlistedContent(join(dir, 'out'), manifest);
+  if (extra) return { ok: false, reason: 'corrupt', detail: extra };
   for (const [rel, f] of Object.entries(manifest.files)) {
     const abs = join(dir, 'out', rel);
     let st;
@@ -151,6 +155,99 @@ export async function lookupEntry(art: Artifacts, key: string, verify = false): 
   return { ok: true, manifest };
 }
 
+/**
+ * What is in a committed out/ folder beyond its manifest (a file or folder added to a folder
+ * output, a link put in place of a file), as a reason; undefined when the listing is exact.
+ * Entries from before folders were recorded (no `dirs`) are checked for extra files only.
+ */
+function unlistedContent(outDir: string, manifest: Manifest): string | undefined {
+  let tree: OutputTree;
+  try {
+    tree = walkTree(outDir);
+  } catch (e) {
+    return `out/ unreadable (${(e as Error).message})`;
+  }
+  if (tree.special.length) return `${tree.special[0].rel} is ${tree.special[0].what}`;
+  const added = tree.files.find((f) => !(f in manifest.files));
+  if (added) return `${added} added`;
+  if (manifest.dirs) {
+    const known = new Set(manifest.dirs);
+    const dir = tree.dirs.find((d) => !known.has(d));
+    if (dir) return `folder ${dir} added`;
+  }
+  return undefined;
+}
+
+interface OutputTree {
+  files: string[];
+  dirs: string[];
+  /** Anything neither a regular file nor a folder: links, FIFOs, sockets, devices. */
+  special: Array<{ rel: string; st: Stats; what: string }>;
+}
+
+/** Everything under a folder, by lstat (nothing is opened or followed), sorted. */
+function walkTree(root: string): OutputTree {
+  const tree: OutputTree = { files: [], dirs: [], special: [] };
+  const walk = (rel: string) => {
+    for (const name of readdirSync(join(root, rel)).sort()) {
+      const r = rel ? `${rel}/${name}` : name;
+      const st = lstatSync(join(root, r));
+      if (st.isDirectory()) {
+        tree.dirs.push(r);
+        walk(r);
+      } else if (st.isFile()) tree.files.push(r);
+      else tree.special.push({ rel: r, st, what: kindOf(st) });
+    }
+  };
+  walk('');
+  tree.files.sort();
+  tree.dirs.sort();
+  return tree;
+}
+
+function kindOf(st: Stats): string {
+  if (st.isSymbolicLink()) return 'a symbolic link';
+  if (st.isFIFO()) return 'a FIFO (named pipe)';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  return 'not a regular file';
+}
+
+/**
+ * Makes a finished stage's output folder plain files and folders, before anything is hashed:
+ * a cache entry must hold its content, not point at something that can change or vanish.
+ * A link to a regular file inside the stage's own output or work folder is replaced by a copy
+ * of the file (the work folder is removed after the commit); any other link (outside,
+ * dangling, to a folder) and any FIFO, socket or device is refused with a clear error. Nothing
+ * is opened before it is known to be a regular file, so a FIFO cannot hang the runner.
+ */
+export function materializeOutputs(outDir: string, workDir?: string): void {
+  const roots = [outDir, ...(workDir ? [workDir] : [])].map((d) => realpathOrSelf(d));
+  for (const { rel, st, what } of walkTree(outDir).special) {
+    const abs = join(outDir, rel);
+    const refuse = (why: string) => new Error(`output ${rel} is ${why}: outputs must be regular files and folders`);
+    if (!st.isSymbolicLink()) throw refuse(what);
+    let target: string;
+    try {
+      target = realpathSync(abs);
+    } catch {
+      throw refuse('a dangling symbolic link');
+    }
+    if (!roots.some((r) => target.startsWith(r + '/'))) throw refuse(`a symbolic link to ${target}, outside the stage's output and work folders (copy the file instead)`);
+    if (!statSync(target).isFile()) throw refuse(`a symbolic link to ${target}, which is not a regular file`);
+    rmSync(abs);
+    copyFileSync(target, abs);
+  }
+}
+
+function realpathOrSelf(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return resolve(p);
+  }
+}
+
 /** Absolute path of a file/dir output inside a committed entry. */
 export function outputPath(art: Artifacts, key: string, rel: string): string {
   return join(art.entryDir(key), 'out', rel);
@@ -159,15 +256,18 @@ export function outputPath(art: Artifacts, key: string, rel: string): string {
 /**
  * Builds the manifest of a finished run's out/ folder: hashes each file once, and the
  * digest of each declared output (value: canonical JSON; file: content; dir: its tree).
+ * The folder must hold only regular files and folders (see materializeOutputs).
  */
 export async function buildManifest(
   outDir: string,
-  base: Omit<Manifest, 'format' | 'outputs' | 'files' | 'digest'>,
+  base: Omit<Manifest, 'format' | 'outputs' | 'files' | 'dirs' | 'digest'>,
   declared: Record<string, OutputDecl>,
   returned: Record<string, Json>,
 ): Promise<Manifest> {
+  const tree = walkTree(outDir);
+  if (tree.special.length) throw new Error(`output ${tree.special[0].rel} is ${tree.special[0].what}: outputs must be regular files and folders`);
   const files: Manifest['files'] = {};
-  for (const rel of listFiles(outDir)) {
+  for (const rel of tree.files) {
     const abs = join(outDir, rel);
     const st = statSync(abs);
     files[rel] = { sha256: await hashFile(abs), size: st.size, mtimeMs: st.mtimeMs };
@@ -192,7 +292,7 @@ export async function buildManifest(
     }
   }
   const digest = digestJson(Object.fromEntries(Object.entries(outputs).map(([k, o]) => [k, o.digest])));
-  return { format: 'pipeline-cache/1', ...base, outputs, files, digest };
+  return { format: 'pipeline-cache/1', ...base, outputs, files, dirs: tree.dirs, digest };
 }
 
 /** Checks that a file/dir output is a relative path that exists inside outDir. */

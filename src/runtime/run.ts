@@ -7,7 +7,7 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
-import { buildManifest, commitEntry, lookupEntry, type Artifacts, type Manifest } from './cache.js';
+import { buildManifest, commitEntry, lookupEntry, materializeOutputs, type Artifacts, type Manifest } from './cache.js';
 import { evaluate, resultFromManifest, InstanceError, type Evaluated, type InstanceResult } from './evaluate.js';
 import { PipelineError } from './errors.js';
 import { formatDuration, safeName, sameJson } from './format.js';
@@ -265,6 +265,7 @@ class PipelineRun {
   /** Digests the outputs and moves the temporary folder into the cache atomically. */
   private async commit(inst: Instance, key: string, spec: LaunchSpec, tmp: string, returned: StageOutputs): Promise<InstanceResult> {
     const identity = { key, uses: spec.stage, version: inst.stage.type.version, instance: inst.name };
+    materializeOutputs(spec.outDir, spec.workDir);
     const manifest = await buildManifest(spec.outDir, identity, inst.outputs, returned);
     if (this.o.signal.aborted) throw new Error('interrupted');
     commitEntry(this.art, tmp, manifest);
