@@ -4,6 +4,7 @@
  */
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isSystemError } from './runtime/errors.js';
 
 const VERBS: Record<string, { usage: string; help: string; flags: Record<string, 'bool' | 'value' | 'list'> }> = {
   run: {
@@ -232,6 +233,10 @@ main(process.argv.slice(2)).then(
     } else if (typeof err.format === 'function' && err.exitCode !== undefined) {
       process.stderr.write(`${err.format()}\n`);
       process.exitCode = err.exitCode;
+    } else if (isSystemError(e)) {
+      // The operating system refused (a full disk, a read-only folder): not a bug of ours.
+      process.stderr.write(`pipeline: ${err.message}\n`);
+      process.exitCode = 1;
     } else {
       process.stderr.write(`pipeline: internal error: ${err.stack ?? String(e)}\n`);
       process.exitCode = 70;

@@ -133,7 +133,7 @@ function saveNoopSnapshot(
   const dirs = [...memo.seenDirs].map((d) => ({ dir: d, ...dirListing(d) }));
   const newest = Math.max(0, ...[...memo.seenFiles.values()].map(([, mtimeMs]) => mtimeMs), ...dirs.map((d) => d.newestMtimeMs));
   if (Date.now() - newest <= RACY_MS) return;
-  writeSnapshot(snapshotPath(art, p.file, snapshotArgs(o)), {
+  const snapshot: Parameters<typeof writeSnapshot>[1] = {
     format: 'pipeline-noop/1',
     pipeline: p.name,
     files: p.sourceFiles.map((f): [string, string] => [f, sha256(readFileSync(f))]),
@@ -143,7 +143,12 @@ function saveNoopSnapshot(
     dirs: dirs.map((d): [string, string] => [d.dir, d.digest]),
     instances: outcomes.map((x): [string, string] => [x.instance.name, x.key!]),
     results,
-  });
+  };
+  try {
+    writeSnapshot(snapshotPath(art, p.file, snapshotArgs(o)), snapshot);
+  } catch {
+    // Only a shortcut for the next run (a full disk, say): that run then checks every key.
+  }
 }
 
 /**

@@ -12,7 +12,7 @@ export interface SourcePos {
   col: number;
 }
 
-export const EXIT = { ok: 0, stageFailed: 1, invalid: 2, sigint: 130, sigterm: 143 } as const;
+export const EXIT = { ok: 0, stageFailed: 1, invalid: 2, sighup: 129, sigint: 130, sigterm: 143 } as const;
 
 export class PipelineError extends Error {
   readonly exitCode: number = EXIT.invalid;
@@ -38,4 +38,21 @@ export class PipelineErrors extends PipelineError {
   format(): string {
     return this.message;
   }
+}
+
+/**
+ * The machine, not the input, stopped a command (a full disk, a read-only folder): a clear
+ * message and exit code 1, like a failed stage; never an "internal error".
+ */
+export class EnvironmentError extends Error {
+  readonly exitCode: number = EXIT.stageFailed;
+  format(): string {
+    return `pipeline: ${this.message}`;
+  }
+}
+
+/** An operating-system error (ENOSPC, EACCES, EROFS...): Node's errors carry its code. */
+export function isSystemError(e: unknown): e is NodeJS.ErrnoException {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' && /^E[A-Z0-9]+$/.test(code);
 }

@@ -1,5 +1,5 @@
 /** Small file-system helpers: exclusive lock files, process liveness. */
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -13,46 +13,98 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
-interface LockOwner {
+/**
+ * When a process started, in clock ticks since boot (Linux /proc), so that a recycled pid is
+ * not taken for the process that wrote a lock; undefined where /proc is not available.
+ */
+export function processStart(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces and parentheses): state is field 3.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[19]); // field 22, starttime
+  } catch {
+    return undefined;
+  }
+}
+
+/** A process identified by pid and start time: what lock and lease files record. */
+export interface ProcessId {
   pid: number;
   host: string;
+  /** processStart(pid) when written; absent in locks of older versions. */
+  start?: number;
 }
 
 const HOST = hostname();
 
-/** Tries once to create an exclusive lock file; removes it first if its owner process is dead. */
+export function thisProcess(): ProcessId {
+  return { pid: process.pid, host: HOST, start: processStart(process.pid) };
+}
+
+/** Whether the process that wrote an owner record may still be running (another host: assume so). */
+export function processAlive(owner: ProcessId): boolean {
+  if (owner.host !== HOST) return true;
+  if (!pidAlive(owner.pid)) return false;
+  if (owner.start === undefined) return true;
+  const start = processStart(owner.pid);
+  return start === undefined || start === owner.start;
+}
+
+/**
+ * Tries once to take an exclusive lock file; breaks it first if its owner process is dead.
+ * The owner record is written to a temporary file and linked into place (link fails if the
+ * lock exists), so a lock file is never seen empty or half-written: a full disk makes taking
+ * the lock fail with an error, instead of leaving an empty lock that looks held forever.
+ */
 export function tryLock(path: string): boolean {
   mkdirSync(dirname(path), { recursive: true });
   for (let attempt = 0; attempt < 2; attempt++) {
+    const tmp = `${path}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
     try {
-      const fd = openSync(path, 'wx');
-      writeSync(fd, JSON.stringify({ pid: process.pid, host: HOST } satisfies LockOwner));
-      closeSync(fd);
+      writeFileSync(tmp, JSON.stringify(thisProcess()), { flag: 'wx' });
+      linkSync(tmp, path);
       return true;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
+        throw Object.assign(new Error(`cannot take the lock ${path}: ${(e as Error).message}`), { code: (e as NodeJS.ErrnoException).code });
+      }
+    } finally {
+      rmSync(tmp, { force: true });
     }
     if (!breakIfStale(path)) return false;
   }
   return false;
 }
 
-function readOwner(path: string): LockOwner | undefined {
+/** The owner record of a lock file; null if the file is there but holds no valid record. */
+function readOwner(path: string): ProcessId | null | undefined {
+  let text: string;
   try {
-    return JSON.parse(readFileSync(path, 'utf8'));
+    text = readFileSync(path, 'utf8');
   } catch {
     return undefined;
   }
+  try {
+    const owner = JSON.parse(text) as ProcessId;
+    return Number.isInteger(owner?.pid) && typeof owner.host === 'string' ? owner : null;
+  } catch {
+    return null;
+  }
 }
 
+const sameOwner = (a: ProcessId | null | undefined, b: ProcessId | null) => (a === null && b === null) || (!!a && !!b && a.pid === b.pid && a.start === b.start && a.host === b.host);
+
 /**
- * A lock whose owner process is dead on this host is stale. It is moved aside by rename
- * (atomic: only one breaker wins) and checked again, so a lock taken meanwhile survives.
+ * A lock whose owner process is dead on this host is stale; so is a lock file holding no
+ * owner record (locks are linked into place complete, so that is debris: an older version's
+ * write that failed on a full disk). It is moved aside by rename (atomic: only one breaker
+ * wins) and checked again, so a lock taken meanwhile survives.
  */
 export function breakIfStale(path: string): boolean {
   const owner = readOwner(path);
-  if (!owner) return false; // being written right now, or unreadable: treat as held
-  if (owner.host !== HOST || pidAlive(owner.pid)) return false;
+  if (owner === undefined) return true; // gone already: retry
+  if (owner && processAlive(owner)) return false;
   const aside = `${path}.stale-${process.pid}-${randomBytes(3).toString('hex')}`;
   try {
     renameSync(path, aside);
@@ -60,7 +112,7 @@ export function breakIfStale(path: string): boolean {
     return true; // someone else broke it: retry
   }
   const moved = readOwner(aside);
-  if (moved && moved.pid !== owner.pid) {
+  if (!sameOwner(moved, owner)) {
     // We moved a fresh lock taken after our check: put it back.
     try {
       renameSync(aside, path);
@@ -75,7 +127,7 @@ export function breakIfStale(path: string): boolean {
 
 export function unlock(path: string): void {
   const owner = readOwner(path);
-  if (owner && owner.pid === process.pid) {
+  if (owner && owner.pid === process.pid && owner.host === HOST) {
     try {
       unlinkSync(path);
     } catch {
@@ -86,8 +138,7 @@ export function unlock(path: string): void {
 
 export function lockHeldByLiveProcess(path: string): boolean {
   const owner = readOwner(path);
-  if (!owner) return false;
-  return owner.host !== HOST || pidAlive(owner.pid);
+  return !!owner && processAlive(owner);
 }
 
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {

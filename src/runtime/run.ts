@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import pLimit from 'p-limit';
 import { buildManifest, commitEntry, lookupEntry, materializeOutputs, type Artifacts, type Manifest } from './cache.js';
 import { evaluate, resultFromManifest, InstanceError, type Evaluated, type InstanceResult } from './evaluate.js';
-import { PipelineError } from './errors.js';
+import { EnvironmentError, PipelineError } from './errors.js';
 import { formatDuration, safeName, sameJson } from './format.js';
 import { FileHashMemo } from './hash.js';
 import { runInProcess, type Launcher, type LaunchSpec } from './launch.js';
@@ -313,7 +313,7 @@ class LockRecorder {
     if (soon) this.flushTimer ??= setTimeout(() => this.flush(), 1000);
   }
 
-  flush(): void {
+  flush(final = false): void {
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
     if (!this.updates.size) return;
@@ -321,15 +321,18 @@ class LockRecorder {
       updateLock(this.file, this.pipelineName, this.updates);
       this.updates.clear();
     } catch (e) {
-      // Results are safe in the cache; the lock file is their record and is written again at
-      // the next flush. A timer callback must not throw: it would take the runner down.
-      this.reporter.note(`cannot write the lock file ${this.file}: ${(e as Error).message}`);
+      // Results are safe in the cache; the lock file is their record. During the run it is
+      // written again at the next flush (a timer callback must not throw: it would take the
+      // runner down); at the end, a run whose record could not be written has failed.
+      const message = `cannot write the lock file ${this.file}: ${(e as Error).message}`;
+      if (final) throw new EnvironmentError(`${message} (the results are in the cache: fix the cause, e.g. free disk space, and run again)`);
+      this.reporter.note(message);
     }
   }
 
   /** Last flush; drops instances no longer in the pipeline; registers the lock file for `gc`. */
   finish(p: Pipeline, anyRan: boolean, artifactsRoot: string): void {
-    this.flush();
+    this.flush(true);
     const known = new Set(p.instances.map((i) => i.name));
     const names = Object.keys(this.before);
     if (names.some((n) => !known.has(n))) updateLock(this.file, this.pipelineName, new Map(), known);
