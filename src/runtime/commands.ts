@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Artifacts, artifactsRoot, outputPath, type Manifest } from './cache.js';
-import { EXIT, PipelineError } from './errors.js';
+import { EnvironmentError, EXIT, PipelineError } from './errors.js';
 import { formatValue } from './format.js';
 import { FileHashMemo, RACY_MS } from './hash.js';
 import { sha256 } from '../util/hash.js';
@@ -17,7 +17,8 @@ import { createReporter } from './progress.js';
 import { ResourcePool, detectGpus, parseResources } from './resources.js';
 import { resolveNames, runPipeline, selectInstances, summarize } from './run.js';
 import { explainAll } from './status.js';
-import { lockHeldByLiveProcess } from './fsutil.js';
+import { lockHeldByLiveProcess, lockSync, unlock } from './fsutil.js';
+import { gcLockPath, leasedKeys } from './lease.js';
 import { findPipelineFile } from './project.js';
 import { codeDigest, dirListing, lockStat, snapshotArgs, snapshotPath, writeSnapshot } from './noop.js';
 import type { Json, StageType } from './stage.js';
@@ -303,7 +304,8 @@ export function dagCommand(o: Common & { format: 'text' | 'mermaid' | 'dot' }): 
 /**
  * Removes cache entries no lock file references: the lock files under the project's
  * `pipelines/` folder and those recorded in artifacts/locks-index.json by past runs.
- * Entries locked by a live run are kept, as are their work folders.
+ * Entries a live run may use (its lease, or an entry lock it holds) are kept, as are their
+ * work folders.
  */
 export function gcCommand(o: { file?: string; artifacts?: string; dryRun: boolean }): number {
   const root = o.file ? artifactsRoot(findPipelineFile(o.file), o.artifacts) : artifactsRoot(undefined, o.artifacts);
@@ -312,6 +314,28 @@ export function gcCommand(o: { file?: string; artifacts?: string; dryRun: boolea
     console.log(`nothing to collect: ${root} has no cache`);
     return EXIT.ok;
   }
+  const gcLock = gcLockPath(art);
+  try {
+    lockSync(gcLock, 60_000);
+  } catch {
+    throw new EnvironmentError(`another pipeline gc is collecting ${root} (${gcLock}): try again when it is done`);
+  }
+  try {
+    // Leases first, lock files second: a run records its lock file before it drops its lease.
+    const keep = leasedKeys(art);
+    const lockFiles = findLockFiles(root);
+    for (const f of lockFiles) for (const e of Object.values(readLock(f)?.instances ?? {})) keep.add(e.key);
+    const { entries, works } = collect(art, keep, o.dryRun);
+    const verb = o.dryRun ? 'would remove' : 'removed';
+    console.log(`${verb} ${entries.removed} cache entries and ${works} work folders; kept ${entries.kept} referenced by ${lockFiles.size} lock files or live runs`);
+    return EXIT.ok;
+  } finally {
+    unlock(gcLock);
+  }
+}
+
+/** Every *.lock.json under the project's pipelines/ folder, and those runs recorded in the index. */
+function findLockFiles(root: string): Set<string> {
   const lockFiles = new Set<string>();
   const scan = (dir: string, depth: number) => {
     let entries;
@@ -331,28 +355,29 @@ export function gcCommand(o: { file?: string; artifacts?: string; dryRun: boolea
   } catch {
     /* no index */
   }
-  const keep = new Set<string>();
-  for (const f of lockFiles) for (const e of Object.values(readLock(f)?.instances ?? {})) keep.add(e.key);
-  let removed = 0;
-  let kept = 0;
+  return lockFiles;
+}
+
+/** Removes the entries and work folders not in `keep` nor locked by a live run; under the gc lock. */
+function collect(art: Artifacts, keep: Set<string>, dryRun: boolean): { entries: { removed: number; kept: number }; works: number } {
+  const inUse = (key: string) => keep.has(key) || lockHeldByLiveProcess(art.entryLock(key));
+  const entries = { removed: 0, kept: 0 };
   for (const key of readdirSync(art.cache)) {
-    if (keep.has(key) || lockHeldByLiveProcess(art.entryLock(key))) {
-      kept++;
+    if (inUse(key)) {
+      entries.kept++;
       continue;
     }
-    removed++;
-    if (!o.dryRun) rmSync(art.entryDir(key), { recursive: true, force: true });
+    entries.removed++;
+    if (!dryRun) rmSync(art.entryDir(key), { recursive: true, force: true });
   }
   let works = 0;
   for (const key of existsSync(art.work) ? readdirSync(art.work) : []) {
-    if (keep.has(key) || lockHeldByLiveProcess(art.entryLock(key))) continue;
+    if (inUse(key)) continue;
     works++;
-    if (!o.dryRun) rmSync(art.workDir(key), { recursive: true, force: true });
+    if (!dryRun) rmSync(art.workDir(key), { recursive: true, force: true });
   }
-  if (!o.dryRun) art.removeOrphanTmp();
-  const verb = o.dryRun ? 'would remove' : 'removed';
-  console.log(`${verb} ${removed} cache entries and ${works} work folders; kept ${kept} referenced by ${lockFiles.size} lock files`);
-  return EXIT.ok;
+  if (!dryRun) art.removeOrphanTmp();
+  return { entries, works };
 }
 
 export async function execCommand(specFile: string, stageTypes: StageType<any>[]): Promise<number> {

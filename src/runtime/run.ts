@@ -17,6 +17,7 @@ import type { Instance, Pipeline } from './load.js';
 import { readLock, registerLockFile, updateLock, type LockEntry } from './lockfile.js';
 import type { Reporter } from './progress.js';
 import { ResourcePool } from './resources.js';
+import { RunLease } from './lease.js';
 import { unlock, waitLock } from './fsutil.js';
 import type { StageOutputs } from './stage.js';
 import type { Progress } from '../util/progress.js';
@@ -90,6 +91,8 @@ class PipelineRun {
   private readonly reporter: Reporter;
   private readonly memo: FileHashMemo;
   private readonly lock: LockRecorder;
+  /** The keys this run may use, so that gc keeps them. */
+  private readonly lease: RunLease;
   private readonly jobSlot: ReturnType<typeof pLimit>;
   /** Each instance's outcome, as a promise its dependents wait on. */
   private readonly outcomes = new Map<Instance, Promise<Outcome>>();
@@ -105,6 +108,7 @@ class PipelineRun {
     this.reporter = o.reporter;
     this.memo = o.memo ?? new FileHashMemo(join(o.art.root, 'filehash.json'));
     this.lock = new LockRecorder(o.lockFile, o.pipeline.name, o.reporter);
+    this.lease = new RunLease(o.art);
     this.jobSlot = pLimit(Math.max(1, o.jobs));
   }
 
@@ -112,10 +116,15 @@ class PipelineRun {
     this.art.removeOrphanTmp();
     this.art.removeStaleLocks();
     for (const inst of this.o.instances) this.outcomes.set(inst, this.process(inst));
-    const all = await Promise.all(this.outcomes.values());
-    this.lock.finish(this.p, all.some((x) => x.status === 'ran'), this.art.root);
-    this.memo.save();
-    return all;
+    try {
+      const all = await Promise.all(this.outcomes.values());
+      this.lock.finish(this.p, all.some((x) => x.status === 'ran'), this.art.root);
+      this.memo.save();
+      return all;
+    } finally {
+      // Only once the lock file records what the run used (or the run failed) may gc collect it.
+      this.lease.release();
+    }
   }
 
   /** Every error of one instance is that instance's failure; the others go on. */
@@ -124,6 +133,9 @@ class PipelineRun {
       const blocked = await this.waitForUpstream(inst);
       if (blocked) return blocked;
       const ev = await evaluate(this.p, inst, this.results, this.memo);
+      // Before the entry is looked up or computed: from here on gc keeps it.
+      await this.lease.hold(ev.parts.key, this.o.signal);
+      if (this.o.signal.aborted) return { instance: inst, status: 'interrupted' };
       return (await this.tryCache(inst, ev)) ?? (await this.computeLocked(inst, ev));
     } catch (e) {
       const message = e instanceof InstanceError ? e.message : `${inst.name}: ${(e as Error).message ?? String(e)}`;

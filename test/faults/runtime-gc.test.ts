@@ -1,0 +1,62 @@
+/**
+ * `pipeline gc` in a loop while runs commit new entries (first runs, with no lock file yet):
+ * every run ends with the right result, and everything it reported stays in the cache.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { cli, makeProject, startCli } from '../runtime/helpers.js';
+
+/** A chain whose last output is a function of `n` through every upstream file. */
+const CHAIN = `params: { n: 0 }
+stages:
+  a:
+    uses: shell
+    with:
+      cmd: "sleep 0.2; echo \${{ params.n }} > $OUT/a.txt"
+      outputs: { o: a.txt }
+  b:
+    uses: shell
+    with:
+      cmd: "sleep 0.2; cat $INPUT_0 > $OUT/b.txt; echo b >> $OUT/b.txt"
+      inputs: ["\${{ stages.a.outputs.o }}"]
+      outputs: { o: b.txt }
+  c:
+    uses: shell
+    with:
+      cmd: "cat $INPUT_0 > $OUT/c.txt; echo c >> $OUT/c.txt"
+      inputs: ["\${{ stages.b.outputs.o }}"]
+      outputs: { o: c.txt }
+`;
+
+test('gc in a loop during runs never deletes what a run uses or reports', { timeout: 150_000 }, async () => {
+  const p = makeProject('faults-gc-');
+  p.write('pipelines/chain.yaml', CHAIN);
+  let stop = false;
+  let collections = 0;
+  const gcLoop = (async () => {
+    while (!stop) {
+      const r = await startCli(['gc', 'chain'], p.dir).done;
+      assert.equal(r.code, 0, r.stderr);
+      collections++;
+    }
+  })();
+  try {
+    for (let n = 1; n <= 3; n++) {
+      const r = await cli(['run', 'chain', '--set', `n=${n}`, '--jobs', '2'], p.dir);
+      assert.equal(r.code, 0, `run n=${n}: ${r.stderr}`);
+      // The run's last line: where its result is.
+      const result = /^c\.o: (.*)$/m.exec(r.stderr)?.[1];
+      assert.ok(result, r.stderr);
+      assert.equal(readFileSync(result, 'utf8'), `${n}\nb\nc\n`, `run n=${n}: the result reported`);
+    }
+  } finally {
+    stop = true;
+    await gcLoop;
+  }
+  assert.ok(collections >= 2, `gc ran ${collections} times during the runs`);
+  // The last run's entries are referenced by the lock file: a final gc keeps them all.
+  assert.equal((await cli(['gc', 'chain'], p.dir)).code, 0);
+  const status = await cli(['status', 'chain', '--set', 'n=3', '--verify'], p.dir);
+  assert.match(status.stdout, /all 3 instances cached/, status.stdout);
+});
