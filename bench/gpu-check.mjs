@@ -8,7 +8,8 @@
  *      reference step written out here (the math of src/sae/jumprelu.ts), and against the native
  *      CPU addon where it loads; a checkpoint/resume against an uninterrupted run; TF32 beside float32;
  *   3. samples/s at 512/4096/1024, 2048/16384/1024 and 2048/16384/4096 (d_in/d_sae/batch);
- *   4. cuBLAS GFLOP/s (float32 and TF32) at a square and at the SAE's shapes.
+ *   4. milliseconds per phase of the step at the two large shapes (the device waited for after each);
+ *   5. cuBLAS GFLOP/s (float32 and TF32) at a square and at the SAE's shapes.
  * Every section is timed and guarded: a failure is recorded in the JSON and the next runs. The
  * JSON is rewritten after each section, so a timeout still leaves what was measured.
  *
@@ -325,6 +326,26 @@ async function main() {
         console.log(`   ${dIn}/${dSae}/${rows}${tf32 ? ' tf32' : ''}: ${r.samplesPerS} samples/s (${r.stepsPerS} steps/s, ${r.tflops} TFLOP/s)`);
         runs.push(r);
       }
+    return { runs };
+  });
+  await section('phases (ms per step)', () => {
+    const runs = [];
+    // The large shapes (all but the first of the throughput runs).
+    for (const [dIn, dSae, rows] of shapes.length > 1 ? shapes.slice(1) : shapes) {
+      const cfg = { dIn, dSae, applyBDecToInput: true, bandwidth: 0.001 };
+      const rng = mulberry32(9);
+      const sae = new addon.Sae({ ...cfg, profile: true });
+      try {
+        sae.setState({ weights: startState(cfg, rng).weights });
+        const x = batch(rng, rows, dIn);
+        const steps = 5;
+        for (let k = 0; k < steps; k++) sae.step(x, rows, 1e-3, 1e-4);
+        const ms = Object.fromEntries(Object.entries(sae.profile()).map(([phase, s]) => [phase, +((1000 * s) / steps).toFixed(3)]));
+        runs.push({ dIn, dSae, rows, msPerStep: ms, totalMs: +Object.values(ms).reduce((a, b) => a + b, 0).toFixed(2) });
+      } finally {
+        sae.dispose();
+      }
+    }
     return { runs };
   });
   await section('cuBLAS GFLOP/s', () => {

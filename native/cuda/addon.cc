@@ -1,8 +1,8 @@
 // The N-API face of SaeCuda (sae_cuda.h): the same JS class and functions as the CPU addon
 // (native/cpu/addon.cc), so src/sae/engines/cuda.ts drives it like the native engine:
-//   new Sae({dIn, dSae, applyBDecToInput, bandwidth, allowTf32?}), setState / getState (adam and
+//   new Sae({dIn, dSae, applyBDecToInput, bandwidth, allowTf32?, profile?}), setState / getState (adam and
 //   sinceFired optional: a fresh start), getArray / setArray / getSteps / setSteps, step,
-//   evaluate, deadFraction, bytes, dispose; module functions info(), estimateBytes(dIn, dSae,
+//   evaluate, deadFraction, bytes, profile, dispose; module functions info(), estimateBytes(dIn, dSae,
 //   rows) and sgemmBench(m, n, k, reps, allowTf32?).
 // info() never throws: on a machine without a GPU it says "no CUDA device (...)" in `error`.
 // Every bad argument and every CUDA failure becomes a JS Error naming the method; nothing aborts.
@@ -78,7 +78,7 @@ class Sae : public Napi::ObjectWrap<Sae> {
                         InstanceMethod<&Sae::DeadFraction>("deadFraction"), InstanceMethod<&Sae::Bytes>("bytes"),
                         InstanceMethod<&Sae::GetArray>("getArray"), InstanceMethod<&Sae::SetArray>("setArray"),
                         InstanceMethod<&Sae::GetSteps>("getSteps"), InstanceMethod<&Sae::SetSteps>("setSteps"),
-                        InstanceMethod<&Sae::Dispose>("dispose")});
+                        InstanceMethod<&Sae::Profile>("profile"), InstanceMethod<&Sae::Dispose>("dispose")});
   }
 
   explicit Sae(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Sae>(info) {
@@ -96,6 +96,9 @@ class Sae : public Napi::ObjectWrap<Sae> {
     const Napi::Value tf32 = o.Get("allowTf32");
     if (!tf32.IsUndefined() && !tf32.IsBoolean()) fail(env, "new Sae: allowTf32 must be a boolean");
     cfg.allowTf32 = tf32.IsBoolean() && tf32.As<Napi::Boolean>().Value();
+    const Napi::Value profile = o.Get("profile");
+    if (!profile.IsUndefined() && !profile.IsBoolean()) fail(env, "new Sae: profile must be a boolean");
+    cfg.profile = profile.IsBoolean() && profile.As<Napi::Boolean>().Value();
     if (double(cfg.dIn) * cfg.dSae > 2147483647.0) fail(env, "new Sae: d_in x d_sae must stay below 2^31");
     const std::string noDevice = sae_cuda::deviceError();
     if (!noDevice.empty()) fail(env, "new Sae: " + noDevice);
@@ -284,6 +287,13 @@ class Sae : public Napi::ObjectWrap<Sae> {
     sae_cuda::SaeCuda& c = live(env, "deadFraction");
     const double window = finiteNumber(env, info[0], "Sae.deadFraction: windowSamples");
     return Napi::Number::New(env, guarded(env, "Sae.deadFraction", [&] { return c.deadFraction(window); }));
+  }
+
+  // profile(): wall seconds per phase of the steps so far (new Sae({..., profile: true}); benchmarks).
+  Napi::Value Profile(const Napi::CallbackInfo& info) {
+    Napi::Object o = Napi::Object::New(info.Env());
+    for (const auto& [phase, seconds] : live(info.Env(), "profile").profile()) o.Set(phase, seconds);
+    return o;
   }
 
   Napi::Value Bytes(const Napi::CallbackInfo& info) {

@@ -17,7 +17,9 @@
 // This header has no CUDA types: the N-API addon (addon.cc) is plain C++ in both builds.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
+#include <map>
 #include <string>
 
 namespace sae_cuda {
@@ -40,6 +42,8 @@ struct Config {
   float bandwidth;
   /** TF32 tensor-core products (an explicit opt-in); float32 otherwise. */
   bool allowTf32 = false;
+  /** Time each phase of the step (waits for the device after each: slower; benchmarks only). */
+  bool profile = false;
 };
 
 struct StepStats {
@@ -88,6 +92,9 @@ class SaeCuda {
   EvalStats evaluate(const float* x, int rows, float* fired);
   double deadFraction(double windowSamples) const;
 
+  /** Wall seconds per phase of the steps so far (Config::profile), for benchmarks. */
+  const std::map<std::string, double>& profile() const { return profile_; }
+
   /** Device bytes held now (state + scratch). */
   size_t bytes() const;
   /** Device bytes a training at this shape holds at its peak. */
@@ -97,12 +104,20 @@ class SaeCuda {
   Config cfg_;
   DeviceArray<float> value_[N_PARAMS], m_[N_PARAMS], v_[N_PARAMS];
   DeviceArray<float> sinceFired_, thr_, bEncGradF_, dSaeScratch_, dInScratch_;
-  DeviceArray<int> fired_, window_;                 // [d_sae]
-  DeviceArray<double> windowDot_;                   // [d_sae]
-  DeviceArray<double> colSq_, gColSum_, colVar_;    // [d_in]
-  // Batch scratch, grown on demand and kept across steps.
+  DeviceArray<int> fired_, window_;                                  // [d_sae]
+  DeviceArray<double> windowDot_, bEncSum_;                          // [d_sae]
+  DeviceArray<double> colSq_, gColSum_, colSum_, colSqX_, colVar_;   // [d_in]
+  // Batch scratch, grown on demand and kept across steps; the column reductions' partial sums
+  // per segment of rows ([segments, cols], see step.cu).
   int rowsCap_ = 0;
   DeviceArray<float> x_, xin_, z_, f_, g_;
+  DeviceArray<double> partA_, partB_;
+  DeviceArray<int> intPartA_, intPartB_;
+  static int segmentsFor(int cols, int rows);
+
+  std::map<std::string, double> profile_;
+  std::chrono::steady_clock::time_point lapStart_;
+  void lap(const char* phase);
 
   DeviceArray<float>* slots(int which) const;
   void ensureScratch(int rows);

@@ -61,16 +61,31 @@ __global__ void subtractBias(float* __restrict__ out, const float* __restrict__ 
   if (k < n) out[k] = x[k] - bDec[k % dIn];
 }
 
-// Per feature j: thr = exp(log_threshold); z += b_enc; f = z * 1{z > thr}; firings and (training)
-// entries in the threshold's STE window, counted over the batch.
+// The column reductions over the batch's rows run in two kernels, so that a [B, 2048] batch
+// still spreads over many threads: the first gives each (segment of rows, column) pair one
+// thread and writes that segment's partial sums to [segments, cols]; the second adds each
+// column's partials in segment order. Deterministic for a given shape, like every sum here.
+
+// The rows [r0, r1) of segment `seg` of `segments`.
+__device__ inline void segmentRows(int seg, int segments, int rows, int& r0, int& r1) {
+  r0 = int(int64_t(rows) * seg / segments);
+  r1 = int(int64_t(rows) * (seg + 1) / segments);
+}
+
+// Per (segment, feature j): z += b_enc; f = z * 1{z > thr}; the segment's firings and entries in
+// the threshold's STE window.
 __global__ void gateForward(float* __restrict__ Z, float* __restrict__ F, const float* __restrict__ bEnc,
-                            const float* __restrict__ logThr, float* __restrict__ thrOut, int* __restrict__ fired,
-                            int* __restrict__ window, int rows, int dSae, float halfBw, bool training) {
-  const size_t j = threadIndex();
-  if (j >= size_t(dSae)) return;
+                            const float* __restrict__ logThr, int* __restrict__ firedPart,
+                            int* __restrict__ windowPart, int rows, int dSae, int segments, float halfBw) {
+  const size_t e = threadIndex();
+  if (e >= size_t(segments) * dSae) return;
+  const int seg = int(e / dSae);
+  const size_t j = e % dSae;
   const float thr = expf(logThr[j]), b = bEnc[j];
+  int r0, r1;
+  segmentRows(seg, segments, rows, r0, r1);
   int on = 0, inWindow = 0;
-  for (int r = 0; r < rows; r++) {
+  for (int r = r0; r < r1; r++) {
     const size_t k = size_t(r) * dSae + j;
     const float z = Z[k] + b;
     Z[k] = z;
@@ -78,44 +93,65 @@ __global__ void gateForward(float* __restrict__ Z, float* __restrict__ F, const 
     on += z > thr;
     inWindow += fabsf(fmaxf(z, 0.f) - thr) < halfBw;
   }
-  thrOut[j] = thr;
-  fired[j] = on;
-  if (training) window[j] = inWindow;
+  firedPart[e] = on;
+  windowPart[e] = inWindow;
 }
 
-// Per input column i, on G = f W_dec: err = (G + b_dec) - x; squared error summed; training:
-// G = err * gradScale (the gradient of rec w.r.t. x_hat) and its column sum.
+// Per feature j: firings and window entries over the batch; thr = exp(log_threshold).
+__global__ void countFirings(const int* __restrict__ firedPart, const int* __restrict__ windowPart,
+                             const float* __restrict__ logThr, float* __restrict__ thr, int* __restrict__ fired,
+                             int* __restrict__ window, int dSae, int segments) {
+  const size_t j = threadIndex();
+  if (j >= size_t(dSae)) return;
+  int on = 0, inWindow = 0;
+  for (int seg = 0; seg < segments; seg++) {
+    on += firedPart[size_t(seg) * dSae + j];
+    inWindow += windowPart[size_t(seg) * dSae + j];
+  }
+  thr[j] = expf(logThr[j]);
+  fired[j] = on;
+  window[j] = inWindow;
+}
+
+// Per (segment, input column i), on G = f W_dec: err = (G + b_dec) - x; the squared error;
+// training: G = err * gradScale (the gradient of rec w.r.t. x_hat) and its sum.
 __global__ void errorColumns(float* __restrict__ G, const float* __restrict__ x, const float* __restrict__ bDec,
-                             double* __restrict__ colSq, double* __restrict__ gColSum, int rows, int dIn,
-                             float gradScale, bool training) {
-  const size_t i = threadIndex();
-  if (i >= size_t(dIn)) return;
+                             double* __restrict__ sqPart, double* __restrict__ gPart, int rows, int dIn,
+                             int segments, float gradScale, bool training) {
+  const size_t e = threadIndex();
+  if (e >= size_t(segments) * dIn) return;
+  const int seg = int(e / dIn);
+  const size_t i = e % dIn;
+  int r0, r1;
+  segmentRows(seg, segments, rows, r0, r1);
   double sq = 0, gs = 0;
-  for (int r = 0; r < rows; r++) {
+  for (int r = r0; r < r1; r++) {
     const size_t k = size_t(r) * dIn + i;
-    const float e = (G[k] + bDec[i]) - x[k];
-    sq += double(e) * e;
+    const float err = (G[k] + bDec[i]) - x[k];
+    sq += double(err) * err;
     if (training) {
-      G[k] = e * gradScale;
+      G[k] = err * gradScale;
       gs += G[k];
     }
   }
-  colSq[i] = sq;
-  if (training) gColSum[i] = gs;
+  sqPart[e] = sq;
+  gPart[e] = gs;
 }
 
-// Per feature j, with df = g W_dec^T in DF: dz = df * 1{z > thr} replaces df; the b_enc gradient
-// (sum of dz; into Adam's m, beta1 = 0, and a float copy for the b_dec term) and the threshold
-// gradient d thr = -1/bw [sum_b w df z + lambda/B sum_b w], times thr (jumprelu.ts logThresholdGrad).
+// Per (segment, feature j), with df = g W_dec^T in DF: dz = df * 1{z > thr} replaces df; the
+// segment's sum of dz (the b_enc gradient) and window term sum w df z.
 __global__ void gateBackward(float* __restrict__ DF, const float* __restrict__ Z, const float* __restrict__ thr,
-                             const int* __restrict__ window, float* __restrict__ gBenc, float* __restrict__ bEncGradF,
-                             float* __restrict__ gThr, int rows, int dSae, float halfBw, float bandwidth,
-                             double lambdaPerRow) {
-  const size_t j = threadIndex();
-  if (j >= size_t(dSae)) return;
+                             double* __restrict__ windowDotPart, double* __restrict__ bEncPart, int rows, int dSae,
+                             int segments, float halfBw) {
+  const size_t e = threadIndex();
+  if (e >= size_t(segments) * dSae) return;
+  const int seg = int(e / dSae);
+  const size_t j = e % dSae;
   const float t = thr[j];
+  int r0, r1;
+  segmentRows(seg, segments, rows, r0, r1);
   double windowDot = 0, bEnc = 0;
-  for (int r = 0; r < rows; r++) {
+  for (int r = r0; r < r1; r++) {
     const size_t k = size_t(r) * dSae + j;
     const float z = Z[k], df = DF[k];
     windowDot += fabsf(fmaxf(z, 0.f) - t) < halfBw ? double(df * z) : 0.0;
@@ -123,9 +159,36 @@ __global__ void gateBackward(float* __restrict__ DF, const float* __restrict__ Z
     DF[k] = dz;
     bEnc += dz;
   }
-  gBenc[j] = float(bEnc);
-  bEncGradF[j] = float(bEnc);
-  gThr[j] = float(-1.0 / bandwidth * (windowDot + lambdaPerRow * window[j]) * t);
+  windowDotPart[e] = windowDot;
+  bEncPart[e] = bEnc;
+}
+
+// Per column c: out[c] = sum over segments of part[seg, c], in segment order (two arrays at once).
+__global__ void sumSegments(const double* __restrict__ partA, double* __restrict__ outA,
+                            const double* __restrict__ partB, double* __restrict__ outB, int cols, int segments) {
+  const size_t c = threadIndex();
+  if (c >= size_t(cols)) return;
+  double a = 0, b = 0;
+  for (int seg = 0; seg < segments; seg++) {
+    a += partA[size_t(seg) * cols + c];
+    b += partB[size_t(seg) * cols + c];
+  }
+  outA[c] = a;
+  outB[c] = b;
+}
+
+// Per feature j, from the summed window term and dz: the b_enc gradient (into Adam's m, beta1 = 0,
+// and a float copy for the b_dec term) and the threshold gradient
+// d thr = -1/bw [sum_b w df z + lambda/B sum_b w], times thr (jumprelu.ts logThresholdGrad).
+__global__ void thresholdGradients(const double* __restrict__ windowDot, const double* __restrict__ bEnc,
+                                   const int* __restrict__ window, const float* __restrict__ thr,
+                                   float* __restrict__ gBenc, float* __restrict__ bEncGradF, float* __restrict__ gThr,
+                                   int dSae, float bandwidth, double lambdaPerRow) {
+  const size_t j = threadIndex();
+  if (j >= size_t(dSae)) return;
+  gBenc[j] = float(bEnc[j]);
+  bEncGradF[j] = float(bEnc[j]);
+  gThr[j] = float(-1.0 / bandwidth * (windowDot[j] + lambdaPerRow * window[j]) * thr[j]);
 }
 
 // b_dec gradient: column sums of g, minus (encoder path) W_enc colsum(dz), which is in wDz.
@@ -135,19 +198,32 @@ __global__ void bDecGradient(float* __restrict__ gBdec, const double* __restrict
   if (i < size_t(dIn)) gBdec[i] = float(gColSum[i] - (encoderPath ? double(wDz[i]) : 0.0));
 }
 
-// Per input column i: the summed squared deviation from the column mean (FVU's denominator).
-__global__ void varianceColumns(const float* __restrict__ x, double* __restrict__ colVar, int rows, int dIn) {
-  const size_t i = threadIndex();
-  if (i >= size_t(dIn)) return;
-  double mean = 0;
-  for (int r = 0; r < rows; r++) mean += x[size_t(r) * dIn + i];
-  mean /= rows;
-  double var = 0;
-  for (int r = 0; r < rows; r++) {
-    const double d = x[size_t(r) * dIn + i] - mean;
-    var += d * d;
+// Per (segment, input column i): the segment's sum and sum of squares of x.
+__global__ void momentColumns(const float* __restrict__ x, double* __restrict__ sumPart, double* __restrict__ sqPart,
+                              int rows, int dIn, int segments) {
+  const size_t e = threadIndex();
+  if (e >= size_t(segments) * dIn) return;
+  const int seg = int(e / dIn);
+  const size_t i = e % dIn;
+  int r0, r1;
+  segmentRows(seg, segments, rows, r0, r1);
+  double sum = 0, sq = 0;
+  for (int r = r0; r < r1; r++) {
+    const double v = x[size_t(r) * dIn + i];
+    sum += v;
+    sq += v * v;
   }
-  colVar[i] = var;
+  sumPart[e] = sum;
+  sqPart[e] = sq;
+}
+
+// Per input column i: the summed squared deviation from the column mean (FVU's denominator), from
+// the column's sum and sum of squares: in double the cancellation costs nothing measurable unless
+// a column's mean exceeds its standard deviation by orders of magnitude.
+__global__ void varianceColumns(const double* __restrict__ sum, const double* __restrict__ sq,
+                                double* __restrict__ colVar, int rows, int dIn) {
+  const size_t i = threadIndex();
+  if (i < size_t(dIn)) colVar[i] = sq[i] - sum[i] * sum[i] / rows;
 }
 
 // The scalars of one Adam update of one group at step t (PyTorch's rule, jumprelu.ts adamStep).
@@ -225,8 +301,11 @@ SaeCuda::SaeCuda(const Config& cfg) : cfg_(cfg) {
   fired_ = DeviceArray<int>(cfg.dSae);
   window_ = DeviceArray<int>(cfg.dSae);
   windowDot_ = DeviceArray<double>(cfg.dSae);
+  bEncSum_ = DeviceArray<double>(cfg.dSae);
   colSq_ = DeviceArray<double>(cfg.dIn);
   gColSum_ = DeviceArray<double>(cfg.dIn);
+  colSum_ = DeviceArray<double>(cfg.dIn);
+  colSqX_ = DeviceArray<double>(cfg.dIn);
   colVar_ = DeviceArray<double>(cfg.dIn);
 }
 
@@ -257,30 +336,45 @@ static size_t stateFloats(int dIn, int dSae) {
   const size_t params = 2 * size_t(dIn) * dSae + 2 * size_t(dSae) + dIn;
   return 3 * params + 4 * size_t(dSae) + size_t(dIn);  // values, m, v; sinceFired, thr, two scratch rows
 }
-static size_t counterBytes(int dIn, int dSae) { return size_t(dSae) * (2 * 4 + 8) + size_t(dIn) * 3 * 8; }
+static size_t counterBytes(int dIn, int dSae) { return size_t(dSae) * (2 * 4 + 2 * 8) + size_t(dIn) * 5 * 8; }
 static size_t batchFloats(int dIn, int dSae, int rows) { return size_t(rows) * (3 * size_t(dIn) + 2 * size_t(dSae)); }
 
 size_t SaeCuda::estimateBytes(int dIn, int dSae, int rows) {
-  return 4 * (stateFloats(dIn, dSae) + batchFloats(dIn, dSae, rows)) + counterBytes(dIn, dSae);
+  const size_t featureParts = size_t(segmentsFor(dSae, rows)) * dSae;
+  const size_t partials = 2 * 8 * std::max(featureParts, size_t(segmentsFor(dIn, rows)) * dIn) + 2 * 4 * featureParts;
+  return 4 * (stateFloats(dIn, dSae) + batchFloats(dIn, dSae, rows)) + counterBytes(dIn, dSae) + partials;
 }
 
 size_t SaeCuda::bytes() const {
   const size_t scratch = x_.size() + xin_.size() + z_.size() + f_.size() + g_.size();
-  return 4 * (stateFloats(cfg_.dIn, cfg_.dSae) + scratch) + counterBytes(cfg_.dIn, cfg_.dSae);
+  const size_t partials = 8 * (partA_.size() + partB_.size()) + 4 * (intPartA_.size() + intPartB_.size());
+  return 4 * (stateFloats(cfg_.dIn, cfg_.dSae) + scratch) + counterBytes(cfg_.dIn, cfg_.dSae) + partials;
 }
 
 void SaeCuda::ensureScratch(int rows) {
   if (rows <= rowsCap_) return;
   // Free first: the old and new scratch never coexist.
   x_ = DeviceArray<float>(), xin_ = DeviceArray<float>(), z_ = DeviceArray<float>(), f_ = DeviceArray<float>();
-  g_ = DeviceArray<float>();
+  g_ = DeviceArray<float>(), partA_ = DeviceArray<double>(), partB_ = DeviceArray<double>();
+  intPartA_ = DeviceArray<int>(), intPartB_ = DeviceArray<int>();
   rowsCap_ = 0;
   x_ = DeviceArray<float>(size_t(rows) * cfg_.dIn);
   if (cfg_.applyBDecToInput) xin_ = DeviceArray<float>(size_t(rows) * cfg_.dIn);
   z_ = DeviceArray<float>(size_t(rows) * cfg_.dSae);
   f_ = DeviceArray<float>(size_t(rows) * cfg_.dSae);
   g_ = DeviceArray<float>(size_t(rows) * cfg_.dIn);
+  const size_t partials = std::max(size_t(segmentsFor(cfg_.dSae, rows)) * cfg_.dSae, size_t(segmentsFor(cfg_.dIn, rows)) * cfg_.dIn);
+  partA_ = DeviceArray<double>(partials);
+  partB_ = DeviceArray<double>(partials);
+  intPartA_ = DeviceArray<int>(size_t(segmentsFor(cfg_.dSae, rows)) * cfg_.dSae);
+  intPartB_ = DeviceArray<int>(size_t(segmentsFor(cfg_.dSae, rows)) * cfg_.dSae);
   rowsCap_ = rows;
+}
+
+// Row segments of a column reduction: enough (segment, column) threads to fill a large GPU.
+int SaeCuda::segmentsFor(int cols, int rows) {
+  constexpr long TARGET_THREADS = 1L << 18;
+  return int(std::max(1L, std::min<long>(rows, (TARGET_THREADS + cols - 1) / cols)));
 }
 
 double SaeCuda::deadFraction(double windowSamples) const {
@@ -290,6 +384,15 @@ double SaeCuda::deadFraction(double windowSamples) const {
   long dead = 0;
   for (float s : since) dead += s >= w;
   return double(dead) / cfg_.dSae;
+}
+
+// Charges the time since the previous lap to `phase` (nullptr: starts the clock), when profiling.
+void SaeCuda::lap(const char* phase) {
+  if (!cfg_.profile) return;
+  synchronize();
+  const auto now = std::chrono::steady_clock::now();
+  if (phase) profile_[phase] += std::chrono::duration<double>(now - lapStart_).count();
+  lapStart_ = now;
 }
 
 // Sums on the host, in index order: the few [d_in] / [d_sae] per-column results of a step.
@@ -317,7 +420,9 @@ const float* SaeCuda::forward(const float* x, int rows, bool training) {
   const int dIn = cfg_.dIn, dSae = cfg_.dSae;
   ensureScratch(rows);
   blasAllowTf32(cfg_.allowTf32);
+  lap(nullptr);
   toDevice(x_.data(), x, size_t(rows) * dIn * sizeof(float));
+  lap("batch to device");
   const float* xin = x_.data();
   if (cfg_.applyBDecToInput) {
     LAUNCH(subtractBias, blocksFor(size_t(rows) * dIn), THREADS, xin_.data(), x_.data(), value_[B_DEC].data(),
@@ -325,12 +430,21 @@ const float* SaeCuda::forward(const float* x, int rows, bool training) {
     xin = xin_.data();
   }
   sgemm(false, false, rows, dSae, dIn, 1.f, xin, dIn, value_[W_ENC].data(), dSae, 0.f, z_.data(), dSae);
+  lap("encode (gemm)");
   const float halfBw = float(cfg_.bandwidth / 2.0);
-  LAUNCH(gateForward, blocksFor(dSae), THREADS, z_.data(), f_.data(), value_[B_ENC].data(),
-         value_[LOG_THRESHOLD].data(), thr_.data(), fired_.data(), window_.data(), rows, dSae, halfBw, training);
+  const int featureSegments = segmentsFor(dSae, rows), inputSegments = segmentsFor(dIn, rows);
+  LAUNCH(gateForward, blocksFor(size_t(featureSegments) * dSae), THREADS, z_.data(), f_.data(), value_[B_ENC].data(),
+         value_[LOG_THRESHOLD].data(), intPartA_.data(), intPartB_.data(), rows, dSae, featureSegments, halfBw);
+  LAUNCH(countFirings, blocksFor(dSae), THREADS, intPartA_.data(), intPartB_.data(), value_[LOG_THRESHOLD].data(),
+         thr_.data(), fired_.data(), window_.data(), dSae, featureSegments);
+  lap("gate forward");
   sgemm(false, false, rows, dIn, dSae, 1.f, f_.data(), dSae, value_[W_DEC].data(), dIn, 0.f, g_.data(), dIn);
-  LAUNCH(errorColumns, blocksFor(dIn), THREADS, g_.data(), x_.data(), value_[B_DEC].data(), colSq_.data(),
-         gColSum_.data(), rows, dIn, float(2.0 / rows), training);
+  lap("decode (gemm)");
+  LAUNCH(errorColumns, blocksFor(size_t(inputSegments) * dIn), THREADS, g_.data(), x_.data(), value_[B_DEC].data(),
+         partA_.data(), partB_.data(), rows, dIn, inputSegments, float(2.0 / rows), training);
+  LAUNCH(sumSegments, blocksFor(dIn), THREADS, partA_.data(), colSq_.data(), partB_.data(), gColSum_.data(), dIn,
+         inputSegments);
+  lap("error columns");
   return xin;
 }
 
@@ -340,18 +454,27 @@ void SaeCuda::backward(int rows, const float* xin, double lambda) {
   const int dIn = cfg_.dIn, dSae = cfg_.dSae;
   // dW_dec = f^T g; then df = g W_dec^T overwrites f, which is no longer needed.
   sgemm(true, false, dSae, dIn, rows, 1.f, f_.data(), dSae, g_.data(), dIn, 0.f, m_[W_DEC].data(), dIn);
+  lap("dW_dec (gemm)");
   sgemm(false, true, rows, dSae, dIn, 1.f, g_.data(), dIn, value_[W_DEC].data(), dIn, 0.f, f_.data(), dSae);
-  LAUNCH(gateBackward, blocksFor(dSae), THREADS, f_.data(), z_.data(), thr_.data(), window_.data(),
-         m_[B_ENC].data(), bEncGradF_.data(), dSaeScratch_.data(), rows, dSae, float(cfg_.bandwidth / 2.0),
-         cfg_.bandwidth, lambda / rows);
+  lap("df (gemm)");
+  const int segments = segmentsFor(dSae, rows);
+  LAUNCH(gateBackward, blocksFor(size_t(segments) * dSae), THREADS, f_.data(), z_.data(), thr_.data(), partA_.data(),
+         partB_.data(), rows, dSae, segments, float(cfg_.bandwidth / 2.0));
+  LAUNCH(sumSegments, blocksFor(dSae), THREADS, partA_.data(), windowDot_.data(), partB_.data(), bEncSum_.data(), dSae,
+         segments);
+  LAUNCH(thresholdGradients, blocksFor(dSae), THREADS, windowDot_.data(), bEncSum_.data(), window_.data(),
+         thr_.data(), m_[B_ENC].data(), bEncGradF_.data(), dSaeScratch_.data(), dSae, cfg_.bandwidth, lambda / rows);
+  lap("gate backward");
   // dW_enc = x'^T dz
   sgemm(true, false, dIn, dSae, rows, 1.f, xin, dIn, f_.data(), dSae, 0.f, m_[W_ENC].data(), dSae);
+  lap("dW_enc (gemm)");
   // The b_dec gradient's encoder term: W_enc colsum(dz), a [d_in, d_sae] x [d_sae, 1] product.
   if (cfg_.applyBDecToInput)
     sgemm(false, false, dIn, 1, dSae, 1.f, value_[W_ENC].data(), dSae, bEncGradF_.data(), 1, 0.f,
           dInScratch_.data(), 1);
   LAUNCH(bDecGradient, blocksFor(dIn), THREADS, m_[B_DEC].data(), gColSum_.data(), dInScratch_.data(), dIn,
          cfg_.applyBDecToInput);
+  lap("b_dec gradient");
 }
 
 // Adam on the three groups, the decoder's projection and renormalisation, sinceFired.
@@ -362,30 +485,41 @@ void SaeCuda::update(double lr, int rows) {
   for (int g = 0; g < N_GROUPS; g++) t[g] = ++adamSteps[g];
   const AdamScalars enc(ADAM_GROUPS[0], t[0], lr), dec(ADAM_GROUPS[1], t[1], lr), th(ADAM_GROUPS[2], t[2], lr);
   const float* noGrad = nullptr;
+  lap(nullptr);
   LAUNCH(adam, blocksFor(weights), THREADS, value_[W_ENC].data(), m_[W_ENC].data(), v_[W_ENC].data(), noGrad,
          weights, enc);
   LAUNCH(adam, blocksFor(dSae), THREADS, value_[B_ENC].data(), m_[B_ENC].data(), v_[B_ENC].data(), noGrad,
          size_t(dSae), enc);
+  lap("adam encoder");
   LAUNCH(projectRows, blocksFor(dSae), THREADS, value_[W_DEC].data(), m_[W_DEC].data(), dSae, dIn);
+  lap("decoder projection");
   LAUNCH(adam, blocksFor(weights), THREADS, value_[W_DEC].data(), m_[W_DEC].data(), v_[W_DEC].data(), noGrad,
          weights, dec);
+  lap("adam decoder");
   LAUNCH(renormaliseRows, blocksFor(dSae), THREADS, value_[W_DEC].data(), dSae, dIn);
+  lap("decoder renormalisation");
   LAUNCH(adam, blocksFor(dIn), THREADS, value_[B_DEC].data(), m_[B_DEC].data(), v_[B_DEC].data(), noGrad,
          size_t(dIn), dec);
   const float* gThr = dSaeScratch_.data();
   LAUNCH(adam, blocksFor(dSae), THREADS, value_[LOG_THRESHOLD].data(), m_[LOG_THRESHOLD].data(),
          v_[LOG_THRESHOLD].data(), gThr, size_t(dSae), th);
   LAUNCH(updateSinceFired, blocksFor(dSae), THREADS, sinceFired_.data(), fired_.data(), dSae, float(rows));
+  lap("adam tail");
 }
 
 StepStats SaeCuda::step(const float* x, int rows, double lambda, double lr) {
   const float* xin = forward(x, rows, true);
   backward(rows, xin, lambda);
-  LAUNCH(varianceColumns, blocksFor(cfg_.dIn), THREADS, x_.data(), colVar_.data(), rows, cfg_.dIn);
+  const int dIn = cfg_.dIn, segments = segmentsFor(dIn, rows);
+  LAUNCH(momentColumns, blocksFor(size_t(segments) * dIn), THREADS, x_.data(), partA_.data(), partB_.data(), rows, dIn,
+         segments);
+  LAUNCH(sumSegments, blocksFor(dIn), THREADS, partA_.data(), colSum_.data(), partB_.data(), colSqX_.data(), dIn, segments);
+  LAUNCH(varianceColumns, blocksFor(dIn), THREADS, colSum_.data(), colSqX_.data(), colVar_.data(), rows, dIn);
   StepStats st;
   st.rec = sumDoubles(colSq_) / rows;
   st.l0 = sumInts(fired_) / rows;
   st.totalVar = sumDoubles(colVar_);
+  lap("statistics to host");
   update(lr, rows);
   synchronize();
   return st;

@@ -103,6 +103,29 @@ for (const applyBDecToInput of [true, false]) {
   });
 }
 
+test('emulated CUDA kernels equal the CPU addon where the column sums split the batch into segments of several rows', { skip: skipCpu }, () => {
+  // d_sae 8192: 32 row segments of 3 rows for the feature columns, 96 of 1 row for the 8 input columns (step.cu segmentsFor).
+  const cfg: SaeConfig = { dIn: 8, dSae: 8192, applyBDecToInput: true, bandwidth: 0.2 };
+  const rng = mulberry32(23);
+  const start = startState(cfg, rng);
+  const gpu = new emulated.Sae(cfg);
+  const ref = new cpu.Sae({ ...cfg, threads: 1, path: 'dense' });
+  gpu.setState(start);
+  ref.setState(start);
+  for (let step = 0; step < 2; step++) {
+    const x = batch(rng, 96, cfg.dIn);
+    const [rec, l0, totalVar] = gpu.step(x, 96, 0.3, 3e-3);
+    const [recRef, l0Ref, totalVarRef] = ref.step(x, 96, 0.3, 3e-3);
+    assert.ok(Math.abs(rec - recRef) <= 1e-5 * recRef, `step ${step}: rec ${rec} vs ${recRef}`);
+    assert.equal(l0, l0Ref, `step ${step}: L0`);
+    assert.ok(Math.abs(totalVar - totalVarRef) <= 1e-9 * totalVarRef, `step ${step}: totalVar`);
+  }
+  const { worst, where } = stateDiff(gpu.getState(), ref.getState());
+  assert.ok(worst < TOL, `emulated CUDA and CPU differ by ${worst.toExponential(2)} (relative) at ${where}`);
+  gpu.dispose();
+  ref.dispose();
+});
+
 test('emulated CUDA kernels equal the tfjs reference JumpReluSae (cpu backend) over 5 steps', { skip: skipEmulated }, async () => {
   const { tf } = await loadTf('cpu');
   const cfg: SaeConfig = { dIn: 16, dSae: 48, applyBDecToInput: true, bandwidth: 0.2 };
@@ -219,6 +242,24 @@ test('emulated CUDA: bad arguments throw clear errors and leave the state untouc
   const info = emulated.info();
   assert.equal(info.emulated, true);
   assert.match(info.device, /emulated on the CPU .*not a GPU/);
+});
+
+test('emulated CUDA: profile() times every phase when asked, and nothing otherwise', { skip: skipEmulated }, () => {
+  const cfg: SaeConfig = { dIn: 8, dSae: 24, applyBDecToInput: true, bandwidth: 0.2 };
+  const rng = mulberry32(3);
+  const start = startState(cfg, rng);
+  const timed = new emulated.Sae({ ...cfg, profile: true });
+  const plain = new emulated.Sae(cfg);
+  timed.setState(start);
+  plain.setState(start);
+  const x = batch(rng, 16, cfg.dIn);
+  for (let k = 0; k < 2; k++) assert.deepEqual(timed.step(x, 16, 0.1, 1e-3), plain.step(x, 16, 0.1, 1e-3));
+  const phases = timed.profile();
+  for (const phase of ['batch to device', 'encode (gemm)', 'gate forward', 'decode (gemm)', 'dW_enc (gemm)', 'adam decoder', 'decoder renormalisation'])
+    assert.ok(phases[phase] >= 0, `phase '${phase}' missing from ${JSON.stringify(phases)}`);
+  assert.deepEqual(plain.profile(), {});
+  timed.dispose();
+  plain.dispose();
 });
 
 test('the CUDA engine adapter on the emulation build: SaeEngine steps equal the native engine; auto never picks it', { skip: skipCpu }, async () => {
