@@ -57,7 +57,7 @@ const VERBS: Record<string, { usage: string; help: string; flags: Record<string,
   },
 };
 
-const EXIT_CODES = `Exit codes: 0 ok; 1 a stage failed (or show: stage not computed); 2 invalid pipeline or usage; 130 interrupted (SIGINT); 143 terminated (SIGTERM).`;
+const EXIT_CODES = `Exit codes: 0 ok; 1 a stage failed (or show: stage not computed); 2 invalid pipeline or usage; 129 hung up (SIGHUP); 130 interrupted (SIGINT); 143 terminated (SIGTERM).`;
 
 function mainHelp(): string {
   return `pipeline: a cached DAG runner for YAML pipelines\n\nUsage:\n${Object.entries(VERBS)

@@ -1,7 +1,7 @@
 /**
  * The CLI verbs, given parsed options (src/cli.ts only parses arguments). Each returns the
  * process exit code: 0 ok, 1 a stage failed (or `show` of a stage not computed), 2 invalid
- * pipeline or usage, 130/143 interrupted by SIGINT/SIGTERM.
+ * pipeline or usage, 129/130/143 interrupted by SIGHUP/SIGINT/SIGTERM.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -83,14 +83,15 @@ export async function runCommand(o: RunOpts): Promise<number> {
     if (interruptedBy) {
       // Second signal: no more waiting for stages to wind down.
       killAllChildren('SIGKILL');
-      process.exit(sig === 'SIGINT' ? EXIT.sigint : EXIT.sigterm);
+      process.exit(exitCodeOf(sig));
     }
     interruptedBy = sig;
     reporter.note(`${sig}: stopping running stages (again to force)`);
     controller.abort(new Error('interrupted'));
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  // A closed terminal (SIGHUP) stops the run like Ctrl-C: stages ended, nothing half-committed.
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const sig of signals) process.on(sig, onSignal);
   const memo = new FileHashMemo(join(art.root, 'filehash.json'));
   let outcomes;
   try {
@@ -109,18 +110,22 @@ export async function runCommand(o: RunOpts): Promise<number> {
       signal: controller.signal,
     });
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    for (const sig of signals) process.off(sig, onSignal);
   }
   reporter.note(`${p.name}: ${summarize(outcomes, Date.now() - t0)}`);
   reporter.close();
-  if (interruptedBy) return interruptedBy === 'SIGINT' ? EXIT.sigint : EXIT.sigterm;
+  if (interruptedBy) return exitCodeOf(interruptedBy);
   const failed = outcomes.filter((x) => x.status === 'failed');
   const results = failed.length ? [] : resultLines(art, outcomes);
   if (outcomes.every((x) => x.key) && !o.force.length && !o.verify) saveNoopSnapshot(o, p, art, memo, lockFile, outcomes, results);
   for (const f of failed) process.stderr.write(`FAILED ${f.instance.name}: ${f.error}${f.logFile ? `\n  log: ${f.logFile}` : ''}\n`);
   if (results.length) process.stderr.write(results.join('\n') + '\n');
   return failed.length ? EXIT.stageFailed : EXIT.ok;
+}
+
+/** 128 + the signal's number, as shells report a command a signal ended. */
+function exitCodeOf(sig: NodeJS.Signals): number {
+  return sig === 'SIGINT' ? EXIT.sigint : sig === 'SIGHUP' ? EXIT.sighup : EXIT.sigterm;
 }
 
 /**
@@ -371,10 +376,12 @@ function collect(art: Artifacts, keep: Set<string>, dryRun: boolean): { entries:
     if (!dryRun) rmSync(art.entryDir(key), { recursive: true, force: true });
   }
   let works = 0;
-  for (const key of existsSync(art.work) ? readdirSync(art.work) : []) {
+  for (const name of existsSync(art.work) ? readdirSync(art.work) : []) {
+    // A work folder, or the record of the processes started for it (<key>.processes).
+    const key = name.replace(/\.processes$/, '');
     if (inUse(key)) continue;
-    works++;
-    if (!dryRun) rmSync(art.workDir(key), { recursive: true, force: true });
+    if (name === key) works++;
+    if (!dryRun) rmSync(join(art.work, name), { recursive: true, force: true });
   }
   if (!dryRun) art.removeOrphanTmp();
   return { entries, works };

@@ -20,8 +20,11 @@ export async function execSpec(specFile: string, stageTypes: StageType<any>[]): 
   const stop = () => controller.abort(new Error('interrupted'));
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  // The runner died (its IPC channel closed): stop rather than compute for nobody.
+  process.on('SIGHUP', stop);
+  // The runner died (its IPC channel closed): stop rather than compute for nobody. It may
+  // have closed while this process was still loading its modules: no event then.
   process.on('disconnect', stop);
+  if (process.send && !process.connected) stop();
   let lastProgress = 0;
   try {
     const outputs = await type.run(stageContext(spec, controller.signal, {

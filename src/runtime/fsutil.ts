@@ -1,5 +1,5 @@
 /** Small file-system helpers: exclusive lock files, process liveness. */
-import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -177,4 +177,66 @@ export function lockSync(path: string, timeoutMs = 10_000): void {
     if (Date.now() > until) throw new Error(`timed out waiting for ${path}`);
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
   }
+}
+
+/** Fields of /proc/<pid>/stat after the command name: [state, ppid, pgrp, ...]. */
+function procStat(pid: number | string): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether process group `pgid`, recorded when its leader started at `start`, still has a
+ * running member. A group id is not reused while the group exists, so a group whose leader
+ * is gone is still that group; a live leader with another start time is a recycled pid.
+ * Zombies do not count (nothing may reap them in a container).
+ */
+export function groupAlive(pgid: number, start: number): boolean {
+  if (!procStat('self')) {
+    try {
+      process.kill(-pgid, 0);
+      return true;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'EPERM';
+    }
+  }
+  const leader = procStat(pgid);
+  if (leader && leader[0] !== 'Z' && start && processStart(pgid) !== start) return false;
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const f = procStat(name);
+    if (f && Number(f[2]) === pgid && f[0] !== 'Z') return true;
+  }
+  return false;
+}
+
+/**
+ * Ends the process groups a record file lists ("pgid start" lines, see spawnGroup) that are
+ * still running: SIGKILL, then waits until they are gone (at most `timeoutMs`). Returns how
+ * many were found alive. Used before a work folder is reused, so a stage of a dead run never
+ * races its re-run there.
+ */
+export async function endRecordedGroups(file: string, timeoutMs = 10_000): Promise<number> {
+  let lines: string[];
+  try {
+    lines = readFileSync(file, 'utf8').split('\n').filter(Boolean);
+  } catch {
+    return 0;
+  }
+  const alive = lines.map((l) => l.split(' ').map(Number)).filter(([pgid, start]) => pgid > 0 && groupAlive(pgid, start));
+  for (const [pgid] of alive) {
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  const until = Date.now() + timeoutMs;
+  while (alive.some(([pgid, start]) => groupAlive(pgid, start)) && Date.now() < until) await sleep(50);
+  rmSync(file, { force: true });
+  return alive.length;
 }

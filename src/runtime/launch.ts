@@ -4,7 +4,8 @@
  * today `node cli.js exec SPEC` on this machine, tomorrow the same command through sbatch.
  */
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
-import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { processStart } from './fsutil.js';
 import type { Json, StageContext, StageOutputs, StageType } from './stage.js';
 import type { Progress } from '../util/progress.js';
 import type { Provenance } from '../util/provenance.js';
@@ -40,7 +41,7 @@ export function stageContext(spec: LaunchSpec, signal: AbortSignal, events: Stag
     env: spec.env,
     provenance: spec.provenance,
     signal,
-    spawn: (command, args, request) => spawnGroup(command, args, request, signal, STAGE_PROCESS_GRACE_MS),
+    spawn: (command, args, request) => spawnGroup(command, args, request, signal, STAGE_PROCESS_GRACE_MS, spec.workDir),
     log: (line) => events.log(line),
     progress: (p) => events.progress(p),
   };
@@ -86,12 +87,22 @@ export interface SpawnRequest {
  * The one way the runtime and its stages start a process: in its own process group (so
  * ending it ends its whole tree), known to killAllChildren until it exits, and ended when
  * `signal` aborts (SIGTERM to the group, SIGKILL after `graceMs`).
+ *
+ * The group also dies with the runner, however the runner dies (SIGKILL included): the
+ * command is started through a bash watchdog that shares its group and waits on a pipe
+ * whose other end only this process holds; when that end closes (this process exited, or
+ * the command has exited and the pipe is closed below), the watchdog SIGKILLs the group.
+ * With `workDir`, the group is recorded next to that work folder (see strayProcessFile) so
+ * that the next run of the same entry can end whatever escaped before reusing the folder.
  */
-export function spawnGroup(command: string, args: string[], request: SpawnRequest, signal: AbortSignal, graceMs: number): ChildProcess {
-  const child = spawn(command, args, { ...request, detached: true });
+export function spawnGroup(command: string, args: string[], request: SpawnRequest, signal: AbortSignal, graceMs: number, workDir?: string): ChildProcess {
+  const stdio = normalizeStdio(request.stdio);
+  const watchFd = stdio.length;
+  const child = spawn('bash', ['-c', WATCHDOG, 'pipeline-watchdog', String(watchFd), command, ...args], { ...request, stdio: [...stdio, 'pipe'], detached: true });
   if (child.pid === undefined) return child; // failed to start: the 'error' event says why
   const pid = child.pid;
   liveChildren.add(pid);
+  if (workDir) appendFileSync(strayProcessFile(workDir), `${pid} ${processStart(pid) ?? 0}\n`);
   let killTimer: NodeJS.Timeout | undefined;
   const onAbort = () => {
     killGroup(pid, 'SIGTERM');
@@ -99,12 +110,32 @@ export function spawnGroup(command: string, args: string[], request: SpawnReques
   };
   if (signal.aborted) onAbort();
   else signal.addEventListener('abort', onAbort, { once: true });
+  // The command is done: closing the pipe makes the watchdog end what it left running.
+  child.on('exit', () => child.stdio[watchFd]?.destroy());
   child.on('close', () => {
     liveChildren.delete(pid);
     clearTimeout(killTimer);
     signal.removeEventListener('abort', onAbort);
   });
   return child;
+}
+
+/**
+ * bash -c WATCHDOG pipeline-watchdog FD COMMAND ARGS...: a background subshell (same process
+ * group, deaf to the signals an abort sends) blocks reading FD until its other end closes,
+ * then SIGKILLs the group; the shell closes FD and becomes COMMAND (exec keeps the pid).
+ */
+const WATCHDOG = `fd=$1; shift; ( trap '' INT TERM HUP; read -r -u "$fd" _; kill -KILL 0 ) & eval "exec $fd<&-"; exec "$@"`;
+
+function normalizeStdio(stdio: StdioOptions | undefined): Array<Exclude<StdioOptions, string>[number]> {
+  if (Array.isArray(stdio)) return stdio;
+  const one = stdio ?? 'pipe';
+  return [one, one, one];
+}
+
+/** Where the process groups started for a work folder are recorded: "pgid start" lines. */
+export function strayProcessFile(workDir: string): string {
+  return `${workDir}.processes`;
 }
 
 /** Grace period of a stage's own processes between SIGTERM and SIGKILL on abort. */
@@ -121,7 +152,7 @@ export function localLauncher(cliPath: string, graceMs = 5000): Launcher {
       writeFileSync(specFile, JSON.stringify(spec));
       const fd = openSync(spec.logFile, 'a');
       const env = { ...(process.env as Record<string, string>), ...spec.env };
-      const child = spawnGroup(process.execPath, [cliPath, 'exec', specFile], { stdio: ['ignore', fd, fd, 'ipc'], env }, signal, graceMs);
+      const child = spawnGroup(process.execPath, [cliPath, 'exec', specFile], { stdio: ['ignore', fd, fd, 'ipc'], env }, signal, graceMs, spec.workDir);
       closeSync(fd);
       let result: StageOutputs | undefined;
       let failure: string | undefined;

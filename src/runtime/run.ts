@@ -12,13 +12,13 @@ import { evaluate, resultFromManifest, InstanceError, type Evaluated, type Insta
 import { EnvironmentError, PipelineError } from './errors.js';
 import { formatDuration, safeName, sameJson } from './format.js';
 import { FileHashMemo } from './hash.js';
-import { runInProcess, type Launcher, type LaunchSpec } from './launch.js';
+import { runInProcess, strayProcessFile, type Launcher, type LaunchSpec } from './launch.js';
 import type { Instance, Pipeline } from './load.js';
 import { readLock, registerLockFile, updateLock, type LockEntry } from './lockfile.js';
 import type { Reporter } from './progress.js';
 import { ResourcePool } from './resources.js';
 import { RunLease } from './lease.js';
-import { unlock, waitLock } from './fsutil.js';
+import { endRecordedGroups, unlock, waitLock } from './fsutil.js';
 import type { StageOutputs } from './stage.js';
 import type { Progress } from '../util/progress.js';
 import type { Provenance } from '../util/provenance.js';
@@ -183,6 +183,9 @@ class PipelineRun {
       this.reporter.note(twin ? `${inst.name}: same cache key as ${twin}: will reuse its result` : `${inst.name}: waiting, another run is computing entry ${key.slice(0, 12)}`);
     });
     if (!got) return { instance: inst, status: 'interrupted' };
+    // A dead run's stage may still be running in this entry's work folder: end it first.
+    const strays = await endRecordedGroups(strayProcessFile(this.art.workDir(key)));
+    if (strays) this.reporter.note(`${inst.name}: ended ${strays} process group(s) a dead run left running in its work folder`);
     this.computing.set(key, inst.name);
     try {
       // Another run (or a twin) may have committed it while we waited.
@@ -229,6 +232,7 @@ class PipelineRun {
       rmSync(join(tmp, 'spec.json'), { force: true });
       const result = await this.commit(inst, key, spec, tmp, returned);
       rmSync(workDir, { recursive: true, force: true });
+      rmSync(strayProcessFile(workDir), { force: true });
       this.results.set(inst, result);
       this.lock.record(inst.name, ev, result, true);
       this.reporter.finished(inst.name, 'ran', undefined, Date.now() - started);

@@ -39,7 +39,7 @@ const ONE = `stages:
       outputs: { o: o.txt }
 `;
 
-test('disk full when taking an entry lock: a clear failure, and no lock left held forever', { timeout: 60_000 }, async (t) => {
+test('disk full when taking an entry lock: a clear failure, and no lock left held forever', { timeout: 120_000 }, async (t) => {
   const fs = smallTmpfs();
   if (typeof fs === 'string') return t.skip(fs);
   try {
@@ -62,7 +62,7 @@ test('disk full when taking an entry lock: a clear failure, and no lock left hel
   }
 });
 
-test('disk full at the end of a run: exit 1 naming the lock file, then the next run is all cached', { timeout: 60_000 }, async (t) => {
+test('disk full at the end of a run: exit 1 naming the lock file, then the next run is all cached', { timeout: 120_000 }, async (t) => {
   const fs = smallTmpfs();
   if (typeof fs === 'string') return t.skip(fs);
   try {

@@ -26,7 +26,7 @@ ${shell('fifo_in_dir', 'mkdir $OUT/d && echo a > $OUT/d/a && mkfifo $OUT/d/p', '
 ${shell('socket', 'python3 -c "import socket,os; s=socket.socket(socket.AF_UNIX); s.bind(os.environ[\'OUT\']+\'/o.txt\')"', 'o.txt')}
 `;
 
-test('links outside the stage, dangling links, FIFOs and sockets are refused, each naming the path', { timeout: 60_000 }, async () => {
+test('links outside the stage, dangling links, FIFOs and sockets are refused, each naming the path', { timeout: 120_000 }, async () => {
   const p = makeProject('faults-out-');
   p.write('pipelines/bad.yaml', BAD);
   const r = await cli(['run', 'bad', '--progress', 'plain'], p.dir);
@@ -43,7 +43,7 @@ test('links outside the stage, dangling links, FIFOs and sockets are refused, ea
   assert.ok(!existsSync(cache) || readdirSync(cache).length === 0, 'nothing was committed');
 });
 
-test('links to files in the stage\'s own output or work folder are committed as copies', { timeout: 60_000 }, async () => {
+test('links to files in the stage\'s own output or work folder are committed as copies', { timeout: 120_000 }, async () => {
   const p = makeProject('faults-out-');
   p.write('pipelines/ok.yaml', `stages:
 ${shell('links', 'mkdir $OUT/d && echo in-out > $OUT/d/a && ln -s a $OUT/d/b && echo in-work > $WORK/w && ln -s $WORK/w $OUT/d/c', 'd/')}
@@ -58,7 +58,7 @@ ${shell('links', 'mkdir $OUT/d && echo in-out > $OUT/d/a && ln -s a $OUT/d/b && 
   assert.ok(!existsSync(join(p.dir, 'artifacts/work')) || readdirSync(join(p.dir, 'artifacts/work')).length === 0, 'the work folder is gone, the copy stays');
 });
 
-test('a file added to a committed folder output is detected by status and re-run', { timeout: 60_000 }, async () => {
+test('a file added to a committed folder output is detected by status and re-run', { timeout: 120_000 }, async () => {
   const p = makeProject('faults-out-');
   p.write('pipelines/dir.yaml', `stages:
 ${shell('folder', 'mkdir -p $OUT/d/sub && echo a > $OUT/d/a && echo x >> $PIPELINE_DIR/../counts/folder', 'd/')}
