@@ -8,6 +8,7 @@ import { resolve as resolvePath } from 'node:path';
 import { formatPos, type SourcePos } from './errors.js';
 import { outputPath, type Artifacts, type Manifest } from './cache.js';
 import { digestJson, type FileHashMemo } from './hash.js';
+import { stageCodeDigest } from './code.js';
 import { applyPath, renderTemplate, RefSyntaxError, type Ref } from './refs.js';
 import type { Instance, Pipeline } from './load.js';
 import type { Json } from './stage.js';
@@ -24,6 +25,8 @@ export interface InstanceResult {
 export interface KeyParts {
   uses: string;
   version: string;
+  /** Digest of the stage type's code (its module closure, see code.ts). */
+  code?: string;
   /** Resolved params as hashed (defaults applied; upstream files as `sha256:` digests). */
   params: Json;
   /** Input file/folder digests by path relative to the pipeline folder. */
@@ -89,12 +92,13 @@ export async function evaluate(
   const parts: Omit<KeyParts, 'key'> = {
     uses: inst.stage.type.name,
     version: inst.stage.type.version,
+    code: stageCodeDigest(inst.stage.type),
     params: withoutPipelineDir(keyParams, p.dir),
     inputs: await inputDigests(p, inst, params, memo, referencedStrings(params, inst.holes.map((h) => h.path))),
     upstream: upstreamDigests(inst, results),
     pipelineParams: Object.fromEntries(inst.usedParams.map((n) => [n, p.params[n]])),
   };
-  const key = digestJson({ type: parts.uses, version: parts.version, params: parts.params, inputs: parts.inputs });
+  const key = digestJson({ type: parts.uses, version: parts.version, code: parts.code ?? null, params: parts.params, inputs: parts.inputs });
   return { params, parts: { ...parts, key } };
 }
 

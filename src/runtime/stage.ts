@@ -6,6 +6,7 @@
  * the schema, never written twice), the outputs it promises, and `run(ctx)`.
  */
 import type { ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { Static, TObject } from '@sinclair/typebox';
 import type { SpawnRequest } from './launch.js';
 import type { Progress } from '../util/progress.js';
@@ -82,9 +83,30 @@ export interface StageType<S extends TObject = TObject> {
    */
   dynamicOutputs?(params: Static<S>): Record<string, OutputDecl>;
   run(ctx: StageContext<Static<S>>): Promise<StageOutputs>;
+  /**
+   * The module that defines the type (set by defineStage): its code, and the code it imports,
+   * are part of every cache key of the type (see code.ts).
+   */
+  codeFile?: string;
 }
 
-/** Identity function that keeps the params type tied to the schema. */
+/**
+ * Keeps the params type tied to the schema, and records which module defines the stage type:
+ * the caller's file, read from the call stack, so that no stage has to say it.
+ */
 export function defineStage<S extends TObject>(stage: StageType<S>): StageType<S> {
-  return stage;
+  return { ...stage, codeFile: stage.codeFile ?? callerFile() };
+}
+
+/** The file of the function that called defineStage. */
+function callerFile(): string | undefined {
+  const saved = Error.prepareStackTrace;
+  try {
+    Error.prepareStackTrace = (_e, frames) => frames;
+    const frames = new Error().stack as unknown as NodeJS.CallSite[];
+    const name = frames[2]?.getFileName();
+    return name?.startsWith('file:') ? fileURLToPath(name) : name ?? undefined;
+  } finally {
+    Error.prepareStackTrace = saved;
+  }
 }

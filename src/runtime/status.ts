@@ -27,6 +27,7 @@ export function staleReasons(prev: LockEntry | undefined, parts: KeyParts): stri
   const reasons: string[] = [];
   if (prev.uses !== parts.uses) reasons.push(`stage type ${prev.uses} -> ${parts.uses}`);
   if (prev.version !== parts.version) reasons.push(`stage version ${prev.version} -> ${parts.version}`);
+  if (prev.code && prev.code !== parts.code) reasons.push(`code of ${parts.uses} changed`);
   // Pipeline params by name ("param lr 7e-5 -> 1e-4"), then the stage's own `with:` fields;
   // a field that only echoes a changed pipeline param is not repeated.
   const pipelineDiff = paramDiff(prev.pipelineParams ?? {}, parts.pipelineParams ?? {}, 'param ');
