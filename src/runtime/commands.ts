@@ -19,6 +19,7 @@ import { resolveNames, runPipeline, selectInstances, summarize } from './run.js'
 import { explainAll } from './status.js';
 import { lockHeldByLiveProcess, lockSync, unlock } from './fsutil.js';
 import { gcLockPath, leasedKeys } from './lease.js';
+import { PARSE_CACHE } from './yaml-source.js';
 import { findPipelineFile } from './project.js';
 import { codeDigest, dirListing, lockStat, snapshotArgs, snapshotPath, writeSnapshot } from './noop.js';
 import type { Json, StageType } from './stage.js';
@@ -383,7 +384,11 @@ function collect(art: Artifacts, keep: Set<string>, dryRun: boolean): { entries:
     if (name === key) works++;
     if (!dryRun) rmSync(join(art.work, name), { recursive: true, force: true });
   }
-  if (!dryRun) art.removeOrphanTmp();
+  if (!dryRun) {
+    art.removeOrphanTmp();
+    // The per-user cache of parsed pipeline files: a cache only, rebuilt on demand.
+    rmSync(PARSE_CACHE, { recursive: true, force: true });
+  }
   return { entries, works };
 }
 
