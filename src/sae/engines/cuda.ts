@@ -12,12 +12,11 @@
  * build (the kernels compiled as host C++), which reports itself as emulated and which
  * `backend: auto` never picks.
  */
-import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import type { EngineOptions, SaeEngine } from '../engine.js';
+import { initialState, type EngineOptions, type SaeEngine } from '../engine.js';
 import { NativeEngine, type NativeSae } from './native.js';
-import { initialState } from '../engine.js';
 
 /** The device build (scripts/build-cuda.mjs), seen from dist/src/sae/engines/. */
 export const CUDA_ADDON = fileURLToPath(new URL('../../../../native/build/cuda/sae_cuda.node', import.meta.url));
