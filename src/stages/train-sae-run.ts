@@ -62,7 +62,7 @@ export async function runTrainSae(ctx: StageContext<Params>): Promise<StageOutpu
   const trainRows = openStore(at(p.store)).rows - p.eval_rows;
   const resampleRows = new BatchLoader(openStore(at(p.store)), { scale: 1 / p.norm_scale, evalRows: p.eval_rows, batchSize: p.batch_size,
     seed: p.seed + 1, shuffle: true, split: 'train', prefetch: 0 });
-  const hooked = trainingHooks(p, steps, p.l0_warmup_steps ?? steps, data.dIn, () => resampleRows.next(), (m) => ctx.log(m));
+  const hooked = trainingHooks(p, steps, p.l0_warmup_steps ?? steps, data.dIn, resampleRows, (m) => ctx.log(m));
   try {
     const r = await trainSae({ params: p, steps, initFrom, groundTruth, instance: ctx.instance }, data, ctx, hooked.hooks);
     const record = runRecord(p, steps, trainRows, r.eval.l0, hooked.summary(), join(ctx.outDir, r.metricsFile), ctx.log);

@@ -103,3 +103,36 @@ test('workers: 2 (features split over threads) matches one thread, and resumes e
   }
   assert.ok(Math.abs((one.outputs.loss as number) - (two.outputs.loss as number)) < 1e-4);
 });
+
+test('a resumed run with dead-latent resampling ends with the weights of an uninterrupted one', async () => {
+  const root = tempDir('resume-resample');
+  const d = 8;
+  const store = writeStore(join(root, 'store'), sparseData(1024 + 64, d, 12, 0.15, 7).x, d);
+  // A high initial threshold and lambda kill latents early, so resampling happens both before
+  // and after the step-20 abort: the resumed run must continue the resampler's random stream
+  // and its batch cursor, not restart them.
+  const params = {
+    store, eval_rows: 64, d_sae: 24, batch_size: 32, steps: 40, lr: 1e-2, lr_warmup_steps: 5,
+    l0_coefficient: 5e-2, threshold_init: 1.5, bandwidth: 0.05, log_every: 4, checkpoint_every: 8, backend: 'cpu', seed: 4,
+    resample_dead_every: 4, resample_dead_until: 1, dead_window_samples: 64,
+  };
+  const straight = await runTrainSae(params, { outDir: join(root, 'a/out'), workDir: join(root, 'a/work') });
+  const resampleSteps = (logs: string[]) => logs.flatMap((m) => /^step (\d+): resampled/.exec(m)?.[1] ?? []).map(Number);
+  const steps = resampleSteps(straight.logs);
+  assert.ok(steps.some((s) => s <= 20) && steps.some((s) => s > 20), `resampling on both sides of step 20: ${steps}`);
+
+  const ac = new AbortController();
+  const work = join(root, 'b/work');
+  await assert.rejects(runTrainSae(params, { outDir: join(root, 'b/out1'), workDir: work }, {
+    signal: ac.signal, onProgress: (p) => { if (p.message?.startsWith('step 20/')) ac.abort(); },
+  }), /aborted at step 20\/40/);
+  const resumed = await runTrainSae(params, { outDir: join(root, 'b/out2'), workDir: work });
+  const weights = (out: string) => readSafetensors(join(out, 'sae', 'sae_weights.safetensors')).tensors;
+  const ref = weights(join(root, 'a/out')), got = weights(join(root, 'b/out2'));
+  for (const name of Object.keys(ref)) {
+    let maxDiff = 0;
+    ref[name].data.forEach((v, i) => (maxDiff = Math.max(maxDiff, Math.abs(v - got[name].data[i]))));
+    assert.ok(maxDiff <= 1e-6, `${name}: resumed run differs by ${maxDiff}`);
+  }
+  assert.deepEqual(resumed.outputs.eval, straight.outputs.eval);
+});
