@@ -4,8 +4,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { cli, makeProject, startCli } from '../runtime/helpers.js';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cli, makeProject, startCli, waitFor } from '../runtime/helpers.js';
 
 /** A chain whose last output is a function of `n` through every upstream file. */
 const CHAIN = `params: { n: 0 }
@@ -59,4 +60,39 @@ test('gc in a loop during runs never deletes what a run uses or reports', { time
   assert.equal((await cli(['gc', 'chain'], p.dir)).code, 0);
   const status = await cli(['status', 'chain', '--set', 'n=3', '--verify'], p.dir);
   assert.match(status.stdout, /all 3 instances cached/, status.stdout);
+});
+
+/** `a` is reused from an entry no lock file references any more; `b` reads it only once gc has run. */
+const REUSE = `params: { n: 0, m: 0 }
+stages:
+  a:
+    uses: shell
+    with:
+      cmd: "echo \${{ params.n }} > $OUT/a.txt"
+      outputs: { o: a.txt }
+  b:
+    uses: shell
+    with:
+      cmd: "echo \${{ params.m }} > /dev/null; touch $PIPELINE_DIR/b-started; while [ ! -f $PIPELINE_DIR/go ]; do sleep 0.1; done; cat $INPUT_0 > $OUT/b.txt"
+      inputs: ["\${{ stages.a.outputs.o }}"]
+      outputs: { o: b.txt }
+`;
+
+test('gc while a run uses a reused entry no lock file references keeps that entry', { timeout: 150_000 }, async () => {
+  const p = makeProject('faults-gc-');
+  p.write('pipelines/reuse.yaml', REUSE);
+  p.write('pipelines/go', '');
+  assert.equal((await cli(['run', 'reuse', '--set', 'n=1', '--set', 'm=1'], p.dir)).code, 0);
+  // The lock file now references a for n=2: the entry of a for n=1 is garbage, still cached.
+  assert.equal((await cli(['run', 'reuse', '--set', 'n=2', '--set', 'm=1'], p.dir)).code, 0);
+  rmSync(join(p.pipelines, 'go'));
+  rmSync(join(p.pipelines, 'b-started'));
+  const run = startCli(['run', 'reuse', '--set', 'n=1', '--set', 'm=2'], p.dir);
+  await waitFor(() => existsSync(join(p.pipelines, 'b-started')), 60_000);
+  const gc = await cli(['gc', 'reuse'], p.dir);
+  assert.equal(gc.code, 0, gc.stderr);
+  writeFileSync(join(p.pipelines, 'go'), '');
+  const r = await run.done;
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(readFileSync(/^b\.o: (.*)$/m.exec(r.stderr)![1], 'utf8'), '1\n');
 });
