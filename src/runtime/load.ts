@@ -11,7 +11,8 @@ import { parseTemplate, applyPath, interpolationText, renderTemplate, RefSyntaxE
 import { PipelineFileSchema, IDENT, type StageDecl } from './schema.js';
 import type { Json, OutputDecl, StageType } from './stage.js';
 import { validator, schemaErrors } from './validate.js';
-import { Positions, pointerOf, readYamlFile, type SourceDoc } from './yaml-source.js';
+import { Positions, pointerOf, readYamlFile, type NodePos, type SourceDoc } from './yaml-source.js';
+import { rewriteShellReferences } from './shell-refs.js';
 import { sha256 } from '../util/hash.js';
 
 /** A place in `with:` that still holds references to other stages' outputs. */
@@ -300,6 +301,7 @@ function expandStage(p: Pipeline, node: StageNode): void {
     }
     axes.push([key, values as Json[]]);
   }
+  const declaredWith = withShellVariables(p, node);
   const seen = new Set<string>();
   for (const matrix of expandMatrix(axes)) {
     const name = instanceName(node.id, matrix);
@@ -310,7 +312,7 @@ function expandStage(p: Pipeline, node: StageNode): void {
     const holes: Hole[] = [];
     const scope = { pipeline: p, node, matrix, used: new Set(matrixUsed) };
     const withPtr = `${node.pointer}/with`;
-    const withValue = substituteStatic((node.decl.with ?? {}) as Json, withPtr, scope, holes) as Record<string, Json>;
+    const withValue = substituteStatic(declaredWith, withPtr, scope, holes) as Record<string, Json>;
     const inst: Instance = {
       name,
       stage: node,
@@ -327,6 +329,40 @@ function expandStage(p: Pipeline, node: StageNode): void {
     node.instances.push(inst);
     p.byName.set(name, inst);
   }
+}
+
+/**
+ * The `with:` of a stage, where the stage type runs a shell command: the command's references
+ * moved into variables of its env param (see shell-refs.ts), so that no value is ever part of
+ * the command's text. Errors about a moved reference point at the command.
+ */
+function withShellVariables(p: Pipeline, node: StageNode): Json {
+  const given = (node.decl.with ?? {}) as Record<string, Json>;
+  const spec = node.type.shellCommand;
+  const cmd = spec ? given[spec.field] : undefined;
+  if (!spec || typeof cmd !== 'string') return given;
+  const cmdPtr = `${node.pointer}/with${pointerOf([spec.field])}`;
+  let rewrite: ReturnType<typeof rewriteShellReferences>;
+  try {
+    rewrite = rewriteShellReferences(cmd);
+  } catch (e) {
+    throw new PipelineError(`stage ${node.id} field ${spec.field}: ${(e as Error).message}`, p.positions.at(cmdPtr));
+  }
+  if (!rewrite) return given;
+  const env = given[spec.env] ?? {};
+  const envPtr = `${node.pointer}/with${pointerOf([spec.env])}`;
+  if (!isPlainObject(env)) {
+    throw new PipelineError(`stage ${node.id} field ${spec.env}: must be a mapping (the command's references are passed in it)`, p.positions.at(envPtr));
+  }
+  const aliases = new Map<string, NodePos>();
+  for (const name of Object.keys(rewrite.vars)) {
+    if (Object.hasOwn(env, name)) {
+      throw new PipelineError(`stage ${node.id} field ${spec.env}.${name}: this name is reserved for the command's references`, p.positions.at(`${envPtr}${pointerOf([name])}`, 'key'));
+    }
+    aliases.set(`${envPtr}${pointerOf([name])}`, { value: p.positions.at(cmdPtr), key: p.positions.at(cmdPtr, 'key') });
+  }
+  p.positions.docs.push({ file: '(shell references)', text: '', data: null, positions: aliases });
+  return { ...given, [spec.field]: rewrite.cmd, [spec.env]: { ...env, ...rewrite.vars } };
 }
 
 function resolveResources(p: Pipeline, node: StageNode): Record<string, number> {

@@ -82,6 +82,12 @@ export interface StageType<S extends TObject = TObject> {
    * other stages still hold the reference text), so it must only read literal fields.
    */
   dynamicOutputs?(params: Static<S>): Record<string, OutputDecl>;
+  /**
+   * A string param that bash interprets (the `shell` stage's command). References in it are
+   * never pasted into its text: each becomes a variable reference, and the variable is added,
+   * set to the reference's value, to the record param named `env` (see shell-refs.ts).
+   */
+  shellCommand?: { field: string; env: string };
   run(ctx: StageContext<Static<S>>): Promise<StageOutputs>;
   /**
    * The module that defines the type (set by defineStage): its code, and the code it imports,

@@ -5,11 +5,29 @@
  * (absolute paths; all of them in $INPUTS, one per line). Declared inputs are digested into
  * the cache key; each entry of `outputs` must be created inside $OUT and becomes a file/dir
  * output of the stage. A command can report progress by printing `::progress 0.4 message`.
+ * A `${{ }}` reference in `cmd` reaches bash as an environment variable, never as command
+ * text (the runtime rewrites it: see runtime/shell-refs.ts).
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Type } from '@sinclair/typebox';
-import { defineStage, type OutputDecl, type StageContext } from '../runtime/stage.js';
+import { defineStage, type Json, type OutputDecl, type StageContext } from '../runtime/stage.js';
+import { interpolationText } from '../runtime/refs.js';
+import { NUM_VAR_PREFIX } from '../runtime/shell-refs.js';
+
+/** Environment values: text as is, numbers in shortest form, lists and objects as JSON. */
+const EnvVars = Type.Unsafe<Record<string, Json>>({
+  type: 'object',
+  description: 'environment variables for the command',
+  patternProperties: {
+    // A value that the command uses in bash arithmetic: anything but a number could run code.
+    [`^${NUM_VAR_PREFIX}`]: {
+      anyOf: [{ type: 'number' }, { type: 'string', pattern: '^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]+)?$' }],
+      description: 'a number (the command uses this value in bash arithmetic)',
+    },
+  },
+  default: {},
+});
 
 const Params = Type.Object(
   {
@@ -19,7 +37,7 @@ const Params = Type.Object(
       default: {},
       description: 'output name -> path the command creates inside $OUT (a trailing / marks a folder)',
     }),
-    env: Type.Record(Type.String(), Type.Union([Type.String(), Type.Number(), Type.Boolean()]), { default: {} }),
+    env: EnvVars,
     cwd: Type.Optional(Type.String({ description: 'working folder, relative to the pipeline folder (default: the pipeline folder)' })),
   },
   { additionalProperties: false },
@@ -31,6 +49,7 @@ export default defineStage({
   description: 'Runs a bash command; declared inputs are hashed, declared outputs are cached files/folders',
   params: Params,
   outputs: {},
+  shellCommand: { field: 'cmd', env: 'env' },
   dynamicOutputs(params) {
     const out: Record<string, OutputDecl> = {};
     for (const [name, path] of Object.entries(params.outputs ?? {})) {
@@ -48,7 +67,7 @@ export default defineStage({
     const childEnv: Record<string, string> = {
       ...(process.env as Record<string, string>),
       ...ctx.env,
-      ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])),
+      ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, interpolationText(v)])),
       ...inputEnv,
       INPUTS: absInputs.join('\n'),
       OUT: ctx.outDir,
