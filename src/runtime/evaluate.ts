@@ -9,6 +9,7 @@ import { formatPos, type SourcePos } from './errors.js';
 import { outputPath, type Artifacts, type Manifest } from './cache.js';
 import { digestJson, type FileHashMemo } from './hash.js';
 import { stageCodeDigest } from './code.js';
+import { setOwn } from './format.js';
 import { applyPath, renderTemplate, RefSyntaxError, type Ref } from './refs.js';
 import type { Instance, Pipeline } from './load.js';
 import type { Json } from './stage.js';
@@ -105,7 +106,9 @@ export async function evaluate(
 function setAt(obj: Json, path: Array<string | number>, v: Json): void {
   let cur = obj as Record<string | number, Json>;
   for (const seg of path.slice(0, -1)) cur = cur[seg] as Record<string | number, Json>;
-  cur[path[path.length - 1]] = v;
+  const last = path[path.length - 1];
+  if (typeof last === 'number') cur[last] = v;
+  else setOwn(cur as Record<string, Json>, last, v);
 }
 
 /** The pipeline's absolute folder is not part of a result's identity: moving a project keeps its cache. */

@@ -41,6 +41,32 @@ export function sameJson(a: unknown, b: unknown): boolean {
   return canonicalJson(a) === canonicalJson(b);
 }
 
+/**
+ * Sets an own property, also one named `__proto__` (an assignment with that name would change
+ * the object's prototype instead): objects built from user keys are built with this.
+ */
+export function setOwn(obj: Record<string, Json>, key: string, value: Json): void {
+  Object.defineProperty(obj, key, { value, writable: true, enumerable: true, configurable: true });
+}
+
+/** `__proto__` as a key anywhere in a value: where, as `a.b`, or undefined. */
+export function protoKeyPath(v: unknown, path = ''): string | undefined {
+  if (Array.isArray(v)) {
+    for (const [i, x] of v.entries()) {
+      const hit = protoKeyPath(x, `${path}[${i}]`);
+      if (hit !== undefined) return hit;
+    }
+  } else if (isPlainObject(v)) {
+    for (const [k, x] of Object.entries(v)) {
+      const here = path ? `${path}.${k}` : k;
+      if (k === '__proto__') return here;
+      const hit = protoKeyPath(x, here);
+      if (hit !== undefined) return hit;
+    }
+  }
+  return undefined;
+}
+
 export function isPlainObject(v: unknown): v is Record<string, Json> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -49,7 +75,7 @@ export function isPlainObject(v: unknown): v is Record<string, Json> {
 export function deepMerge(a: Json | undefined, b: Json): Json {
   if (!isPlainObject(a) || !isPlainObject(b)) return b;
   const out: Record<string, Json> = { ...a };
-  for (const [k, v] of Object.entries(b)) out[k] = deepMerge(a[k], v);
+  for (const [k, v] of Object.entries(b)) setOwn(out, k, deepMerge(Object.hasOwn(a, k) ? a[k] : undefined, v));
   return out;
 }
 

@@ -5,7 +5,7 @@
  */
 import { basename, dirname, relative, resolve as resolvePath, isAbsolute } from 'node:path';
 import { formatPos, PipelineError, PipelineErrors, type SourcePos } from './errors.js';
-import { deepMerge, formatNumber, formatValue, isPlainObject } from './format.js';
+import { deepMerge, formatNumber, formatValue, isPlainObject, protoKeyPath, setOwn } from './format.js';
 import { applyDefaults } from './defaults.js';
 import { parseTemplate, applyPath, interpolationText, renderTemplate, RefSyntaxError, type Ref, type Template } from './refs.js';
 import { PipelineFileSchema, IDENT, type StageDecl } from './schema.js';
@@ -97,7 +97,8 @@ export function loadPipeline(opts: LoadOptions): Pipeline {
   applyDefaults(data as Parameters<typeof applyDefaults>[0], positions, opts.stageTypes);
 
   const file$ = data as unknown as { name?: string; params?: Record<string, Json>; stages: Record<string, StageDecl> };
-  const params = applySet({ ...(file$.params ?? {}) }, opts.set ?? [], positions);
+  // No prototype: a param is what the file declares, never an inherited `toString`.
+  const params = applySet(Object.assign(Object.create(null) as Record<string, Json>, file$.params), opts.set ?? [], positions);
   const pipeline: Pipeline = {
     file,
     shownFile: shown,
@@ -229,7 +230,7 @@ function checkNames(data: Record<string, Record<string, unknown>>, positions: Po
 /** Types each `--set` value by the declared default: number, boolean, string or JSON list/object. */
 export function applySet(params: Record<string, Json>, sets: Array<[string, string]>, positions?: Positions): Record<string, Json> {
   for (const [key, text] of sets) {
-    if (!(key in params)) {
+    if (!Object.hasOwn(params, key)) {
       const known = Object.keys(params);
       throw new PipelineError(`--set ${key}=${text}: unknown param '${key}' (declared: ${known.join(', ') || 'none'})`);
     }
@@ -259,6 +260,8 @@ function typedValue(key: string, text: string, current: Json, positions?: Positi
     if (current === null) return text;
     throw bad(`expected JSON ${Array.isArray(current) ? 'list, e.g. [1,2,3]' : 'object'}`);
   }
+  const proto = protoKeyPath(parsed);
+  if (proto !== undefined) throw bad(`key '__proto__' is not allowed (at ${proto})`);
   if (Array.isArray(current) && !Array.isArray(parsed)) throw bad('expected a JSON list, e.g. [1,2,3]');
   if (isPlainObject(current) && !isPlainObject(parsed)) throw bad('expected a JSON object');
   return parsed;
@@ -396,7 +399,7 @@ function substituteStatic(value: Json, ptr: string, scope: StaticScope, holes: H
   if (Array.isArray(value)) return value.map((v, i) => substituteStatic(v, `${ptr}/${i}`, scope, holes, [...path, i]));
   if (isPlainObject(value)) {
     const out: Record<string, Json> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = substituteStatic(v, ptr + pointerOf([k]), scope, holes, [...path, k]);
+    for (const [k, v] of Object.entries(value)) setOwn(out, k, substituteStatic(v, ptr + pointerOf([k]), scope, holes, [...path, k]));
     return out;
   }
   if (typeof value !== 'string') return value;
@@ -426,14 +429,14 @@ function resolveStatic(r: Ref, scope: StaticScope, ptr: string, pos: SourcePos):
   const where = `stage ${scope.node.id} field ${fieldOf(ptr)}`;
   let base: Json;
   if (r.kind === 'params') {
-    if (!(r.name in scope.pipeline.params)) {
+    if (!Object.hasOwn(scope.pipeline.params, r.name)) {
       throw new PipelineError(`${where}: unknown param '${r.name}' in ${r.text} (declared: ${Object.keys(scope.pipeline.params).join(', ') || 'none'})`, pos);
     }
     base = scope.pipeline.params[r.name];
     scope.used?.add(r.name);
   } else if (r.kind === 'matrix') {
     if (!scope.matrix) throw new PipelineError(`${where}: ${r.text} used outside \`with:\` of a stage`, pos);
-    if (!(r.name in scope.matrix)) {
+    if (!Object.hasOwn(scope.matrix, r.name)) {
       const axes = Object.keys(scope.matrix);
       throw new PipelineError(`${where}: ${r.text}: ${axes.length ? `no matrix axis '${r.name}' (axes: ${axes.join(', ')})` : 'this stage has no matrix'}`, pos);
     }
@@ -492,7 +495,7 @@ function refTargets(p: Pipeline, inst: Instance, ref: Extract<Ref, { kind: 'stag
     }
   }
   for (const t of instances) {
-    if (!(ref.output in t.outputs)) {
+    if (!Object.hasOwn(t.outputs, ref.output)) {
       throw new PipelineError(
         `${where}: stage ${ref.stage} (${t.stage.type.name}) declares no output '${ref.output}' (outputs: ${Object.keys(t.outputs).join(', ') || 'none'})`,
         pos,

@@ -159,7 +159,7 @@ export function applyPath(value: Json, path: PathSeg[], what: string): Json {
     } else {
       if (v === null || typeof v !== 'object' || Array.isArray(v))
         throw new RefSyntaxError(`${what}: .${seg.key} applied to a non-object (${describe(v)})`);
-      if (!(seg.key in v)) throw new RefSyntaxError(`${what}: no field '${seg.key}' (has: ${Object.keys(v).join(', ')})`);
+      if (!Object.hasOwn(v, seg.key)) throw new RefSyntaxError(`${what}: no field '${seg.key}' (has: ${Object.keys(v).join(', ')})`);
       v = (v as Record<string, Json>)[seg.key];
     }
   }

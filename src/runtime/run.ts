@@ -273,7 +273,7 @@ class PipelineRun {
       : await runInProcess(inst.stage.type, spec, onProgress, this.o.signal);
     if (this.o.signal.aborted) throw new Error('interrupted');
     for (const name of Object.keys(inst.outputs)) {
-      if (!(name in returned)) throw new Error(`stage returned no value for its declared output '${name}'`);
+      if (!Object.hasOwn(returned, name)) throw new Error(`stage returned no value for its declared output '${name}'`);
     }
     return returned;
   }

@@ -37,12 +37,12 @@ export function staleReasons(prev: LockEntry | undefined, parts: KeyParts): stri
   );
   reasons.push(...pipelineDiff, ...withDiff);
   for (const [path, d] of Object.entries(parts.inputs)) {
-    if (!(path in (prev.inputs ?? {}))) reasons.push(`input ${path} added`);
+    if (!Object.hasOwn(prev.inputs ?? {}, path)) reasons.push(`input ${path} added`);
     else if (prev.inputs[path] !== d) reasons.push(`input ${path} changed`);
   }
   for (const path of Object.keys(prev.inputs ?? {})) if (!(path in parts.inputs)) reasons.push(`input ${path} removed`);
   for (const [name, d] of Object.entries(parts.upstream)) {
-    if (!(name in (prev.upstream ?? {}))) reasons.push(`upstream ${name} added`);
+    if (!Object.hasOwn(prev.upstream ?? {}, name)) reasons.push(`upstream ${name} added`);
     else if (prev.upstream[name] !== d) reasons.push(`upstream ${name} changed`);
   }
   if (!reasons.length && prev.key !== parts.key) reasons.push('cache key changed');

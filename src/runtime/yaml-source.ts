@@ -154,6 +154,8 @@ export function parseYamlText(text: string, file: string): SourceDoc {
         const keyNode = pair.key as Node | null;
         const key = isScalar(keyNode) ? String(keyNode.value) : String(keyNode);
         const keyPos = posOf(keyNode, here);
+        // Assigned to a JavaScript object, this key would set its prototype: never data.
+        if (key === '__proto__') throw new PipelineError("key '__proto__' is not allowed", keyPos);
         const child = ptr + pointerOf([key]);
         const valuePos = posOf(pair.value as Node | null, keyPos);
         positions.set(child, { value: valuePos, key: keyPos });
