@@ -12,7 +12,7 @@ import { PipelineFileSchema, IDENT, type StageDecl } from './schema.js';
 import type { Json, OutputDecl, StageType } from './stage.js';
 import { validator, schemaErrors } from './validate.js';
 import { Positions, pointerOf, readYamlFile, type NodePos, type SourceDoc } from './yaml-source.js';
-import { rewriteShellReferences } from './shell-refs.js';
+import { NUM_VAR_PREFIX, REF_VAR_PREFIX, rewriteShellReferences } from './shell-refs.js';
 import { sha256 } from '../util/hash.js';
 
 /** A place in `with:` that still holds references to other stages' outputs. */
@@ -292,6 +292,9 @@ interface StaticScope {
   used?: Set<string>;
 }
 
+/** Instances a pipeline may have: a sweep beyond this is a typo, and would take minutes and gigabytes to expand. */
+export const MAX_INSTANCES = 10_000;
+
 function expandStage(p: Pipeline, node: StageNode): void {
   const axes: Array<[string, Json[]]> = [];
   const matrixUsed = new Set<string>();
@@ -303,6 +306,12 @@ function expandStage(p: Pipeline, node: StageNode): void {
       throw new PipelineError(`stage ${node.id} matrix.${key}: must be a non-empty list of scalar values, got ${JSON.stringify(values)}`, p.positions.at(ptr));
     }
     axes.push([key, values as Json[]]);
+  }
+  const count = axes.reduce((n, [, values]) => n * values.length, 1);
+  const before = [...p.stages.values()].reduce((n, s) => n + s.instances.length, 0);
+  if (before + count > MAX_INSTANCES) {
+    const shape = axes.map(([k, v]) => `${k}: ${v.length}`).join(' x ');
+    throw new PipelineError(`stage ${node.id}: matrix of ${count} instances (${shape}) makes the pipeline exceed ${MAX_INSTANCES} instances`, p.positions.at(`${node.pointer}/matrix`));
   }
   const declaredWith = withShellVariables(p, node);
   const seen = new Set<string>();
@@ -408,7 +417,7 @@ function substituteStatic(value: Json, ptr: string, scope: StaticScope, holes: H
   try {
     t = parseTemplate(value);
   } catch (e) {
-    throw new PipelineError(`stage ${scope.node.id} field ${fieldOf(ptr)}: ${(e as Error).message}`, pos);
+    throw new PipelineError(`stage ${scope.node.id} field ${fieldOf(ptr, scope.node)}: ${(e as Error).message}`, pos);
   }
   if (!t) return value;
   const staticValue = (r: Ref): Json => resolveStatic(r, scope, ptr, pos);
@@ -420,13 +429,19 @@ function substituteStatic(value: Json, ptr: string, scope: StaticScope, holes: H
   return value;
 }
 
-function fieldOf(ptr: string): string {
+function fieldOf(ptr: string, node: StageNode): string {
   const parts = ptr.split('/').slice(3);
+  // A reference moved out of a shell command is reported where the user wrote it.
+  const spec = node.type.shellCommand;
+  const last = parts[parts.length - 1] ?? '';
+  if (spec && parts.length === 3 && parts[1] === spec.env && (last.startsWith(REF_VAR_PREFIX) || last.startsWith(NUM_VAR_PREFIX))) {
+    return `with.${spec.field} (passed as $${last})`;
+  }
   return parts.join('.') || ptr;
 }
 
 function resolveStatic(r: Ref, scope: StaticScope, ptr: string, pos: SourcePos): Json {
-  const where = `stage ${scope.node.id} field ${fieldOf(ptr)}`;
+  const where = `stage ${scope.node.id} field ${fieldOf(ptr, scope.node)}`;
   let base: Json;
   if (r.kind === 'params') {
     if (!Object.hasOwn(scope.pipeline.params, r.name)) {

@@ -6,7 +6,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { TObject } from '@sinclair/typebox';
 import { PipelineError } from './errors.js';
 import { formatValue } from './format.js';
-import { Positions } from './yaml-source.js';
+import { pointerOf, Positions } from './yaml-source.js';
 
 let ajv: Ajv | undefined;
 const compiled = new WeakMap<object, ValidateFunction>();
@@ -17,15 +17,31 @@ function getAjv(): Ajv {
   return ajv;
 }
 
-/** Compiles (once) a schema; stage schemas get `additionalProperties: false` at the top level. */
+/**
+ * Compiles (once) a schema; stage schemas get `additionalProperties: false` at the top level,
+ * and every integer is bounded to the safe integers (1e300 is an integer to JSON Schema, and
+ * as a row count it would be accepted, then overflow or run forever).
+ */
 export function validator(schema: object, closeObject = false): ValidateFunction {
   let v = compiled.get(schema);
   if (!v) {
-    const s = closeObject && (schema as TObject).additionalProperties === undefined ? { ...schema, additionalProperties: false } : schema;
-    v = getAjv().compile(s);
+    const closed = closeObject && (schema as TObject).additionalProperties === undefined ? { ...schema, additionalProperties: false } : schema;
+    v = getAjv().compile(safeIntegers(closed) as object);
     compiled.set(schema, v);
   }
   return v;
+}
+
+function safeIntegers(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(safeIntegers);
+  if (schema === null || typeof schema !== 'object') return schema;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(schema)) out[k] = k === 'default' || k === 'enum' || k === 'const' ? v : safeIntegers(v);
+  if (out.type === 'integer') {
+    out.maximum = Math.min((out.maximum as number | undefined) ?? Infinity, Number.MAX_SAFE_INTEGER);
+    out.minimum = Math.max((out.minimum as number | undefined) ?? -Infinity, Number.MIN_SAFE_INTEGER);
+  }
+  return out;
 }
 
 /**
@@ -71,7 +87,7 @@ function describeError(e: ErrorObject): { pointer: string; message: string; whic
   const p = e.params as Record<string, unknown>;
   switch (e.keyword) {
     case 'additionalProperties':
-      return { pointer: `${e.instancePath}/${p.additionalProperty}`, message: `unknown key '${p.additionalProperty}'${known(e)}`, which: 'key' };
+      return { pointer: `${e.instancePath}${pointerOf([String(p.additionalProperty)])}`, message: `unknown key '${p.additionalProperty}'${known(e)}`, which: 'key' };
     case 'required':
       return { pointer: e.instancePath, message: `missing required field '${p.missingProperty}'`, which: 'value' };
     case 'anyOf':
@@ -79,7 +95,7 @@ function describeError(e: ErrorObject): { pointer: string; message: string; whic
     case 'enum':
       return { pointer: e.instancePath, message: `must be one of ${(p.allowedValues as unknown[]).map(formatValue).join(', ')}, got ${shown(e.data)}`, which: 'value' };
     case 'pattern':
-      return { pointer: e.instancePath, message: `${shown(e.data)} does not match ${p.pattern}`, which: 'value' };
+      return { pointer: e.instancePath, message: `${shown(e.data)} is not ${(e.parentSchema as { description?: string })?.description ?? `matching ${p.pattern}`}`, which: 'value' };
     case 'propertyNames':
       return { pointer: e.instancePath, message: `bad key name: ${e.message}`, which: 'value' };
     default:

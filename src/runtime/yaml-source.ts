@@ -33,14 +33,73 @@ export function pointerOf(path: Array<string | number>): string {
   return path.map((p) => '/' + String(p).replace(/~/g, '~0').replace(/\//g, '~1')).join('');
 }
 
+/**
+ * What a pipeline file may be. A real study is a few kB, a dozen levels deep; the limits keep
+ * a malformed or hostile file from costing minutes or gigabytes before it is refused.
+ */
+export const YAML_LIMITS = {
+  bytes: 1 << 20,
+  depth: 64,
+  /** yaml's maxAliasCount: alias expansions allowed (a "billion laughs" file needs millions). */
+  aliases: 1000,
+} as const;
+
+/** The only tags a file may use: those whose values are JSON (no dates, sets, binary, custom types). */
+const JSON_TAGS = new Set(['str', 'int', 'float', 'bool', 'null', 'map', 'seq'].map((t) => `tag:yaml.org,2002:${t}`));
+
 export function readYamlFile(file: string, shownAs: string): SourceDoc {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(file, 'utf8');
+    bytes = readFileSync(file);
   } catch (e) {
     throw new PipelineError(`cannot read pipeline file ${shownAs}: ${(e as Error).message}`);
   }
-  return parseCached(text, shownAs);
+  if (bytes.length > YAML_LIMITS.bytes) {
+    throw new PipelineError(`file is ${bytes.length} bytes, more than the ${YAML_LIMITS.bytes}-byte limit of a pipeline file`, { file: shownAs, line: 1, col: 1 });
+  }
+  return parseCached(decodeUtf8(bytes, shownAs), shownAs);
+}
+
+/** The text of a file that must be UTF-8: invalid bytes are an error at their position, never replaced. */
+export function decodeUtf8(bytes: Buffer, file: string): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    const at = firstInvalidUtf8(bytes);
+    const before = bytes.subarray(0, at).toString('utf8');
+    const line = before.split('\n').length;
+    const col = before.length - before.lastIndexOf('\n');
+    const hex = bytes.subarray(at, at + 4).toString('hex').replace(/../g, '\\x$&');
+    throw new PipelineError(`not UTF-8: invalid byte sequence ${hex} at byte ${at}`, { file, line, col });
+  }
+}
+
+/** Offset of the first byte that does not start a well-formed UTF-8 sequence. */
+function firstInvalidUtf8(b: Buffer): number {
+  let i = 0;
+  while (i < b.length) {
+    const n = utf8SequenceLength(b, i);
+    if (n === 0) return i;
+    i += n;
+  }
+  return b.length;
+}
+
+/** Length of the well-formed UTF-8 sequence at i (RFC 3629: no overlongs, surrogates or > U+10FFFF), or 0. */
+function utf8SequenceLength(b: Buffer, i: number): number {
+  const c = b[i];
+  const cont = (k: number, lo = 0x80, hi = 0xbf) => i + k < b.length && b[i + k] >= lo && b[i + k] <= hi;
+  if (c < 0x80) return 1;
+  if (c >= 0xc2 && c <= 0xdf) return cont(1) ? 2 : 0;
+  if (c >= 0xe0 && c <= 0xef) {
+    const [lo, hi] = c === 0xe0 ? [0xa0, 0xbf] : c === 0xed ? [0x80, 0x9f] : [0x80, 0xbf];
+    return cont(1, lo, hi) && cont(2) ? 3 : 0;
+  }
+  if (c >= 0xf0 && c <= 0xf4) {
+    const [lo, hi] = c === 0xf0 ? [0x90, 0xbf] : c === 0xf4 ? [0x80, 0x8f] : [0x80, 0xbf];
+    return cont(1, lo, hi) && cont(2) && cont(3) ? 4 : 0;
+  }
+  return 0;
 }
 
 /**
@@ -132,7 +191,7 @@ function unmask(v: unknown, refs: string[]): unknown {
 }
 
 export function parseYamlText(text: string, file: string): SourceDoc {
-  const { LineCounter, parseDocument, isMap, isSeq, isScalar } = yaml();
+  const { LineCounter, parseDocument, isMap, isSeq, isScalar, isNode, visit } = yaml();
   const lc = new LineCounter();
   const { masked, refs } = maskRefs(text);
   const doc = parseDocument(masked, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
@@ -146,33 +205,62 @@ export function parseYamlText(text: string, file: string): SourceDoc {
     const p = lc.linePos(n.range[0]);
     return { file, line: p.line, col: p.col };
   };
+  /** The tag's own position: the last `!` before the node on its line. */
+  const tagPos = (n: Node, fallback: SourcePos): SourcePos => {
+    const start = n.range?.[0];
+    if (start === undefined) return fallback;
+    const lineStart = masked.lastIndexOf('\n', start - 1) + 1;
+    let bang = masked.lastIndexOf('!', start);
+    while (bang > lineStart && masked[bang - 1] === '!') bang--;
+    const at = lc.linePos(bang >= lineStart ? bang : start);
+    return { file, line: at.line, col: at.col };
+  };
   const positions = new Map<string, NodePos>();
   const root: SourcePos = { file, line: 1, col: 1 };
-  const walk = (node: unknown, ptr: string, here: SourcePos) => {
+  const checkNode = (node: unknown, depth: number, here: SourcePos) => {
+    if (!isNode(node)) return;
+    if (depth > YAML_LIMITS.depth) throw new PipelineError(`nested more than ${YAML_LIMITS.depth} levels deep`, posOf(node, here));
+    if (node.tag && !JSON_TAGS.has(node.tag)) {
+      throw new PipelineError(`tag ${node.tag.replace('tag:yaml.org,2002:', '!!')} is not allowed (only plain values, lists and mappings)`, tagPos(node, here));
+    }
+  };
+  const walk = (node: unknown, ptr: string, here: SourcePos, depth = 0) => {
+    checkNode(node, depth, here);
     if (isMap(node)) {
       for (const pair of node.items) {
         const keyNode = pair.key as Node | null;
         const key = isScalar(keyNode) ? String(keyNode.value) : String(keyNode);
         const keyPos = posOf(keyNode, here);
+        checkNode(keyNode, depth + 1, here);
         // Assigned to a JavaScript object, this key would set its prototype: never data.
         if (key === '__proto__') throw new PipelineError("key '__proto__' is not allowed", keyPos);
         const child = ptr + pointerOf([key]);
         const valuePos = posOf(pair.value as Node | null, keyPos);
         positions.set(child, { value: valuePos, key: keyPos });
-        walk(pair.value, child, valuePos);
+        walk(pair.value, child, valuePos, depth + 1);
       }
     } else if (isSeq(node)) {
       node.items.forEach((item, i) => {
         const child = `${ptr}/${i}`;
         const p = posOf(item as Node, here);
         positions.set(child, { value: p });
-        walk(item, child, p);
+        walk(item, child, p, depth + 1);
       });
     }
   };
   positions.set('', { value: posOf(doc.contents as Node, root) });
   walk(doc.contents, '', root);
-  const data = unmask(doc.toJS({ maxAliasCount: 1000 }), refs);
+  let js: unknown;
+  try {
+    js = doc.toJS({ maxAliasCount: YAML_LIMITS.aliases });
+  } catch (e) {
+    // yaml refuses an alias that expands past maxAliasCount: point at the first alias.
+    let alias: Node | undefined;
+    visit(doc, { Alias: (_key, n) => ((alias = n), visit.BREAK) });
+    if (!alias) throw e;
+    throw new PipelineError(`aliases expand to too many values (more than ${YAML_LIMITS.aliases} alias expansions): ${(e as Error).message}`, posOf(alias, root));
+  }
+  const data = unmask(js, refs);
   return { file, text, data: data ?? {}, positions };
 }
 

@@ -29,13 +29,20 @@ const EnvVars = Type.Unsafe<Record<string, Json>>({
   default: {},
 });
 
+/** A path inside $OUT: relative, no `.`/`..`/empty segments, no control characters. */
+const OutputPath = Type.String({
+  pattern: '^(?!/)(?!(.*/)?[.][.]?(/|$))(?!.*//)[^\\u0000-\\u001f\\u007f]+$',
+  description: 'a relative path inside $OUT (no ., .. or empty segments, no control characters)',
+});
+
 const Params = Type.Object(
   {
     cmd: Type.String({ minLength: 1, description: 'bash command' }),
     inputs: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'files/folders read, relative to the pipeline folder' }),
-    outputs: Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_-]*$' }), Type.String({ minLength: 1 }), {
+    outputs: Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_-]*$' }), OutputPath, {
       default: {},
       description: 'output name -> path the command creates inside $OUT (a trailing / marks a folder)',
+      additionalProperties: false,
     }),
     env: EnvVars,
     cwd: Type.Optional(Type.String({ description: 'working folder, relative to the pipeline folder (default: the pipeline folder)' })),

@@ -207,7 +207,7 @@ stages:
   });
   const p = loadPipeline({ file: join(dir, 'pipelines/child.yaml'), stageTypes: TYPES });
   assert.equal(p.name, 'child');
-  assert.deepEqual(p.params, { a: 10, b: 2 });
+  assert.deepEqual({ ...p.params }, { a: 10, b: 2 }); // a null-prototype object
   assert.deepEqual([...p.stages.keys()], ['one', 'two', 'four']);
   assert.deepEqual(p.byName.get('one')!.with, { x: 10, note: 'base' });
   assert.deepEqual(p.byName.get('two')!.with, { x: 2, note: 'child' });
