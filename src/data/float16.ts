@@ -2,8 +2,8 @@
  * IEEE 754 half precision <-> float32.
  *
  * Decoding uses a 65536-entry lookup table (256 KiB, built once): one indexed load per value,
- * which is what lets the loader deliver ~10^8 values/s on one core. Encoding (used to write
- * synthetic data and test stores) rounds to nearest, ties to even, like numpy and pyarrow.
+ * which is what lets the loader deliver ~10^8 values/s on one core. Encoding rounds once to
+ * nearest, ties to even, like numpy and pyarrow.
  */
 
 let table: Float32Array | undefined;
@@ -47,37 +47,41 @@ export function halfToFloat(
   }
 }
 
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
+const f64 = new Float64Array(1);
+const u32 = new Uint32Array(f64.buffer); // little-endian hosts only (the store is little-endian)
 
-/** Half-precision bits of a number (rounded to float32 first, then to nearest-even half). */
+/**
+ * Half-precision bits of a number, rounded once from its exact value (a double, or a float32
+ * widened exactly) to the nearest half, ties to even: numpy's astype(float16). Rounding a
+ * double through float32 first would round twice and differ near ties. Beyond the half range
+ * (|x| >= 65520 after rounding) gives infinity; NaN gives a quiet NaN.
+ */
 export function encodeHalf(value: number): number {
-  f32[0] = value;
-  const x = u32[0];
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0); // inf / NaN (quiet)
-  const e = exp - 127 + 15;
+  f64[0] = value;
+  const hi = u32[1];
+  const lo = u32[0];
+  const sign = (hi >>> 16) & 0x8000;
+  const exp = (hi >>> 20) & 0x7ff;
+  if (exp === 0x7ff) return sign | 0x7c00 | ((hi & 0xfffff) | lo ? 0x200 : 0); // inf / NaN (quiet)
+  const e = exp - 1023 + 15;
   if (e >= 0x1f) return sign | 0x7c00; // overflow -> inf
-  if (e <= 0) {
-    // Subnormal half (or zero): shift the mantissa (with its implicit 1) into place.
-    if (e < -10) return sign; // below half of the smallest subnormal -> signed zero
-    mant |= 0x800000;
-    const shift = 14 - e; // 13 + (1 - e)
-    const half = mant >>> shift;
-    const rem = mant & ((1 << shift) - 1);
-    const mid = 1 << (shift - 1);
-    const up = rem > mid || (rem === mid && (half & 1) === 1);
-    return sign | (half + (up ? 1 : 0)); // a carry into the exponent field is correct
-  }
-  const half = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  const up = rem > 0x1000 || (rem === 0x1000 && (half & 1) === 1);
-  return sign | (half + (up ? 1 : 0)); // carry may round up to the next exponent / inf: correct
+  // Subnormal half or zero: scaling by a power of two is exact (1024 is the smallest normal: correct).
+  if (e <= 0) return sign | roundHalfEven(Math.abs(value) * 2 ** 24);
+  const half = (e << 10) | ((hi >>> 10) & 0x3ff);
+  // The 42 mantissa bits below the half's 10: their top 10 in hi, the rest in lo; 0x200 0 is the tie.
+  const restHi = hi & 0x3ff;
+  const up = restHi > 0x200 || (restHi === 0x200 && (lo !== 0 || (half & 1) === 1));
+  return sign | (half + (up ? 1 : 0)); // a carry rounds up to the next exponent, or to inf: correct
 }
 
-/** Encodes a float32 array into half-precision bits. */
+/** Nearest integer, ties to even (x is exact and < 2^53). */
+function roundHalfEven(x: number): number {
+  const f = Math.floor(x);
+  const r = x - f;
+  return r > 0.5 || (r === 0.5 && f % 2 === 1) ? f + 1 : f;
+}
+
+/** Encodes numbers (float32 or float64) into half-precision bits, each rounded once. */
 export function floatToHalf(src: ArrayLike<number>, dst = new Uint16Array(src.length)): Uint16Array {
   for (let i = 0; i < src.length; i++) dst[i] = encodeHalf(src[i]);
   return dst;

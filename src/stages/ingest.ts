@@ -18,6 +18,13 @@ const Params = Type.Object(
     }),
     d: Type.Optional(Type.Integer({ minimum: 1, description: 'Expected values per row (checked); inferred when absent' })),
     max_rows: Type.Optional(Type.Integer({ minimum: 1, description: 'Stop after this many rows' })),
+    non_finite: Type.Optional(
+      Type.Union([Type.Literal('refuse'), Type.Literal('keep')], {
+        description:
+          "NaN, ±inf and values beyond the store dtype's range (float16: |x| >= 65520): 'refuse' (the default) fails naming " +
+          "file, row and column; 'keep' stores them as NaN / ±inf, which estimate-norm and training then see",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -50,6 +57,7 @@ export default defineStage({
       dtype: p.dtype,
       d: p.d,
       maxRows: p.max_rows,
+      nonFinite: p.non_finite,
       outDir: storeDir,
       signal: ctx.signal,
       log: ctx.log,

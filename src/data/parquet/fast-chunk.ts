@@ -8,7 +8,7 @@
  * as 2-byte patterns from the dictionary into a Uint16Array, never as numbers.
  *
  * Covered: DATA_PAGE (v1) and DATA_PAGE_V2; value encodings PLAIN, PLAIN_DICTIONARY,
- * RLE_DICTIONARY; levels in RLE/bit-packed hybrid; any codec of decompress.ts. Anything else
+ * RLE_DICTIONARY, BYTE_STREAM_SPLIT; levels in RLE/bit-packed hybrid; any codec of decompress.ts. Anything else
  * raises UnsupportedLayoutError and the caller falls back to hyparquet's generic reader.
  */
 import type { ColumnMetaData, PageHeader } from 'hyparquet';
@@ -178,6 +178,8 @@ function decodeValues(
   const { n, buf } = page;
   if (page.encoding === 'PLAIN') {
     out.set(readPlain(buf, page.pos, n, element), at);
+  } else if (page.encoding === 'BYTE_STREAM_SPLIT') {
+    unsplitBytes(buf, page.pos, n, out, at);
   } else if (page.encoding === 'RLE_DICTIONARY' || page.encoding === 'PLAIN_DICTIONARY') {
     if (!dictionary) throw new CorruptPageError('dictionary-encoded page without a dictionary page');
     if (page.pos >= buf.length) throw new CorruptPageError('dictionary-encoded page has no data');
@@ -189,6 +191,34 @@ function decodeValues(
     }
   } else {
     throw new UnsupportedLayoutError(`value encoding ${page.encoding}`);
+  }
+}
+
+/**
+ * BYTE_STREAM_SPLIT: byte k of every value is stored together, in stream k (n bytes each).
+ * Reassembles each value from its bytes in the streams with 16/32-bit stores (out is aligned).
+ */
+function unsplitBytes(buf: Uint8Array, pos: number, n: number, out: NativeValues, at: number): void {
+  const width = out.BYTES_PER_ELEMENT;
+  if (pos + n * width > buf.length) {
+    throw new CorruptPageError(`byte-stream-split page holds ${buf.length - pos} value bytes, ${n} values need ${n * width}`);
+  }
+  const b = buf;
+  const s0 = pos;
+  const s1 = pos + n;
+  if (width === 2) {
+    const u = new Uint16Array(out.buffer, out.byteOffset + at * 2, n);
+    for (let i = 0; i < n; i++) u[i] = b[s0 + i] | (b[s1 + i] << 8);
+    return;
+  }
+  // 4 or 8 bytes: one or two 32-bit words per value, each from four streams.
+  const words = width / 4;
+  const u = new Uint32Array(out.buffer, out.byteOffset + at * width, n * words);
+  for (let w = 0; w < words; w++) {
+    const s = pos + 4 * w * n;
+    for (let i = 0, o = w; i < n; i++, o += words) {
+      u[o] = b[s + i] | (b[s + n + i] << 8) | (b[s + 2 * n + i] << 16) | (b[s + 3 * n + i] << 24);
+    }
   }
 }
 

@@ -1,5 +1,5 @@
 /**
- * Fallback for layouts the typed-array path does not cover (DELTA_*, BYTE_STREAM_SPLIT,
+ * Fallback for layouts the typed-array path does not cover (DELTA_*,
  * deprecated BIT_PACKED levels, ...): hyparquet's generic reader, which is correct for all of
  * them but builds JS arrays of numbers (slow, memory-hungry), one row group at a time.
  */

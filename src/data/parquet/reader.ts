@@ -27,7 +27,7 @@ export interface RowGroupData {
 }
 
 /** Encodings the typed-array path decodes (values and levels). */
-const TYPED_ENCODINGS = new Set(['PLAIN', 'PLAIN_DICTIONARY', 'RLE_DICTIONARY', 'RLE']);
+const TYPED_ENCODINGS = new Set(['PLAIN', 'PLAIN_DICTIONARY', 'RLE_DICTIONARY', 'RLE', 'BYTE_STREAM_SPLIT']);
 
 export class ParquetColumnFile {
   /**
