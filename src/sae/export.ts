@@ -123,6 +123,36 @@ export interface LoadedSaeLens {
   weights: SaeLensWeights;
 }
 
+export const SAE_SCALER_FILE = 'activation_scaler.json';
+
+/**
+ * SAELens's `normalize_activations`, so that the loaded weights compute the file's function on
+ * raw activations, or a clear error. `expected_average_only_in` multiplies inputs by the constant
+ * in activation_scaler.json: folded into the weights as SAELens's fold_activation_norm_scaling_factor
+ * does (W_enc * s, W_dec / s, b_dec / s). `constant_norm_rescale` and `layer_norm` rescale each
+ * input by its own norm or statistics: no fixed weights compute that, so they are refused.
+ */
+function applyInputNormalisation(dir: string, cfg: Record<string, any>, w: SaeLensWeights): void {
+  const mode = cfg.normalize_activations ?? 'none';
+  if (mode === 'none') return;
+  const cfgPath = join(dir, SAE_CFG_FILE);
+  if (mode !== 'expected_average_only_in') {
+    throw new Error(
+      `${cfgPath}: normalize_activations is ${JSON.stringify(mode)}: this SAE rescales each input by its own statistics, ` +
+        'which train-sae cannot reproduce; supported: "none", "expected_average_only_in" (with activation_scaler.json)',
+    );
+  }
+  const scalerPath = join(dir, SAE_SCALER_FILE);
+  if (!existsSync(scalerPath)) throw new Error(`${cfgPath}: normalize_activations is "expected_average_only_in" but ${scalerPath} is missing`);
+  const s = JSON.parse(readFileSync(scalerPath, 'utf8'))?.scaling_factor;
+  if (typeof s !== 'number' || !(s > 0) || !Number.isFinite(s)) {
+    throw new Error(`${scalerPath}: scaling_factor must be a positive number, got ${JSON.stringify(s)}`);
+  }
+  for (let i = 0; i < w.W_enc.length; i++) w.W_enc[i] *= s;
+  for (let i = 0; i < w.W_dec.length; i++) w.W_dec[i] /= s;
+  for (let i = 0; i < w.b_dec.length; i++) w.b_dec[i] /= s;
+}
+
 /** Reads an SAELens JumpReLU folder, with clear errors for anything we cannot use. */
 export function readSaeLens(dir: string): LoadedSaeLens {
   const cfgPath = join(dir, SAE_CFG_FILE);
@@ -144,5 +174,6 @@ export function readSaeLens(dir: string): LoadedSaeLens {
     if (t.shape.join(',') !== shape.join(',')) throw new Error(`${wPath}: ${name} has shape [${t.shape}], cfg.json says [${shape}]`);
     weights[name] = t.data;
   }
+  applyInputNormalisation(dir, cfg, weights);
   return { cfg, dIn, dSae, applyBDecToInput: cfg.apply_b_dec_to_input ?? true, weights };
 }
