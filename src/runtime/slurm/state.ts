@@ -1,0 +1,93 @@
+/**
+ * What the runner reads about its jobs and what it decides from it. One `squeue` answer for
+ * all the run's jobs, parsed here; the decision for one job combines that answer with the
+ * files the job writes (its result, the warning marker), and the files win: a result file
+ * says how the stage ended whatever the scheduler's state.
+ */
+import type { Json } from '../stage.js';
+import type { RetryState } from './profile.js';
+
+/** Output format of the runner's squeue query: `-o` and how to split one line of it. */
+export const SQUEUE_FORMAT = '%i|%T|%r|%N|%j';
+
+export interface QueueView {
+  jobId: string;
+  state: string;
+  reason: string;
+  node: string;
+  name: string;
+}
+
+/** Parses `squeue -h -o SQUEUE_FORMAT` output; lines of another form are ignored. */
+export function parseSqueue(text: string): Map<string, QueueView> {
+  const out = new Map<string, QueueView>();
+  for (const line of text.split('\n')) {
+    const parts = line.trim().split('|');
+    if (parts.length < 5 || !/^\d+$/.test(parts[0])) continue;
+    const [jobId, state, reason, node] = parts;
+    // The name is last and may itself contain '|'.
+    out.set(jobId, { jobId, state: state.split(' ')[0], reason: reason === 'None' ? '' : reason, node: node === '(null)' ? '' : node, name: parts.slice(4).join('|') });
+  }
+  return out;
+}
+
+/** What `pipeline exec --result FILE` writes when the stage has ended. */
+export type ResultFile = { ok: true; outputs: Record<string, Json> } | { ok: false; message: string };
+
+const ACTIVE = new Set(['PENDING', 'CONFIGURING', 'RUNNING', 'COMPLETING', 'SUSPENDED', 'REQUEUED', 'REQUEUE_HOLD', 'REQUEUE_FED', 'RESIZING', 'SIGNALING', 'STAGE_OUT', 'STOPPED']);
+
+/**
+ * Pending reasons that no amount of waiting clears: the request exceeds what the partition,
+ * account or QOS allows. Reasons such as Resources, Priority or ReqNodeNotAvail do clear.
+ */
+const NEVER_CLEARS = new Set([
+  'PartitionTimeLimit', 'PartitionNodeLimit', 'PartitionConfig', 'BadConstraints', 'InvalidAccount', 'InvalidQOS',
+  'DependencyNeverSatisfied', 'QOSMaxGRESPerJob', 'QOSMaxCpuPerJobLimit', 'QOSMaxMemoryPerJob', 'QOSMaxNodePerJobLimit',
+  'QOSMaxWallDurationPerJobLimit', 'AssocMaxGRESPerJob', 'AssocMaxCpuPerJobLimit', 'AssocMaxMemoryPerJob',
+  'AssocMaxNodePerJobLimit', 'AssocMaxWallDurationPerJobLimit', 'MaxMemPerLimit',
+]);
+
+export type Decision =
+  | { kind: 'queued'; reason: string }
+  | { kind: 'running'; node: string }
+  | { kind: 'done'; outputs: Record<string, Json> }
+  /** Ended in a way a resubmission may cure; counted against that state's retries. */
+  | { kind: 'retry'; state: RetryState; detail: string }
+  | { kind: 'failed'; message: string; cancel?: boolean };
+
+/**
+ * One job's decision. `view` is its squeue line (undefined: Slurm no longer knows the job),
+ * `result` its result file if written, `warned` whether the time-limit warning reached it.
+ */
+export function decide(view: QueueView | undefined, result: ResultFile | undefined, warned: boolean): Decision {
+  if (result?.ok) return { kind: 'done', outputs: result.outputs };
+  if (view && ACTIVE.has(view.state) && !result) {
+    if (view.state === 'PENDING' && NEVER_CLEARS.has(view.reason)) {
+      return { kind: 'failed', message: `Slurm will never start job ${view.jobId}: ${view.reason} (check the profile's partition, time, gpus and account)`, cancel: true };
+    }
+    return view.state === 'PENDING' || view.state === 'CONFIGURING' ? { kind: 'queued', reason: view.reason } : { kind: 'running', node: view.node };
+  }
+  if (warned) return { kind: 'retry', state: 'TIMEOUT', detail: 'stopped at the time-limit warning' };
+  if (result) return { kind: 'failed', message: result.message };
+  const id = view ? `job ${view.jobId}` : 'the job';
+  switch (view?.state) {
+    case 'TIMEOUT':
+    case 'DEADLINE':
+      return { kind: 'retry', state: 'TIMEOUT', detail: `${id} reached its time limit` };
+    case 'NODE_FAIL':
+    case 'BOOT_FAIL':
+      return { kind: 'retry', state: 'NODE_FAIL', detail: `${id} lost its node (${view.state})` };
+    case 'PREEMPTED':
+      return { kind: 'retry', state: 'PREEMPTED', detail: `${id} was preempted` };
+    case 'OUT_OF_MEMORY':
+      return { kind: 'failed', message: `${id} ran out of memory (raise the stage's mem in the Slurm profile)` };
+    case 'CANCELLED':
+      return { kind: 'failed', message: `${id} was cancelled outside this run` };
+    case undefined:
+      // Gone from the queue without a result: its node died with it, or it ended long ago
+      // while no runner watched. Running it again is the only way to get its result.
+      return { kind: 'retry', state: 'NODE_FAIL', detail: 'the job is no longer known to Slurm and wrote no result' };
+    default:
+      return { kind: 'failed', message: `${id} ended ${view!.state}${view!.reason ? ` (${view!.reason})` : ''} without a result (see its log)` };
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * The Slurm executor's pure parts, everywhere (no cluster needed): the profile's schema and
+ * its positioned errors, batch script generation, squeue parsing, and the state decisions.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { PipelineError } from '../../src/runtime/errors.js';
+import { parseProfile, runsLocally } from '../../src/runtime/slurm/profile.js';
+import { batchScript, sbatchOptions, shellQuote, type JobRequest } from '../../src/runtime/slurm/script.js';
+import { decide, parseSqueue, type QueueView } from '../../src/runtime/slurm/state.js';
+
+const request = (over: Partial<JobRequest> = {}): JobRequest => ({
+  name: 'pl-0123456789ab-train',
+  instance: 'train[lr=0.01]',
+  key: '0123456789abcdef',
+  jobDir: '/shared/artifacts/work/0123/.slurm',
+  logFile: '/shared/artifacts/logs/demo/train.log',
+  warnedFile: '/shared/artifacts/work/0123/.slurm/warned',
+  command: ['/usr/bin/node', '/repo/dist/src/cli.js', 'exec', '/shared/spec.json', '--result', "/shared/it's/result.json"],
+  resources: {},
+  attempt: 1,
+  ...over,
+});
+
+test('profile: defaults fill an empty profile; errors name file, line and field', () => {
+  const p = parseProfile('', 'slurm.yaml');
+  assert.equal(p.time, '1:00:00');
+  assert.equal(p.poll_interval, 30);
+  assert.deepEqual(p.retries, { TIMEOUT: 2, NODE_FAIL: 2, PREEMPTED: 5 });
+  assert.throws(
+    () => parseProfile('partition: gpu\ntime: 2 hours\n', 'slurm.yaml'),
+    (e: PipelineError) => /^slurm\.yaml:2:7: Slurm profile slurm\.yaml field time: "2 hours" does not match/.test(e.format()),
+  );
+  assert.throws(() => parseProfile('stages:\n  final:\n    gpu: 2\n', 'p.yaml'), (e: PipelineError) => /^p\.yaml:3:5: .*field stages\.final\.gpu: unknown key 'gpu'/.test(e.format()));
+  assert.throws(() => parseProfile('retries: {TIMEOUT: -1}\n', 'p.yaml'), (e: PipelineError) => /field retries\.TIMEOUT/.test(e.format()));
+});
+
+test('profile: a stage runs locally by id, by type, or by its own override', () => {
+  const p = parseProfile('local: [fit, report]\nstages:\n  budget: { local: true }\n  fit: { local: false }\n', 'p.yaml');
+  assert.equal(runsLocally(p, 'report', 'report'), true);
+  assert.equal(runsLocally(p, 'x', 'fit'), true);
+  assert.equal(runsLocally(p, 'fit', 'fit-law'), false);
+  assert.equal(runsLocally(p, 'budget', 'flop-budget'), true);
+  assert.equal(runsLocally(p, 'train', 'train-sae'), false);
+});
+
+test('script: resources map to sbatch options, a stage override wins, GPU jobs go to the GPU partition', () => {
+  const p = parseProfile('partition: cpu\ngpu_partition: gpu\naccount: lab\nqos: short\ntime: "30"\nsbatch_args: [--constraint=a100]\n', 'p.yaml');
+  const opts = sbatchOptions(p, request({ resources: { gpu: 2, cpu: 4, mem: 16 } }));
+  for (const o of ['--no-requeue', '--open-mode=append', '--signal=B:USR1@120', '--time=30', '--partition=gpu', '--account=lab', '--qos=short', '--gres=gpu:2', '--cpus-per-task=4', '--mem=16G', '--constraint=a100']) {
+    assert.ok(opts.includes(o), `${o} in ${opts.join(' ')}`);
+  }
+  const cpuOnly = sbatchOptions(p, request({ resources: { gpu: 1 }, override: { gpus: 0, time: '2:00:00', mem: '500M' } }));
+  assert.ok(cpuOnly.includes('--partition=cpu') && cpuOnly.includes('--time=2:00:00') && cpuOnly.includes('--mem=500M'));
+  assert.ok(!cpuOnly.some((o) => o.startsWith('--gres')));
+});
+
+test('script: a valid bash file with setup lines, the exec command quoted, the warning trap', () => {
+  const p = parseProfile('setup: ["module load cuda", "source /opt/venv/bin/activate"]\n', 'p.yaml');
+  const text = batchScript(p, request());
+  assert.match(text, /^#!\/bin\/bash\n#SBATCH --job-name=pl-0123456789ab-train\n/);
+  assert.match(text, /set -e\nmodule load cuda\nsource \/opt\/venv\/bin\/activate\nset \+e\n/);
+  assert.ok(text.includes(`--result '/shared/it'\\''s/result.json' &`));
+  assert.match(text, /trap .*warned.* USR1/);
+  assert.doesNotMatch(text, /--wrap/);
+  const check = spawnSync('bash', ['-n'], { input: text });
+  assert.equal(check.status, 0, String(check.stderr));
+  assert.equal(shellQuote('a b'), "'a b'");
+});
+
+test('squeue: one line per job, empty node and None reason normalised, odd lines ignored', () => {
+  const views = parseSqueue('12|PENDING|Priority||pl-a\n13|RUNNING|None|node07|pl-b|x\nsqueue: error: something\n14|COMPLETED|None|node07|pl-c\n');
+  assert.deepEqual([...views.keys()], ['12', '13', '14']);
+  assert.deepEqual(views.get('12'), { jobId: '12', state: 'PENDING', reason: 'Priority', node: '', name: 'pl-a' });
+  assert.equal(views.get('13')!.name, 'pl-b|x');
+  assert.equal(views.get('13')!.reason, '');
+});
+
+test('decisions: the result file wins over the scheduler; end states map to retries or failures', () => {
+  const v = (state: string, reason = ''): QueueView => ({ jobId: '7', state, reason, node: 'n1', name: 'pl-x' });
+  const ok = { ok: true as const, outputs: { x: 1 } };
+  assert.deepEqual(decide(v('FAILED'), ok, false), { kind: 'done', outputs: { x: 1 } });
+  assert.deepEqual(decide(v('RUNNING'), undefined, false), { kind: 'running', node: 'n1' });
+  assert.deepEqual(decide(v('PENDING', 'Resources'), undefined, false), { kind: 'queued', reason: 'Resources' });
+  const never = decide(v('PENDING', 'PartitionTimeLimit'), undefined, false);
+  assert.ok(never.kind === 'failed' && never.cancel && /PartitionTimeLimit/.test(never.message));
+  assert.equal((decide(v('TIMEOUT'), undefined, false) as { state: string }).state, 'TIMEOUT');
+  assert.equal((decide(v('NODE_FAIL'), undefined, false) as { state: string }).state, 'NODE_FAIL');
+  assert.equal((decide(v('PREEMPTED'), undefined, false) as { state: string }).state, 'PREEMPTED');
+  assert.equal((decide(undefined, undefined, false) as { state: string }).state, 'NODE_FAIL');
+  // The warning made the stage stop with an error (its checkpoint saved): a retry, not a failure.
+  assert.equal(decide(v('FAILED'), { ok: false, message: 'aborted at step 40' }, true).kind, 'retry');
+  assert.deepEqual(decide(v('FAILED'), { ok: false, message: 'boom' }, false), { kind: 'failed', message: 'boom' });
+  assert.match((decide(v('COMPLETED'), undefined, false) as { message: string }).message, /ended COMPLETED without a result/);
+  assert.match((decide(v('OUT_OF_MEMORY'), undefined, false) as { message: string }).message, /out of memory/);
+  assert.match((decide(v('CANCELLED'), undefined, false) as { message: string }).message, /cancelled outside/);
+});
