@@ -8,7 +8,7 @@ import { isSystemError } from './runtime/errors.js';
 
 const VERBS: Record<string, { usage: string; help: string; flags: Record<string, 'bool' | 'value' | 'list'> }> = {
   run: {
-    usage: 'pipeline run FILE [TARGET...] [--set k=v]... [--jobs N] [--force STAGE]... [--dry-run] [--verify] [--resources gpu=N,...] [--artifacts DIR] [--progress tty|plain]',
+    usage: 'pipeline run FILE [TARGET...] [--set k=v]... [--jobs N] [--force STAGE]... [--dry-run] [--verify] [--resources gpu=N,...] [--artifacts DIR] [--progress tty|plain] [--executor local|slurm] [--profile FILE]',
     help: `Runs the pipeline (or only the TARGET stages/instances and what they need), reusing cached results.
   --set k=v          override a pipeline param (typed by its declared default); repeatable
   --jobs N           at most N stages at once (default: number of CPUs)
@@ -17,8 +17,10 @@ const VERBS: Record<string, { usage: string; help: string; flags: Record<string,
   --verify           re-hash every reused cache file (default: size+mtime check)
   --resources SPEC   machine capacity, e.g. gpu=2,mem=64 (default gpu: nvidia-smi -L; also $PIPELINE_RESOURCES)
   --artifacts DIR    cache folder (default: <project>/artifacts; also $PIPELINE_ARTIFACTS)
-  --progress MODE    tty (live lines) or plain (timestamped lines); default: tty when stderr is a terminal`,
-    flags: { set: 'list', jobs: 'value', force: 'list', 'dry-run': 'bool', verify: 'bool', resources: 'value', artifacts: 'value', progress: 'value' },
+  --progress MODE    tty (live lines) or plain (timestamped lines); default: tty when stderr is a terminal
+  --executor NAME    local (default; also $PIPELINE_EXECUTOR) or slurm: heavy stages become batch jobs
+  --profile FILE     the Slurm profile: partitions, account, time limits, setup lines (also $PIPELINE_SLURM_PROFILE)`,
+    flags: { set: 'list', jobs: 'value', force: 'list', 'dry-run': 'bool', verify: 'bool', resources: 'value', artifacts: 'value', progress: 'value', executor: 'value', profile: 'value' },
   },
   status: {
     usage: 'pipeline status FILE [--json] [--set k=v]... [--verify] [--artifacts DIR]',
@@ -51,9 +53,9 @@ const VERBS: Record<string, { usage: string; help: string; flags: Record<string,
     flags: { markdown: 'bool' },
   },
   exec: {
-    usage: 'pipeline exec SPEC',
-    help: 'Internal: runs one stage from a resolved spec file (what the runner starts for heavy stages).',
-    flags: {},
+    usage: 'pipeline exec SPEC [--result FILE]',
+    help: 'Internal: runs one stage from a resolved spec file (what the runner starts for heavy stages; --result: where a batch job writes how it ended).',
+    flags: { result: 'value' },
   },
 };
 
@@ -159,8 +161,10 @@ async function main(argv: string[]): Promise<number> {
     case 'run': {
       const [file, ...targets] = positionals(p, verb, 1, Infinity);
       const jobsText = one(p, 'jobs');
-      const jobs = jobsText === undefined ? (await import('node:os')).availableParallelism() : Number(jobsText);
-      if (!Number.isInteger(jobs) || jobs < 1) throw new UsageError(`--jobs expects a positive integer, got '${jobsText}'`);
+      const jobs = jobsText === undefined ? undefined : Number(jobsText);
+      if (jobs !== undefined && (!Number.isInteger(jobs) || jobs < 1)) throw new UsageError(`--jobs expects a positive integer, got '${jobsText}'`);
+      const executor = one(p, 'executor') ?? (process.env.PIPELINE_EXECUTOR || 'local');
+      if (executor !== 'local' && executor !== 'slurm') throw new UsageError(`--executor expects local or slurm, got '${executor}'`);
       const progress = one(p, 'progress');
       if (progress !== undefined && progress !== 'tty' && progress !== 'plain') throw new UsageError(`--progress expects tty or plain`);
       return cmd.runCommand({
@@ -174,6 +178,8 @@ async function main(argv: string[]): Promise<number> {
         resources: one(p, 'resources'),
         artifacts: one(p, 'artifacts'),
         progress,
+        executor,
+        profile: one(p, 'profile'),
         stageTypes: await stageTypes(),
         cliPath: fileURLToPath(import.meta.url),
       });
@@ -212,7 +218,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'exec': {
       const [spec] = positionals(p, verb, 1, 1);
-      const code = await cmd.execCommand(spec, await stageTypes());
+      const code = await cmd.execCommand(spec, await stageTypes(), one(p, 'result'));
       // The result has been delivered; the open IPC channel (or a handle a stage library
       // leaves behind) must not keep the child alive.
       process.exit(code);

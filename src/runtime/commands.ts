@@ -5,15 +5,17 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { Artifacts, artifactsRoot, outputPath, type Manifest } from './cache.js';
 import { EnvironmentError, EXIT, PipelineError } from './errors.js';
 import { formatValue } from './format.js';
 import { FileHashMemo, RACY_MS } from './hash.js';
 import { sha256 } from '../util/hash.js';
-import { killAllChildren, localLauncher } from './launch.js';
+import { killAllChildren, localLauncher, type Launcher } from './launch.js';
 import { loadPipeline, shownPath, type Instance, type Pipeline } from './load.js';
 import { lockPathFor, readLock } from './lockfile.js';
-import { createReporter } from './progress.js';
+import { createReporter, type Reporter } from './progress.js';
 import { ResourcePool, detectGpus, parseResources } from './resources.js';
 import { resolveNames, runPipeline, selectInstances, summarize } from './run.js';
 import { explainAll } from './status.js';
@@ -51,13 +53,17 @@ function openArtifacts(p: Pipeline | undefined, flag?: string): Artifacts {
 
 export interface RunOpts extends Common {
   targets: string[];
-  jobs: number;
+  /** Default: the number of CPUs, or the Slurm profile's max_jobs. */
+  jobs?: number;
   force: string[];
   dryRun: boolean;
   verify: boolean;
   resources?: string;
   progress?: 'tty' | 'plain';
   cliPath: string;
+  executor?: 'local' | 'slurm';
+  /** The Slurm profile file (default: $PIPELINE_SLURM_PROFILE, else the profile's defaults). */
+  profile?: string;
 }
 
 export async function runCommand(o: RunOpts): Promise<number> {
@@ -69,15 +75,8 @@ export async function runCommand(o: RunOpts): Promise<number> {
   const lockFile = lockPathFor(p.file);
   if (o.dryRun) return dryRun(p, art, instances, force, lockFile, o.verify);
 
-  const capacity = {
-    ...parseResources(process.env.PIPELINE_RESOURCES, '$PIPELINE_RESOURCES'),
-    ...parseResources(o.resources, '--resources'),
-  };
-  const wantsGpu = instances.some((i) => (i.resources.gpu ?? 0) > 0);
-  const pool = new ResourcePool(capacity, wantsGpu && capacity.gpu === undefined ? detectGpus() : []);
-  for (const i of instances) pool.check(i.name, i.resources);
-
   const reporter = createReporter(process.stderr, { tty: o.progress ? o.progress === 'tty' : undefined });
+  const { pool, launcher, jobs, close } = o.executor === 'slurm' ? await slurmExecution(o, p, reporter) : localExecution(o, instances);
   const controller = new AbortController();
   let interruptedBy: NodeJS.Signals | undefined;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -103,14 +102,15 @@ export async function runCommand(o: RunOpts): Promise<number> {
       lockFile,
       instances,
       force,
-      jobs: o.jobs,
+      jobs,
       verify: o.verify,
       pool,
-      launcher: localLauncher(o.cliPath),
+      launcher,
       reporter,
       signal: controller.signal,
     });
   } finally {
+    close();
     for (const sig of signals) process.off(sig, onSignal);
   }
   reporter.note(`${p.name}: ${summarize(outcomes, Date.now() - t0)}`);
@@ -127,6 +127,37 @@ export async function runCommand(o: RunOpts): Promise<number> {
 /** 128 + the signal's number, as shells report a command a signal ended. */
 function exitCodeOf(sig: NodeJS.Signals): number {
   return sig === 'SIGINT' ? EXIT.sigint : sig === 'SIGHUP' ? EXIT.sighup : EXIT.sigterm;
+}
+
+interface Execution {
+  pool: ResourcePool;
+  launcher: Launcher;
+  jobs: number;
+  close(): void;
+}
+
+/** Heavy stages as child processes of this runner, within this machine's resources. */
+function localExecution(o: RunOpts, instances: Instance[]): Execution {
+  const capacity = {
+    ...parseResources(process.env.PIPELINE_RESOURCES, '$PIPELINE_RESOURCES'),
+    ...parseResources(o.resources, '--resources'),
+  };
+  const wantsGpu = instances.some((i) => (i.resources.gpu ?? 0) > 0);
+  const pool = new ResourcePool(capacity, wantsGpu && capacity.gpu === undefined ? detectGpus() : []);
+  for (const i of instances) pool.check(i.name, i.resources);
+  return { pool, launcher: localLauncher(o.cliPath), jobs: o.jobs ?? availableParallelism(), close: () => {} };
+}
+
+/** Heavy stages as Slurm jobs: Slurm counts the resources, the profile says how to ask. */
+async function slurmExecution(o: RunOpts, p: Pipeline, reporter: Reporter): Promise<Execution> {
+  const { readProfile } = await import('./slurm/profile.js');
+  const { SlurmExecutor } = await import('./slurm/executor.js');
+  const profile = readProfile(o.profile ?? (process.env.PIPELINE_SLURM_PROFILE || undefined));
+  if (spawnSync('sbatch', ['--version'], { encoding: 'utf8' }).status !== 0) {
+    throw new PipelineError('--executor slurm: sbatch is not available on this machine (run from a Slurm login node)');
+  }
+  const executor = new SlurmExecutor({ profile, cliPath: o.cliPath, pipelineName: p.name, note: (line) => reporter.note(line) });
+  return { pool: ResourcePool.unlimited(), launcher: executor.launcher, jobs: o.jobs ?? profile.max_jobs, close: () => executor.close() };
 }
 
 /**
@@ -392,7 +423,7 @@ function collect(art: Artifacts, keep: Set<string>, dryRun: boolean): { entries:
   return { entries, works };
 }
 
-export async function execCommand(specFile: string, stageTypes: StageType<any>[]): Promise<number> {
+export async function execCommand(specFile: string, stageTypes: StageType<any>[], resultFile?: string): Promise<number> {
   const { execSpec } = await import('./exec.js');
-  return execSpec(specFile, stageTypes);
+  return execSpec(specFile, stageTypes, resultFile);
 }

@@ -1,16 +1,22 @@
 /**
  * The child side of a heavy stage: `pipeline exec SPEC` reads the spec, runs the stage, and
  * reports progress and the result to the parent over IPC. stdout/stderr are the log file.
- * Without an IPC channel (e.g. started by hand or by sbatch), the result is printed as the
- * last line of stdout instead.
+ * Without an IPC channel (e.g. started by hand), the result is printed as the last line of
+ * stdout instead; with `--result FILE` (a batch job) it is written to FILE, success or not.
  */
 import { readFileSync } from 'node:fs';
 import { stageContext, type ChildMessage, type LaunchSpec } from './launch.js';
 import type { StageType } from './stage.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 
-export async function execSpec(specFile: string, stageTypes: StageType<any>[]): Promise<number> {
+export async function execSpec(specFile: string, stageTypes: StageType<any>[], resultFile?: string): Promise<number> {
   const spec: LaunchSpec = JSON.parse(readFileSync(specFile, 'utf8'));
-  const send = (m: ChildMessage) => (process.send ? process.send(m) : m.type === 'result' && console.log(JSON.stringify(m)));
+  const send = (m: ChildMessage) => {
+    if (process.send) process.send(m);
+    else if (m.type === 'result') console.log(JSON.stringify(m));
+    // A batch job's runner reads how the stage ended from this file, not from the scheduler.
+    if (resultFile && m.type !== 'progress') writeFileAtomic(resultFile, JSON.stringify(m.type === 'result' ? { ok: true, outputs: m.outputs } : { ok: false, message: m.message }));
+  };
   const type = stageTypes.find((t) => t.name === spec.stage);
   if (!type) {
     send({ type: 'error', message: `unknown stage type ${spec.stage}` });
@@ -37,12 +43,14 @@ export async function execSpec(specFile: string, stageTypes: StageType<any>[]): 
         if (process.send) send({ type: 'progress', progress });
       },
     }));
-    await new Promise<void>((resolve) => (process.send ? process.send({ type: 'result', outputs } satisfies ChildMessage, () => resolve()) : (send({ type: 'result', outputs }), resolve())));
+    if (resultFile) send({ type: 'result', outputs });
+    else await new Promise<void>((resolve) => (process.send ? process.send({ type: 'result', outputs } satisfies ChildMessage, () => resolve()) : (send({ type: 'result', outputs }), resolve())));
     return 0;
   } catch (e) {
     const message = (e as Error).message ?? String(e);
     process.stderr.write(`${(e as Error).stack ?? message}\n`);
-    if (process.send) await new Promise<void>((resolve) => process.send!({ type: 'error', message } satisfies ChildMessage, () => resolve()));
+    if (resultFile) send({ type: 'error', message });
+    else if (process.send) await new Promise<void>((resolve) => process.send!({ type: 'error', message } satisfies ChildMessage, () => resolve()));
     return 1;
   } finally {
     // The IPC channel would keep this process alive after the stage is done.

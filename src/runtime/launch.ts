@@ -14,6 +14,12 @@ export interface LaunchSpec {
   /** Stage type name (`uses:`). */
   stage: string;
   instance: string;
+  /** The stage's id in the pipeline (a matrix stage's instances share it). */
+  stageId: string;
+  /** The instance's cache key: its work folder and a job's record are named by it. */
+  key: string;
+  /** What the instance asked for (gpu, cpu, mem...): an executor maps them to its requests. */
+  resources: Record<string, number>;
   params: Record<string, Json>;
   outDir: string;
   workDir: string;

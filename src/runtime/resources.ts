@@ -43,6 +43,18 @@ export class ResourcePool {
   private freeGpus: string[];
   private waiters: Array<() => void> = [];
 
+  /**
+   * A pool that grants everything at once and assigns no devices: for an executor whose
+   * scheduler (Slurm) owns the machines, counts the resources and sets CUDA_VISIBLE_DEVICES.
+   */
+  static unlimited(): ResourcePool {
+    const pool = new ResourcePool({}, []);
+    pool.elsewhere = true;
+    return pool;
+  }
+
+  private elsewhere = false;
+
   constructor(private capacity: Record<string, number>, gpuIds: string[]) {
     this.free = new Map(Object.entries(capacity));
     // An explicit gpu=N beyond the detected devices names devices 0..N-1 (the user knows best).
@@ -74,6 +86,7 @@ export class ResourcePool {
   }
 
   async acquire(req: Record<string, number>, signal: AbortSignal): Promise<Grant> {
+    if (this.elsewhere) return { env: {}, cpuFallback: false, release: () => {} };
     while (!this.fits(req)) {
       if (signal.aborted) throw signal.reason ?? new Error('aborted');
       await new Promise<void>((resolve) => {

@@ -217,6 +217,9 @@ class PipelineRun {
     const spec: LaunchSpec = {
       stage: inst.stage.type.name,
       instance: inst.name,
+      stageId: inst.stage.id,
+      key,
+      resources: inst.resources,
       params: ev.params,
       outDir: join(tmp, 'out'),
       workDir,

@@ -1,0 +1,300 @@
+/**
+ * The Slurm executor: a Launcher that runs each heavy stage instance as a batch job.
+ *
+ * Each job has a folder on the shared filesystem, `<work folder of its key>/.slurm/`: the
+ * script, the spec, the stage's output folder, the result file `pipeline exec` writes, and
+ * `job.json`, the record of the submitted job. The record is what lets a new runner adopt the
+ * jobs of one that was killed: it finds the record, and waits for that job instead of
+ * submitting the stage again (the work folder survives crashes; the entry lock keeps two live
+ * runners from sharing one). One squeue query per poll serves all the run's jobs.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { localLauncher, type Launcher, type LaunchSpec } from '../launch.js';
+import type { StageOutputs } from '../stage.js';
+import type { Progress } from '../../util/progress.js';
+import { writeFileAtomic } from '../../util/atomic-write.js';
+import { runsLocally, type RetryState, type SlurmProfile } from './profile.js';
+import { batchScript, type JobRequest } from './script.js';
+import { decide, parseSqueue, SQUEUE_FORMAT, type QueueView, type ResultFile } from './state.js';
+
+/** What `job.json` holds: enough to find the job again and to go on counting its retries. */
+export interface JobRecord {
+  jobId: string;
+  name: string;
+  instance: string;
+  pipeline: string;
+  key: string;
+  attempt: number;
+  retriesUsed: Partial<Record<RetryState, number>>;
+  submittedAt: string;
+}
+
+export const JOB_DIR = '.slurm';
+
+export function jobDirOf(workDir: string): string {
+  return join(workDir, JOB_DIR);
+}
+
+export function readJobRecord(workDir: string): JobRecord | undefined {
+  try {
+    return JSON.parse(readFileSync(join(jobDirOf(workDir), 'job.json'), 'utf8')) as JobRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The environment sbatch gets: this one without SLURM_* (inside an allocation they would nest the job in it). */
+function submitEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('SLURM_')) env[k] = v;
+  return { ...env, ...extra };
+}
+
+interface Answer {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function runTool(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Answer> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { env, timeout: 60_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : 127) : 0;
+      resolve({ code, stdout: String(stdout), stderr: String(stderr || (err && code === 127 ? err.message : '')) });
+    });
+  });
+}
+
+/** Transient errors of a busy controller: sbatch is retried on these, not failed. */
+const TRANSIENT = /Socket timed out|Unable to contact slurm controller|Resource temporarily unavailable|try again/i;
+
+/**
+ * One squeue query for every job being watched, each poll interval. Watchers get the job's
+ * line, or undefined when Slurm does not know the job (or knows another job under that id:
+ * ids restart when a controller starts afresh, so the name must match too).
+ */
+class QueuePoller {
+  private waiting = new Map<string, Array<{ name: string; resolve: (v: QueueView | undefined) => void }>>();
+  private timer: NodeJS.Timeout | undefined;
+  private failures = 0;
+
+  constructor(private intervalMs: number, private note: (line: string) => void) {}
+
+  /** The job's state at the next poll (`soon`: within a short delay, for a first look). */
+  next(jobId: string, name: string, soon = false): Promise<QueueView | undefined> {
+    return new Promise((resolve) => {
+      const list = this.waiting.get(jobId) ?? [];
+      list.push({ name, resolve });
+      this.waiting.set(jobId, list);
+      this.schedule(soon ? Math.min(this.intervalMs, 200) : this.intervalMs);
+    });
+  }
+
+  private schedule(ms: number): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => void this.poll(), ms);
+  }
+
+  private async poll(): Promise<void> {
+    const waiting = this.waiting;
+    this.waiting = new Map();
+    const ids = [...waiting.keys()];
+    const answer = await runTool('squeue', ['-h', '-t', 'all', '-j', ids.join(','), '-o', SQUEUE_FORMAT]);
+    this.timer = undefined;
+    // With a single unknown id squeue fails with "Invalid job id"; with several it leaves them out.
+    const unknownOnly = answer.code !== 0 && /Invalid job id/i.test(answer.stderr);
+    if (answer.code !== 0 && !unknownOnly) {
+      // No answer is not an answer that the jobs are gone: ask again at the next poll.
+      if (++this.failures === 1 || this.failures % 10 === 0) this.note(`squeue failed (${answer.stderr.trim() || `exit ${answer.code}`}): asking again`);
+      for (const [id, list] of waiting) this.waiting.set(id, [...list, ...(this.waiting.get(id) ?? [])]);
+      this.schedule(this.intervalMs);
+      return;
+    }
+    this.failures = 0;
+    const views = parseSqueue(answer.stdout);
+    for (const [id, list] of waiting) {
+      const view = views.get(id);
+      for (const w of list) w.resolve(view && view.name === w.name ? view : undefined);
+    }
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+}
+
+export interface SlurmExecutorOptions {
+  profile: SlurmProfile;
+  cliPath: string;
+  pipelineName: string;
+  /** Lines for the user (adoptions, retries, squeue trouble). */
+  note: (line: string) => void;
+}
+
+export class SlurmExecutor {
+  private poller: QueuePoller;
+  private toCancel = new Set<string>();
+  private cancelling: Promise<void> | undefined;
+  private local: Launcher;
+
+  constructor(private o: SlurmExecutorOptions) {
+    this.poller = new QueuePoller(o.profile.poll_interval * 1000, o.note);
+    this.local = localLauncher(o.cliPath);
+  }
+
+  /** The runner's launcher: stages the profile keeps local run as child processes, the others as jobs. */
+  readonly launcher: Launcher = (spec, specFile, onProgress, signal) =>
+    runsLocally(this.o.profile, spec.stageId, spec.stage) ? this.local(spec, specFile, onProgress, signal) : this.runJob(spec, onProgress, signal);
+
+  close(): void {
+    this.poller.stop();
+  }
+
+  private async runJob(spec: LaunchSpec, onProgress: (p: Progress) => void, signal: AbortSignal): Promise<StageOutputs> {
+    const jobDir = jobDirOf(spec.workDir);
+    let record = readJobRecord(spec.workDir);
+    if (record && record.key === spec.key) {
+      this.o.note(`${spec.instance}: adopting Slurm job ${record.jobId} of an earlier run`);
+      this.appendLog(spec, `# adopted Slurm job ${record.jobId} (attempt ${record.attempt})`);
+    } else {
+      record = await this.submit(spec, jobDir, 1, {});
+    }
+    let onAbort = () => {};
+    const aborted = new Promise<'aborted'>((resolve) => {
+      onAbort = () => {
+        this.cancel(record!.jobId);
+        resolve('aborted');
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      for (let first = true; ; first = false) {
+        const view = await Promise.race([this.poller.next(record.jobId, record.name, first), aborted]);
+        if (view === 'aborted' || signal.aborted) {
+          await this.cancelling;
+          this.forget(jobDir);
+          throw new Error('interrupted');
+        }
+        const decision = decide(view, this.readResult(jobDir), existsSync(join(jobDir, 'warned')));
+        switch (decision.kind) {
+          case 'queued':
+            onProgress({ message: `queued in Slurm${decision.reason ? ` (${decision.reason})` : ''}, job ${record.jobId}` });
+            continue;
+          case 'running':
+            onProgress({ message: `running on ${decision.node || 'a node'}, job ${record.jobId}` });
+            continue;
+          case 'done':
+            this.collect(jobDir, spec.outDir);
+            return decision.outputs;
+          case 'failed':
+            if (decision.cancel) await this.cancelNow([record.jobId]);
+            this.forget(jobDir);
+            throw new Error(decision.message);
+          case 'retry': {
+            const used = record.retriesUsed[decision.state] ?? 0;
+            if (used >= this.o.profile.retries[decision.state]) {
+              this.forget(jobDir);
+              throw new Error(`${decision.detail}; no retries left for ${decision.state} (${used} used; profile retries.${decision.state})`);
+            }
+            this.o.note(`${spec.instance}: ${decision.detail}: submitting it again (${decision.state} retry ${used + 1} of ${this.o.profile.retries[decision.state]})`);
+            this.appendLog(spec, `# ${decision.detail}: resubmitted (${decision.state} retry ${used + 1})`);
+            record = await this.submit(spec, jobDir, record.attempt + 1, { ...record.retriesUsed, [decision.state]: used + 1 });
+            continue;
+          }
+        }
+      }
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Writes the job's folder afresh and submits its script; records the job before returning. */
+  private async submit(spec: LaunchSpec, jobDir: string, attempt: number, retriesUsed: JobRecord['retriesUsed']): Promise<JobRecord> {
+    rmSync(jobDir, { recursive: true, force: true });
+    mkdirSync(join(jobDir, 'out'), { recursive: true });
+    const specFile = join(jobDir, 'spec.json');
+    const resultFile = join(jobDir, 'result.json');
+    // The stage writes into the job folder, which outlives this runner (tmp/ folders do not).
+    writeFileSync(specFile, JSON.stringify({ ...spec, outDir: join(jobDir, 'out') }));
+    const name = `pl-${spec.key.slice(0, 12)}-${spec.instance.replace(/[^A-Za-z0-9_.=-]+/g, '_')}`.slice(0, 120);
+    const req: JobRequest = {
+      name,
+      instance: spec.instance,
+      key: spec.key,
+      jobDir,
+      logFile: spec.logFile,
+      warnedFile: join(jobDir, 'warned'),
+      command: [this.o.profile.node ?? process.execPath, this.o.cliPath, 'exec', specFile, '--result', resultFile],
+      resources: spec.resources,
+      override: this.o.profile.stages[spec.stageId],
+      attempt,
+    };
+    const script = join(jobDir, 'job.sh');
+    writeFileSync(script, batchScript(this.o.profile, req), { mode: 0o755 });
+    const jobId = await this.sbatch(script, spec.env);
+    const record: JobRecord = { jobId, name, instance: spec.instance, pipeline: this.o.pipelineName, key: spec.key, attempt, retriesUsed, submittedAt: new Date().toISOString() };
+    writeFileAtomic(join(jobDir, 'job.json'), JSON.stringify(record, null, 1));
+    this.appendLog(spec, `# submitted as Slurm job ${jobId} (attempt ${attempt}): ${script}`);
+    return record;
+  }
+
+  private async sbatch(script: string, env: Record<string, string>): Promise<string> {
+    for (let tries = 1; ; tries++) {
+      const a = await runTool('sbatch', ['--parsable', script], submitEnv(env));
+      const id = a.stdout.trim().split(';')[0];
+      if (a.code === 0 && /^\d+$/.test(id)) return id;
+      const why = a.stderr.trim().replace(/^sbatch: error: /gm, '') || `exit ${a.code}`;
+      if (tries >= 3 || !TRANSIENT.test(why)) throw new Error(`sbatch refused the job: ${why} (script ${script})`);
+      await new Promise((r) => setTimeout(r, 2000 * tries));
+    }
+  }
+
+  /** Cancels go out together: Ctrl-C during a sweep sends one scancel, not one per job. */
+  private cancel(jobId: string): void {
+    this.toCancel.add(jobId);
+    this.cancelling ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      const ids = [...this.toCancel];
+      this.toCancel.clear();
+      this.cancelling = undefined;
+      return this.cancelNow(ids);
+    });
+  }
+
+  private async cancelNow(ids: string[]): Promise<void> {
+    if (!ids.length) return;
+    const a = await runTool('scancel', ids);
+    if (a.code !== 0) this.o.note(`scancel ${ids.join(' ')} failed: ${a.stderr.trim()}`);
+  }
+
+  private readResult(jobDir: string): ResultFile | undefined {
+    try {
+      // Listing the folder first makes an NFS client drop its cached view of it.
+      readdirSync(jobDir);
+      return JSON.parse(readFileSync(join(jobDir, 'result.json'), 'utf8')) as ResultFile;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Moves the job's outputs to where the runner builds the cache entry from. */
+  private collect(jobDir: string, outDir: string): void {
+    rmSync(outDir, { recursive: true, force: true });
+    renameSync(join(jobDir, 'out'), outDir);
+    this.forget(jobDir);
+  }
+
+  /** The job is over for this runner: no later run may adopt it. */
+  private forget(jobDir: string): void {
+    rmSync(join(jobDir, 'job.json'), { force: true });
+  }
+
+  private appendLog(spec: LaunchSpec, line: string): void {
+    try {
+      writeFileSync(spec.logFile, `${line}\n`, { flag: 'a' });
+    } catch {
+      /* the log is a courtesy */
+    }
+  }
+}
