@@ -239,23 +239,37 @@ export async function statusCommand(o: Common & { json: boolean; verify: boolean
   const memo = new FileHashMemo(join(art.root, 'filehash.json'));
   const { explained } = await explainAll(p, art, memo, readLock(lockPathFor(p.file))?.instances ?? {}, p.instances, o.verify);
   memo.save();
+  const jobs = await recordedJobs(art, explained.filter((e) => e.state !== 'cached'));
   if (o.json) {
     const out = {
       pipeline: p.name,
       file: p.file,
-      instances: explained.map((e) => ({ name: e.instance.name, stage: e.instance.stage.id, uses: e.instance.stage.type.name, state: e.state, reasons: e.reasons, key: e.key ?? null })),
+      instances: explained.map((e) => {
+        const job = e.key ? jobs.get(e.key) : undefined;
+        const slurm = job && { id: job.record.jobId, state: job.state ?? job.label, node: job.node ?? null, reason: job.reason ?? null };
+        return { name: e.instance.name, stage: e.instance.stage.id, uses: e.instance.stage.type.name, state: e.state, reasons: e.reasons, key: e.key ?? null, ...(slurm ? { job: slurm } : {}) };
+      }),
     };
     console.log(JSON.stringify(out, null, 2));
     return EXIT.ok;
   }
   const width = Math.max(...explained.map((e) => e.instance.name.length));
   for (const e of explained) {
-    const label = e.state === 'blocked' ? 'pending' : e.state;
-    console.log(`${label.padEnd(8)} ${e.instance.name.padEnd(width)}${e.reasons.length ? `  ${e.reasons.join('; ')}` : ''}`);
+    const job = e.key ? jobs.get(e.key) : undefined;
+    const label = job && job.label !== 'unknown' ? job.label : e.state === 'blocked' ? 'pending' : e.state;
+    const reasons = job ? [job.text] : e.reasons;
+    console.log(`${label.padEnd(8)} ${e.instance.name.padEnd(width)}${reasons.length ? `  ${reasons.join('; ')}` : ''}`);
   }
   const stale = explained.filter((e) => e.state !== 'cached').length;
   console.log(stale ? `${stale} of ${explained.length} instances need to run` : `all ${explained.length} instances cached`);
   return EXIT.ok;
+}
+
+/** Slurm jobs that a run (here or elsewhere) recorded for these instances and has not collected. */
+async function recordedJobs(art: Artifacts, of: Array<{ key?: string }>) {
+  const dirs = new Map(of.filter((e) => e.key && existsSync(join(art.workDir(e.key), '.slurm'))).map((e) => [e.key!, art.workDir(e.key!)]));
+  if (!dirs.size) return new Map<string, import('./slurm/jobs.js').JobInProgress>();
+  return (await import('./slurm/jobs.js')).jobsInProgress(dirs);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -269,7 +283,11 @@ export async function showCommand(o: Common & { stage: string; json: boolean }):
   memo.save();
   const missing = explained.filter((e) => targets.includes(e.instance) && e.state !== 'cached');
   if (missing.length) {
-    for (const m of missing) process.stderr.write(`${m.instance.name} is not computed: ${m.reasons.join('; ')}\n`);
+    const jobs = await recordedJobs(art, missing);
+    for (const m of missing) {
+      const job = m.key ? jobs.get(m.key) : undefined;
+      process.stderr.write(`${m.instance.name} is not computed: ${job ? `in progress elsewhere, ${job.text}` : m.reasons.join('; ')}\n`);
+    }
     process.stderr.write(`run: pipeline run ${shownPath(p.file)} ${o.stage}\n`);
     return EXIT.stageFailed;
   }

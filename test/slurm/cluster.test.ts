@@ -38,7 +38,7 @@ function lockKeys(pr: Project, name = 'p'): Record<string, { key: string; output
   return Object.fromEntries(Object.entries(lock.instances).map(([n, e]) => [n, { key: e.key, outputs: e.outputs }]));
 }
 
-test('a GPU stage sees CUDA_VISIBLE_DEVICES, a failing stage fails alone, a cached re-run submits nothing; keys as a local run', { skip }, async () => {
+test('a GPU stage sees CUDA_VISIBLE_DEVICES, a failing stage fails alone, a cached re-run submits nothing; keys as a local run', { skip, timeout: 180_000 }, async () => {
   const text = `name: p
 stages:
   gpu:
@@ -86,7 +86,7 @@ stages:
   for (const n of ['gpu[n=1]', 'gpu[n=2]']) assert.equal(slurmKeys[n].key, localKeys[n].key, n);
 });
 
-test('bad requests are errors with Slurm\'s reason: too many GPUs, a time limit the partition never grants', { skip }, async () => {
+test('bad requests are errors with Slurm\'s reason: too many GPUs, a time limit the partition never grants', { skip, timeout: 180_000 }, async () => {
   const pr = makeProject('slurm-bad-');
   pr.write('pipelines/p.yaml', `name: p
 stages:
@@ -109,7 +109,7 @@ stages:
   assert.equal(stateOf(never[1]), 'CANCELLED', 'the job that could never start is not left in the queue');
 });
 
-test('Ctrl-C cancels running and pending jobs in one go and exits 130', { skip }, async (t) => {
+test('Ctrl-C cancels running and pending jobs in one go and exits 130', { skip, timeout: 180_000 }, async (t) => {
   const pr = makeProject('slurm-int-');
   pr.write('pipelines/p.yaml', `name: p
 stages:
@@ -124,14 +124,89 @@ stages:
   const run = startCli(['run', 'p', ...slurm(pr)], pr.dir);
   t.after(() => run.child.kill('SIGKILL'));
   let ids: string[] = [];
-  await waitFor(() => (ids = recordedJobs(pr)).length === 3, 20_000);
+  await waitFor(() => (ids = recordedJobs(pr)).length === 3, 60_000);
   await waitFor(() => {
     const states = ids.map((id) => stateOf(id));
     return states.filter((s) => s === 'RUNNING').length === 1 && states.filter((s) => s === 'PENDING').length === 2;
-  }, 20_000);
+  }, 60_000);
   run.child.kill('SIGINT');
   const r = await run.done;
   assert.equal(r.code, 130, r.stderr);
   await waitFor(() => ids.every((id) => stateOf(id) === 'CANCELLED'), 15_000);
   assert.deepEqual(recordedJobs(pr), [], 'no job left for a later run to adopt');
+});
+
+test('a SIGKILLed runner\'s jobs are adopted by the next run: no second submission, same outputs as a local run; status lists them meanwhile', { skip, timeout: 180_000 }, async (t) => {
+  const text = `name: p
+stages:
+  first:
+    uses: shell
+    heavy: true
+    with: { cmd: 'echo a > $OUT/a.txt', outputs: { a: a.txt } }
+  slow:
+    uses: shell
+    heavy: true
+    needs: [first]
+    with: { cmd: '${count('slow')}; until [ -f $PIPELINE_DIR/../release ]; do sleep 0.2; done; echo done > $OUT/b.txt', outputs: { b: b.txt } }
+`;
+  const pr = makeProject('slurm-adopt-');
+  pr.write('pipelines/p.yaml', text);
+  profile(pr);
+  const run = startCli(['run', 'p', ...slurm(pr)], pr.dir);
+  t.after(() => run.child.kill('SIGKILL'));
+  let ids: string[] = [];
+  await waitFor(() => pr.count('slow') === 1 && (ids = recordedJobs(pr)).length === 1, 60_000);
+  run.child.kill('SIGKILL');
+  await run.done;
+  assert.equal(stateOf(ids[0]), 'RUNNING', 'the job outlives its runner');
+
+  const status = await cli(['status', 'p'], pr.dir);
+  assert.match(status.stdout, new RegExp(`running +slow +Slurm job ${ids[0]} running on localhost`));
+  const show = await cli(['show', 'p', 'slow'], pr.dir);
+  assert.match(show.stderr, new RegExp(`slow is not computed: in progress elsewhere, Slurm job ${ids[0]}`));
+
+  const again = startCli(['run', 'p', ...slurm(pr)], pr.dir);
+  t.after(() => again.child.kill('SIGKILL'));
+  await waitFor(() => /adopted Slurm job/.test(readFileSync(join(pr.dir, 'artifacts', 'logs', 'p', 'slow.log'), 'utf8')), 60_000);
+  // The stage finishes only now, watched by the second runner.
+  pr.write('release', '');
+  const r = await again.done;
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, new RegExp(`slow: adopting Slurm job ${ids[0]}`));
+  assert.doesNotMatch(r.stderr, /start first/, 'first was committed by the killed run');
+  assert.equal(pr.count('slow'), 1, 'the stage ran once');
+
+  const local = makeProject('slurm-adopt-local-');
+  local.write('pipelines/p.yaml', text);
+  local.write('release', '');
+  const l = await cli(['run', 'p', '--progress', 'plain'], local.dir);
+  assert.equal(l.code, 0, l.stderr);
+  assert.deepEqual(lockKeys(pr), lockKeys(local));
+});
+
+test('a job stopped by its time limit is submitted again and resumes from its checkpoint', { skip, timeout: 240_000 }, async () => {
+  const pr = makeProject('slurm-timeout-');
+  // 75 one-second steps do not fit the 1-minute limit: the second job starts where the first stopped.
+  pr.write('pipelines/p.yaml', `name: p
+stages:
+  steps:
+    uses: shell
+    heavy: true
+    with:
+      cmd: |
+        s=$(cat $WORK/step 2>/dev/null || echo 0)
+        echo "start $s" >> $WORK/starts
+        while [ $s -lt 75 ]; do sleep 1; s=$((s+1)); echo $s > $WORK/step; done
+        cp $WORK/starts $OUT/starts.txt
+      outputs: { starts: starts.txt }
+`);
+  profile(pr, 'retries: { TIMEOUT: 1 }\nstages:\n  steps: { time: "1" }\n');
+  const r = await cli(['run', 'p', ...slurm(pr)], pr.dir);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /steps: job \d+ reached its time limit: submitting it again \(TIMEOUT retry 1 of 1\)/);
+  const out = readFileSync(join(pr.dir, 'artifacts', 'cache', lockKeys(pr).steps.key, 'out', 'starts.txt'), 'utf8');
+  const starts = out.trim().split('\n').map((l) => Number(l.split(' ')[1]));
+  assert.equal(starts.length, 2, out);
+  assert.equal(starts[0], 0);
+  assert.ok(starts[1] >= 50 && starts[1] < 75, `resumed at step ${starts[1]}`);
 });

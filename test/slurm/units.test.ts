@@ -92,6 +92,9 @@ test('decisions: the result file wins over the scheduler; end states map to retr
   // The warning made the stage stop with an error (its checkpoint saved): a retry, not a failure.
   assert.equal(decide(v('FAILED'), { ok: false, message: 'aborted at step 40' }, true).kind, 'retry');
   assert.deepEqual(decide(v('FAILED'), { ok: false, message: 'boom' }, false), { kind: 'failed', message: 'boom' });
+  // The stage failed because the time limit stopped it: a retry, known only once the job has ended.
+  assert.equal(decide(v('RUNNING'), { ok: false, message: 'interrupted' }, false).kind, 'running');
+  assert.equal(decide(v('TIMEOUT'), { ok: false, message: 'interrupted' }, false).kind, 'retry');
   assert.match((decide(v('COMPLETED'), undefined, false) as { message: string }).message, /ended COMPLETED without a result/);
   assert.match((decide(v('OUT_OF_MEMORY'), undefined, false) as { message: string }).message, /out of memory/);
   assert.match((decide(v('CANCELLED'), undefined, false) as { message: string }).message, /cancelled outside/);

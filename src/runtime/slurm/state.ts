@@ -61,14 +61,15 @@ export type Decision =
  */
 export function decide(view: QueueView | undefined, result: ResultFile | undefined, warned: boolean): Decision {
   if (result?.ok) return { kind: 'done', outputs: result.outputs };
-  if (view && ACTIVE.has(view.state) && !result) {
+  // A stage that failed while its job is still active may have been stopped by the time limit
+  // or a preemption: only the job's final state tells, so wait for it.
+  if (view && ACTIVE.has(view.state)) {
     if (view.state === 'PENDING' && NEVER_CLEARS.has(view.reason)) {
       return { kind: 'failed', message: `Slurm will never start job ${view.jobId}: ${view.reason} (check the profile's partition, time, gpus and account)`, cancel: true };
     }
     return view.state === 'PENDING' || view.state === 'CONFIGURING' ? { kind: 'queued', reason: view.reason } : { kind: 'running', node: view.node };
   }
   if (warned) return { kind: 'retry', state: 'TIMEOUT', detail: 'stopped at the time-limit warning' };
-  if (result) return { kind: 'failed', message: result.message };
   const id = view ? `job ${view.jobId}` : 'the job';
   switch (view?.state) {
     case 'TIMEOUT':
@@ -79,6 +80,9 @@ export function decide(view: QueueView | undefined, result: ResultFile | undefin
       return { kind: 'retry', state: 'NODE_FAIL', detail: `${id} lost its node (${view.state})` };
     case 'PREEMPTED':
       return { kind: 'retry', state: 'PREEMPTED', detail: `${id} was preempted` };
+  }
+  if (result) return { kind: 'failed', message: result.message };
+  switch (view?.state) {
     case 'OUT_OF_MEMORY':
       return { kind: 'failed', message: `${id} ran out of memory (raise the stage's mem in the Slurm profile)` };
     case 'CANCELLED':
