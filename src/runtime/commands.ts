@@ -429,7 +429,8 @@ function collect(art: Artifacts, keep: Set<string>, dryRun: boolean): { entries:
   for (const name of existsSync(art.work) ? readdirSync(art.work) : []) {
     // A work folder, or the record of the processes started for it (<key>.processes).
     const key = name.replace(/\.processes$/, '');
-    if (inUse(key)) continue;
+    // A Slurm job recorded there may still be running for a runner that died: the next run adopts it.
+    if (inUse(key) || existsSync(join(art.workDir(key), '.slurm', 'job.json'))) continue;
     if (name === key) works++;
     if (!dryRun) rmSync(join(art.work, name), { recursive: true, force: true });
   }

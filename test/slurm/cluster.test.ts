@@ -5,8 +5,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, existsSync, readFileSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { safeName } from '../../src/runtime/format.js';
 import { cli, count, makeProject, startCli, waitFor, type Project } from '../runtime/helpers.js';
 
 const sinfo = spawnSync('sinfo', ['-h', '-N', '-o', '%t'], { encoding: 'utf8' });
@@ -209,4 +211,26 @@ stages:
   assert.equal(starts.length, 2, out);
   assert.equal(starts[0], 0);
   assert.ok(starts[1] >= 50 && starts[1] < 75, `resumed at step ${starts[1]}`);
+});
+
+test('the demo\'s sweeps through Slurm: the same cache keys and outputs as a local run', { skip, timeout: 480_000 }, async () => {
+  // The demo's own files, shrunk by --set to 2 widths x 2 data sizes and 2 widths x 2 rates.
+  const repo = join(dirname(fileURLToPath(import.meta.url)), '../../..');
+  const toy = [
+    'dataset_rows=6000', 'eval_rows=1024', 'norm_batches=2', 'n_features=32', 'mean_active=3', 'l0_warmup_steps=10',
+    'small_d_sae=[16,32]', 'small_n_samples=[1000,2000]', 'sweep_d_sae=[16,32]', 'sweep_n_samples=2000', 'sweep_lrs=[5.0e-3,1.0e-2]',
+  ].flatMap((s) => ['--set', s]);
+  const projects = [makeProject('slurm-demo-'), makeProject('slurm-demo-local-')];
+  for (const pr of projects) for (const f of ['demo.yaml', 'scaling.yaml']) copyFileSync(join(repo, 'pipelines', f), join(pr.pipelines, f));
+  const [viaSlurm, local] = projects;
+  profile(viaSlurm);
+  const s = await cli(['run', 'demo', 'small', 'lr_sweep', ...slurm(viaSlurm), ...toy], viaSlurm.dir);
+  assert.equal(s.code, 0, s.stderr);
+  assert.ok((s.stderr.match(/done (small|lr_sweep)\[/g) ?? []).length >= 7, s.stderr);
+  const l = await cli(['run', 'demo', 'small', 'lr_sweep', '--progress', 'plain', ...toy], local.dir);
+  assert.equal(l.code, 0, l.stderr);
+  const [a, b] = [lockKeys(viaSlurm, 'demo'), lockKeys(local, 'demo')];
+  assert.ok(Object.keys(a).some((n) => n.startsWith('lr_sweep[')));
+  assert.deepEqual(a, b, 'same keys and output digests');
+  assert.match(readFileSync(join(viaSlurm.dir, 'artifacts', 'logs', 'demo', `${safeName(Object.keys(a).find((n) => n.startsWith('small['))!)}.log`), 'utf8'), /submitted as Slurm job/);
 });
