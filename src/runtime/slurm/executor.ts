@@ -45,10 +45,14 @@ export function readJobRecord(workDir: string): JobRecord | undefined {
   }
 }
 
-/** The environment sbatch gets: this one without SLURM_* (inside an allocation they would nest the job in it). */
+/**
+ * The environment sbatch gets: this one without SLURM_* (a runner inside an allocation would
+ * pass that allocation's settings on to every job), except SLURM_CONF, which says where the
+ * cluster's configuration is.
+ */
 function submitEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('SLURM_')) env[k] = v;
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('SLURM_') || k === 'SLURM_CONF') env[k] = v;
   return { ...env, ...extra };
 }
 
