@@ -30,7 +30,7 @@ test('profile: defaults fill an empty profile; errors name file, line and field'
   assert.deepEqual(p.retries, { TIMEOUT: 2, NODE_FAIL: 2, PREEMPTED: 5 });
   assert.throws(
     () => parseProfile('partition: gpu\ntime: 2 hours\n', 'slurm.yaml'),
-    (e: PipelineError) => /^slurm\.yaml:2:7: Slurm profile slurm\.yaml field time: "2 hours" does not match/.test(e.format()),
+    (e: PipelineError) => /^slurm\.yaml:2:7: Slurm profile slurm\.yaml field time: "2 hours" (does not match|is not a Slurm time limit)/.test(e.format()),
   );
   assert.throws(() => parseProfile('stages:\n  final:\n    gpu: 2\n', 'p.yaml'), (e: PipelineError) => /^p\.yaml:3:5: .*field stages\.final\.gpu: unknown key 'gpu'/.test(e.format()));
   assert.throws(() => parseProfile('retries: {TIMEOUT: -1}\n', 'p.yaml'), (e: PipelineError) => /field retries\.TIMEOUT/.test(e.format()));

@@ -44,7 +44,8 @@ export const SlurmProfileSchema = Type.Object(
     gpu_partition: Type.Optional(Type.String({ minLength: 1, description: 'partition of jobs that ask for GPUs (default: partition)' })),
     account: Type.Optional(Type.String({ minLength: 1 })),
     qos: Type.Optional(Type.String({ minLength: 1 })),
-    time: Type.String({ pattern: TIME, default: '1:00:00', description: 'default time limit of a job' }),
+    // The default time limit of a job; the description is what an invalid value is told it is not.
+    time: Type.String({ pattern: TIME, default: '1:00:00', description: 'a Slurm time limit: MINUTES, H:M:S or D-H:M:S' }),
     mem: Type.Optional(Mem),
     setup: Type.Array(Type.String(), { default: [], description: 'shell lines run before the stage (module load, conda activate)' }),
     sbatch_args: Type.Array(Type.String(), { default: [], description: 'extra sbatch arguments for every job' }),
