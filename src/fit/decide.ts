@@ -4,6 +4,7 @@
  * then clamped to stated bounds. Every fallback and clamp is in the record, which the
  * outputs carry and the report shows.
  */
+import type { DecisionRecord } from '../formats.js';
 
 export interface DecisionInput {
   /** What is decided, e.g. "final learning rate". */
@@ -20,26 +21,12 @@ export interface DecisionInput {
   warnings?: string[];
 }
 
-export interface Decision {
-  name: string;
-  value: number;
-  /** 'law': the law's value; 'fallback': the stated rule's. */
-  source: 'law' | 'fallback';
-  law_value: number | null;
-  identified: boolean;
-  fallback_rule: string;
-  /** Set when the value was clamped: from what, to what, by which rule. */
-  clamped: { from: number; to: number; rule: string } | null;
-  reasons: string[];
-  /** One sentence per fallback, clamp or carried warning: what the report lists. */
-  warnings: string[];
-}
-
-export function decide(d: DecisionInput): Decision {
+/** The decision record (DecisionRecord in src/formats.ts: the report reads it). */
+export function decide(d: DecisionInput): DecisionRecord {
   const warnings: string[] = [];
   const usable = d.identified && d.lawValue !== null && Number.isFinite(d.lawValue) && d.lawValue > 0;
   let value: number;
-  let source: Decision['source'];
+  let source: DecisionRecord['source'];
   if (usable) {
     value = d.lawValue!;
     source = 'law';
@@ -50,7 +37,7 @@ export function decide(d: DecisionInput): Decision {
     warnings.push(`FALLBACK: ${d.name} = ${fmt(value)} from the rule "${d.fallbackRule}", because ${why}` +
       (d.lawValue !== null && Number.isFinite(d.lawValue) ? `; the law's value would have been ${fmt(d.lawValue)}` : ''));
   }
-  let clamped: Decision['clamped'] = null;
+  let clamped: DecisionRecord['clamped'] = null;
   const lo = d.clamp?.min ?? -Infinity;
   const hi = d.clamp?.max ?? Infinity;
   if (value < lo || value > hi) {

@@ -1,6 +1,6 @@
 /**
  * fitLaw: fit one law to filtered points, bootstrap its intervals, predict, and assemble
- * the fit.json object (docs: notes/formats.md, "Fit result").
+ * the fit.json object (its schema: FitFile in src/formats.ts).
  *
  * Method (Hoffmann et al. 2022, Approach 3; Besiroglu et al. 2024): minimise the sum of
  * Huber losses of log residuals with L-BFGS from every point of a grid of starts, keep the
@@ -14,6 +14,7 @@
 import { minimizeLbfgs, type LbfgsResult } from './lbfgs.js';
 import { LAWS, closedFormPower, lossFn, type Law, type LawName, type LogData, type LossKind } from './laws.js';
 import type { FitPoint } from './points.js';
+import { FIT_FORMAT, type FitFile } from '../formats.js';
 import { quantile, resampleWeights, seededRandom } from './stats.js';
 import { DEFAULT_RULE, identify, type Identification, type IdentificationRule } from './identify.js';
 import { dataForEffective, describeRepetition, effectiveData } from './repetition.js';
@@ -78,7 +79,7 @@ export interface FitOutcome {
   identification: Identification;
   warnings: string[];
   /** The fit.json object. */
-  json: Record<string, unknown>;
+  json: FitFile;
   timing: { fitSeconds: number; bootstrapSeconds: number; starts: number };
 }
 
@@ -142,7 +143,8 @@ export function fitLaw(points: FitPoint[], opts: FitOptions): FitOutcome {
   const optimal = (opts.optimalDataFor ?? []).map((N) => optimalOne(law, best.theta, boot, N, band, warnings, repetition));
 
   const residuals = points.map((p) => law.logPredict(best.theta, logFeatures(law, p)) - Math.log(p.y));
-  const json = {
+  const json: FitFile = {
+    format: FIT_FORMAT,
     law: law.name,
     formula: law.formula,
     x_label: opts.xLabel ?? (law.name === 'chinchilla' ? 'N' : 'x'),

@@ -11,96 +11,29 @@ import { createRequire } from 'node:module';
 import { dirname, isAbsolute, join, resolve, basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Provenance } from '../util/provenance.js';
+import {
+  FitFile, MetricsConfig, MetricsEval, MetricsRun, MetricsTrain, readFormat,
+  type CurveRow, type DecisionRecord, type FitPointRecord, type RunRecord,
+} from '../formats.js';
 
 // ---------------------------------------------------------------------------------------
-// Types (shapes fixed by notes/formats.md; extra fields are kept, not required)
+// Types (the files' shapes are in src/formats.ts; these are what the report makes of them)
 // ---------------------------------------------------------------------------------------
 
-export interface FitPoint { x?: number; N?: number; D?: number; y: number; kept: boolean; dropped_by?: string }
-/** A curve row; chinchilla fits have one curve per N instead: {N, points: [{x: D, y, lo, hi}]}. */
-export interface CurvePoint {
-  x: number;
-  y: number;
-  lo?: number | null;
-  hi?: number | null;
-  N?: number;
-  points?: Array<{ x: number; y: number; lo?: number | null; hi?: number | null }>;
-}
-/** A prediction at x (chinchilla: at N and D); lo/hi are null when there was no bootstrap. */
-export interface Prediction {
-  x: number;
-  N?: number;
-  D?: number;
-  y: number;
-  lo?: number | null;
-  hi?: number | null;
-  extrapolation?: number;
-}
+export interface LoadedFit { path: string; fit: FitFile }
 
-export interface FitResult {
-  law: string;
-  formula?: string;
-  x_label?: string;
-  y_label?: string;
-  /** Chinchilla: the second variable's name (x_label is N's). */
-  d_label?: string;
-  params: Record<string, number>;
-  /** null where the bootstrap gave no interval. */
-  intervals?: Record<string, [number, number] | null>;
-  confidence?: number;
-  points: FitPoint[];
-  residuals?: number[];
-  goodness?: { r2?: number | null; rmse_log?: number | null; objective?: number | null };
-  predictions?: Prediction[];
-  curve?: CurvePoint[];
-  warnings?: string[];
-  /** fit-law / lr-law: whether the data pin the parameters down (src/fit/identify.ts). */
-  identification?: { identified: boolean; condition_number: number | null; reasons: string[]; design_warnings?: string[]; rule?: string };
-  /** lr-law: the per-width optima. */
-  optima?: Array<{ width: number; best_swept: number | null; optimum: number | null; interval: [number, number] | null; edge: string | null; note: string | null }>;
-  /** chinchilla with a repetition model. */
-  repetition?: { model: string; r_star: number; unique_available: number; max_measured_passes: number };
-}
-
-/** A decision taken from a law (decide / lr-law `decision` output). */
-export interface Decision {
-  name: string;
-  value: number;
-  source: 'law' | 'fallback';
-  law_value: number | null;
-  identified: boolean;
-  fallback_rule: string;
-  clamped: { from: number; to: number; rule: string } | null;
-  reasons: string[];
-  warnings: string[];
-  passes?: number;
-}
-
-export interface LoadedFit { path: string; fit: FitResult }
-
-export interface TrainRecord {
-  step: number;
-  samples?: number;
-  loss?: number;
-  mse?: number;
-  l0?: number;
-  fvu?: number;
-  dead_frac?: number;
-  lr?: number;
-  lambda?: number;
-}
-
+/** An eval line's fields (or the `final_eval` param's): scalars by name. */
 export type EvalRecord = Record<string, number | string | boolean | null | undefined>;
 
 export interface LoadedRun {
   path: string;
   /** The config line's instance name, else the file's folder name. */
   label: string;
-  config: Record<string, unknown> | null;
-  train: TrainRecord[];
+  config: MetricsConfig | null;
+  train: MetricsTrain[];
   eval: EvalRecord | null;
   /** The `run` record: data (train_rows, unique_samples, passes) and sparsity (target_l0, lambda_end, resampled). */
-  run: EvalRecord | null;
+  run: RunRecord | null;
 }
 
 export interface BudgetRow { item: string; flops: number | null; hours?: number | null; note?: string }
@@ -120,7 +53,7 @@ export interface ReportParams {
   runs?: Array<string | string[]>;
   final_run?: string;
   final_eval?: Record<string, unknown>;
-  decisions?: Decision[];
+  decisions?: DecisionRecord[];
   dead_warning?: number;
   notes?: string;
 }
@@ -135,7 +68,7 @@ export interface ReportInputs {
   finalRun: LoadedRun | null;
   /** params.final_eval, else the final run's eval line. */
   finalEval: EvalRecord | null;
-  decisions: Decision[];
+  decisions: DecisionRecord[];
   /** Dead-latent fraction above which a run is flagged. */
   deadWarning: number;
   /** From the final run's config, else the first run that names one. */
@@ -193,52 +126,31 @@ export function relativeInputPaths(params: ReportParams): string[] {
 // ---------------------------------------------------------------------------------------
 
 export function loadFit(path: string): LoadedFit {
-  const raw = parseJsonFile(path);
-  const where = `fit file ${path}`;
-  if (!isObject(raw)) throw new Error(`report: ${where}: expected a JSON object`);
-  requireField(raw, 'law', 'string', where);
-  requireField(raw, 'params', 'object', where);
-  if (!Array.isArray(raw.points)) throw new Error(`report: ${where}: field "points" must be an array`);
-  raw.points.forEach((p, i) => checkPoint(p, `${where}: points[${i}]`));
-  for (const field of ['curve', 'predictions', 'warnings', 'residuals'] as const) {
-    if (raw[field] !== undefined && !Array.isArray(raw[field])) {
-      throw new Error(`report: ${where}: field "${field}" must be an array when present`);
-    }
-  }
-  (raw.curve as unknown[] | undefined)?.forEach((c, i) => checkCurve(c, `${where}: curve[${i}]`));
-  (raw.predictions as unknown[] | undefined)?.forEach((c, i) => checkPrediction(c, `${where}: predictions[${i}]`));
-  return { path, fit: raw as unknown as FitResult };
+  const where = `report: fit file ${path}`;
+  const fit = readFormat(FitFile, parseJsonFile(path), where);
+  fit.points.forEach((p, i) => checkPoint(p, `${where}: points[${i}]`));
+  fit.curve?.forEach((c, i) => checkCurve(c, `${where}: curve[${i}]`));
+  fit.predictions?.forEach((p, i) => checkHasX(p, `${where}: predictions[${i}]`));
+  return { path, fit };
 }
 
-function checkPoint(p: unknown, where: string): void {
-  if (!isObject(p)) throw new Error(`report: ${where}: expected an object`);
-  // A point left out for having no value (a diverged run) has y null.
-  if (typeof p.y !== 'number' && !(p.y === null && p.kept === false)) {
-    throw new Error(`report: ${where}: "y" must be a number, got ${JSON.stringify(p.y)}`);
-  }
-  const hasX = typeof p.x === 'number';
-  const hasND = typeof p.N === 'number' && typeof p.D === 'number';
-  if (!hasX && !hasND) throw new Error(`report: ${where}: needs a numeric "x" (or "N" and "D")`);
-  if (typeof p.kept !== 'boolean') throw new Error(`report: ${where}: "kept" must be true or false`);
+/** What the schema cannot say: a point has x (or N and D); only a point left out may lack y. */
+function checkPoint(p: FitPointRecord, where: string): void {
+  checkHasX(p, where);
+  if (p.y === null && p.kept) throw new Error(`${where}: "y" must be a number for a kept point, got null`);
 }
 
-function checkXY(p: unknown, where: string): void {
-  if (!isObject(p) || typeof p.x !== 'number' || typeof p.y !== 'number') {
-    throw new Error(`report: ${where}: expected {"x": number, "y": number, ...}, got ${JSON.stringify(p)}`);
-  }
+function checkHasX(p: { x?: number; N?: number; D?: number }, where: string): void {
+  if (p.x === undefined && (p.N === undefined || p.D === undefined)) throw new Error(`${where}: needs a numeric "x" (or "N" and "D")`);
 }
 
 /** A curve row {x, y, lo, hi}, or a chinchilla curve {N, points: [{x, y, lo, hi}]}. */
-function checkCurve(c: unknown, where: string): void {
-  if (isObject(c) && Array.isArray(c.points)) {
-    if (typeof c.N !== 'number') throw new Error(`report: ${where}: a curve with "points" needs a numeric "N"`);
-    c.points.forEach((q, j) => checkXY(q, `${where}.points[${j}]`));
-  } else checkXY(c, where);
-}
-
-function checkPrediction(p: unknown, where: string): void {
-  const ok = isObject(p) && typeof p.y === 'number' && (typeof p.x === 'number' || (typeof p.N === 'number' && typeof p.D === 'number'));
-  if (!ok) throw new Error(`report: ${where}: expected {"x" (or "N" and "D"): number, "y": number, ...}, got ${JSON.stringify(p)}`);
+function checkCurve(c: CurveRow, where: string): void {
+  if (c.points) {
+    if (c.N === undefined) throw new Error(`${where}: a curve with "points" needs a numeric "N"`);
+  } else if (c.x === undefined || c.y === undefined) {
+    throw new Error(`${where}: expected {"x": number, "y": number, ...}, got ${JSON.stringify(c)}`);
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -247,41 +159,36 @@ function checkPrediction(p: unknown, where: string): void {
 
 export function loadRun(path: string): LoadedRun {
   if (!existsSync(path)) throw new Error(`report: metrics file not found: ${path}`);
-  const lines = readFileSync(path, 'utf8').split('\n');
-  let config: Record<string, unknown> | null = null;
-  const train: TrainRecord[] = [];
-  let evalRec: EvalRecord | null = null;
-  let runRec: EvalRecord | null = null;
-  lines.forEach((line, i) => {
+  const run: LoadedRun = { path, label: basename(dirname(path)), config: null, train: [], eval: null, run: null };
+  readFileSync(path, 'utf8').split('\n').forEach((line, i) => {
     if (line.trim() === '') return;
-    const where = `metrics file ${path} line ${i + 1}`;
+    const where = `report: metrics file ${path} line ${i + 1}`;
     let rec: unknown;
     try {
       rec = JSON.parse(line);
     } catch (e) {
-      throw new Error(`report: ${where}: not JSON (${(e as Error).message})`);
+      throw new Error(`${where}: not JSON (${(e as Error).message})`);
     }
-    if (!isObject(rec)) throw new Error(`report: ${where}: expected a JSON object`);
-    if (rec.type === 'config') config = rec;
-    else if (rec.type === 'train') train.push(toTrainRecord(rec, where));
-    else if (rec.type === 'eval') evalRec = toEvalRecord(rec, where);
-    else if (rec.type === 'run') runRec = toEvalRecord(rec, where);
+    const type = (rec as { type?: unknown } | null)?.type;
     // Other record types (added by later versions of train-sae) are not the report's business.
+    if (type === 'config') run.config = readFormat(MetricsConfig, rec, where);
+    else if (type === 'train') run.train.push(readFormat(MetricsTrain, rec, where));
+    else if (type === 'eval') run.eval = withoutType(readFormat(MetricsEval, rec, where));
+    else if (type === 'run') run.run = withoutType(readFormat(MetricsRun, rec, where));
+    else if (typeof rec !== 'object' || rec === null || Array.isArray(rec)) throw new Error(`${where}: expected a JSON object`);
   });
-  const cfg = config as Record<string, unknown> | null;
-  const label = typeof cfg?.instance === 'string' ? cfg.instance : basename(dirname(path));
-  return { path, label, config: cfg, train, eval: evalRec, run: runRec };
+  if (typeof run.config?.instance === 'string') run.label = run.config.instance;
+  return run;
 }
 
-function toTrainRecord(rec: Record<string, unknown>, where: string): TrainRecord {
-  if (typeof rec.step !== 'number') throw new Error(`report: ${where}: "step" must be a number`);
-  return rec as unknown as TrainRecord;
+function withoutType<T extends { type: string }>(rec: T): Omit<T, 'type'> {
+  const { type: _, ...rest } = rec;
+  return rest;
 }
 
 function toEvalRecord(rec: Record<string, unknown>, where: string): EvalRecord {
   const out: EvalRecord = {};
   for (const [k, v] of Object.entries(rec)) {
-    if (k === 'type') continue;
     if (v !== null && typeof v !== 'number' && typeof v !== 'string' && typeof v !== 'boolean') {
       throw new Error(`report: ${where}: eval field "${k}" must be a number, string, boolean or null, got ${JSON.stringify(v)}`);
     }
@@ -345,14 +252,4 @@ function parseJsonFile(path: string): unknown {
   } catch (e) {
     throw new Error(`report: ${path}: not valid JSON (${(e as Error).message})`);
   }
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function requireField(obj: Record<string, unknown>, field: string, type: 'string' | 'object', where: string): void {
-  const v = obj[field];
-  const ok = type === 'object' ? isObject(v) : typeof v === type;
-  if (!ok) throw new Error(`report: ${where}: field "${field}" must be a ${type}, got ${JSON.stringify(v)}`);
 }

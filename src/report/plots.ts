@@ -5,7 +5,8 @@
  * report's plots are static SVG that can be inlined in the HTML and linked from Markdown.
  * Every axis, tick, legend and mark comes from Vega; this module only says what to draw.
  */
-import type { FitPoint, FitResult, LoadedRun, TrainRecord } from './inputs.js';
+import type { LoadedRun } from './inputs.js';
+import type { FitFile, FitPointRecord, MetricsTrain } from '../formats.js';
 
 // Vega-Lite specs are plain JSON; a loose type keeps the builders readable.
 export type Spec = Record<string, unknown>;
@@ -80,7 +81,7 @@ const DROP_REASONS: Record<string, string> = {
 const DROP_SHAPES = ['cross', 'triangle-up', 'square', 'triangle-down'];
 
 /** A law's legend label: the formula with its fitted parameters. */
-export function lawLabel(fit: FitResult): string {
+export function lawLabel(fit: FitFile): string {
   const params = Object.entries(fit.params)
     .map(([k, v]) => `${k}=${formatNumber(v)}`)
     .join(', ');
@@ -90,7 +91,7 @@ export function lawLabel(fit: FitResult): string {
 /** Positive finite number (a log axis cannot show anything else). */
 const pos = (v: number | null | undefined): v is number => typeof v === 'number' && Number.isFinite(v) && v > 0;
 
-export function fitPlotSpec(fit: FitResult, title: string, subtitle: string): Spec {
+export function fitPlotSpec(fit: FitFile, title: string, subtitle: string): Spec {
   if (fit.points.some((p) => typeof p.x !== 'number')) return chinchillaPlotSpec(fit, title, subtitle);
   const conf = Math.round((fit.confidence ?? 0.95) * 100);
   const S = {
@@ -103,16 +104,16 @@ export function fitPlotSpec(fit: FitResult, title: string, subtitle: string): Sp
   const dropped = droppedSeries(fit);
   const curve = (fit.curve ?? []).filter((c) => pos(c.x) && pos(c.y));
   const rows: Array<Record<string, unknown> & { series: string; x: number; y: number }> = [
-    ...curve.filter((c) => pos(c.lo) && pos(c.hi)).map((c) => ({ series: S.band.label, x: c.x, y: c.y, lo: c.lo, hi: c.hi })),
-    ...curve.map((c) => ({ series: S.law.label, x: c.x, y: c.y })),
+    ...curve.filter((c) => pos(c.lo) && pos(c.hi)).map((c) => ({ series: S.band.label, x: c.x!, y: c.y!, lo: c.lo, hi: c.hi })),
+    ...curve.map((c) => ({ series: S.law.label, x: c.x!, y: c.y! })),
     ...fit.points
       .filter((p) => pos(p.x) && pos(p.y))
-      .map((p) => ({ series: p.kept ? S.kept.label : dropped.of(p).label, x: p.x as number, y: p.y })),
+      .map((p) => ({ series: p.kept ? S.kept.label : dropped.of(p).label, x: p.x!, y: p.y! })),
     ...(fit.predictions ?? [])
       .filter((p) => pos(p.x) && pos(p.y))
       .map((p) => ({
         series: (p.extrapolation ?? 0) > EXTRAPOLATION_FLAG ? S.extrapolated.label : S.prediction.label,
-        x: p.x,
+        x: p.x!,
         y: p.y,
         // A missing interval (no bootstrap) draws the prediction as a point without a bar.
         ...(pos(p.lo) && pos(p.hi) ? { lo: p.lo, hi: p.hi } : {}),
@@ -191,9 +192,9 @@ export function fitPlotSpec(fit: FitResult, title: string, subtitle: string): Sp
 }
 
 /** Legend entries for dropped points, one per reason fit-law gives (grey, distinct symbols). */
-function droppedSeries(fit: FitResult): { all: Series[]; of(p: FitPoint): Series } {
+function droppedSeries(fit: FitFile): { all: Series[]; of(p: FitPointRecord): Series } {
   const byReason = new Map<string, Series>();
-  const reasonOf = (p: FitPoint) => (typeof p.dropped_by === 'string' ? p.dropped_by : '');
+  const reasonOf = (p: FitPointRecord) => (typeof p.dropped_by === 'string' ? p.dropped_by : '');
   for (const p of fit.points) {
     const r = reasonOf(p);
     if (p.kept || byReason.has(r)) continue;
@@ -208,7 +209,7 @@ function droppedSeries(fit: FitResult): { all: Series[]; of(p: FitPoint): Series
  * (there may be hundreds of distinct N), with the law's curve for each N where fit.json has
  * one (`curve: [{N, points: [{x: D, y, lo, hi}]}]`, or flat rows tagged with N).
  */
-function chinchillaPlotSpec(fit: FitResult, title: string, subtitle: string): Spec {
+function chinchillaPlotSpec(fit: FitFile, title: string, subtitle: string): Spec {
   const points = fit.points
     .filter((p) => pos(p.N) && pos(p.D) && pos(p.y))
     .map((p) => ({ N: p.N, D: p.D, y: p.y, status: p.kept ? 'used in the fit' : 'dropped' }));
@@ -261,10 +262,10 @@ function chinchillaPlotSpec(fit: FitResult, title: string, subtitle: string): Sp
   };
 }
 
-function chinchillaCurves(curve: FitResult['curve']): Array<{ N: number; D: number; y: number }> {
+function chinchillaCurves(curve: FitFile['curve']): Array<{ N: number; D: number; y: number }> {
   return (curve ?? []).flatMap((c) => {
     if (Array.isArray(c.points)) return c.points.map((q) => ({ N: c.N as number, D: q.x, y: q.y }));
-    return typeof c.N === 'number' ? [{ N: c.N, D: c.x, y: c.y }] : [];
+    return typeof c.N === 'number' && c.x !== undefined && c.y !== undefined ? [{ N: c.N, D: c.x, y: c.y }] : [];
   });
 }
 
@@ -273,7 +274,7 @@ function chinchillaCurves(curve: FitResult['curve']): Array<{ N: number; D: numb
 // ---------------------------------------------------------------------------------------
 
 /** Panels of the training-curve figure: a descriptive title and a short y-axis title with units. */
-const TRAINING_METRICS: Array<{ field: keyof TrainRecord; title: string; axis: string }> = [
+const TRAINING_METRICS: Array<{ field: keyof MetricsTrain; title: string; axis: string }> = [
   { field: 'loss', title: 'Total loss: MSE + λ·L0', axis: 'loss (normalised units)' },
   { field: 'mse', title: 'Reconstruction MSE (per vector)', axis: 'MSE (normalised units)' },
   { field: 'l0', title: 'L0: active latents per vector', axis: 'L0 (latents)' },

@@ -6,7 +6,8 @@
  * Every piece of text that comes from inputs is escaped (HTML entities in the HTML;
  * code spans or entity/pipe escapes in the Markdown).
  */
-import type { Decision, EvalRecord, FitResult, LoadedFit, LoadedRun, Prediction, ReportInputs } from './inputs.js';
+import type { EvalRecord, LoadedFit, LoadedRun, ReportInputs } from './inputs.js';
+import type { DecisionRecord, FitFile, PredictionRecord, RunRecord } from '../formats.js';
 import { EXTRAPOLATION_FLAG, formatNumber } from './plots.js';
 
 export interface RenderedPlot {
@@ -86,7 +87,7 @@ function deadLatentWarnings(inputs: ReportInputs): ReportWarning[] {
 }
 
 /** Where a prediction is: `d_sae = 4096`, or `N = 1e9, D = 2e10` for a chinchilla fit. */
-function predictionAt(fit: FitResult, p: Prediction): string {
+function predictionAt(fit: FitFile, p: PredictionRecord): string {
   if (typeof p.x === 'number') return `${fit.x_label ?? 'x'} = ${formatNumber(p.x)}`;
   return `${fit.x_label ?? 'N'} = ${formatNumber(p.N)}, ${fit.d_label ?? 'D'} = ${formatNumber(p.D)}`;
 }
@@ -145,7 +146,7 @@ export function fitSummaryLine(fit: LoadedFit['fit']): string {
 }
 
 /** Whether the law is identified, in one line (empty for fits made before the check existed). */
-export function identificationLine(fit: FitResult): string {
+export function identificationLine(fit: FitFile): string {
   const id = fit.identification;
   if (!id) return '';
   const cond = `condition number ${formatNumber(id.condition_number)}`;
@@ -154,7 +155,7 @@ export function identificationLine(fit: FitResult): string {
 }
 
 /** lr-law: per width, the swept best, the parabola optimum with its interval, and edges. */
-export function optimaTable(fit: FitResult): Table | null {
+export function optimaTable(fit: FitFile): Table | null {
   if (!fit.optima?.length) return null;
   const rows = fit.optima.map((o) => [
     formatNumber(o.width), formatNumber(o.best_swept), formatNumber(o.optimum), intervalText(o.interval?.[0], o.interval?.[1]),
@@ -164,7 +165,7 @@ export function optimaTable(fit: FitResult): Table | null {
 }
 
 /** The values the final run used: from a law or from a stated fallback, clamped or not. */
-export function decisionsTable(decisions: Decision[]): Table | null {
+export function decisionsTable(decisions: DecisionRecord[]): Table | null {
   if (!decisions.length) return null;
   const rows = decisions.map((d) => [
     d.name, formatNumber(d.value), d.source === 'law' ? 'law' : `⚠ fallback: ${d.fallback_rule}`, formatNumber(d.law_value),
@@ -208,7 +209,7 @@ export function runsTable(runs: LoadedRun[]): Table {
     return typeof v === 'number' ? formatNumber(v) : '—';
   };
   const lambda = (r: LoadedRun) => (r.config?.lambda !== undefined ? cfg(r, 'lambda') : cfg(r, 'l1_coefficient'));
-  const run = (r: LoadedRun, k: string) => {
+  const run = (r: LoadedRun, k: keyof RunRecord) => {
     const v = r.run?.[k];
     return typeof v === 'number' ? formatNumber(v) : '—';
   };

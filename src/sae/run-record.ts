@@ -5,18 +5,7 @@
  */
 import { appendFileSync } from 'node:fs';
 import { withinTolerance } from './sparsity.js';
-
-export interface RunRecord {
-  /** Rows of the training split, distinct vectors seen, and passes over the split. */
-  train_rows: number;
-  unique_samples: number;
-  passes: number;
-  target_l0: number | null;
-  l0_tolerance: number | null;
-  l0_within_tolerance: boolean | null;
-  lambda_end: number | null;
-  resampled: number;
-}
+import type { MetricsRun, RunRecord } from '../formats.js';
 
 export function runRecord(
   p: { batch_size: number; target_l0?: number; l0_tolerance: number },
@@ -40,6 +29,7 @@ export function runRecord(
     lambda_end: hooks.lambda_end,
     resampled: hooks.resampled,
   };
-  appendFileSync(metricsFile, JSON.stringify({ type: 'run', ...record }) + '\n');
+  const line: MetricsRun = { type: 'run', ...record };
+  appendFileSync(metricsFile, JSON.stringify(line) + '\n');
   return record;
 }

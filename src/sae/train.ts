@@ -21,6 +21,7 @@ import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { EvalAccumulator, MetricsLog, recovery } from './metrics.js';
 import { foldNormalisation, writeSaeLens } from './export.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
+import { METRICS_FORMAT, type EvalSummary, type MetricsConfig, type MetricsTrain } from '../formats.js';
 
 /** The loss went non-finite or above max_loss: a property of the hyperparameters, not bad input. */
 export class DivergenceError extends Error {
@@ -76,21 +77,8 @@ export interface TrainHooks {
   restore?(state: unknown): void;
 }
 
-export interface EvalResult {
-  step: number;
-  rows: number;
-  mse: number;
-  l0: number;
-  fvu: number;
-  dead_frac: number;
-  /** mse + lambda(last step) * l0. */
-  total_loss: number;
-  recovery_mean_max_cos: number | null;
-  recovery_frac_above_0_9: number | null;
-}
-
 export interface TrainResult {
-  eval: EvalResult;
+  eval: EvalSummary;
   backend: EngineInfo;
   /** Folder (relative to outDir) and file names of the outputs. */
   saeDir: string;
@@ -163,8 +151,8 @@ async function trainLoop({ run, data, io, hooks, engine, metrics, checkpoints, s
 
     const done = step + 1;
     if (done % p.log_every === 0 || done === run.steps) {
-      const record = { type: 'train', step: done, samples: done * B, ...window.means(), dead_frac: await engine.deadFraction(p.dead_window_samples),
-        lr, lambda };
+      const record = { type: 'train' as const, step: done, samples: done * B, ...window.means(), dead_frac: await engine.deadFraction(p.dead_window_samples),
+        lr, lambda } satisfies MetricsTrain;
       metrics.write(record);
       io.progress(window.progress(done, run.steps, B, record));
       window = new TrainWindow();
@@ -258,13 +246,13 @@ export function describeEngine(e: { name: string; device: string; threads: numbe
 }
 
 /** The first metrics line: the params, with `backend` the engine that ran (not the requested "auto"). */
-function configRecord(run: TrainRun, dIn: number, engine: EngineInfo): Record<string, unknown> {
+function configRecord(run: TrainRun, dIn: number, engine: EngineInfo): Omit<MetricsConfig, 'type'> {
   const p = run.params;
-  return { ...p, steps: run.steps, n_samples: run.steps * p.batch_size, instance: run.instance, d_in: dIn, d_sae: p.d_sae,
+  return { format: METRICS_FORMAT, ...p, steps: run.steps, n_samples: run.steps * p.batch_size, instance: run.instance, d_in: dIn, d_sae: p.d_sae,
     batch_size: p.batch_size, lr: p.lr, lambda: p.l0_coefficient, backend: engine.name, device: engine.device, threads: engine.threads };
 }
 
-async function evaluateHeldOut(engine: SaeEngine, run: TrainRun, data: TrainData, weights: SaeWeights, hooks: TrainHooks): Promise<EvalResult> {
+async function evaluateHeldOut(engine: SaeEngine, run: TrainRun, data: TrainData, weights: SaeWeights, hooks: TrainHooks): Promise<EvalSummary> {
   const p = run.params;
   const acc = new EvalAccumulator(data.dIn, p.d_sae);
   for await (const { x, rows } of data.evalBatches()) {
@@ -285,7 +273,7 @@ async function evaluateHeldOut(engine: SaeEngine, run: TrainRun, data: TrainData
 }
 
 /** The SAELens folder (normalisation folded in) with metrics.json, and metrics.jsonl beside it; returns the folder's name. */
-function exportSae(io: TrainIo, run: TrainRun, dIn: number, weights: SaeWeights, evalResult: EvalResult, engine: EngineInfo): string {
+function exportSae(io: TrainIo, run: TrainRun, dIn: number, weights: SaeWeights, evalResult: EvalSummary, engine: EngineInfo): string {
   const p = run.params;
   const saeDir = 'sae';
   writeSaeLens(join(io.outDir, saeDir), foldNormalisation(weights, p.norm_scale), {

@@ -6,6 +6,7 @@
 import { Type } from '@sinclair/typebox';
 import { defineStage, type Json } from '../runtime/stage.js';
 import { decide } from '../fit/decide.js';
+import type { DecisionRecord } from '../formats.js';
 
 const Params = Type.Object(
   {
@@ -46,7 +47,7 @@ export default defineStage({
       name: p.name, lawValue: p.value, identified: p.identified, reasons: p.identification?.reasons ?? [],
       fallback: p.fallback, fallbackRule: p.fallback_rule, clamp, warnings: p.warnings,
     });
-    const record: Record<string, unknown> = { ...d };
+    const record: DecisionRecord = { ...d };
     if (p.unique_available !== undefined) {
       const passes = d.value / p.unique_available;
       record.passes = passes;

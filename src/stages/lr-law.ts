@@ -14,6 +14,7 @@ import { lrOptimum, type LrOptimum } from '../fit/lr-optimum.js';
 import { fitLaw } from '../fit/fit.js';
 import { decide } from '../fit/decide.js';
 import type { FitPoint } from '../fit/points.js';
+import { FIT_FORMAT, type FitFile } from '../formats.js';
 
 const Values = Type.Array(Type.Union([Type.Number(), Type.Null()]));
 
@@ -97,7 +98,8 @@ function lawFromOptima(optima: LrOptimum[], p: P) {
     x: o.width, y: o.optimum ?? o.best_swept ?? NaN, kept: o.optimum !== null,
     ...(o.optimum === null ? { dropped_by: o.edge ? `edge_${o.edge}` : 'no_optimum' } : {}), source: `d_sae ${o.width}`,
   }));
-  let json: Record<string, unknown> = {
+  let json: FitFile = {
+    format: FIT_FORMAT,
     law: 'power', formula: 'lr* = a * d_sae^b', x_label: 'd_sae (features)', y_label: 'optimal learning rate', params: {}, intervals: {},
     points: points.filter((q) => Number.isFinite(q.y)).map(({ x, y, kept, dropped_by }) => ({ x, y, kept, ...(dropped_by ? { dropped_by } : {}) })),
     predictions: [], warnings: [],
@@ -133,8 +135,9 @@ function lawFromOptima(optima: LrOptimum[], p: P) {
   });
   warnings.push(...optima.filter((o) => o.edge).map((o) => `EDGE: d_sae ${o.width}: ${o.note}`));
   warnings.push(...decision.warnings);
-  json = { ...json, optima, decision, warnings: [...new Set([...(json.warnings as string[]), ...warnings])] };
-  return { json, decision, warnings: json.warnings as string[] };
+  const allWarnings = [...new Set([...(json.warnings ?? []), ...warnings])];
+  json = { ...json, optima, decision, warnings: allWarnings };
+  return { json, decision, warnings: allWarnings };
 }
 
 function fmt(v: number): string {

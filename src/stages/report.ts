@@ -6,6 +6,7 @@
 import { Type } from '@sinclair/typebox';
 import { defineStage } from '../runtime/stage.js';
 import { relativeInputPaths } from '../report/inputs.js';
+import { DecisionRecord } from '../formats.js';
 
 const PathList = Type.Array(Type.Union([Type.String(), Type.Array(Type.String())]), {
   description: 'paths; a list of lists (several matrix stages) is flattened',
@@ -17,23 +18,6 @@ const BudgetRow = Type.Object({
   hours: Type.Optional(Type.Union([Type.Number(), Type.Null()])),
   note: Type.Optional(Type.String()),
 });
-
-/** A decide / lr-law `decision` output. */
-const DecisionRecord = Type.Object(
-  {
-    name: Type.String(),
-    value: Type.Number(),
-    source: Type.Union([Type.Literal('law'), Type.Literal('fallback')]),
-    law_value: Type.Union([Type.Number(), Type.Null()]),
-    identified: Type.Boolean(),
-    fallback_rule: Type.String(),
-    clamped: Type.Union([Type.Object({ from: Type.Number(), to: Type.Number(), rule: Type.String() }), Type.Null()]),
-    reasons: Type.Array(Type.String()),
-    warnings: Type.Array(Type.String()),
-    passes: Type.Optional(Type.Number()),
-  },
-  { additionalProperties: true },
-);
 
 const Params = Type.Object({
   title: Type.String({ description: 'report title' }),

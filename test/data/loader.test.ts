@@ -181,7 +181,7 @@ test('bad stores give clear errors naming the file', () => {
   const dir = rowIdStore(10, D);
   truncateSync(join(dir, 'data.bin'), 10 * D * 2 - 2);
   assert.throws(() => openStore(dir), /data\.bin has 158 bytes, store\.json says 10 rows x 8 float16 = 160/);
-  writeFileSync(join(dir, 'store.json'), JSON.stringify({ format: 'activation-store/1', rows: 10, d: 8, dtype: 'bfloat16', byteOrder: 'little' }));
+  writeFileSync(join(dir, 'store.json'), JSON.stringify({ format: 'activation-store/1', rows: 10, d: 8, dtype: 'bfloat16', byteOrder: 'little', sources: [], column: 'x' }));
   assert.throws(() => openStore(dir), /store\.json: field "dtype" must be "float16" or "float32" \(got "bfloat16"\)/);
   assert.throws(() => openStore(join(dir, 'nope')), /not an activation store: .*nope\/store\.json does not exist/);
 });

@@ -1,5 +1,5 @@
 /**
- * Reading an activation store (format in notes/formats.md): `store.json` + `data.bin`,
+ * Reading an activation store (StoreHeader in src/formats.ts): `store.json` + `data.bin`,
  * R rows of D little-endian float16/float32 values, row-major.
  *
  * Two ways to get rows, chosen per store by size:
@@ -17,8 +17,9 @@ import { join } from 'node:path';
 import { halfToFloat } from '../float16.js';
 import { halfRowsToFloatSimd } from './float16-simd.js';
 
-import { STORE_DATA_FILE, STORE_HEADER_FILE, type StoreDtype, type StoreHeader } from '../store-format.js';
-export type { StoreDtype, StoreHeader } from '../store-format.js';
+import { STORE_DATA_FILE, STORE_HEADER_FILE } from '../store-format.js';
+import { readFormat, StoreHeader, type StoreDtype } from '../../formats.js';
+export type { StoreDtype, StoreHeader } from '../../formats.js';
 
 /**
  * Raw bytes of some rows: row k of the request starts at byte `offsets[k]` of `bytes`.
@@ -217,13 +218,13 @@ export function openStore(dir: string, options: OpenStoreOptions = {}): Activati
   if (endianness() !== 'LE') throw new Error('the activation store loader needs a little-endian machine');
   const headerPath = join(dir, STORE_HEADER_FILE);
   if (!existsSync(headerPath)) throw new Error(`not an activation store: ${headerPath} does not exist`);
-  let header: StoreHeader;
+  let raw: unknown;
   try {
-    header = JSON.parse(readFileSync(headerPath, 'utf8'));
+    raw = JSON.parse(readFileSync(headerPath, 'utf8'));
   } catch (e) {
     throw new Error(`${headerPath}: invalid JSON (${(e as Error).message})`);
   }
-  validateHeader(header, headerPath);
+  const header = readFormat(StoreHeader, raw, headerPath);
   const store = new ActivationStore(dir, header, options);
   const dataPath = join(dir, STORE_DATA_FILE);
   if (!existsSync(dataPath)) throw new Error(`store ${dir}: ${dataPath} does not exist`);
@@ -235,18 +236,6 @@ export function openStore(dir: string, options: OpenStoreOptions = {}): Activati
     throw new Error(`${dataPath} has ${size} bytes, store.json says ${header.rows} rows x ${header.d} ${header.dtype} = ${expected}`);
   }
   return store;
-}
-
-function validateHeader(h: StoreHeader, path: string): void {
-  const fail = (field: string, why: string) => {
-    throw new Error(`${path}: field "${field}" ${why} (got ${JSON.stringify((h as any)?.[field])})`);
-  };
-  if (typeof h !== 'object' || h === null) throw new Error(`${path}: expected a JSON object`);
-  if (h.format !== 'activation-store/1') fail('format', 'must be "activation-store/1"');
-  if (!Number.isSafeInteger(h.rows) || h.rows < 0) fail('rows', 'must be a non-negative integer');
-  if (!Number.isSafeInteger(h.d) || h.d <= 0) fail('d', 'must be a positive integer');
-  if (h.dtype !== 'float16' && h.dtype !== 'float32') fail('dtype', 'must be "float16" or "float32"');
-  if (h.byteOrder !== 'little') fail('byteOrder', 'must be "little"');
 }
 
 function rowOffsets(start: number, count: number, bytesPerRow: number): Float64Array {
