@@ -80,7 +80,10 @@ function startState(cfg, rng) {
   const w = Object.fromEntries(PARAMS.map((p) => [p, new Float32Array(n[p])]));
   for (let j = 0; j < cfg.dSae; j++) {
     let sq = 0;
-    for (let i = 0; i < cfg.dIn; i++) sq += (w.W_dec[j * cfg.dIn + i] = rng() - 0.5) ** 2;
+    for (let i = 0; i < cfg.dIn; i++) {
+      w.W_dec[j * cfg.dIn + i] = rng() - 0.5;
+      sq += w.W_dec[j * cfg.dIn + i] ** 2;
+    }
     for (let i = 0; i < cfg.dIn; i++) w.W_enc[i * cfg.dSae + j] = (w.W_dec[j * cfg.dIn + i] /= Math.sqrt(sq));
     w.b_enc[j] = 0.3 * (rng() - 0.5);
     w.log_threshold[j] = Math.log(0.05 + 0.3 * rng());
@@ -123,7 +126,11 @@ function referenceStep(cfg, st, x, B, lambda, lr) {
     }
   let active = 0;
   const fired = new Float64Array(dSae);
-  f.forEach((v, k) => v !== 0 && (fired[k % dSae]++, active++));
+  f.forEach((v, k) => {
+    if (v === 0) return;
+    fired[k % dSae]++;
+    active++;
+  });
   const grad = Object.fromEntries(PARAMS.map((p) => [p, new Float64Array(st.p[p].length)]));
   for (let b = 0; b < B; b++)
     for (let j = 0; j < dSae; j++) {

@@ -58,7 +58,7 @@ export function summarise(profile: CpuProfile): ProfileSummary {
   for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
   // A native frame (readFileSync's binding, compileFunction...) counts for the JS code that called it.
   const selfGroup = (id: number): string => {
-    let group = groupOf(byId.get(id)!.callFrame);
+    const group = groupOf(byId.get(id)!.callFrame);
     if (group !== '(native)') return group;
     for (let up = parent.get(id); up !== undefined; up = parent.get(up)) {
       const caller = groupOf(byId.get(up)!.callFrame);

@@ -426,8 +426,8 @@ function asND(at: PredictPoint, i: number): { N: number; D: number } {
 export function optimalData(p: Record<string, number>, N: number): number {
   const { A, B, alpha, beta } = p;
   if (!(alpha > 0 && beta > 0)) return NaN;
-  const G = Math.pow((alpha * A) / (beta * B), 1 / (alpha + beta));
-  const cOver6 = Math.pow(N / G, (alpha + beta) / beta);
+  const G = ((alpha * A) / (beta * B)) ** (1 / (alpha + beta));
+  const cOver6 = (N / G) ** ((alpha + beta) / beta);
   return cOver6 / N;
 }
 

@@ -131,7 +131,7 @@ export async function lookupEntry(art: Artifacts, key: string, verify = false): 
   if (extra) return { ok: false, reason: 'corrupt', detail: extra };
   for (const [rel, f] of Object.entries(manifest.files)) {
     const abs = join(dir, 'out', rel);
-    let st;
+    let st: Stats;
     try {
       st = statSync(abs);
     } catch {

@@ -3,7 +3,7 @@
  * process exit code: 0 ok, 1 a stage failed (or `show` of a stage not computed), 2 invalid
  * pipeline or usage, 129/130/143 interrupted by SIGHUP/SIGINT/SIGTERM.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, type Dirent } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
@@ -17,7 +17,7 @@ import { loadPipeline, shownPath, type Instance, type Pipeline } from './load.js
 import { lockPathFor, readLock } from './lockfile.js';
 import { createReporter, type Reporter } from './progress.js';
 import { ResourcePool, detectGpus, parseResources } from './resources.js';
-import { resolveNames, runPipeline, selectInstances, summarize } from './run.js';
+import { resolveNames, runPipeline, selectInstances, summarize, type Outcome } from './run.js';
 import { explainAll } from './status.js';
 import { lockHeldByLiveProcess, lockSync, unlock } from './fsutil.js';
 import { gcLockPath, leasedKeys } from './lease.js';
@@ -93,7 +93,7 @@ export async function runCommand(o: RunOpts): Promise<number> {
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
   for (const sig of signals) process.on(sig, onSignal);
   const memo = new FileHashMemo(join(art.root, 'filehash.json'));
-  let outcomes;
+  let outcomes: Outcome[];
   try {
     outcomes = await runPipeline({
       memo,
@@ -393,7 +393,7 @@ export function gcCommand(o: { file?: string; artifacts?: string; dryRun: boolea
 function findLockFiles(root: string): Set<string> {
   const lockFiles = new Set<string>();
   const scan = (dir: string, depth: number) => {
-    let entries;
+    let entries: Dirent[];
     try {
       entries = readdirSync(dir, { withFileTypes: true });
     } catch {

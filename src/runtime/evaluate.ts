@@ -69,7 +69,7 @@ export async function evaluate(
   const keyValues: Array<[Array<string | number>, Json]> = [];
   for (const hole of inst.holes) {
     const targets = new Map<Ref, Instance[]>(hole.refs.map((r) => [r.ref, r.instances]));
-    const valueOf = (version: 'run' | 'key') => (r: Ref): Json => {
+    const outputValue = (version: 'run' | 'key') => (r: Ref): Json => {
       const instances = targets.get(r)!;
       const values = instances.map((t) => results.get(t)!.outputs[(r as Extract<Ref, { kind: 'stage' }>).output][version]);
       const isList = instances[0].stage.matrixKeys.length > 0 && !(r as Extract<Ref, { kind: 'stage' }>).filter;
@@ -80,8 +80,8 @@ export async function evaluate(
         throw e;
       }
     };
-    setAt(params, hole.path, renderTemplate(hole.template, valueOf('run')));
-    keyValues.push([hole.path, renderTemplate(hole.template, valueOf('key'))]);
+    setAt(params, hole.path, renderTemplate(hole.template, outputValue('run')));
+    keyValues.push([hole.path, renderTemplate(hole.template, outputValue('key'))]);
   }
   const validate = validator(inst.stage.type.params, true);
   if (!validate(params)) {

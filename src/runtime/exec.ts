@@ -43,8 +43,9 @@ export async function execSpec(specFile: string, stageTypes: StageType<any>[], r
         if (process.send) send({ type: 'progress', progress });
       },
     }));
-    if (resultFile) send({ type: 'result', outputs });
-    else await new Promise<void>((resolve) => (process.send ? process.send({ type: 'result', outputs } satisfies ChildMessage, () => resolve()) : (send({ type: 'result', outputs }), resolve())));
+    const result: ChildMessage = { type: 'result', outputs };
+    if (resultFile || !process.send) send(result);
+    else await new Promise<void>((resolve) => process.send!(result, () => resolve()));
     return 0;
   } catch (e) {
     const message = (e as Error).message ?? String(e);

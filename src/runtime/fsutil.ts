@@ -1,7 +1,7 @@
 /** Small file-system helpers: exclusive lock files, process liveness. */
 import { linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
 export function pidAlive(pid: number): boolean {

@@ -16,7 +16,7 @@ import { runInProcess, strayProcessFile, type Launcher, type LaunchSpec } from '
 import type { Instance, Pipeline } from './load.js';
 import { readLock, registerLockFile, updateLock, type LockEntry } from './lockfile.js';
 import type { Reporter } from './progress.js';
-import { ResourcePool } from './resources.js';
+import type { ResourcePool } from './resources.js';
 import { RunLease } from './lease.js';
 import { endRecordedGroups, unlock, waitLock } from './fsutil.js';
 import type { StageOutputs } from './stage.js';
@@ -295,7 +295,11 @@ class PipelineRun {
   private provenance(inst: Instance, key: string): Provenance {
     const seen = new Set<Instance>();
     const visit = (i: Instance) => {
-      for (const d of i.deps) if (!seen.has(d)) (seen.add(d), visit(d));
+      for (const d of i.deps) {
+        if (seen.has(d)) continue;
+        seen.add(d);
+        visit(d);
+      }
     };
     visit(inst);
     const upstream = this.p.instances

@@ -6,7 +6,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { TObject } from '@sinclair/typebox';
 import { PipelineError } from './errors.js';
 import { formatValue } from './format.js';
-import { pointerOf, Positions } from './yaml-source.js';
+import { pointerOf, type Positions } from './yaml-source.js';
 
 let ajv: Ajv | undefined;
 const compiled = new WeakMap<object, ValidateFunction>();

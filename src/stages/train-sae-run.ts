@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import type { StageContext, StageOutputs } from '../runtime/stage.js';
 import type { TrainSaeParams as Params } from '../sae/params.js';
 import { openStore, BatchLoader } from '../data/loader.js';
-import { DivergenceError, trainSae, type TrainData } from '../sae/train.js';
+import { DivergenceError, trainSae, type TrainData, type TrainRun } from '../sae/train.js';
 import { readSaeLens, unfoldNormalisation } from '../sae/export.js';
 import { readSafetensors } from '../sae/safetensors.js';
 import { trainingHooks } from '../sae/train-hooks.js';
@@ -38,7 +38,7 @@ export async function runTrainSae(ctx: StageContext<Params>): Promise<StageOutpu
   if (p.d_in !== undefined && p.d_in !== data.dIn) {
     throw new Error(`train-sae: d_in=${p.d_in} but the store ${at(p.store)} has d=${data.dIn}`);
   }
-  let initFrom;
+  let initFrom: TrainRun['initFrom'];
   if (p.init_from) {
     const src = readSaeLens(at(p.init_from));
     if (src.dIn !== data.dIn || src.dSae !== p.d_sae) {
@@ -49,10 +49,10 @@ export async function runTrainSae(ctx: StageContext<Params>): Promise<StageOutpu
     }
     initFrom = unfoldNormalisation(src.weights, p.norm_scale, src.dIn, src.dSae);
   }
-  let groundTruth;
+  let groundTruth: TrainRun['groundTruth'];
   if (p.ground_truth) {
     const f = readSafetensors(at(p.ground_truth)).tensors.features;
-    if (!f || f.shape.length !== 2 || f.shape[1] !== data.dIn) {
+    if (f?.shape.length !== 2 || f.shape[1] !== data.dIn) {
       throw new Error(`train-sae: ground_truth ${at(p.ground_truth)} needs a tensor 'features' [n, ${data.dIn}], found ${f ? `[${f.shape}]` : 'none'}`);
     }
     groundTruth = { features: f.data, n: f.shape[0] };

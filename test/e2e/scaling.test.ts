@@ -21,7 +21,10 @@ const ROWS_PER_FILE = 6000;
 /** Sparse rows: each a non-negative mix of 3 of 64 fixed random directions (seeded). */
 function activations(rows: number, seed: number): Float32Array {
   let s = seed >>> 0;
-  const rand = () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32);
+  const rand = () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
   const dict = Float32Array.from({ length: 64 * D }, () => rand() - 0.5);
   const x = new Float32Array(rows * D);
   for (let r = 0; r < rows; r++) {

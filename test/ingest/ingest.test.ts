@@ -21,7 +21,10 @@ const dir = mkdtempSync(join(tmpdir(), 'ingest-test-'));
 /** Deterministic pseudo-random generator (LCG), so fixtures are the same on every run. */
 function lcg(seed: number) {
   let s = seed >>> 0;
-  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
 }
 
 /** Random finite float16 bit patterns, including subnormals, zeros and negatives. */

@@ -10,7 +10,10 @@ import { RowChecker } from '../../src/data/parquet/row-checker.js';
 
 function lcg(seed: number) {
   let s = seed >>> 0;
-  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
 }
 
 function uleb(x: number): number[] {

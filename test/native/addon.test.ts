@@ -78,7 +78,11 @@ function referenceStep(cfg: SaeConfig, st: RefState, x: Float32Array, B: number,
     }
   let active = 0;
   const fired = new Float64Array(dSae);
-  f.forEach((v, k) => v !== 0 && (fired[k % dSae]++, active++));
+  f.forEach((v, k) => {
+    if (v === 0) return;
+    fired[k % dSae]++;
+    active++;
+  });
   // Backward.
   const grad = Object.fromEntries(PARAM_NAMES.map((n) => [n, new Float64Array(st.p[n].length)])) as Arrays;
   let windowHits = 0;

@@ -43,8 +43,10 @@ test('live region: one line per running stage, redrawn in place, finished lines 
   assert.match(frame, /b {2}\d+ms/);
   r.finished('a', 'ran', undefined, 1500);
   const after = writes.join('');
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the test reads the terminal's escape sequences
   assert.match(after, /\x1b\[2A\x1b\[J/, 'the region is cleared before printing above it');
   assert.match(after, /done a in 1\.5s\n/);
   r.close();
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the test reads the terminal's escape sequences
   assert.ok(writes.every((w) => w.split('\n').every((line) => line.replace(/\x1b\[[0-9]*[AJ]/g, '').length <= 80)), 'lines fit the terminal');
 });

@@ -19,7 +19,6 @@ type Variable = tfTypes.Variable;
 type ShardArrays = Record<FeatureParam, Float32Array>;
 /** One shard's slice of EngineState (b_dec and the Adam step counts stay with the coordinator). */
 interface ShardState { weights: ShardArrays; m: ShardArrays; v: ShardArrays; sinceFired: Float32Array }
-interface ShardConfig extends SaeConfig { backend: TfjsBackend }
 
 // ---------------------------------------------------------------------------------------
 // The shard (runs in a worker: tfjs-worker.ts)

@@ -56,7 +56,8 @@ export async function loadTf(name: TfjsBackend): Promise<LoadedTf> {
         await tf.setBackend('tensorflow');
         await tf.ready();
         const onGpu = Boolean((tf.backend() as any).binding?.isUsingGpuDevice?.());
-        return (loaded = { tf, name, onGpu, device: `${onGpu ? 'GPU' : 'CPU'} (${pkg})` });
+        loaded = { tf, name, onGpu, device: `${onGpu ? 'GPU' : 'CPU'} (${pkg})` };
+        return loaded;
       } catch (e) {
         reasons.push((e as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' ? `${pkg} not installed` : `${pkg}: ${firstLine(e)}`);
       }
@@ -72,7 +73,8 @@ export async function loadTf(name: TfjsBackend): Promise<LoadedTf> {
   }
   if (!(await tf.setBackend(name))) throw new Error(`tf.setBackend("${name}") failed`);
   await tf.ready();
-  return (loaded = { tf, name, onGpu: false, device: name === 'wasm' ? 'CPU (tfjs wasm)' : 'CPU (tfjs plain JS)' });
+  loaded = { tf, name, onGpu: false, device: name === 'wasm' ? 'CPU (tfjs wasm)' : 'CPU (tfjs plain JS)' };
+  return loaded;
 }
 
 export function firstLine(e: unknown): string {
@@ -164,8 +166,8 @@ export function adamUpdate<N extends ParamName>(vars: AdamVars<N>, grads: Record
 
 function adamStep(p: Variable, m: Variable, v: Variable, grad: Tensor, group: AdamGroup, t: number, lr: number): void {
   const { beta1, beta2 } = group;
-  const stepSize = (lr * group.lrScale) / (1 - Math.pow(beta1, t));
-  const sqrtBc2 = Math.sqrt(1 - Math.pow(beta2, t));
+  const stepSize = (lr * group.lrScale) / (1 - beta1 ** t);
+  const sqrtBc2 = Math.sqrt(1 - beta2 ** t);
   const mNew = beta1 === 0 ? grad : m.mul(beta1).add(grad.mul(1 - beta1));
   const vNew = v.mul(beta2).add(grad.square().mul(1 - beta2));
   p.assign(p.sub(mNew.div(vNew.sqrt().div(sqrtBc2).add(ADAM_EPS)).mul(stepSize)));
