@@ -93,7 +93,7 @@ async function main() {
     }
   }
   const here = dirname(fileURLToPath(import.meta.url));
-  const script = process.env.PEER_SCRIPT ?? [resolve(here, '../../../shared/bench/seed_sae.py'), '/work/shared/bench/seed_sae.py'].find(existsSync);
+  const script = process.env.PEER_SCRIPT ?? [resolve(here, '../../../shared/bench/seed_sae.py')].find(existsSync);
   const py = findTorchPython();
   if (!py) console.log('peer skipped: no python with torch (set PYTHON=...; Debian: apt-get install python3-torch)');
   else if (!script) console.log('peer skipped: seed_sae.py not found (set PEER_SCRIPT=...)');

@@ -1,5 +1,5 @@
 /**
- * The seed's compute budget (shared/mission.md, "The compute budget"), as a function of its
+ * The seed's compute budget (the study's brief, "The compute budget"), as a function of its
  * inputs, so that a study states its cost in FLOPs and GPU-hours before spending it.
  *
  * - Data: Gemma Scope trained on 4e9 vectors; at log2(vocab) bits per token, that is

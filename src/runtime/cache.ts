@@ -1,5 +1,6 @@
 /**
- * The content-addressed cache under `artifacts/`:
+ * The content-addressed cache under `artifacts/` (every kind of state a run leaves, and who
+ * removes it: docs/artifacts.md):
  *   cache/<key>/out/...        committed outputs of one stage run
  *   cache/<key>/manifest.json  output values, per-file sha256/size/mtime, output digests
  *   tmp/<pid>-<rand>/          a run in progress (out/ + manifest), renamed into cache/ on success

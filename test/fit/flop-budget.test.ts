@@ -1,6 +1,6 @@
 /**
  * flop-budget with the seed's defaults reproduces the seed's figures at the precision the
- * seed states them (mission.md, "The compute budget"), and small runs / warnings add up.
+ * seed states them (the study's brief, "The compute budget"), and small runs / warnings add up.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

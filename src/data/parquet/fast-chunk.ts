@@ -2,7 +2,7 @@
  * Typed-array decoder for one column chunk of a list-of-floats column: the hot path of ingest.
  *
  * Why not hyparquet's reader: it decodes every value into a JS number and assembles nested
- * JS arrays per row, ~5M values/s and ~1.5 GB per 8192x2048 row group (design.md). Here the
+ * JS arrays per row, ~5M values/s and ~1.5 GB per 8192x2048 row group. Here the
  * page headers are still parsed by hyparquet (parquetHeader, Thrift compact), but levels,
  * dictionary indices and values go straight into typed arrays: a float16 column is gathered
  * as 2-byte patterns from the dictionary into a Uint16Array, never as numbers.
