@@ -256,7 +256,12 @@ export function parseYamlText(text: string, file: string): SourceDoc {
   } catch (e) {
     // yaml refuses an alias that expands past maxAliasCount: point at the first alias.
     let alias: Node | undefined;
-    visit(doc, { Alias: (_key, n) => ((alias = n), visit.BREAK) });
+    visit(doc, {
+      Alias: (_key, n) => {
+        alias = n;
+        return visit.BREAK;
+      },
+    });
     if (!alias) throw e;
     throw new PipelineError(`aliases expand to too many values (more than ${YAML_LIMITS.aliases} alias expansions): ${(e as Error).message}`, posOf(alias, root));
   }

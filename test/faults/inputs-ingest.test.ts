@@ -47,7 +47,10 @@ test('list<double> -> float16 is rounded once, as numpy astype(float16)', async 
 
   // And for random doubles across the range: the nearest half, ties to the even one.
   let s = 7;
-  const rand = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+  const rand = () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
   for (let i = 0; i < 20000; i++) {
     const v = (rand() - 0.5) * 2 ** Math.floor(rand() * 40 - 26);
     const h = encodeHalf(v);
