@@ -42,7 +42,7 @@ export async function execSpec(specFile: string, stageTypes: StageType<any>[], r
         lastProgress = now;
         if (process.send) send({ type: 'progress', progress });
       },
-    }));
+    }, resultFile === undefined));
     const result: ChildMessage = { type: 'result', outputs };
     if (resultFile || !process.send) send(result);
     else await new Promise<void>((resolve) => process.send!(result, () => resolve()));

@@ -36,8 +36,19 @@ export interface StageEvents {
   log(line: string): void;
 }
 
-/** The context a stage's run() gets from a spec, wherever it runs (in the runner or a child). */
-export function stageContext(spec: LaunchSpec, signal: AbortSignal, events: StageEvents): StageContext<Record<string, Json>> {
+/**
+ * The context a stage's run() gets from a spec, wherever it runs (in the runner or a child).
+ * `recordProcesses: false` in a batch job: its processes belong to the scheduler (scancel ends
+ * them, and a later runner adopts the job), so they must not be listed for the next local run
+ * to kill as a dead runner's strays.
+ */
+export function stageContext(
+  spec: LaunchSpec,
+  signal: AbortSignal,
+  events: StageEvents,
+  recordProcesses = true,
+): StageContext<Record<string, Json>> {
+  const recordIn = recordProcesses ? spec.workDir : undefined;
   return {
     params: spec.params,
     instance: spec.instance,
@@ -47,7 +58,7 @@ export function stageContext(spec: LaunchSpec, signal: AbortSignal, events: Stag
     env: spec.env,
     provenance: spec.provenance,
     signal,
-    spawn: (command, args, request) => spawnGroup(command, args, request, signal, STAGE_PROCESS_GRACE_MS, spec.workDir),
+    spawn: (command, args, request) => spawnGroup(command, args, request, signal, STAGE_PROCESS_GRACE_MS, recordIn),
     log: (line) => events.log(line),
     progress: (p) => events.progress(p),
   };
