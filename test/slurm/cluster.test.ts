@@ -131,7 +131,10 @@ stages:
   const run = startCli(['run', 'p', ...slurm(pr)], pr.dir);
   t.after(() => run.child.kill('SIGKILL'));
   let ids: string[] = [];
-  await waitFor(() => (ids = recordedJobs(pr)).length === 3, 60_000);
+  await waitFor(() => {
+    ids = recordedJobs(pr);
+    return ids.length === 3;
+  }, 60_000);
   await waitFor(() => {
     const states = ids.map((id) => stateOf(id));
     return states.filter((s) => s === 'RUNNING').length === 1 && states.filter((s) => s === 'PENDING').length === 2;
@@ -162,7 +165,11 @@ stages:
   const run = startCli(['run', 'p', ...slurm(pr)], pr.dir);
   t.after(() => run.child.kill('SIGKILL'));
   let ids: string[] = [];
-  await waitFor(() => pr.count('slow') === 1 && (ids = recordedJobs(pr)).length === 1, 60_000);
+  await waitFor(() => {
+    if (pr.count('slow') !== 1) return false;
+    ids = recordedJobs(pr);
+    return ids.length === 1;
+  }, 60_000);
   run.child.kill('SIGKILL');
   await run.done;
   assert.equal(stateOf(ids[0]), 'RUNNING', 'the job outlives its runner');

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { PipelineError } from '../../src/runtime/errors.js';
+import type { PipelineError } from '../../src/runtime/errors.js';
 import { parseProfile, runsLocally } from '../../src/runtime/slurm/profile.js';
 import { batchScript, sbatchOptions, shellQuote, type JobRequest } from '../../src/runtime/slurm/script.js';
 import { decide, parseSqueue, type QueueView } from '../../src/runtime/slurm/state.js';
