@@ -22,6 +22,8 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const sourceDir = join(root, 'native', 'cuda');
+/** Headers shared with the CPU addon (argument checks). */
+const commonDir = join(root, 'native', 'common');
 const require = createRequire(import.meta.url);
 export const DEVICE_ADDON = join(root, 'native', 'build', 'cuda', 'sae_cuda.node');
 export const EMULATED_ADDON = join(root, 'native', 'build', 'cuda-emulated', 'sae_cuda_emulated.node');
@@ -81,7 +83,8 @@ function napiIncludes() {
 function upToDate(output) {
   if (!existsSync(output)) return false;
   const built = statSync(output).mtimeMs;
-  const sources = [fileURLToPath(import.meta.url), ...readdirSync(sourceDir).map((f) => join(sourceDir, f))];
+  const sources = [fileURLToPath(import.meta.url),
+    ...[sourceDir, commonDir].flatMap((d) => readdirSync(d).map((f) => join(d, f)))];
   return sources.every((f) => statSync(f).mtimeMs < built);
 }
 

@@ -82,7 +82,7 @@ function upToDate() {
   if (!existsSync(ADDON_PATH)) return false;
   const built = statSync(ADDON_PATH).mtimeMs;
   const sources = [join(nativeDir, 'binding.gyp'), fileURLToPath(import.meta.url),
-    ...readdirSync(join(nativeDir, 'cpu')).map((f) => join(nativeDir, 'cpu', f))];
+    ...['cpu', 'common'].flatMap((d) => readdirSync(join(nativeDir, d)).map((f) => join(nativeDir, d, f)))];
   return sources.every((f) => statSync(f).mtimeMs < built);
 }
 

@@ -1,4 +1,5 @@
-// The N-API face of SaeCore (sae_core.h): the class and functions of ADDON-API.md, plus
+// The N-API face of SaeCore (sae_core.h): the JS class Sae and module functions that
+// src/sae/engines/native.ts drives, plus
 //   - new Sae({..., path?: 'auto' | 'dense' | 'sparse', maxChunkRows?: number}) (tests, benchmarks);
 //   - setState(s) with s.adam and s.sinceFired optional (a fresh start: zeros);
 //   - getArray(path) / setArray(path, values) / getSteps() / setSteps(steps): the state one array at
@@ -19,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/napi_args.h"
 #include "sae_core.h"
 
 namespace {
@@ -27,44 +29,16 @@ using sae::N_PARAMS;
 using sae::Param;
 using sae::PARAM_NAMES;
 
-[[noreturn]] void fail(Napi::Env env, const std::string& msg) { throw Napi::Error::New(env, msg); }
+using napi_args::fail;
+using napi_args::finiteNumber;
+using napi_args::float32Array;
+using napi_args::objectField;
+using napi_args::positiveInt;
 
 double numberField(Napi::Env env, const Napi::Object& o, const char* where, const char* name) {
   Napi::Value v = o.Get(name);
   if (!v.IsNumber()) fail(env, std::string(where) + ": '" + name + "' must be a number");
   return v.As<Napi::Number>().DoubleValue();
-}
-
-int positiveInt(Napi::Env env, Napi::Value v, const std::string& what) {
-  if (!v.IsNumber()) fail(env, what + " must be a positive integer");
-  const double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= 1 && d <= 2147483647.0 && std::floor(d) == d))
-    fail(env, what + " must be a positive integer, got " + std::to_string(d));
-  return int(d);
-}
-
-double finiteNumber(Napi::Env env, Napi::Value v, const std::string& what) {
-  if (!v.IsNumber()) fail(env, what + " must be a number");
-  const double d = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d)) fail(env, what + " must be finite, got " + std::to_string(d));
-  return d;
-}
-
-Napi::Float32Array float32Array(Napi::Env env, Napi::Value v, const std::string& what, size_t minLength,
-                                bool exact) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-    fail(env, what + " must be a Float32Array");
-  Napi::Float32Array a = v.As<Napi::Float32Array>();
-  if (exact ? a.ElementLength() != minLength : a.ElementLength() < minLength)
-    fail(env, what + " has " + std::to_string(a.ElementLength()) + " values, expected " + (exact ? "" : "at least ") +
-                  std::to_string(minLength));
-  return a;
-}
-
-Napi::Object objectField(Napi::Env env, const Napi::Object& o, const char* name, const std::string& where) {
-  Napi::Value v = o.Get(name);
-  if (!v.IsObject()) fail(env, where + "." + name + " must be an object");
-  return v.As<Napi::Object>();
 }
 
 std::string openblasVersion() {

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/napi_args.h"
 #include "device.h"
 #include "sae_cuda.h"
 
@@ -24,38 +25,11 @@ using sae_cuda::N_PARAMS;
 using sae_cuda::Param;
 using sae_cuda::PARAM_NAMES;
 
-[[noreturn]] void fail(Napi::Env env, const std::string& msg) { throw Napi::Error::New(env, msg); }
-
-int positiveInt(Napi::Env env, Napi::Value v, const std::string& what) {
-  if (!v.IsNumber()) fail(env, what + " must be a positive integer");
-  const double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= 1 && d <= 2147483647.0 && std::floor(d) == d))
-    fail(env, what + " must be a positive integer, got " + std::to_string(d));
-  return int(d);
-}
-
-double finiteNumber(Napi::Env env, Napi::Value v, const std::string& what) {
-  if (!v.IsNumber()) fail(env, what + " must be a number");
-  const double d = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d)) fail(env, what + " must be finite, got " + std::to_string(d));
-  return d;
-}
-
-Napi::Float32Array float32Array(Napi::Env env, Napi::Value v, const std::string& what, size_t length, bool exact) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-    fail(env, what + " must be a Float32Array");
-  Napi::Float32Array a = v.As<Napi::Float32Array>();
-  if (exact ? a.ElementLength() != length : a.ElementLength() < length)
-    fail(env, what + " has " + std::to_string(a.ElementLength()) + " values, expected " + (exact ? "" : "at least ") +
-                  std::to_string(length));
-  return a;
-}
-
-Napi::Object objectField(Napi::Env env, const Napi::Object& o, const char* name, const std::string& where) {
-  Napi::Value v = o.Get(name);
-  if (!v.IsObject()) fail(env, where + "." + name + " must be an object");
-  return v.As<Napi::Object>();
-}
+using napi_args::fail;
+using napi_args::finiteNumber;
+using napi_args::float32Array;
+using napi_args::objectField;
+using napi_args::positiveInt;
 
 // Runs fn, turning the device's failures into JS errors that name the method.
 template <class Fn>
