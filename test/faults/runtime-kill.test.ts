@@ -9,21 +9,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { cli, count, makeProject, startCli, waitFor } from '../runtime/helpers.js';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  // A zombie (killed, not reaped yet) is dead.
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
+import { alive, cli, count, makeProject, startCli, waitFor } from '../runtime/helpers.js';
 
 /** A stage that records its shell's pid and sleeps; `heavy` runs it in a child process. */
 const sleeper = (heavy: boolean, trapSignals = false) => `stages:

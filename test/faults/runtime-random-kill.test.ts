@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { cli, makeProject, startCli, waitFor } from '../runtime/helpers.js';
+import { alive, cli, makeProject, startCli, waitFor } from '../runtime/helpers.js';
 
 /** step.sh NAME N [INPUT]: counts to N in $WORK (resuming after a kill), then writes its output. */
 const STEP = `name=$1; n=$2; in=$3
@@ -47,15 +47,6 @@ function rng(seed: number): () => number {
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return !/\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
 }
 
 test('random SIGKILLs of runner and stages: the resumed pipeline ends right, nothing raced', { timeout: 300_000 }, async (t) => {

@@ -85,3 +85,17 @@ export async function showJson(args: string[], cwd: string): Promise<Record<stri
   if (r.code !== 0) throw new Error(`pipeline show ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
   return JSON.parse(r.stdout);
 }
+
+/** Whether a process runs: a zombie (killed, not reaped yet) counts as dead. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
