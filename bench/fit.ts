@@ -19,21 +19,33 @@ const csv = join(root, 'data', 'chinchilla', 'svg_extracted_data.csv');
 const bootstrap = Number(process.argv[2] ?? 200);
 const scipyStarts = Number(process.argv[3] ?? 150);
 
-const points = pointsFromCsv('chinchilla', { path: csv, name: 'svg_extracted_data.csv', N_column: 'Model Size', C_column: 'Training FLOP', y_column: 'loss' });
+const points = pointsFromCsv('chinchilla', {
+  path: csv,
+  name: 'svg_extracted_data.csv',
+  N_column: 'Model Size',
+  C_column: 'Training FLOP',
+  y_column: 'loss',
+});
 applyFilters('chinchilla', points, { drop_highest: 5 });
 const cpu0 = process.cpuUsage();
 const result = fitLaw(points, { law: 'chinchilla', bootstrap, seed: 0 });
 const cpu = process.cpuUsage(cpu0);
 const p = result.params;
 const reference = { E: 1.8172, A: 477.9, B: 2142.8, alpha: 0.3473, beta: 0.3672 };
-console.log(`ours : grid of ${result.timing.starts} starts in ${result.timing.fitSeconds.toFixed(2)} s wall ` +
-  `(${((1000 * result.timing.fitSeconds) / result.timing.starts).toFixed(2)} ms/start); ` +
-  `bootstrap ${bootstrap} refits in ${result.timing.bootstrapSeconds.toFixed(2)} s; CPU ${(cpu.user / 1e6).toFixed(2)} s user`);
+console.log(
+  `ours : grid of ${result.timing.starts} starts in ${result.timing.fitSeconds.toFixed(2)} s wall ` +
+    `(${((1000 * result.timing.fitSeconds) / result.timing.starts).toFixed(2)} ms/start); ` +
+    `bootstrap ${bootstrap} refits in ${result.timing.bootstrapSeconds.toFixed(2)} s; CPU ${(cpu.user / 1e6).toFixed(2)} s user`,
+);
 for (const k of Object.keys(reference) as Array<keyof typeof reference>) {
-  console.log(`  ${k.padEnd(5)} ours ${p[k].toPrecision(6).padStart(10)}  scipy ${String(reference[k]).padStart(8)}  ` +
-    `CI95 [${result.intervals[k]?.map((v) => v.toPrecision(4)).join(', ') ?? '-'}]`);
+  console.log(
+    `  ${k.padEnd(5)} ours ${p[k].toPrecision(6).padStart(10)}  scipy ${String(reference[k]).padStart(8)}  ` +
+      `CI95 [${result.intervals[k]?.map((v) => v.toPrecision(4)).join(', ') ?? '-'}]`,
+  );
 }
-console.log(`  objective ours ${(result.json.goodness as { objective: number }).objective.toPrecision(8)}  scipy 0.0010183`);
+console.log(
+  `  objective ours ${(result.json.goodness as { objective: number }).objective.toPrecision(8)}  scipy 0.0010183`,
+);
 
 const py = `
 import time, numpy as np, csv

@@ -29,7 +29,9 @@ const arg = (name, dflt) => {
 const outPath = arg('out', join(process.cwd(), 'gpu-check.json'));
 const secondsPerShape = Number(arg('seconds', '3'));
 /** d_in/d_sae/batch of the throughput runs. */
-const shapes = arg('shapes', '512/4096/1024,2048/16384/1024,2048/16384/4096').split(',').map((s) => s.split('/').map(Number));
+const shapes = arg('shapes', '512/4096/1024,2048/16384/1024,2048/16384/4096')
+  .split(',')
+  .map((s) => s.split('/').map(Number));
 const addonPath = process.env.SAE_CUDA_ADDON || join(root, 'native', 'build', 'cuda', 'sae_cuda.node');
 
 const result = { started: new Date().toISOString(), addon: addonPath, sections: {} };
@@ -54,9 +56,11 @@ async function section(name, fn) {
 // The reference: one step in float64, loop by loop (as test/native/addon.test.ts).
 
 const PARAMS = ['W_enc', 'b_enc', 'W_dec', 'b_dec', 'log_threshold'];
-const GROUPS = [{ beta1: 0, beta2: 0.999, lrScale: 1, params: ['W_enc', 'b_enc'] },
+const GROUPS = [
+  { beta1: 0, beta2: 0.999, lrScale: 1, params: ['W_enc', 'b_enc'] },
   { beta1: 0, beta2: 0.999, lrScale: 1, params: ['W_dec', 'b_dec'] },
-  { beta1: 0.99, beta2: 0.999, lrScale: 2, params: ['log_threshold'] }];
+  { beta1: 0.99, beta2: 0.999, lrScale: 2, params: ['log_threshold'] },
+];
 const EPS = 1e-8;
 
 function mulberry32(seed) {
@@ -71,7 +75,13 @@ function mulberry32(seed) {
 }
 
 function sizes(cfg) {
-  return { W_enc: cfg.dIn * cfg.dSae, b_enc: cfg.dSae, W_dec: cfg.dSae * cfg.dIn, b_dec: cfg.dIn, log_threshold: cfg.dSae };
+  return {
+    W_enc: cfg.dIn * cfg.dSae,
+    b_enc: cfg.dSae,
+    W_dec: cfg.dSae * cfg.dIn,
+    b_dec: cfg.dIn,
+    log_threshold: cfg.dSae,
+  };
 }
 
 /** Weights as the seed initialises them (W_dec unit rows, W_enc its transpose), non-trivial biases and thresholds. */
@@ -84,7 +94,7 @@ function startState(cfg, rng) {
       w.W_dec[j * cfg.dIn + i] = rng() - 0.5;
       sq += w.W_dec[j * cfg.dIn + i] ** 2;
     }
-    for (let i = 0; i < cfg.dIn; i++) w.W_enc[i * cfg.dSae + j] = (w.W_dec[j * cfg.dIn + i] /= Math.sqrt(sq));
+    for (let i = 0; i < cfg.dIn; i++) w.W_enc[i * cfg.dSae + j] = w.W_dec[j * cfg.dIn + i] /= Math.sqrt(sq);
     w.b_enc[j] = 0.3 * (rng() - 0.5);
     w.log_threshold[j] = Math.log(0.05 + 0.3 * rng());
   }
@@ -97,7 +107,13 @@ const batch = (rng, rows, dIn) => Float32Array.from({ length: rows * dIn }, () =
 
 function toRef(s) {
   const f64 = (r) => Object.fromEntries(PARAMS.map((p) => [p, Float64Array.from(r[p])]));
-  return { p: f64(s.weights), m: f64(s.adam.m), v: f64(s.adam.v), steps: [...s.adam.steps], sinceFired: Float64Array.from(s.sinceFired) };
+  return {
+    p: f64(s.weights),
+    m: f64(s.adam.m),
+    v: f64(s.adam.v),
+    steps: [...s.adam.steps],
+    sinceFired: Float64Array.from(s.sinceFired),
+  };
 }
 
 function referenceStep(cfg, st, x, B, lambda, lr) {
@@ -105,7 +121,8 @@ function referenceStep(cfg, st, x, B, lambda, lr) {
   const { W_enc, b_enc, W_dec, b_dec, log_threshold } = st.p;
   const thr = log_threshold.map(Math.exp);
   const xc = new Float64Array(B * dIn);
-  for (let b = 0; b < B; b++) for (let i = 0; i < dIn; i++) xc[b * dIn + i] = x[b * dIn + i] - (cfg.applyBDecToInput ? b_dec[i] : 0);
+  for (let b = 0; b < B; b++)
+    for (let i = 0; i < dIn; i++) xc[b * dIn + i] = x[b * dIn + i] - (cfg.applyBDecToInput ? b_dec[i] : 0);
   const z = new Float64Array(B * dSae);
   for (let b = 0; b < B; b++)
     for (let j = 0; j < dSae; j++) {
@@ -143,7 +160,8 @@ function referenceStep(cfg, st, x, B, lambda, lr) {
         grad.W_enc[i * dSae + j] += xc[b * dIn + i] * dz;
       }
       grad.b_enc[j] += dz;
-      if (Math.abs(Math.max(zj, 0) - thr[j]) < bw / 2) grad.log_threshold[j] += (-1 / bw) * (df * zj + lambda / B) * thr[j];
+      if (Math.abs(Math.max(zj, 0) - thr[j]) < bw / 2)
+        grad.log_threshold[j] += (-1 / bw) * (df * zj + lambda / B) * thr[j];
     }
   for (let i = 0; i < dIn; i++) {
     for (let b = 0; b < B; b++) grad.b_dec[i] += g[b * dIn + i];
@@ -223,7 +241,14 @@ function parityVsReference(addon, cfg, { rows, steps, allowTf32 = false, seed = 
     const [rec, l0] = sae.step(x, rows, 0.3, 3e-3);
     const want = referenceStep(cfg, ref, x, rows, 0.3, 3e-3);
     const d = stateDiff(sae.getState(), ref);
-    perStep.push({ recRel: Math.abs(rec - want.rec) / want.rec, l0, l0Ref: want.l0, worstWeightsRel: d.worstWeights, worstRel: d.worst, where: d.where });
+    perStep.push({
+      recRel: Math.abs(rec - want.rec) / want.rec,
+      l0,
+      l0Ref: want.l0,
+      worstWeightsRel: d.worstWeights,
+      worstRel: d.worst,
+      where: d.where,
+    });
   }
   sae.dispose();
   return summarise({ ...cfg, rows, steps, allowTf32 }, perStep, allowTf32 ? 1e-2 : TOL);
@@ -233,8 +258,14 @@ function parityVsReference(addon, cfg, { rows, steps, allowTf32 = false, seed = 
 function summarise(shape, perStep, tol) {
   const worstWeightsRel = Math.max(...perStep.map((p) => p.worstWeightsRel));
   const l0Equal = perStep.every((p) => p.l0 === p.l0Ref);
-  return { shape, worstWeightsRel, worstRel: Math.max(...perStep.map((p) => p.worstRel)), l0Equal,
-    pass: worstWeightsRel < tol && (shape.allowTf32 || l0Equal), perStep };
+  return {
+    shape,
+    worstWeightsRel,
+    worstRel: Math.max(...perStep.map((p) => p.worstRel)),
+    l0Equal,
+    pass: worstWeightsRel < tol && (shape.allowTf32 || l0Equal),
+    perStep,
+  };
 }
 
 function loadCpuAddon() {
@@ -255,12 +286,23 @@ function samplesPerSecond(addon, dIn, dSae, rows, allowTf32) {
     const t0 = performance.now();
     let steps = 0;
     let l0 = 0;
-    while (steps < 3 || performance.now() - t0 < secondsPerShape * 1000) l0 = sae.step(xs[steps++ % 2], rows, 1e-3, 1e-4)[1];
+    while (steps < 3 || performance.now() - t0 < secondsPerShape * 1000)
+      l0 = sae.step(xs[steps++ % 2], rows, 1e-3, 1e-4)[1];
     const s = (performance.now() - t0) / 1000;
     const samples = (steps * rows) / s;
-    return { dIn, dSae, rows, allowTf32, steps, seconds: +s.toFixed(3), samplesPerS: Math.round(samples),
-      stepsPerS: +(steps / s).toFixed(2), tflops: +((12 * dIn * dSae * samples) / 1e12).toFixed(2), l0: +l0.toFixed(1),
-      deviceBytes: sae.bytes() };
+    return {
+      dIn,
+      dSae,
+      rows,
+      allowTf32,
+      steps,
+      seconds: +s.toFixed(3),
+      samplesPerS: Math.round(samples),
+      stepsPerS: +(steps / s).toFixed(2),
+      tflops: +((12 * dIn * dSae * samples) / 1e12).toFixed(2),
+      l0: +l0.toFixed(1),
+      deviceBytes: sae.bytes(),
+    };
   } finally {
     sae.dispose();
   }
@@ -277,10 +319,26 @@ async function main() {
   if (!result.sections.info.ok) return;
   await section('parity vs float64 reference', () => ({
     runs: [
-      parityVsReference(addon, { dIn: 16, dSae: 48, applyBDecToInput: true, bandwidth: 0.2 }, { rows: 32, steps: 5, seed: 1 }),
-      parityVsReference(addon, { dIn: 16, dSae: 48, applyBDecToInput: false, bandwidth: 0.2 }, { rows: 32, steps: 5, seed: 2 }),
-      parityVsReference(addon, { dIn: 64, dSae: 256, applyBDecToInput: true, bandwidth: 0.1 }, { rows: 128, steps: 4, seed: 3 }),
-      parityVsReference(addon, { dIn: 64, dSae: 256, applyBDecToInput: true, bandwidth: 0.1 }, { rows: 128, steps: 4, seed: 3, allowTf32: true }),
+      parityVsReference(
+        addon,
+        { dIn: 16, dSae: 48, applyBDecToInput: true, bandwidth: 0.2 },
+        { rows: 32, steps: 5, seed: 1 },
+      ),
+      parityVsReference(
+        addon,
+        { dIn: 16, dSae: 48, applyBDecToInput: false, bandwidth: 0.2 },
+        { rows: 32, steps: 5, seed: 2 },
+      ),
+      parityVsReference(
+        addon,
+        { dIn: 64, dSae: 256, applyBDecToInput: true, bandwidth: 0.1 },
+        { rows: 128, steps: 4, seed: 3 },
+      ),
+      parityVsReference(
+        addon,
+        { dIn: 64, dSae: 256, applyBDecToInput: true, bandwidth: 0.1 },
+        { rows: 128, steps: 4, seed: 3, allowTf32: true },
+      ),
     ],
   }));
   await section('parity vs native CPU addon', () => {
@@ -296,9 +354,17 @@ async function main() {
     const perStep = [];
     for (let s = 0; s < 10; s++) {
       const x = batch(rng, 512, cfg.dIn);
-      const a = gpu.step(x, 512, 0.1, 1e-3), b = ref.step(x, 512, 0.1, 1e-3);
+      const a = gpu.step(x, 512, 0.1, 1e-3),
+        b = ref.step(x, 512, 0.1, 1e-3);
       const d = stateDiff(gpu.getState(), toRef(ref.getState()));
-      perStep.push({ recRel: Math.abs(a[0] - b[0]) / b[0], l0: a[1], l0Ref: b[1], worstWeightsRel: d.worstWeights, worstRel: d.worst, where: d.where });
+      perStep.push({
+        recRel: Math.abs(a[0] - b[0]) / b[0],
+        l0: a[1],
+        l0Ref: b[1],
+        worstWeightsRel: d.worstWeights,
+        worstRel: d.worst,
+        where: d.where,
+      });
     }
     gpu.dispose();
     ref.dispose();
@@ -330,7 +396,9 @@ async function main() {
     for (const [dIn, dSae, rows] of shapes)
       for (const tf32 of [false, true]) {
         const r = samplesPerSecond(addon, dIn, dSae, rows, tf32);
-        console.log(`   ${dIn}/${dSae}/${rows}${tf32 ? ' tf32' : ''}: ${r.samplesPerS} samples/s (${r.stepsPerS} steps/s, ${r.tflops} TFLOP/s)`);
+        console.log(
+          `   ${dIn}/${dSae}/${rows}${tf32 ? ' tf32' : ''}: ${r.samplesPerS} samples/s (${r.stepsPerS} steps/s, ${r.tflops} TFLOP/s)`,
+        );
         runs.push(r);
       }
     return { runs };
@@ -347,8 +415,18 @@ async function main() {
         const x = batch(rng, rows, dIn);
         const steps = 5;
         for (let k = 0; k < steps; k++) sae.step(x, rows, 1e-3, 1e-4);
-        const ms = Object.fromEntries(Object.entries(sae.profile()).map(([phase, s]) => [phase, +((1000 * s) / steps).toFixed(3)]));
-        runs.push({ dIn, dSae, rows, msPerStep: ms, totalMs: +Object.values(ms).reduce((a, b) => a + b, 0).toFixed(2) });
+        const ms = Object.fromEntries(
+          Object.entries(sae.profile()).map(([phase, s]) => [phase, +((1000 * s) / steps).toFixed(3)]),
+        );
+        runs.push({
+          dIn,
+          dSae,
+          rows,
+          msPerStep: ms,
+          totalMs: +Object.values(ms)
+            .reduce((a, b) => a + b, 0)
+            .toFixed(2),
+        });
       } finally {
         sae.dispose();
       }
@@ -356,10 +434,20 @@ async function main() {
     return { runs };
   });
   await section('cuBLAS GFLOP/s', () => {
-    const gemms = arg('gemms', '4096/4096/4096,1024/16384/2048,16384/2048/1024,4096/16384/2048').split(',').map((s) => s.split('/').map(Number));
+    const gemms = arg('gemms', '4096/4096/4096,1024/16384/2048,16384/2048/1024,4096/16384/2048')
+      .split(',')
+      .map((s) => s.split('/').map(Number));
     return {
       blas: addon.info().blas,
-      runs: gemms.flatMap(([m, n, k]) => [false, true].map((tf32) => ({ m, n, k, allowTf32: tf32, gflops: Math.round(addon.sgemmBench(m, n, k, 20, tf32)) }))),
+      runs: gemms.flatMap(([m, n, k]) =>
+        [false, true].map((tf32) => ({
+          m,
+          n,
+          k,
+          allowTf32: tf32,
+          gflops: Math.round(addon.sgemmBench(m, n, k, 20, tf32)),
+        })),
+      ),
     };
   });
 }
@@ -373,8 +461,13 @@ try {
 result.finished = new Date().toISOString();
 /** Every parity verdict (a section's own `pass`, or each of its runs'). */
 const verdicts = Object.entries(result.sections).flatMap(([name, s]) =>
-  s.pass !== undefined ? [[name, s.pass]] : (s.runs ?? []).filter((r) => r.pass !== undefined).map((r, k) => [`${name} #${k + 1}`, r.pass]));
+  s.pass !== undefined
+    ? [[name, s.pass]]
+    : (s.runs ?? []).filter((r) => r.pass !== undefined).map((r, k) => [`${name} #${k + 1}`, r.pass]),
+);
 result.parityFailed = verdicts.filter(([, pass]) => !pass).map(([name]) => name);
 save();
-console.log(`gpu-check: parity ${result.parityFailed.length ? `FAILED in ${result.parityFailed.join(', ')}` : `passed (${verdicts.length} checks)`}; results in ${outPath}`);
+console.log(
+  `gpu-check: parity ${result.parityFailed.length ? `FAILED in ${result.parityFailed.join(', ')}` : `passed (${verdicts.length} checks)`}; results in ${outPath}`,
+);
 process.exit(result.error || result.parityFailed.length || Object.values(result.sections).some((s) => !s.ok) ? 1 : 0);

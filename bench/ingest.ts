@@ -76,7 +76,9 @@ async function generate(path: string, rows: number): Promise<void> {
   }
   const r = await writeHubLayoutParquetStream(path, chunks(), D, { rowGroupSize: ROW_GROUP });
   const s = (performance.now() - started) / 1000;
-  console.log(`generated ${path}: ${r.rows} rows, ${r.rowGroups} row groups, ${(r.bytes / 1e9).toFixed(2)} GB in ${s.toFixed(0)} s`);
+  console.log(
+    `generated ${path}: ${r.rows} rows, ${r.rowGroups} row groups, ${(r.bytes / 1e9).toFixed(2)} GB in ${s.toFixed(0)} s`,
+  );
 }
 
 // ---- children: one measurement each, printed as JSON on the last line ----
@@ -128,7 +130,11 @@ async function childParquetWasm(file: string): Promise<Omit<Measure, 'name' | 'm
 
 async function runChild(mode: string, file: string, out: string): Promise<void> {
   const r =
-    mode === 'ours' ? await childOurs(file, out) : mode === 'ours-decode' ? await childOursDecode(file) : await childParquetWasm(file);
+    mode === 'ours'
+      ? await childOurs(file, out)
+      : mode === 'ours-decode'
+        ? await childOursDecode(file)
+        : await childParquetWasm(file);
   const maxRssMiB = process.resourceUsage().maxRSS / 1024;
   console.log(JSON.stringify({ ...r, maxRssMiB }));
 }
@@ -156,7 +162,9 @@ async function main(): Promise<void> {
   const dir = arg('dir', '/tmp/ingest-bench');
   mkdirSync(dir, { recursive: true });
   const sizes = arg('gb', '2,0.25').split(',').map(Number);
-  console.log(`ingest benchmark: d=${D}, ${ROW_GROUP}-row groups, float16 fixed_size_list, dictionary, zstd; node ${process.version}`);
+  console.log(
+    `ingest benchmark: d=${D}, ${ROW_GROUP}-row groups, float16 fixed_size_list, dictionary, zstd; node ${process.version}`,
+  );
   for (const gb of sizes) {
     // ~1.76 bytes per value after dictionary + zstd on this Gaussian-like float16 data
     const rows = Math.ceil((gb * 1e9) / (D * 1.76) / ROW_GROUP) * ROW_GROUP;
@@ -169,7 +177,9 @@ async function main(): Promise<void> {
     for (const m of results) console.log(show(m));
     const rate = (m: Measure) => m.values / m.seconds;
     const [ours, decode, wasm] = results;
-    console.log(`ratio ours / parquet-wasm: ${(rate(ours) / rate(wasm)).toFixed(2)}x (full ingest), ${(rate(decode) / rate(wasm)).toFixed(2)}x (decode only)`);
+    console.log(
+      `ratio ours / parquet-wasm: ${(rate(ours) / rate(wasm)).toFixed(2)}x (full ingest), ${(rate(decode) / rate(wasm)).toFixed(2)}x (decode only)`,
+    );
   }
 }
 

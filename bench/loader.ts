@@ -29,7 +29,15 @@ export function writeBenchStore(rows: number, d = D): string {
     writeSync(fd, chunk, 0, n * 2);
   }
   closeSync(fd);
-  const header = { format: 'activation-store/1', rows, d, dtype: 'float16', byteOrder: 'little', sources: [], column: 'activations' };
+  const header = {
+    format: 'activation-store/1',
+    rows,
+    d,
+    dtype: 'float16',
+    byteOrder: 'little',
+    sources: [],
+    column: 'activations',
+  };
   writeFileSync(join(dir, 'store.json'), JSON.stringify(header));
   return dir;
 }
@@ -37,12 +45,26 @@ export function writeBenchStore(rows: number, d = D): string {
 /** Rows per second delivered by BatchLoader over `batches` batches (after one warm-up batch). */
 export async function estimateRowsPerSecond(
   dir: string,
-  opts: { batches?: number; batchSize?: number; prefetch?: number; workers?: number; store?: OpenStoreOptions; stepMs?: number } = {},
+  opts: {
+    batches?: number;
+    batchSize?: number;
+    prefetch?: number;
+    workers?: number;
+    store?: OpenStoreOptions;
+    stepMs?: number;
+  } = {},
 ): Promise<number> {
   const batches = opts.batches ?? 100;
   const batchSize = opts.batchSize ?? BATCH;
   const store = openStore(dir, opts.store);
-  const loader = new BatchLoader(store, { batchSize, seed: 0, scale: 1 / 3.4, evalRows: 8192, prefetch: opts.prefetch ?? 2, workers: opts.workers ?? 1 });
+  const loader = new BatchLoader(store, {
+    batchSize,
+    seed: 0,
+    scale: 1 / 3.4,
+    evalRows: 8192,
+    prefetch: opts.prefetch ?? 2,
+    workers: opts.workers ?? 1,
+  });
   await loader.next(); // warm-up: permutation, in-memory load, JIT
   const t0 = performance.now();
   let checksum = 0;
@@ -84,13 +106,19 @@ function numpyPeer(dir: string, rows: number, batches: number): number | string 
   } catch {
     return 'no peer (python3 with numpy not found)';
   }
-  return Number(execFileSync('python3', ['-c', NUMPY_PEER, dir, String(D), String(rows), String(batches)], { encoding: 'utf8' }).trim());
+  return Number(
+    execFileSync('python3', ['-c', NUMPY_PEER, dir, String(D), String(rows), String(batches)], {
+      encoding: 'utf8',
+    }).trim(),
+  );
 }
 
 async function main(): Promise<void> {
   const rows = Number(process.argv[2] ?? 120_000);
   const batches = Number(process.argv[3] ?? 100);
-  console.log(`store: ${rows} rows x d=${D} float16 (${((rows * D * 2) / 2 ** 20).toFixed(0)} MiB), batches of ${BATCH}, shuffled, scaled`);
+  console.log(
+    `store: ${rows} rows x d=${D} float16 (${((rows * D * 2) / 2 ** 20).toFixed(0)} MiB), batches of ${BATCH}, shuffled, scaled`,
+  );
   const dir = writeBenchStore(rows);
   try {
     const fmt = (x: number) => `${Math.round(x).toLocaleString('en-US')} rows/s`;
@@ -106,10 +134,13 @@ async function main(): Promise<void> {
       ['main thread + 10 ms sync step/batch', { workers: 0, store: file, stepMs: 10 }],
       ['1 worker    + 10 ms sync step/batch', { workers: 1, stepMs: 10 }],
     ];
-    for (const [label, opts] of runs) console.log(`ours, ${label}: ${fmt(await estimateRowsPerSecond(dir, { batches, ...opts }))}`);
+    for (const [label, opts] of runs)
+      console.log(`ours, ${label}: ${fmt(await estimateRowsPerSecond(dir, { batches, ...opts }))}`);
     console.log('(with a 10 ms step, 102,400 rows/s is the ceiling: full overlap)');
     const peer = numpyPeer(dir, rows, batches);
-    console.log(`numpy peer (memmap, sorted fancy index, astype f32 * scale): ${typeof peer === 'number' ? fmt(peer) : peer}`);
+    console.log(
+      `numpy peer (memmap, sorted fancy index, astype f32 * scale): ${typeof peer === 'number' ? fmt(peer) : peer}`,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

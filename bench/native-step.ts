@@ -57,7 +57,9 @@ function timeStep(addon: any, dIn: number, dSae: number, B: number, o: Options) 
     const prof = sae.profile() as Record<string, number>;
     const total = Object.values(prof).reduce((a, b) => a + b, 0);
     for (const [phase, s] of Object.entries(prof).sort((a, b) => b[1] - a[1])) {
-      console.log(`  ${phase.padEnd(36)} ${((1000 * s) / (steps + 2)).toFixed(1).padStart(8)} ms/step  ${((100 * s) / total).toFixed(0).padStart(3)}%`);
+      console.log(
+        `  ${phase.padEnd(36)} ${((1000 * s) / (steps + 2)).toFixed(1).padStart(8)} ms/step  ${((100 * s) / total).toFixed(0).padStart(3)}%`,
+      );
     }
   }
   sae.dispose();
@@ -70,23 +72,31 @@ function main() {
     console.log(`native addon not available: ${error}`);
     return;
   }
-  const shapes = arg('shapes', '512x4096x1024,2048x16384x1024').split(',').map((s) => s.split('x').map(Number));
+  const shapes = arg('shapes', '512x4096x1024,2048x16384x1024')
+    .split(',')
+    .map((s) => s.split('x').map(Number));
   const threadCounts = arg('threads', `1,${cpus().length}`).split(',').map(Number);
   const seconds = Number(arg('seconds', '3'));
   const threshold = Number(arg('threshold', '0.001'));
   const path = arg('path', 'auto');
   const info = addon.info();
-  console.log(`${info.blas} ${info.coretype} (${info.parallel}), OMP_WAIT_POLICY=${process.env.OMP_WAIT_POLICY}, ` +
-    `OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE ?? '(auto)'}`);
-  console.log('shape (d_in x d_sae x B)  threads  path    samples/s  per CPU-s  step GFLOP/s  sgemm GFLOP/s  step/sgemm     L0  native MiB');
+  console.log(
+    `${info.blas} ${info.coretype} (${info.parallel}), OMP_WAIT_POLICY=${process.env.OMP_WAIT_POLICY}, ` +
+      `OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE ?? '(auto)'}`,
+  );
+  console.log(
+    'shape (d_in x d_sae x B)  threads  path    samples/s  per CPU-s  step GFLOP/s  sgemm GFLOP/s  step/sgemm     L0  native MiB',
+  );
   for (const [dIn, dSae, B] of shapes) {
     for (const threads of threadCounts) {
       const r = timeStep(addon, dIn, dSae, B, { threads, seconds, threshold, path });
       const sgemm = addon.sgemmBench(B, dSae, dIn, Math.max(2, Math.round(2e10 / (2 * B * dSae * dIn))), threads);
-      console.log(`${`${dIn}x${dSae}x${B}`.padEnd(25)} ${String(threads).padStart(7)}  ${r.path.padEnd(6)}  ` +
-        `${r.samplesPerS.toFixed(0).padStart(9)}  ${r.perCpuS.toFixed(0).padStart(9)}  ` +
-        `${r.gflops.toFixed(1).padStart(12)}  ${sgemm.toFixed(1).padStart(13)}  ${(r.gflops / sgemm).toFixed(2).padStart(10)}  ` +
-        `${r.l0.toFixed(0).padStart(5)}  ${(r.bytes / 2 ** 20).toFixed(0).padStart(10)}`);
+      console.log(
+        `${`${dIn}x${dSae}x${B}`.padEnd(25)} ${String(threads).padStart(7)}  ${r.path.padEnd(6)}  ` +
+          `${r.samplesPerS.toFixed(0).padStart(9)}  ${r.perCpuS.toFixed(0).padStart(9)}  ` +
+          `${r.gflops.toFixed(1).padStart(12)}  ${sgemm.toFixed(1).padStart(13)}  ${(r.gflops / sgemm).toFixed(2).padStart(10)}  ` +
+          `${r.l0.toFixed(0).padStart(5)}  ${(r.bytes / 2 ** 20).toFixed(0).padStart(10)}`,
+      );
     }
   }
 }

@@ -58,7 +58,8 @@ function parseOptions(argv: string[]): Options {
     else if (flag === '--keep') opts.keep = true;
     else throw new Error(`unknown option '${flag}' (see the comment at the top of bench/runtime.ts)`);
   }
-  if (opts.stages % WIDTH !== 0) throw new Error(`--stages must be a multiple of ${WIDTH} (layers of ${WIDTH}), got ${opts.stages}`);
+  if (opts.stages % WIDTH !== 0)
+    throw new Error(`--stages must be a multiple of ${WIDTH} (layers of ${WIDTH}), got ${opts.stages}`);
   return opts;
 }
 
@@ -92,8 +93,15 @@ function ours(w: Workload, root: string, jobs: number, nodeFlags: string[] = [])
     execLog: w.oursExecLog,
     run: (set) => ({
       argv: [
-        process.execPath, ...nodeFlags, cliPath, 'run', w.pipelineFile,
-        '--jobs', String(jobs), '--artifacts', join(root, 'artifacts'),
+        process.execPath,
+        ...nodeFlags,
+        cliPath,
+        'run',
+        w.pipelineFile,
+        '--jobs',
+        String(jobs),
+        '--artifacts',
+        join(root, 'artifacts'),
         ...(set ? ['--set', `${set[0]}=${set[1]}`] : []),
       ],
       cwd: w.oursDir,
@@ -107,7 +115,14 @@ function snakemake(w: Workload, root: string, jobs: number): Tool {
     name: 'snakemake',
     execLog: w.snakeExecLog,
     run: (set) => ({
-      argv: ['snakemake', '--cores', String(jobs), '--snakefile', 'Snakefile', ...(set ? ['--config', `${set[0]}=${set[1]}`] : [])],
+      argv: [
+        'snakemake',
+        '--cores',
+        String(jobs),
+        '--snakefile',
+        'Snakefile',
+        ...(set ? ['--config', `${set[0]}=${set[1]}`] : []),
+      ],
       cwd: w.snakeDir,
       logFile: join(root, 'snakemake-output.log'),
     }),
@@ -141,16 +156,35 @@ function summary(ms: Measurement[]): { seconds: number; cpu: string; executed: s
 
 function printTable(rows: Row[], withSnake: boolean): void {
   const header = withSnake
-    ? ['scenario', 'ours (s)', 'snakemake (s)', 'ratio snk/ours', 'ran: ours', 'ran: snakemake', 'cpu s: ours', 'cpu s: snakemake']
+    ? [
+        'scenario',
+        'ours (s)',
+        'snakemake (s)',
+        'ratio snk/ours',
+        'ran: ours',
+        'ran: snakemake',
+        'cpu s: ours',
+        'cpu s: snakemake',
+      ]
     : ['scenario', 'ours (s)', 'ran: ours', 'cpu s: ours'];
   const lines = rows.map((row) => {
     const [o, s] = row.perTool.map(summary);
     return withSnake
-      ? [row.scenario, o.seconds.toFixed(3), s.seconds.toFixed(3), (s.seconds / o.seconds).toFixed(1) + 'x', o.executed, s.executed, o.cpu, s.cpu]
+      ? [
+          row.scenario,
+          o.seconds.toFixed(3),
+          s.seconds.toFixed(3),
+          (s.seconds / o.seconds).toFixed(1) + 'x',
+          o.executed,
+          s.executed,
+          o.cpu,
+          s.cpu,
+        ]
       : [row.scenario, o.seconds.toFixed(3), o.executed, o.cpu];
   });
   const widths = header.map((h, c) => Math.max(h.length, ...lines.map((l) => l[c].length)));
-  const fmt = (cells: string[]) => cells.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ');
+  const fmt = (cells: string[]) =>
+    cells.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ');
   console.log(fmt(header));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   lines.forEach((l) => console.log(fmt(l)));
@@ -170,18 +204,23 @@ function noopBreakdown(w: Workload, root: string, jobs: number, repeats: number)
     const ms = Array.from({ length: repeats }, () => measure({ argv, cwd, logFile }, none));
     return summary(ms);
   };
-  const importAll = `await import(${JSON.stringify(join(runtimeRoot, 'dist/src/runtime/commands.js'))}); ` +
+  const importAll =
+    `await import(${JSON.stringify(join(runtimeRoot, 'dist/src/runtime/commands.js'))}); ` +
     `await import(${JSON.stringify(join(runtimeRoot, 'dist/src/stages/index.js'))})`;
   const steps: Array<[string, ReturnType<typeof summary>]> = [
     ['python3 -c pass (floor under snakemake)', time(['python3', '-c', 'pass'])],
     ['node -e 0 (interpreter start)', time([process.execPath, '-e', '0'])],
     ['+ import runtime and all stage types', time([process.execPath, '--input-type=module', '-e', importAll])],
-    ['+ pipeline validate (YAML, schemas, refs)', time([process.execPath, cliPath, 'validate', w.pipelineFile], w.oursDir)],
+    [
+      '+ pipeline validate (YAML, schemas, refs)',
+      time([process.execPath, cliPath, 'validate', w.pipelineFile], w.oursDir),
+    ],
     ['+ cache check, lock file (= no-op run)', time(ours(w, root, jobs).run().argv, w.oursDir)],
   ];
   console.log(`\nour no-op, step by step (each line includes the ones above it; median of ${repeats}):`);
   const width = Math.max(...steps.map(([label]) => label.length));
-  for (const [label, s] of steps) console.log(`  ${label.padEnd(width)}  wall ${s.seconds.toFixed(3)} s  cpu ${s.cpu} s`);
+  for (const [label, s] of steps)
+    console.log(`  ${label.padEnd(width)}  wall ${s.seconds.toFixed(3)} s  cpu ${s.cpu} s`);
 }
 
 /** The final output of the last stage, read from each tool, to check both did the same work. */
@@ -189,10 +228,20 @@ function sameResult(w: Workload, root: string, set?: [string, number]): string {
   const last = stageName(w.shape.layers - 1, 0);
   const show = spawnSync(
     process.execPath,
-    [cliPath, 'show', w.pipelineFile, last, '--json', '--artifacts', join(root, 'artifacts'), ...(set ? ['--set', `${set[0]}=${set[1]}`] : [])],
+    [
+      cliPath,
+      'show',
+      w.pipelineFile,
+      last,
+      '--json',
+      '--artifacts',
+      join(root, 'artifacts'),
+      ...(set ? ['--set', `${set[0]}=${set[1]}`] : []),
+    ],
     { cwd: w.oursDir, encoding: 'utf8' },
   );
-  if (show.status !== 0) return `could not check (pipeline show exited ${show.status}: ${show.stderr.trim().split('\n')[0]})`;
+  if (show.status !== 0)
+    return `could not check (pipeline show exited ${show.status}: ${show.stderr.trim().split('\n')[0]})`;
   const shown = JSON.parse(show.stdout) as Record<string, unknown>;
   const path = JSON.stringify(shown).match(/"(\/[^"]*out\.txt)"/)?.[1];
   if (!path) return `could not check (no out.txt path in: ${show.stdout.trim().slice(0, 200)})`;
@@ -227,9 +276,19 @@ function main(): void {
   const tools = [ours(w, root, opts.jobs)];
   if (version) tools.push(snakemake(w, root, opts.jobs));
 
-  console.log(`runtime benchmark: ${opts.stages} shell stages (${w.shape.layers} layers of ${WIDTH}, each reads 2 of the layer above), --jobs ${opts.jobs}, in ${root}`);
-  console.log(version ? `snakemake ${version} with --cores ${opts.jobs}, default rerun triggers` : opts.snakemake ? 'snakemake NOT FOUND on PATH (apt-get install snakemake): ours alone' : 'snakemake skipped (--no-snakemake): ours alone');
-  console.log(`machine: ${cpus().length} cores shared with other work (load average now ${loadavg()[0].toFixed(1)}); times are wall-clock of the whole command,`);
+  console.log(
+    `runtime benchmark: ${opts.stages} shell stages (${w.shape.layers} layers of ${WIDTH}, each reads 2 of the layer above), --jobs ${opts.jobs}, in ${root}`,
+  );
+  console.log(
+    version
+      ? `snakemake ${version} with --cores ${opts.jobs}, default rerun triggers`
+      : opts.snakemake
+        ? 'snakemake NOT FOUND on PATH (apt-get install snakemake): ours alone'
+        : 'snakemake skipped (--no-snakemake): ours alone',
+  );
+  console.log(
+    `machine: ${cpus().length} cores shared with other work (load average now ${loadavg()[0].toFixed(1)}); times are wall-clock of the whole command,`,
+  );
   console.log('process start included (median); cpu s = user+sys CPU of the command and its children (median)\n');
 
   const changedLayer = Math.floor(w.shape.layers / 2);
@@ -244,16 +303,23 @@ function main(): void {
   rows.push({ scenario: `one-param ${changed} (median of ${opts.repeats})`, perTool: oneParam });
 
   printTable(rows, version !== undefined);
-  console.log(`\nexpected re-runs after changing ${changed}: ${cone} (${stageName(changedLayer, 0)} and its dependents)`);
+  console.log(
+    `\nexpected re-runs after changing ${changed}: ${cone} (${stageName(changedLayer, 0)} and its dependents)`,
+  );
   if (coldCheck) console.log(`last stage's output after the cold run, ours vs snakemake: ${coldCheck}`);
   if (version) console.log(`same after the last one-param run: ${sameResult(w, root, lastSet)}`);
   noopBreakdown(w, root, opts.jobs, opts.repeats);
 
   const noop = summary(rows[1].perTool[0]).seconds;
   const ratio = version ? summary(rows[1].perTool[1]).seconds / noop : undefined;
-  console.log(`\ntargets: our no-op < ${NOOP_TARGET_S} s: ${noop < NOOP_TARGET_S ? 'MET' : 'MISSED'} (${noop.toFixed(3)} s)` +
-    (ratio === undefined ? '' : `; >= ${RATIO_TARGET}x faster than snakemake's no-op: ${ratio >= RATIO_TARGET ? 'MET' : 'MISSED'} (${ratio.toFixed(1)}x)`));
-  if (opts.profile || noop >= NOOP_TARGET_S || (ratio !== undefined && ratio < RATIO_TARGET)) profileNoop(w, root, opts.jobs);
+  console.log(
+    `\ntargets: our no-op < ${NOOP_TARGET_S} s: ${noop < NOOP_TARGET_S ? 'MET' : 'MISSED'} (${noop.toFixed(3)} s)` +
+      (ratio === undefined
+        ? ''
+        : `; >= ${RATIO_TARGET}x faster than snakemake's no-op: ${ratio >= RATIO_TARGET ? 'MET' : 'MISSED'} (${ratio.toFixed(1)}x)`),
+  );
+  if (opts.profile || noop >= NOOP_TARGET_S || (ratio !== undefined && ratio < RATIO_TARGET))
+    profileNoop(w, root, opts.jobs);
 
   console.log(`\nload average at the end: ${loadavg()[0].toFixed(1)}`);
   if (opts.keep) console.log(`\nkept ${root}`);

@@ -34,9 +34,13 @@ function arg(name: string, fallback: string): string {
 async function ours(name: EngineName, threads: number, dIn: number, dSae: number, B: number, seconds: number) {
   const choice = await chooseEngine(name, threads);
   const need = estimateTrainingBytes(name, { dIn, dSae, batch: B, threads });
-  if (need.total > memoryLimit() || (need.perHeap ?? 0) > WASM_HEAP_BYTES) return { skipped: 'estimated memory over the limit' };
+  if (need.total > memoryLimit() || (need.perHeap ?? 0) > WASM_HEAP_BYTES)
+    return { skipped: 'estimated memory over the limit' };
   const cfg = { dIn, dSae, applyBDecToInput: true, bandwidth: 0.001 };
-  const engine: SaeEngine = await choice.create({ cfg, init: { weights: initialWeights({ dIn, dSae }, 0.001, mulberry32(0)) } });
+  const engine: SaeEngine = await choice.create({
+    cfg,
+    init: { weights: initialWeights({ dIn, dSae }, 0.001, mulberry32(0)) },
+  });
   const rng = mulberry32(1);
   const batches = Array.from({ length: 4 }, () => new Float32Array(B * dIn).map(() => rng() - 0.5));
   try {
@@ -44,7 +48,8 @@ async function ours(name: EngineName, threads: number, dIn: number, dSae: number
     await engine.trainStep(batches[1], B, 4e-4, 7e-5);
     let steps = 0;
     const t0 = performance.now();
-    while (performance.now() - t0 < seconds * 1000 || steps < 3) await engine.trainStep(batches[steps++ % 4], B, 4e-4, 7e-5);
+    while (performance.now() - t0 < seconds * 1000 || steps < 3)
+      await engine.trainStep(batches[steps++ % 4], B, 4e-4, 7e-5);
     return { samplesPerS: (B * steps) / ((performance.now() - t0) / 1000), device: engine.info.device };
   } finally {
     await engine.dispose();
@@ -63,9 +68,20 @@ function python(py: string, code: string): string {
   return r.status === 0 ? r.stdout.trim() : `error: ${(r.stderr || '').trim().split('\n').pop()}`;
 }
 
-function peer(py: string, script: string, dIn: number, dSae: number, B: number, threads: number, expectedRate: number, seconds: number) {
+function peer(
+  py: string,
+  script: string,
+  dIn: number,
+  dSae: number,
+  B: number,
+  threads: number,
+  expectedRate: number,
+  seconds: number,
+) {
   const steps = Math.max(3, Math.round((seconds * expectedRate) / B));
-  const r = spawnSync(py, [script, String(dIn), String(dSae), String(B), String(steps), String(threads)], { encoding: 'utf8' });
+  const r = spawnSync(py, [script, String(dIn), String(dSae), String(B), String(steps), String(threads)], {
+    encoding: 'utf8',
+  });
   const m = /([\d.]+) samples\/s/.exec(r.stdout);
   if (r.status !== 0 || !m) return { error: (r.stderr || r.stdout).trim().split('\n').pop() };
   return { samplesPerS: Number(m[1]) };
@@ -81,7 +97,9 @@ async function main() {
   const seconds = Number(arg('seconds', '3'));
   const rounds = Number(arg('rounds', '2'));
   const threadCounts = arg('threads', '1,2').split(',').map(Number);
-  const shapes = arg('shapes', DEFAULT_SHAPES).split(',').map((s) => s.split('x').map(Number));
+  const shapes = arg('shapes', DEFAULT_SHAPES)
+    .split(',')
+    .map((s) => s.split('x').map(Number));
   const wanted = arg('engines', 'cuda,native,wasm').split(',') as EngineName[];
   const engines: EngineName[] = [];
   for (const e of wanted) {
@@ -101,8 +119,11 @@ async function main() {
   const numpyPy = py ?? 'python3';
   const sgemm = Number(python(numpyPy, SGEMM));
   console.log(`sgemm (numpy, all cores): ${Number.isFinite(sgemm) ? `${sgemm} GFLOP/s` : 'unknown'}`);
-  console.log(['d_in', 'd_sae', 'batch', 'engine', 'thr', 'ours', 'peer', 'ratio', 'GFLOP/s', '%sgemm'].map((h) => h.padStart(7)).join(' ') +
-    '   (samples/s; ratio = ours / peer at the same threads)');
+  console.log(
+    ['d_in', 'd_sae', 'batch', 'engine', 'thr', 'ours', 'peer', 'ratio', 'GFLOP/s', '%sgemm']
+      .map((h) => h.padStart(7))
+      .join(' ') + '   (samples/s; ratio = ours / peer at the same threads)',
+  );
   for (const [dIn, dSae, B] of shapes) {
     for (let round = 0; round < rounds; round++) {
       for (const threads of threadCounts) {
@@ -114,8 +135,18 @@ async function main() {
           const rate = 'samplesPerS' in o ? o.samplesPerS! : null;
           if (rate) expected = rate;
           const gflops = rate ? (12 * dIn * dSae * rate) / 1e9 : null;
-          rows.push([String(dIn), String(dSae), String(B), e, String(threads), rate ? rate.toFixed(0) : 'skip',
-            '', '', gflops ? gflops.toFixed(0) : '-', gflops && sgemm ? `${((100 * gflops) / sgemm).toFixed(0)}%` : '-']);
+          rows.push([
+            String(dIn),
+            String(dSae),
+            String(B),
+            e,
+            String(threads),
+            rate ? rate.toFixed(0) : 'skip',
+            '',
+            '',
+            gflops ? gflops.toFixed(0) : '-',
+            gflops && sgemm ? `${((100 * gflops) / sgemm).toFixed(0)}%` : '-',
+          ]);
         }
         const p = py && script ? peer(py, script, dIn, dSae, B, threads, expected, seconds) : null;
         const peerRate = p && 'samplesPerS' in p ? p.samplesPerS! : null;

@@ -28,8 +28,14 @@ const require = createRequire(import.meta.url);
 export const DEVICE_ADDON = join(root, 'native', 'build', 'cuda', 'sae_cuda.node');
 export const EMULATED_ADDON = join(root, 'native', 'build', 'cuda-emulated', 'sae_cuda_emulated.node');
 /** Real GPUs: A100 (sm_80) and H100/H200 (sm_90) as machine code, PTX for newer ones. */
-const GENCODE = ['-gencode', 'arch=compute_80,code=sm_80', '-gencode', 'arch=compute_90,code=sm_90',
-  '-gencode', 'arch=compute_90,code=compute_90'];
+const GENCODE = [
+  '-gencode',
+  'arch=compute_80,code=sm_80',
+  '-gencode',
+  'arch=compute_90,code=sm_90',
+  '-gencode',
+  'arch=compute_90,code=compute_90',
+];
 const CXXFLAGS = ['-std=c++17', '-O3', '-fPIC', '-DNAPI_VERSION=8', '-DNAPI_CPP_EXCEPTIONS', '-fexceptions'];
 
 function runSync(cmd, args) {
@@ -52,18 +58,33 @@ function run(cmd, args) {
 /** The CUDA toolkit: a folder with bin/nvcc, include/cuda_runtime.h and lib64/libcudart_static.a. */
 function findToolkit() {
   const onPath = runSync('sh', ['-c', 'command -v nvcc']).out.trim();
-  const candidates = [process.env.CUDA_HOME, process.env.CUDA_PATH, onPath && dirname(dirname(realpathSync(onPath))),
-    '/usr/local/cuda', ...(existsSync('/usr/local') ? readdirSync('/usr/local').filter((d) => d.startsWith('cuda-')).sort().reverse()
-      .map((d) => join('/usr/local', d)) : [])];
-  return candidates.find((d) => d && ['bin/nvcc', 'include/cuda_runtime.h', 'lib64/libcudart_static.a'].every((f) => existsSync(join(d, f))));
+  const candidates = [
+    process.env.CUDA_HOME,
+    process.env.CUDA_PATH,
+    onPath && dirname(dirname(realpathSync(onPath))),
+    '/usr/local/cuda',
+    ...(existsSync('/usr/local')
+      ? readdirSync('/usr/local')
+          .filter((d) => d.startsWith('cuda-'))
+          .sort()
+          .reverse()
+          .map((d) => join('/usr/local', d))
+      : []),
+  ];
+  return candidates.find(
+    (d) => d && ['bin/nvcc', 'include/cuda_runtime.h', 'lib64/libcudart_static.a'].every((f) => existsSync(join(d, f))),
+  );
 }
 
 /** OpenBLAS's own cblas.h folder and its library folder (the OpenMP variant first), as build-native.mjs. */
 function findOpenBlas() {
   const t = 'x86_64-linux-gnu';
-  const dirs = [[`/usr/include/${t}/openblas-openmp`, `/usr/lib/${t}/openblas-openmp`],
-    [`/usr/include/${t}/openblas-pthread`, `/usr/lib/${t}/openblas-pthread`], [`/usr/include/${t}`, `/usr/lib/${t}`],
-    ['/usr/include/openblas', '/usr/lib64']];
+  const dirs = [
+    [`/usr/include/${t}/openblas-openmp`, `/usr/lib/${t}/openblas-openmp`],
+    [`/usr/include/${t}/openblas-pthread`, `/usr/lib/${t}/openblas-pthread`],
+    [`/usr/include/${t}`, `/usr/lib/${t}`],
+    ['/usr/include/openblas', '/usr/lib64'],
+  ];
   const found = dirs.find(([inc, lib]) => existsSync(join(inc, 'cblas.h')) && existsSync(join(lib, 'libopenblas.so')));
   return found && { include: found[0], lib: found[1] };
 }
@@ -71,8 +92,11 @@ function findOpenBlas() {
 /** Node's headers (offline: next to this node binary, or the distribution's) and node-addon-api's. */
 function napiIncludes() {
   const prefix = dirname(dirname(process.execPath));
-  const nodeInclude = [process.env.npm_config_nodedir && join(process.env.npm_config_nodedir, 'include', 'node'),
-    join(prefix, 'include', 'node'), '/usr/include/node'].find((d) => d && existsSync(join(d, 'node_api.h')));
+  const nodeInclude = [
+    process.env.npm_config_nodedir && join(process.env.npm_config_nodedir, 'include', 'node'),
+    join(prefix, 'include', 'node'),
+    '/usr/include/node',
+  ].find((d) => d && existsSync(join(d, 'node_api.h')));
   let addonApi;
   try {
     addonApi = require('node-addon-api').include_dir;
@@ -83,8 +107,10 @@ function napiIncludes() {
 function upToDate(output) {
   if (!existsSync(output)) return false;
   const built = statSync(output).mtimeMs;
-  const sources = [fileURLToPath(import.meta.url),
-    ...[sourceDir, commonDir].flatMap((d) => readdirSync(d).map((f) => join(d, f)))];
+  const sources = [
+    fileURLToPath(import.meta.url),
+    ...[sourceDir, commonDir].flatMap((d) => readdirSync(d).map((f) => join(d, f))),
+  ];
   return sources.every((f) => statSync(f).mtimeMs < built);
 }
 
@@ -98,21 +124,42 @@ async function buildDevice(force) {
   const say = (m) => console.log(`sae-pipeline: CUDA addon ${m}`);
   if (!force && upToDate(DEVICE_ADDON)) return;
   const cuda = findToolkit();
-  if (!cuda) return say('not built (no CUDA toolkit: nvcc, cuda_runtime.h, libcudart_static.a); the GPU engine is off (README: GPU)');
+  if (!cuda)
+    return say(
+      'not built (no CUDA toolkit: nvcc, cuda_runtime.h, libcudart_static.a); the GPU engine is off (README: GPU)',
+    );
   const includes = napiIncludes();
   if (!includes) return say('not built (Node headers or node-addon-api not found; run npm ci)');
-  const outDir = dirname(DEVICE_ADDON), log = join(outDir, 'build-cuda.log');
+  const outDir = dirname(DEVICE_ADDON),
+    log = join(outDir, 'build-cuda.log');
   mkdirSync(outDir, { recursive: true });
   const nvcc = join(cuda, 'bin', 'nvcc');
   const nvccFlags = ['-std=c++17', '-O3', '-Xcompiler', '-fPIC', ...GENCODE];
   const steps = await Promise.all([
     run(nvcc, [...nvccFlags, '-c', join(sourceDir, 'step.cu'), '-o', join(outDir, 'step.o')]),
     run(nvcc, [...nvccFlags, '-c', join(sourceDir, 'device_cuda.cu'), '-o', join(outDir, 'device_cuda.o')]),
-    run('g++', [...CXXFLAGS, ...includes, `-I${join(cuda, 'include')}`, '-c', join(sourceDir, 'addon.cc'), '-o', join(outDir, 'addon.o')]),
+    run('g++', [
+      ...CXXFLAGS,
+      ...includes,
+      `-I${join(cuda, 'include')}`,
+      '-c',
+      join(sourceDir, 'addon.cc'),
+      '-o',
+      join(outDir, 'addon.o'),
+    ]),
   ]);
   const link = steps.every((s) => s.ok)
-    ? await run('g++', ['-shared', '-o', DEVICE_ADDON, ...['addon.o', 'step.o', 'device_cuda.o'].map((f) => join(outDir, f)),
-      `-L${join(cuda, 'lib64')}`, '-lcudart_static', '-ldl', '-lpthread', '-lrt'])
+    ? await run('g++', [
+        '-shared',
+        '-o',
+        DEVICE_ADDON,
+        ...['addon.o', 'step.o', 'device_cuda.o'].map((f) => join(outDir, f)),
+        `-L${join(cuda, 'lib64')}`,
+        '-lcudart_static',
+        '-ldl',
+        '-lpthread',
+        '-lrt',
+      ])
     : { ok: false, out: '' };
   writeFileSync(log, [...steps, link].map((s) => s.out).join('\n'));
   if (!link.ok) return say(`not built (the build failed, see ${log}); the GPU engine is off`);
@@ -129,11 +176,24 @@ async function buildEmulated(force) {
   if (!runSync(process.env.CXX || 'g++', ['--version']).ok || !blas || !includes) {
     return say('not built (needs g++, OpenBLAS and Node headers); its tests skip');
   }
-  const outDir = dirname(EMULATED_ADDON), log = join(outDir, 'build-cuda-emulated.log');
+  const outDir = dirname(EMULATED_ADDON),
+    log = join(outDir, 'build-cuda-emulated.log');
   mkdirSync(outDir, { recursive: true });
-  const r = await run(process.env.CXX || 'g++', [...CXXFLAGS, '-DSAE_CUDA_EMULATE', ...includes, `-I${blas.include}`, '-x', 'c++',
-    ...['step.cu', 'emulate.cc', 'addon.cc'].map((f) => join(sourceDir, f)), '-shared', '-o', EMULATED_ADDON,
-    `-L${blas.lib}`, `-Wl,-rpath,${blas.lib}`, '-lopenblas']);
+  const r = await run(process.env.CXX || 'g++', [
+    ...CXXFLAGS,
+    '-DSAE_CUDA_EMULATE',
+    ...includes,
+    `-I${blas.include}`,
+    '-x',
+    'c++',
+    ...['step.cu', 'emulate.cc', 'addon.cc'].map((f) => join(sourceDir, f)),
+    '-shared',
+    '-o',
+    EMULATED_ADDON,
+    `-L${blas.lib}`,
+    `-Wl,-rpath,${blas.lib}`,
+    '-lopenblas',
+  ]);
   writeFileSync(log, r.out);
   if (!r.ok) return say(`failed, see ${log}; its tests skip`);
   const p = probe(EMULATED_ADDON);

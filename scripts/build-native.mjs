@@ -24,8 +24,10 @@ const require = createRequire(import.meta.url);
 const { ADDON_PATH, ENABLE_COMMAND } = require('../native/index.cjs');
 
 function giveUp(reason) {
-  console.log(`sae-pipeline: native CPU addon not built (${reason}); training falls back to tfjs-wasm. ` +
-    `Enable the fast path: ${ENABLE_COMMAND}`);
+  console.log(
+    `sae-pipeline: native CPU addon not built (${reason}); training falls back to tfjs-wasm. ` +
+      `Enable the fast path: ${ENABLE_COMMAND}`,
+  );
   process.exit(0);
 }
 
@@ -44,14 +46,19 @@ function findOpenBlas(triplet) {
   const lib = firstExisting([
     `/usr/lib/${triplet}/openblas-openmp/libopenblas.so`,
     pkgLibdir.ok && join(pkgLibdir.out.trim(), 'libopenblas.so'),
-    `/usr/lib/${triplet}/libopenblas.so`, '/usr/lib64/libopenblas.so', '/usr/lib/libopenblas.so',
+    `/usr/lib/${triplet}/libopenblas.so`,
+    '/usr/lib64/libopenblas.so',
+    '/usr/lib/libopenblas.so',
   ]);
   // OpenBLAS's own cblas.h (it declares openblas_set_num_threads), not another BLAS's; the
   // variant's own directory first (the addon includes <cblas.h> from the directory found).
   const header = [
-    `/usr/include/${triplet}/openblas-openmp/cblas.h`, `/usr/include/${triplet}/openblas-pthread/cblas.h`,
+    `/usr/include/${triplet}/openblas-openmp/cblas.h`,
+    `/usr/include/${triplet}/openblas-pthread/cblas.h`,
     `/usr/include/${triplet}/cblas.h`,
-    pkgInclude.ok && join(pkgInclude.out.trim(), 'cblas.h'), '/usr/include/openblas/cblas.h', '/usr/include/cblas.h',
+    pkgInclude.ok && join(pkgInclude.out.trim(), 'cblas.h'),
+    '/usr/include/openblas/cblas.h',
+    '/usr/include/cblas.h',
   ].filter((p) => p && existsSync(p) && readFileSync(p, 'utf8').includes('openblas_set_num_threads'))[0];
   return { lib: lib && dirname(lib), header };
 }
@@ -69,7 +76,8 @@ function nodedirArgs() {
  * the baseline otherwise. SAE_NATIVE_MARCH overrides (e.g. "x86-64" for a portable build).
  */
 function marchArgs() {
-  if (process.env.SAE_NATIVE_MARCH !== undefined) return process.env.SAE_NATIVE_MARCH ? [`-Dmarch=${process.env.SAE_NATIVE_MARCH}`] : [];
+  if (process.env.SAE_NATIVE_MARCH !== undefined)
+    return process.env.SAE_NATIVE_MARCH ? [`-Dmarch=${process.env.SAE_NATIVE_MARCH}`] : [];
   let flags = '';
   try {
     flags = /^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '';
@@ -81,8 +89,11 @@ function marchArgs() {
 function upToDate() {
   if (!existsSync(ADDON_PATH)) return false;
   const built = statSync(ADDON_PATH).mtimeMs;
-  const sources = [join(nativeDir, 'binding.gyp'), fileURLToPath(import.meta.url),
-    ...['cpu', 'common'].flatMap((d) => readdirSync(join(nativeDir, d)).map((f) => join(nativeDir, d, f)))];
+  const sources = [
+    join(nativeDir, 'binding.gyp'),
+    fileURLToPath(import.meta.url),
+    ...['cpu', 'common'].flatMap((d) => readdirSync(join(nativeDir, d)).map((f) => join(nativeDir, d, f))),
+  ];
   return sources.every((f) => statSync(f).mtimeMs < built);
 }
 
@@ -100,18 +111,28 @@ function main() {
   } catch {
     giveUp('node-gyp or node-addon-api is not installed (run npm ci)');
   }
-  const args = [nodeGyp, 'rebuild', `--directory=${nativeDir}`, ...nodedirArgs(), '--',
-    `-Dopenblas_lib=${blas.lib}`, `-Dopenblas_include=${dirname(blas.header)}`, ...marchArgs()];
+  const args = [
+    nodeGyp,
+    'rebuild',
+    `--directory=${nativeDir}`,
+    ...nodedirArgs(),
+    '--',
+    `-Dopenblas_lib=${blas.lib}`,
+    `-Dopenblas_include=${dirname(blas.header)}`,
+    ...marchArgs(),
+  ];
   const build = run(process.execPath, args, { cwd: nativeDir });
   mkdirSync(buildDir, { recursive: true });
   writeFileSync(logPath, `${[process.execPath, ...args].join(' ')}\n\n${build.out}`);
   if (!build.ok) giveUp(`the build failed, see ${logPath}`);
   // Load it in a fresh process (the loader sets the environment first): a build that links
   // but does not load must not pass for the fast path.
-  const probe = run(process.execPath, ['-e',
+  const probe = run(process.execPath, [
+    '-e',
     `const r = require(${JSON.stringify(join(nativeDir, 'index.cjs'))}).loadNativeAddon();` +
-    'if (r.error) { console.error(r.error); process.exit(1); } const i = r.addon.info();' +
-    'console.log(`${i.blas} ${i.coretype}, ${i.parallel} threads`);']);
+      'if (r.error) { console.error(r.error); process.exit(1); } const i = r.addon.info();' +
+      'console.log(`${i.blas} ${i.coretype}, ${i.parallel} threads`);',
+  ]);
   if (!probe.ok) giveUp(`the built addon does not load: ${probe.out.trim()}`);
   console.log(`sae-pipeline: built the native CPU training addon (${probe.out.trim()}; ${blas.lib})`);
 }

@@ -8,7 +8,8 @@ import { isSystemError } from './runtime/errors.js';
 
 const VERBS: Record<string, { usage: string; help: string; flags: Record<string, 'bool' | 'value' | 'list'> }> = {
   run: {
-    usage: 'pipeline run FILE [TARGET...] [--set k=v]... [--jobs N] [--force STAGE]... [--dry-run] [--verify] [--resources gpu=N,...] [--artifacts DIR] [--progress tty|plain] [--executor local|slurm] [--profile FILE]',
+    usage:
+      'pipeline run FILE [TARGET...] [--set k=v]... [--jobs N] [--force STAGE]... [--dry-run] [--verify] [--resources gpu=N,...] [--artifacts DIR] [--progress tty|plain] [--executor local|slurm] [--profile FILE]',
     help: `Runs the pipeline (or only the TARGET stages/instances and what they need), reusing cached results.
   --set k=v          override a pipeline param (typed by its declared default); repeatable
   --jobs N           at most N stages at once (default: number of CPUs)
@@ -20,7 +21,18 @@ const VERBS: Record<string, { usage: string; help: string; flags: Record<string,
   --progress MODE    tty (live lines) or plain (timestamped lines); default: tty when stderr is a terminal
   --executor NAME    local (default; also $PIPELINE_EXECUTOR) or slurm: heavy stages become batch jobs
   --profile FILE     the Slurm profile: partitions, account, time limits, setup lines (also $PIPELINE_SLURM_PROFILE)`,
-    flags: { set: 'list', jobs: 'value', force: 'list', 'dry-run': 'bool', verify: 'bool', resources: 'value', artifacts: 'value', progress: 'value', executor: 'value', profile: 'value' },
+    flags: {
+      set: 'list',
+      jobs: 'value',
+      force: 'list',
+      'dry-run': 'bool',
+      verify: 'bool',
+      resources: 'value',
+      artifacts: 'value',
+      progress: 'value',
+      executor: 'value',
+      profile: 'value',
+    },
   },
   status: {
     usage: 'pipeline status FILE [--json] [--set k=v]... [--verify] [--artifacts DIR]',
@@ -65,7 +77,9 @@ function mainHelp(): string {
   return `pipeline: a cached DAG runner for YAML pipelines\n\nUsage:\n${Object.entries(VERBS)
     .filter(([v]) => v !== 'exec')
     .map(([, d]) => `  ${d.usage}`)
-    .join('\n')}\n\nFILE may be given as NAME for pipelines/NAME.yaml. \`pipeline VERB --help\` for details.\n${EXIT_CODES}\n`;
+    .join(
+      '\n',
+    )}\n\nFILE may be given as NAME for pipelines/NAME.yaml. \`pipeline VERB --help\` for details.\n${EXIT_CODES}\n`;
 }
 
 class UsageError extends Error {}
@@ -135,13 +149,24 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(mainHelp());
     return 0;
   }
-  if (!VERBS[verb]) throw new UsageError(`unknown command '${verb}' (commands: ${Object.keys(VERBS).filter((v) => v !== 'exec').join(', ')})`);
+  if (!VERBS[verb])
+    throw new UsageError(
+      `unknown command '${verb}' (commands: ${Object.keys(VERBS)
+        .filter((v) => v !== 'exec')
+        .join(', ')})`,
+    );
   if (rest.includes('--help') || rest.includes('-h')) {
     process.stdout.write(`Usage: ${VERBS[verb].usage}\n\n${VERBS[verb].help}\n\n${EXIT_CODES}\n`);
     return 0;
   }
   const p = parse(verb, rest);
-  if (verb === 'run' && !p.flags.has('dry-run') && !p.flags.has('force') && !p.flags.has('verify') && p.positionals.length) {
+  if (
+    verb === 'run' &&
+    !p.flags.has('dry-run') &&
+    !p.flags.has('force') &&
+    !p.flags.has('verify') &&
+    p.positionals.length
+  ) {
     // Nothing changed since the last run? Answered without loading the pipeline machinery.
     const { tryNoopRun } = await import('./runtime/noop.js');
     const progress = one(p, 'progress');
@@ -162,11 +187,14 @@ async function main(argv: string[]): Promise<number> {
       const [file, ...targets] = positionals(p, verb, 1, Infinity);
       const jobsText = one(p, 'jobs');
       const jobs = jobsText === undefined ? undefined : Number(jobsText);
-      if (jobs !== undefined && (!Number.isInteger(jobs) || jobs < 1)) throw new UsageError(`--jobs expects a positive integer, got '${jobsText}'`);
+      if (jobs !== undefined && (!Number.isInteger(jobs) || jobs < 1))
+        throw new UsageError(`--jobs expects a positive integer, got '${jobsText}'`);
       const executor = one(p, 'executor') ?? (process.env.PIPELINE_EXECUTOR || 'local');
-      if (executor !== 'local' && executor !== 'slurm') throw new UsageError(`--executor expects local or slurm, got '${executor}'`);
+      if (executor !== 'local' && executor !== 'slurm')
+        throw new UsageError(`--executor expects local or slurm, got '${executor}'`);
       const progress = one(p, 'progress');
-      if (progress !== undefined && progress !== 'tty' && progress !== 'plain') throw new UsageError(`--progress expects tty or plain`);
+      if (progress !== undefined && progress !== 'tty' && progress !== 'plain')
+        throw new UsageError(`--progress expects tty or plain`);
       return cmd.runCommand({
         file,
         targets,
@@ -186,12 +214,20 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'status': {
       const [file] = positionals(p, verb, 1, 1);
-      return cmd.statusCommand({ file, set: sets(p), json: p.flags.has('json'), verify: p.flags.has('verify'), artifacts: one(p, 'artifacts'), stageTypes: await stageTypes() });
+      return cmd.statusCommand({
+        file,
+        set: sets(p),
+        json: p.flags.has('json'),
+        verify: p.flags.has('verify'),
+        artifacts: one(p, 'artifacts'),
+        stageTypes: await stageTypes(),
+      });
     }
     case 'dag': {
       const [file] = positionals(p, verb, 1, 1);
       const format = one(p, 'format') ?? 'text';
-      if (format !== 'text' && format !== 'mermaid' && format !== 'dot') throw new UsageError(`--format expects text, mermaid or dot, got '${format}'`);
+      if (format !== 'text' && format !== 'mermaid' && format !== 'dot')
+        throw new UsageError(`--format expects text, mermaid or dot, got '${format}'`);
       return cmd.dagCommand({ file, set: sets(p), format, stageTypes: await stageTypes() });
     }
     case 'validate': {
@@ -200,7 +236,14 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'show': {
       const [file, stage] = positionals(p, verb, 2, 2);
-      return cmd.showCommand({ file, stage, set: sets(p), json: p.flags.has('json'), artifacts: one(p, 'artifacts'), stageTypes: await stageTypes() });
+      return cmd.showCommand({
+        file,
+        stage,
+        set: sets(p),
+        json: p.flags.has('json'),
+        artifacts: one(p, 'artifacts'),
+        stageTypes: await stageTypes(),
+      });
     }
     case 'gc': {
       const [file] = positionals(p, verb, 0, 1);
@@ -210,10 +253,19 @@ async function main(argv: string[]): Promise<number> {
       const types = await stageTypes();
       const { describeStageType, describeStageTypes } = await import('./runtime/describe.js');
       const unknown = p.positionals.filter((n) => !types.some((t) => t.name === n));
-      if (unknown.length) throw new UsageError(`unknown stage type ${unknown.join(', ')} (known: ${types.map((t) => t.name).sort().join(', ')})`);
+      if (unknown.length)
+        throw new UsageError(
+          `unknown stage type ${unknown.join(', ')} (known: ${types
+            .map((t) => t.name)
+            .sort()
+            .join(', ')})`,
+        );
       if (p.flags.has('markdown')) process.stdout.write(describeStageTypes(types));
-      else if (p.positionals.length) for (const n of p.positionals) process.stdout.write(describeStageType(types.find((t) => t.name === n)!) + '\n');
-      else for (const t of [...types].sort((a, b) => a.name.localeCompare(b.name))) process.stdout.write(`${t.name.padEnd(24)}${summary(t.description)}\n`);
+      else if (p.positionals.length)
+        for (const n of p.positionals) process.stdout.write(describeStageType(types.find((t) => t.name === n)!) + '\n');
+      else
+        for (const t of [...types].sort((a, b) => a.name.localeCompare(b.name)))
+          process.stdout.write(`${t.name.padEnd(24)}${summary(t.description)}\n`);
       return 0;
     }
     case 'exec': {

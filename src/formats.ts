@@ -128,16 +128,23 @@ export const FitFile = Type.Object({
   confidence: Type.Optional(Type.Number()),
   points: Type.Array(FitPointRecord),
   residuals: Type.Optional(Type.Array(Num)),
-  goodness: Type.Optional(Type.Object({ r2: Type.Optional(Num), rmse_log: Type.Optional(Num), objective: Type.Optional(Num) })),
+  goodness: Type.Optional(
+    Type.Object({ r2: Type.Optional(Num), rmse_log: Type.Optional(Num), objective: Type.Optional(Num) }),
+  ),
   predictions: Type.Optional(Type.Array(PredictionRecord)),
   curve: Type.Optional(Type.Array(CurveRow)),
   /** chinchilla: the compute-optimal data size for each requested N. */
   optimal_data: Type.Optional(Type.Array(Type.Unknown())),
   identification: Type.Optional(IdentificationRecord),
   /** chinchilla fitted in effective data (src/fit/repetition.ts). */
-  repetition: Type.Optional(Type.Object({
-    model: Type.String(), r_star: Type.Number(), unique_available: Type.Number(), max_measured_passes: Type.Number(),
-  })),
+  repetition: Type.Optional(
+    Type.Object({
+      model: Type.String(),
+      r_star: Type.Number(),
+      unique_available: Type.Number(),
+      max_measured_passes: Type.Number(),
+    }),
+  ),
   /** How it was fitted: loss, optimiser, bootstrap (informational; the report does not read them). */
   loss: Type.Optional(Type.Object({ kind: Type.String(), delta: Type.Optional(Type.Number()) })),
   optimizer: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
@@ -237,7 +244,12 @@ export const MetricsRun = Type.Object({ type: Type.Literal('run'), ...RunRecord.
 export type MetricsRun = Static<typeof MetricsRun>;
 
 /** Record types a reader knows; other types (added by later versions) are not its business. */
-export const METRICS_RECORDS = { config: MetricsConfig, train: MetricsTrain, eval: MetricsEval, run: MetricsRun } as const;
+export const METRICS_RECORDS = {
+  config: MetricsConfig,
+  train: MetricsTrain,
+  eval: MetricsEval,
+  run: MetricsRun,
+} as const;
 
 // ---------------------------------------------------------------------------------------
 // store.json
@@ -249,7 +261,11 @@ export const StoreDtype = Type.Union([Type.Literal('float16'), Type.Literal('flo
 export type StoreDtype = Static<typeof StoreDtype>;
 
 /** One source file the rows came from, in order. */
-export const StoreSource = Type.Object({ path: Type.String(), rows: Type.Integer({ minimum: 0 }), sha256: Type.String() });
+export const StoreSource = Type.Object({
+  path: Type.String(),
+  rows: Type.Integer({ minimum: 0 }),
+  sha256: Type.String(),
+});
 export type StoreSource = Static<typeof StoreSource>;
 
 /** data.bin holds rows * d values, row-major, little-endian: float16 bits or float32. */

@@ -40,7 +40,12 @@ export const paramName = (layer: number, i: number): string => `p_${layer}_${i}`
 export function upstreamOf(shape: Shape, layer: number, i: number): Array<[number, number]> {
   if (layer === 0) return [];
   const next = (i + 1) % shape.width;
-  return next === i ? [[layer - 1, i]] : [[layer - 1, i], [layer - 1, next]];
+  return next === i
+    ? [[layer - 1, i]]
+    : [
+        [layer - 1, i],
+        [layer - 1, next],
+      ];
 }
 
 /** Names of the stage (layer, i) and of every stage downstream of it. */
@@ -93,9 +98,10 @@ function pipelineYaml(w: Workload): string {
     for (let i = 0; i < w.shape.width; i++) {
       const name = stageName(l, i);
       const ups = upstreamOf(w.shape, l, i);
-      const inputs = ups.length === 0
-        ? 'seed.txt'
-        : ups.map(([ul, ui]) => `'\${{ stages.${stageName(ul, ui)}.outputs.out }}'`).join(' ');
+      const inputs =
+        ups.length === 0
+          ? 'seed.txt'
+          : ups.map(([ul, ui]) => `'\${{ stages.${stageName(ul, ui)}.outputs.out }}'`).join(' ');
       const cmd = stageCommand(name, inputs, `\${{ params.${paramName(l, i)} }}`, '"$OUT/out.txt"', w.oursExecLog);
       stages[name] = {
         uses: 'shell',

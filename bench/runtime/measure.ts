@@ -27,7 +27,9 @@ const GNU_TIME = '/usr/bin/time';
 
 export function countLines(file: string): number {
   if (!existsSync(file)) return 0;
-  return readFileSync(file, 'utf8').split('\n').filter((line) => line !== '').length;
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((line) => line !== '').length;
 }
 
 /** Runs `command` once; throws with the tail of its output if it fails. */

@@ -39,7 +39,13 @@ export function groupOf(frame: CallFrame): string {
   const pkg = url.match(/node_modules\/((?:@[^/]+\/)?[^/]+)/);
   if (pkg) return `pkg ${pkg[1]}`;
   if (url.startsWith('node:internal/modules') || url.startsWith('node:internal/vm')) return 'node module loader';
-  if (url.startsWith('node:')) return `node ${url.slice(5).replace(/^internal\//, '').split('/')[0]}`;
+  if (url.startsWith('node:'))
+    return `node ${
+      url
+        .slice(5)
+        .replace(/^internal\//, '')
+        .split('/')[0]
+    }`;
   const own = url.match(/\/dist\/(.*)$/);
   return own ? own[1] : url;
 }

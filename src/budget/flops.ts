@@ -91,7 +91,11 @@ export function computeBudget(p: BudgetInputs): Budget {
   const tokensEquivalent = (p.gemma_scope_vectors * Math.log2(p.vocab_gemma)) / Math.log2(p.vocab_llama);
   const unrounded = tokensEquivalent * p.model_size_ratio;
   const fromOverride = p.final_n_samples !== undefined;
-  const dataBudget = fromOverride ? p.final_n_samples! : p.round_data_budget ? roundSignificant(unrounded, 2) : unrounded;
+  const dataBudget = fromOverride
+    ? p.final_n_samples!
+    : p.round_data_budget
+      ? roundSignificant(unrounded, 2)
+      : unrounded;
   const dSae = p.d_sae ?? p.expansion_factor * p.d_in;
 
   const llamaFlops = p.llama_params * dataBudget;
@@ -121,15 +125,30 @@ export function computeBudget(p: BudgetInputs): Budget {
           `${sci(tokensEquivalent, 3)} Llama tokens; x ${p.model_size_ratio} = ${sci(unrounded, 3)}` +
           (p.round_data_budget ? ` -> ${sci(dataBudget)} vectors` : ' vectors'),
     },
-    { item: 'Llama first half, forward (N_l D)', flops: llamaFlops, hours: hours(llamaFlops), note: `N_l = ${sci(p.llama_params)}, D = ${sci(dataBudget)}` },
-    { item: `final SAE (6 * 2 d_in d_sae D)`, flops: finalFlops, hours: hours(finalFlops), note: `d_in = ${p.d_in}, d_sae = ${dSae}` },
+    {
+      item: 'Llama first half, forward (N_l D)',
+      flops: llamaFlops,
+      hours: hours(llamaFlops),
+      note: `N_l = ${sci(p.llama_params)}, D = ${sci(dataBudget)}`,
+    },
+    {
+      item: `final SAE (6 * 2 d_in d_sae D)`,
+      flops: finalFlops,
+      hours: hours(finalFlops),
+      note: `d_in = ${p.d_in}, d_sae = ${dSae}`,
+    },
     ...small.map((r) => ({
       item: `small ${r.group}: d_sae=${r.d_sae}, D=${sci(r.n_samples)}${r.count > 1 ? ` x${r.count}` : ''}`,
       flops: r.flops,
       hours: r.hours,
       note: `${pct(r.flops / finalFlops)} of the final SAE`,
     })),
-    { item: 'small runs, total', flops: smallTotal, hours: hours(smallTotal), note: `${pct(smallTotal / finalFlops)} of the final SAE` },
+    {
+      item: 'small runs, total',
+      flops: smallTotal,
+      hours: hours(smallTotal),
+      note: `${pct(smallTotal / finalFlops)} of the final SAE`,
+    },
   ];
 
   return {
@@ -153,16 +172,24 @@ export function computeBudget(p: BudgetInputs): Budget {
 }
 
 /** Each spec becomes one entry per (d_sae, n_samples) pair. */
-function expandSmallRuns(specs: SmallRunSpec[]): Array<{ group: string; d_sae: number; n_samples: number; count: number }> {
+function expandSmallRuns(
+  specs: SmallRunSpec[],
+): Array<{ group: string; d_sae: number; n_samples: number; count: number }> {
   const out: Array<{ group: string; d_sae: number; n_samples: number; count: number }> = [];
   specs.forEach((spec, i) => {
     const widths = Array.isArray(spec.d_sae) ? spec.d_sae : [spec.d_sae];
     const samples = Array.isArray(spec.n_samples) ? spec.n_samples : [spec.n_samples];
     const count = spec.count ?? 1;
-    for (const [field, v] of [...widths.map((w) => ['d_sae', w] as const), ...samples.map((s) => ['n_samples', s] as const), ['count', count] as const]) {
-      if (!(typeof v === 'number' && v > 0)) throw new Error(`flop-budget: small_runs[${i}].${field} = ${JSON.stringify(v)} must be a positive number`);
+    for (const [field, v] of [
+      ...widths.map((w) => ['d_sae', w] as const),
+      ...samples.map((s) => ['n_samples', s] as const),
+      ['count', count] as const,
+    ]) {
+      if (!(typeof v === 'number' && v > 0))
+        throw new Error(`flop-budget: small_runs[${i}].${field} = ${JSON.stringify(v)} must be a positive number`);
     }
-    for (const d of widths) for (const n of samples) out.push({ group: spec.name ?? `#${i}`, d_sae: d, n_samples: n, count });
+    for (const d of widths)
+      for (const n of samples) out.push({ group: spec.name ?? `#${i}`, d_sae: d, n_samples: n, count });
   });
   return out;
 }

@@ -115,13 +115,23 @@ export class BatchLoader {
   /** Continues exactly where `state` was taken; reads already prefetched are discarded. */
   restore(state: LoaderState): void {
     if (state.rows !== undefined && state.rows !== this.rows) {
-      throw new Error(`loader.restore: state is for a split of ${state.rows} rows, this loader's split has ${this.rows}`);
+      throw new Error(
+        `loader.restore: state is for a split of ${state.rows} rows, this loader's split has ${this.rows}`,
+      );
     }
     if (state.shuffle !== undefined && state.shuffle !== this.shuffle) {
       throw new Error(`loader.restore: state has shuffle=${state.shuffle}, this loader shuffle=${this.shuffle}`);
     }
-    if (!Number.isSafeInteger(state.epoch) || state.epoch < 0 || !Number.isSafeInteger(state.position) || state.position < 0 || state.position > this.rows) {
-      throw new Error(`loader.restore: bad cursor epoch=${state.epoch} position=${state.position} (split has ${this.rows} rows)`);
+    if (
+      !Number.isSafeInteger(state.epoch) ||
+      state.epoch < 0 ||
+      !Number.isSafeInteger(state.position) ||
+      state.position < 0 ||
+      state.position > this.rows
+    ) {
+      throw new Error(
+        `loader.restore: bad cursor epoch=${state.epoch} position=${state.position} (split has ${this.rows} rows)`,
+      );
     }
     if (state.seed !== this.seed) this.permutations.clear();
     this.seed = state.seed;
@@ -192,13 +202,17 @@ export class BatchLoader {
 
 /** The row range of a split; a clear error when the store is too small for it. */
 export function splitRange(store: ActivationStore, split: Split, evalRows: number): { firstRow: number; rows: number } {
-  if (!Number.isSafeInteger(evalRows) || evalRows < 0) throw new Error(`loader: evalRows must be a non-negative integer, got ${evalRows}`);
+  if (!Number.isSafeInteger(evalRows) || evalRows < 0)
+    throw new Error(`loader: evalRows must be a non-negative integer, got ${evalRows}`);
   if (split === 'all') return nonEmpty({ firstRow: 0, rows: store.rows }, store, split, evalRows);
   if (evalRows >= store.rows && split === 'train') {
-    throw new Error(`store ${store.dir} has ${store.rows} rows: evalRows=${evalRows} leaves no training rows (pass a smaller evalRows)`);
+    throw new Error(
+      `store ${store.dir} has ${store.rows} rows: evalRows=${evalRows} leaves no training rows (pass a smaller evalRows)`,
+    );
   }
   if (split === 'eval') {
-    if (evalRows > store.rows) throw new Error(`store ${store.dir} has ${store.rows} rows, fewer than evalRows=${evalRows}`);
+    if (evalRows > store.rows)
+      throw new Error(`store ${store.dir} has ${store.rows} rows, fewer than evalRows=${evalRows}`);
     return nonEmpty({ firstRow: store.rows - evalRows, rows: evalRows }, store, split, evalRows);
   }
   if (split === 'train') return { firstRow: 0, rows: store.rows - evalRows };
@@ -206,7 +220,8 @@ export function splitRange(store: ActivationStore, split: Split, evalRows: numbe
 }
 
 function nonEmpty(range: { firstRow: number; rows: number }, store: ActivationStore, split: Split, evalRows: number) {
-  if (range.rows === 0) throw new Error(`store ${store.dir}: split '${split}' is empty (rows=${store.rows}, evalRows=${evalRows})`);
+  if (range.rows === 0)
+    throw new Error(`store ${store.dir}: split '${split}' is empty (rows=${store.rows}, evalRows=${evalRows})`);
   return range;
 }
 

@@ -9,7 +9,15 @@ import { readFileSync, writeFileSync } from 'node:fs';
 
 export type SafetensorsDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
-type TensorData = Float64Array | Float32Array | Uint16Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array;
+type TensorData =
+  | Float64Array
+  | Float32Array
+  | Uint16Array
+  | BigInt64Array
+  | Int32Array
+  | Int16Array
+  | Int8Array
+  | Uint8Array;
 
 export interface Tensor {
   dtype: SafetensorsDtype;
@@ -18,7 +26,18 @@ export interface Tensor {
   data: TensorData;
 }
 
-const BYTES: Record<SafetensorsDtype, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+const BYTES: Record<SafetensorsDtype, number> = {
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
+};
 
 /** Builds the bytes of a safetensors file. */
 export function encodeSafetensors(tensors: Record<string, Tensor>, metadata?: Record<string, string>): Uint8Array {
@@ -30,7 +49,9 @@ export function encodeSafetensors(tensors: Record<string, Tensor>, metadata?: Re
     const count = t.shape.reduce((a, b) => a * b, 1);
     const bytes = count * BYTES[t.dtype];
     if (t.data.byteLength !== bytes) {
-      throw new Error(`safetensors: tensor "${name}" has ${t.data.byteLength} bytes, shape [${t.shape}] of ${t.dtype} needs ${bytes}`);
+      throw new Error(
+        `safetensors: tensor "${name}" has ${t.data.byteLength} bytes, shape [${t.shape}] of ${t.dtype} needs ${bytes}`,
+      );
     }
     header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
@@ -49,7 +70,11 @@ export function encodeSafetensors(tensors: Record<string, Tensor>, metadata?: Re
   return out;
 }
 
-export function writeSafetensors(path: string, tensors: Record<string, Tensor>, metadata?: Record<string, string>): void {
+export function writeSafetensors(
+  path: string,
+  tensors: Record<string, Tensor>,
+  metadata?: Record<string, string>,
+): void {
   writeFileSync(path, encodeSafetensors(tensors, metadata));
 }
 
@@ -73,11 +98,17 @@ export function decodeSafetensors(bytes: Uint8Array, source = '<bytes>'): Safete
   const tensors: Record<string, Tensor> = {};
   for (const [name, entry] of Object.entries(header)) {
     if (name === '__metadata__') continue;
-    const { dtype, shape, data_offsets: [begin, end] } = entry as { dtype: SafetensorsDtype; shape: number[]; data_offsets: [number, number] };
+    const {
+      dtype,
+      shape,
+      data_offsets: [begin, end],
+    } = entry as { dtype: SafetensorsDtype; shape: number[]; data_offsets: [number, number] };
     if (!(dtype in BYTES)) throw new Error(`${source}: tensor "${name}" has unsupported dtype ${dtype}`);
     const count = shape.reduce((a, b) => a * b, 1);
     if (end - begin !== count * BYTES[dtype] || dataStart + end > bytes.length) {
-      throw new Error(`${source}: tensor "${name}" offsets [${begin}, ${end}] do not match shape [${shape}] ${dtype} or the file size`);
+      throw new Error(
+        `${source}: tensor "${name}" offsets [${begin}, ${end}] do not match shape [${shape}] ${dtype} or the file size`,
+      );
     }
     // Copy out (Buffer#slice would share memory): the data need not be aligned for its dtype in place.
     const slice = new Uint8Array(bytes.subarray(dataStart + begin, dataStart + end));
@@ -92,13 +123,23 @@ export function readSafetensors(path: string): SafetensorsFile {
 
 function view(dtype: SafetensorsDtype, buf: ArrayBuffer): TensorData {
   switch (dtype) {
-    case 'F64': return new Float64Array(buf);
-    case 'F32': return new Float32Array(buf);
-    case 'F16': case 'BF16': return new Uint16Array(buf);
-    case 'I64': return new BigInt64Array(buf);
-    case 'I32': return new Int32Array(buf);
-    case 'I16': return new Int16Array(buf);
-    case 'I8': return new Int8Array(buf);
-    case 'U8': case 'BOOL': return new Uint8Array(buf);
+    case 'F64':
+      return new Float64Array(buf);
+    case 'F32':
+      return new Float32Array(buf);
+    case 'F16':
+    case 'BF16':
+      return new Uint16Array(buf);
+    case 'I64':
+      return new BigInt64Array(buf);
+    case 'I32':
+      return new Int32Array(buf);
+    case 'I16':
+      return new Int16Array(buf);
+    case 'I8':
+      return new Int8Array(buf);
+    case 'U8':
+    case 'BOOL':
+      return new Uint8Array(buf);
   }
 }

@@ -31,7 +31,8 @@ export class StoreWriter {
   ) {}
 
   static async create(dir: string, opts: { dtype: StoreDtype; column: string }): Promise<StoreWriter> {
-    if (endianness() !== 'LE') throw new Error('the activation store is little-endian; big-endian hosts are not supported');
+    if (endianness() !== 'LE')
+      throw new Error('the activation store is little-endian; big-endian hosts are not supported');
     const handle = await open(join(dir, STORE_DATA_FILE), 'w');
     return new StoreWriter(dir, opts.dtype, opts.column, handle);
   }

@@ -33,9 +33,15 @@ export function decide(d: DecisionInput): DecisionRecord {
   } else {
     value = d.fallback;
     source = 'fallback';
-    const why = !d.identified ? `the law is not identified (${d.reasons.join('; ') || 'no reason given'})` : 'the law gave no usable value';
-    warnings.push(`FALLBACK: ${d.name} = ${fmt(value)} from the rule "${d.fallbackRule}", because ${why}` +
-      (d.lawValue !== null && Number.isFinite(d.lawValue) ? `; the law's value would have been ${fmt(d.lawValue)}` : ''));
+    const why = !d.identified
+      ? `the law is not identified (${d.reasons.join('; ') || 'no reason given'})`
+      : 'the law gave no usable value';
+    warnings.push(
+      `FALLBACK: ${d.name} = ${fmt(value)} from the rule "${d.fallbackRule}", because ${why}` +
+        (d.lawValue !== null && Number.isFinite(d.lawValue)
+          ? `; the law's value would have been ${fmt(d.lawValue)}`
+          : ''),
+    );
   }
   let clamped: DecisionRecord['clamped'] = null;
   const lo = d.clamp?.min ?? -Infinity;
@@ -48,8 +54,15 @@ export function decide(d: DecisionInput): DecisionRecord {
   }
   warnings.push(...(d.warnings ?? []));
   return {
-    name: d.name, value, source, law_value: d.lawValue, identified: d.identified, fallback_rule: d.fallbackRule,
-    clamped, reasons: d.reasons, warnings,
+    name: d.name,
+    value,
+    source,
+    law_value: d.lawValue,
+    identified: d.identified,
+    fallback_rule: d.fallbackRule,
+    clamped,
+    reasons: d.reasons,
+    warnings,
   };
 }
 

@@ -99,7 +99,10 @@ export function fitLaw(points: FitPoint[], opts: FitOptions): FitOutcome {
   const confidence = opts.confidence ?? 0.95;
   const warnings: string[] = [];
   const missing = points.filter((p) => p.dropped_by === 'no_value');
-  if (missing.length) warnings.push(`${missing.length} point(s) without a value (a diverged or failed run) left out: ${missing.map((p) => p.source).join('; ')}`);
+  if (missing.length)
+    warnings.push(
+      `${missing.length} point(s) without a value (a diverged or failed run) left out: ${missing.map((p) => p.source).join('; ')}`,
+    );
   const kept = points.filter((p) => p.kept);
   checkEnoughPoints(law, points, kept);
   const repetition = law.name === 'chinchilla' ? setEffectiveData(points, opts, warnings) : null;
@@ -124,7 +127,8 @@ export function fitLaw(points: FitPoint[], opts: FitOptions): FitOutcome {
   const boot = bootstrap(law, data, lossKind, loss, best.theta, opts, warnings);
   const bootstrapSeconds = (performance.now() - t1) / 1000;
   const lo = (1 - confidence) / 2;
-  const band = (values: number[]): Interval => (values.length ? [quantile(values, lo), quantile(values, 1 - lo)] : null);
+  const band = (values: number[]): Interval =>
+    values.length ? [quantile(values, lo), quantile(values, 1 - lo)] : null;
 
   const intervals: Record<string, Interval> = {};
   for (const name of law.paramNames) intervals[name] = band(boot.map((t) => law.toPublic(t)[name]));
@@ -132,15 +136,30 @@ export function fitLaw(points: FitPoint[], opts: FitOptions): FitOutcome {
   const rule = { ...DEFAULT_RULE, ...opts.identification };
   // With the bootstrap switched off (bootstrap: 0) only the condition number can judge.
   const judgeIntervals = (opts.bootstrap ?? 200) > 0;
-  const identification = identify(law, best.theta, kept.map((p) => logFeatures(law, p)), params, intervals, axes(law, kept), rule, judgeIntervals);
+  const identification = identify(
+    law,
+    best.theta,
+    kept.map((p) => logFeatures(law, p)),
+    params,
+    intervals,
+    axes(law, kept),
+    rule,
+    judgeIntervals,
+  );
   if (!identification.identified) {
-    warnings.push(`the ${law.name} law is NOT identified by its data: ${identification.reasons.join('; ')}; ` +
-      'a decision taken from it must fall back to a stated rule');
+    warnings.push(
+      `the ${law.name} law is NOT identified by its data: ${identification.reasons.join('; ')}; ` +
+        'a decision taken from it must fall back to a stated rule',
+    );
   }
 
   const range = fittedRange(law, kept);
-  const predicted = (opts.predictAt ?? []).map((p, i) => predictOne(law, best.theta, boot, p, i, range, band, warnings));
-  const optimal = (opts.optimalDataFor ?? []).map((N) => optimalOne(law, best.theta, boot, N, band, warnings, repetition));
+  const predicted = (opts.predictAt ?? []).map((p, i) =>
+    predictOne(law, best.theta, boot, p, i, range, band, warnings),
+  );
+  const optimal = (opts.optimalDataFor ?? []).map((N) =>
+    optimalOne(law, best.theta, boot, N, band, warnings, repetition),
+  );
 
   const residuals = points.map((p) => law.logPredict(best.theta, logFeatures(law, p)) - Math.log(p.y));
   const json: FitFile = {
@@ -153,17 +172,35 @@ export function fitLaw(points: FitPoint[], opts: FitOptions): FitOutcome {
     params,
     intervals,
     confidence,
-    points: points.map((p, i) => ({ ...pointCoords(law, p), y: p.y, kept: p.kept, ...(p.dropped_by ? { dropped_by: p.dropped_by } : {}), residual: finiteOrNull(residuals[i]) })),
+    points: points.map((p, i) => ({
+      ...pointCoords(law, p),
+      y: p.y,
+      kept: p.kept,
+      ...(p.dropped_by ? { dropped_by: p.dropped_by } : {}),
+      residual: finiteOrNull(residuals[i]),
+    })),
     residuals: residuals.map(finiteOrNull),
     goodness: goodness(law, data, best.theta, best.objective),
     predictions: predicted,
     curve: curves(law, best.theta, boot, kept, opts, band, repetition),
     ...(law.name === 'chinchilla' ? { optimal_data: optimal } : {}),
     identification,
-    ...(repetition ? { repetition: { model: repetition.model, r_star: repetition.rStar, unique_available: repetition.uniqueAvailable, max_measured_passes: repetition.maxPasses } } : {}),
+    ...(repetition
+      ? {
+          repetition: {
+            model: repetition.model,
+            r_star: repetition.rStar,
+            unique_available: repetition.uniqueAvailable,
+            max_measured_passes: repetition.maxPasses,
+          },
+        }
+      : {}),
     loss: lossKind === 'huber' ? { kind: 'huber', delta: opts.huberDelta ?? 1e-3 } : { kind: 'squared' },
     optimizer: {
-      method: law.name === 'power' && lossKind === 'squared' ? 'closed-form least squares (log-log)' : 'L-BFGS, strong-Wolfe line search, analytic gradient',
+      method:
+        law.name === 'power' && lossKind === 'squared'
+          ? 'closed-form least squares (log-log)'
+          : 'L-BFGS, strong-Wolfe line search, analytic gradient',
       starts: best.starts,
       converged_starts: best.convergedStarts,
       best_start: best.bestStart,
@@ -172,7 +209,13 @@ export function fitLaw(points: FitPoint[], opts: FitOptions): FitOutcome {
       iterations: best.run.iterations,
       seconds: fitSeconds,
     },
-    bootstrap: { method: bootstrapMethod(opts), resamples: opts.bootstrap ?? 200, used: boot.length, seed: opts.seed ?? 0, seconds: bootstrapSeconds },
+    bootstrap: {
+      method: bootstrapMethod(opts),
+      resamples: opts.bootstrap ?? 200,
+      used: boot.length,
+      seed: opts.seed ?? 0,
+      seconds: bootstrapSeconds,
+    },
     warnings,
   };
   return {
@@ -204,7 +247,11 @@ function checkEnoughPoints(law: Law, points: FitPoint[], kept: FitPoint[]): void
 function toLogData(law: Law, kept: FitPoint[]): LogData {
   const features = Array.from({ length: law.nFeatures }, () => new Float64Array(kept.length));
   kept.forEach((p, i) => logFeatures(law, p).forEach((v, j) => (features[j][i] = v)));
-  return { features, logY: Float64Array.from(kept, (p) => Math.log(p.y)), weights: new Float64Array(kept.length).fill(1) };
+  return {
+    features,
+    logY: Float64Array.from(kept, (p) => Math.log(p.y)),
+    weights: new Float64Array(kept.length).fill(1),
+  };
 }
 
 /** Log features of a point; chinchilla's data term sees the effective data when repetition is modelled. */
@@ -219,16 +266,24 @@ function pointCoords(law: Law, p: FitPoint): Record<string, number> {
 }
 
 function axes(law: Law, kept: FitPoint[]): Record<string, number[]> {
-  return law.name === 'chinchilla' ? { N: kept.map((p) => p.N!), D: kept.map((p) => p.D!) } : { x: kept.map((p) => p.x!) };
+  return law.name === 'chinchilla'
+    ? { N: kept.map((p) => p.N!), D: kept.map((p) => p.D!) }
+    : { x: kept.map((p) => p.x!) };
 }
 
-interface Repetition { model: string; rStar: number; uniqueAvailable: number; maxPasses: number }
+interface Repetition {
+  model: string;
+  rStar: number;
+  uniqueAvailable: number;
+  maxPasses: number;
+}
 
 /** With unique counts on the points and the repetition option: every point's D_eff; else null (D is taken as fresh). */
 function setEffectiveData(points: FitPoint[], opts: FitOptions, warnings: string[]): Repetition | null {
   const withU = points.filter((p) => p.U !== undefined);
   if (!opts.repetition || withU.length === 0) {
-    if (withU.some((p) => p.D! > p.U!)) warnings.push('points repeat their data (D > U) but no repetition model is given: D is taken as fresh data');
+    if (withU.some((p) => p.D! > p.U!))
+      warnings.push('points repeat their data (D > U) but no repetition model is given: D is taken as fresh data');
     return null;
   }
   const { rStar } = opts.repetition;
@@ -242,17 +297,37 @@ function setEffectiveData(points: FitPoint[], opts: FitOptions, warnings: string
 // ---------------------------------------------------------------------------------------
 // The fit itself
 
-function fitBest(law: Law, data: LogData, lossKind: LossKind, loss: ReturnType<typeof lossFn>, opts: FitOptions): BestFit {
+function fitBest(
+  law: Law,
+  data: LogData,
+  lossKind: LossKind,
+  loss: ReturnType<typeof lossFn>,
+  opts: FitOptions,
+): BestFit {
   const objective = law.objective(data, loss);
   const lbfgs = { maxIterations: opts.maxIterations ?? 1000 };
   if (law.name === 'power') {
     const theta = closedFormPower(data.features[0], data.logY, data.weights)!;
     const exact = { converged: true, reason: 'closed form', iterations: 0, gradMax: 0 };
     if (lossKind === 'squared') {
-      return { theta, objective: objective(theta, new Float64Array(2)), run: exact, starts: 1, convergedStarts: 1, bestStart: null };
+      return {
+        theta,
+        objective: objective(theta, new Float64Array(2)),
+        run: exact,
+        starts: 1,
+        convergedStarts: 1,
+        bestStart: null,
+      };
     }
     const r = minimizeLbfgs(objective, theta, lbfgs);
-    return { theta: r.x, objective: r.f, run: r, starts: 1, convergedStarts: r.converged ? 1 : 0, bestStart: Array.from(theta) };
+    return {
+      theta: r.x,
+      objective: r.f,
+      run: r,
+      starts: 1,
+      convergedStarts: r.converged ? 1 : 0,
+      bestStart: Array.from(theta),
+    };
   }
   // Two phases: every start runs with a loose stopping rule (enough to tell which basin it
   // falls into), then the best few are polished with the tight default rule. Same answer as
@@ -262,12 +337,20 @@ function fitBest(law: Law, data: LogData, lossKind: LossKind, loss: ReturnType<t
     .map((start) => ({ start, r: minimizeLbfgs(objective, start, { ...lbfgs, relTol: 1e-6, patience: 1 }) }))
     .filter(({ r }) => Number.isFinite(r.f))
     .sort((u, v) => u.r.f - v.r.f);
-  if (screened.length === 0) throw new Error(`fit-law: every one of the ${starts.length} ${law.name} fits failed (non-finite objective)`);
+  if (screened.length === 0)
+    throw new Error(`fit-law: every one of the ${starts.length} ${law.name} fits failed (non-finite objective)`);
   let best: BestFit | null = null;
   for (const { start, r: rough } of screened.slice(0, POLISHED)) {
     const r = minimizeLbfgs(objective, rough.x, lbfgs);
     if (Number.isFinite(r.f) && (best === null || r.f < best.objective)) {
-      best = { theta: r.x, objective: r.f, run: r, starts: starts.length, convergedStarts: 0, bestStart: Array.from(start) };
+      best = {
+        theta: r.x,
+        objective: r.f,
+        run: r,
+        starts: starts.length,
+        convergedStarts: 0,
+        bestStart: Array.from(start),
+      };
     }
   }
   if (best === null) throw new Error(`fit-law: polishing the best ${law.name} fits failed (non-finite objective)`);
@@ -284,9 +367,7 @@ function chinchillaStarts(grid: Partial<ChinchillaGrid> = {}): Float64Array[] {
   const starts: Float64Array[] = [];
   for (const alpha of g.alpha)
     for (const beta of g.beta)
-      for (const e of g.e)
-        for (const a of g.a)
-          for (const b of g.b) starts.push(Float64Array.of(a, b, e, alpha, beta));
+      for (const e of g.e) for (const a of g.a) for (const b of g.b) starts.push(Float64Array.of(a, b, e, alpha, beta));
   if (starts.length === 0) throw new Error('fit-law: grid has an empty axis: no starting point');
   return starts;
 }
@@ -309,8 +390,13 @@ function powerPlusConstantStarts(data: LogData): Float64Array[] {
 }
 
 function bootstrap(
-  law: Law, data: LogData, lossKind: LossKind, loss: ReturnType<typeof lossFn>, theta: Float64Array,
-  opts: FitOptions, warnings: string[],
+  law: Law,
+  data: LogData,
+  lossKind: LossKind,
+  loss: ReturnType<typeof lossFn>,
+  theta: Float64Array,
+  opts: FitOptions,
+  warnings: string[],
 ): Float64Array[] {
   const resamples = opts.bootstrap ?? 200;
   if (resamples <= 0) return [];
@@ -324,7 +410,10 @@ function bootstrap(
   }
   const random = seededRandom(opts.seed ?? 0);
   const method = bootstrapMethod(opts);
-  const draw = method === 'cases' ? () => ({ ...data, weights: resampleWeights(n, random) }) : residualResampler(law, data, theta, random);
+  const draw =
+    method === 'cases'
+      ? () => ({ ...data, weights: resampleWeights(n, random) })
+      : residualResampler(law, data, theta, random);
   const samples: Float64Array[] = [];
   let failed = 0;
   for (let i = 0; i < resamples; i++) {
@@ -333,7 +422,9 @@ function bootstrap(
     else failed++;
   }
   if (failed > 0.05 * resamples) {
-    warnings.push(`${failed} of ${resamples} bootstrap refits (${method}) failed or did not converge (degenerate resamples); intervals use the other ${samples.length}`);
+    warnings.push(
+      `${failed} of ${resamples} bootstrap refits (${method}) failed or did not converge (degenerate resamples); intervals use the other ${samples.length}`,
+    );
   }
   return samples;
 }
@@ -348,7 +439,12 @@ function bootstrapMethod(opts: FitOptions): BootstrapMethod {
  */
 function residualResampler(law: Law, data: LogData, theta: Float64Array, random: () => number): () => LogData {
   const n = data.logY.length;
-  const fitted = Float64Array.from({ length: n }, (_, i) => law.logPredict(theta, data.features.map((f) => f[i])));
+  const fitted = Float64Array.from({ length: n }, (_, i) =>
+    law.logPredict(
+      theta,
+      data.features.map((f) => f[i]),
+    ),
+  );
   const r = Float64Array.from(data.logY, (ly, i) => ly - fitted[i]);
   const mean = r.reduce((a, b) => a + b, 0) / n;
   const scale = Math.sqrt(n / (n - law.paramNames.length));
@@ -360,7 +456,14 @@ function residualResampler(law: Law, data: LogData, theta: Float64Array, random:
 }
 
 /** One bootstrap refit from the best point; null if degenerate or not converged. */
-function refit(law: Law, data: LogData, lossKind: LossKind, loss: ReturnType<typeof lossFn>, theta: Float64Array, opts: FitOptions): Float64Array | null {
+function refit(
+  law: Law,
+  data: LogData,
+  lossKind: LossKind,
+  loss: ReturnType<typeof lossFn>,
+  theta: Float64Array,
+  opts: FitOptions,
+): Float64Array | null {
   if (law.name === 'power' && lossKind === 'squared') return closedFormPower(data.features[0], data.logY, data.weights);
   if (distinctWeighted(data) < law.paramNames.length) return null;
   const r = minimizeLbfgs(law.objective(data, loss), theta, { maxIterations: opts.maxIterations ?? 1000 });
@@ -376,7 +479,10 @@ function distinctWeighted(data: LogData): number {
 // ---------------------------------------------------------------------------------------
 // What the fit is used for
 
-interface Range { min: number[]; max: number[] }
+interface Range {
+  min: number[];
+  max: number[];
+}
 
 function fittedRange(law: Law, kept: FitPoint[]): Range {
   const cols = law.name === 'chinchilla' ? [kept.map((p) => p.N!), kept.map((p) => p.D!)] : [kept.map((p) => p.x!)];
@@ -384,11 +490,20 @@ function fittedRange(law: Law, kept: FitPoint[]): Range {
 }
 
 function predictOne(
-  law: Law, theta: Float64Array, boot: Float64Array[], at: PredictPoint, i: number, range: Range,
-  band: (v: number[]) => Interval, warnings: string[],
+  law: Law,
+  theta: Float64Array,
+  boot: Float64Array[],
+  at: PredictPoint,
+  i: number,
+  range: Range,
+  band: (v: number[]) => Interval,
+  warnings: string[],
 ) {
   const coords = law.name === 'chinchilla' ? asND(at, i) : { x: asX(at, i) };
-  const values = law.name === 'chinchilla' ? [(coords as { N: number }).N, (coords as { D: number }).D] : [(coords as { x: number }).x];
+  const values =
+    law.name === 'chinchilla'
+      ? [(coords as { N: number }).N, (coords as { D: number }).D]
+      : [(coords as { x: number }).x];
   const lf = values.map(Math.log);
   const y = Math.exp(law.logPredict(theta, lf));
   const b = band(boot.map((t) => Math.exp(law.logPredict(t, lf))));
@@ -398,7 +513,9 @@ function predictOne(
   const names = law.name === 'chinchilla' ? ['N', 'D'] : ['x'];
   const where = values.map((v, j) => `${names[j]}=${fmt(v)}`).join(', ');
   if (extrapolation > 2) {
-    warnings.push(`prediction ${i} at ${where} is ${extrapolation.toFixed(1)}x the largest fitted value (${names.map((n, j) => `${n} <= ${fmt(range.max[j])}`).join(', ')}): extrapolation`);
+    warnings.push(
+      `prediction ${i} at ${where} is ${extrapolation.toFixed(1)}x the largest fitted value (${names.map((n, j) => `${n} <= ${fmt(range.max[j])}`).join(', ')}): extrapolation`,
+    );
   } else if (below < 0.5) {
     warnings.push(`prediction ${i} at ${where} is below half the smallest fitted value: extrapolation`);
   }
@@ -406,13 +523,16 @@ function predictOne(
 }
 
 function asX(at: PredictPoint, i: number): number {
-  if (typeof at !== 'number' || !(at > 0)) throw new Error(`fit-law: predict_at[${i}] = ${JSON.stringify(at)} must be a positive number`);
+  if (typeof at !== 'number' || !(at > 0))
+    throw new Error(`fit-law: predict_at[${i}] = ${JSON.stringify(at)} must be a positive number`);
   return at;
 }
 
 function asND(at: PredictPoint, i: number): { N: number; D: number } {
   if (typeof at !== 'object' || !(at.N > 0) || !(at.D > 0)) {
-    throw new Error(`fit-law: predict_at[${i}] = ${JSON.stringify(at)} must be {N, D} with positive N and D for a chinchilla law`);
+    throw new Error(
+      `fit-law: predict_at[${i}] = ${JSON.stringify(at)} must be {N, D} with positive N and D for a chinchilla law`,
+    );
   }
   return { N: at.N, D: at.D };
 }
@@ -432,7 +552,12 @@ export function optimalData(p: Record<string, number>, N: number): number {
 }
 
 function optimalOne(
-  law: Law, theta: Float64Array, boot: Float64Array[], N: number, band: (v: number[]) => Interval, warnings: string[],
+  law: Law,
+  theta: Float64Array,
+  boot: Float64Array[],
+  N: number,
+  band: (v: number[]) => Interval,
+  warnings: string[],
   repetition: Repetition | null,
 ) {
   if (law.name !== 'chinchilla') throw new Error('fit-law: optimal_data_for needs law: chinchilla');
@@ -440,7 +565,9 @@ function optimalOne(
   const p = law.toPublic(theta);
   const effective = optimalData(p, N);
   if (!Number.isFinite(effective)) {
-    warnings.push(`no compute-optimal data size for N=${fmt(N)}: it needs alpha > 0 and beta > 0 (got ${p.alpha}, ${p.beta})`);
+    warnings.push(
+      `no compute-optimal data size for N=${fmt(N)}: it needs alpha > 0 and beta > 0 (got ${p.alpha}, ${p.beta})`,
+    );
   }
   // The law's D is effective data; the run needs vectors, repeating the unique ones available.
   const toVectors = (d: number) => (repetition ? dataForEffective(d, repetition.uniqueAvailable, repetition.rStar) : d);
@@ -450,13 +577,22 @@ function optimalOne(
   if (!repetition) return out;
   const passes = D / repetition.uniqueAvailable;
   if (Number.isFinite(effective) && !Number.isFinite(D)) {
-    warnings.push(`the compute-optimal effective data for N=${fmt(N)} (${fmt(effective)}) is more than repeating ` +
-      `${fmt(repetition.uniqueAvailable)} unique vectors can give (at most ${fmt(repetition.uniqueAvailable * (1 + repetition.rStar))}): no data size`);
+    warnings.push(
+      `the compute-optimal effective data for N=${fmt(N)} (${fmt(effective)}) is more than repeating ` +
+        `${fmt(repetition.uniqueAvailable)} unique vectors can give (at most ${fmt(repetition.uniqueAvailable * (1 + repetition.rStar))}): no data size`,
+    );
   } else if (passes > repetition.maxPasses) {
-    warnings.push(`the compute-optimal data size for N=${fmt(N)} (${fmt(D)} vectors) makes ${fmt(passes)} passes over the ` +
-      `${fmt(repetition.uniqueAvailable)} unique vectors, beyond the ${fmt(repetition.maxPasses)} passes measured: the repetition model is extrapolated`);
+    warnings.push(
+      `the compute-optimal data size for N=${fmt(N)} (${fmt(D)} vectors) makes ${fmt(passes)} passes over the ` +
+        `${fmt(repetition.uniqueAvailable)} unique vectors, beyond the ${fmt(repetition.maxPasses)} passes measured: the repetition model is extrapolated`,
+    );
   }
-  return { ...out, D_effective: finiteOrNull(effective), passes: finiteOrNull(passes), beyond_measured_passes: passes > repetition.maxPasses };
+  return {
+    ...out,
+    D_effective: finiteOrNull(effective),
+    passes: finiteOrNull(passes),
+    beyond_measured_passes: passes > repetition.maxPasses,
+  };
 }
 
 function goodness(law: Law, data: LogData, theta: Float64Array, objective: number) {
@@ -466,16 +602,31 @@ function goodness(law: Law, data: LogData, theta: Float64Array, objective: numbe
   for (let i = 0; i < n; i++) mean += data.logY[i] / n;
   let ssTot = 0;
   for (let i = 0; i < n; i++) {
-    const r = law.logPredict(theta, data.features.map((f) => f[i])) - data.logY[i];
+    const r =
+      law.logPredict(
+        theta,
+        data.features.map((f) => f[i]),
+      ) - data.logY[i];
     ssRes += r * r;
     ssTot += (data.logY[i] - mean) ** 2;
   }
-  return { r2: ssTot > 0 ? 1 - ssRes / ssTot : null, rmse_log: Math.sqrt(ssRes / n), objective, n_points: n, n_params: law.paramNames.length };
+  return {
+    r2: ssTot > 0 ? 1 - ssRes / ssTot : null,
+    rmse_log: Math.sqrt(ssRes / n),
+    objective,
+    n_points: n,
+    n_params: law.paramNames.length,
+  };
 }
 
 /** Dense curves for plotting: power laws one curve in x; chinchilla one curve in D per distinct N (up to 12). */
 function curves(
-  law: Law, theta: Float64Array, boot: Float64Array[], kept: FitPoint[], opts: FitOptions, band: (v: number[]) => Interval,
+  law: Law,
+  theta: Float64Array,
+  boot: Float64Array[],
+  kept: FitPoint[],
+  opts: FitOptions,
+  band: (v: number[]) => Interval,
   repetition: Repetition | null,
 ) {
   const m = opts.curvePoints ?? 60;
@@ -484,7 +635,10 @@ function curves(
     return { y: Math.exp(law.logPredict(theta, lf)), lo: b ? b[0] : null, hi: b ? b[1] : null };
   };
   if (law.name !== 'chinchilla') {
-    const xs = [...kept.map((p) => p.x!), ...(opts.predictAt ?? []).filter((v): v is number => typeof v === 'number' && v > 0)];
+    const xs = [
+      ...kept.map((p) => p.x!),
+      ...(opts.predictAt ?? []).filter((v): v is number => typeof v === 'number' && v > 0),
+    ];
     return logSpace(Math.min(...xs), Math.max(...xs), m).map((x) => ({ x, ...at([Math.log(x)]) }));
   }
   const Ns = [...new Set(kept.map((p) => p.N!))].sort((a, b) => a - b);
@@ -495,7 +649,10 @@ function curves(
   const effective = (D: number) => (repetition && U !== undefined ? effectiveData(D, U, repetition.rStar) : D);
   return Ns.map((N) => ({
     N,
-    points: logSpace(Math.min(...Ds), Math.max(...Ds), m).map((D) => ({ x: D, ...at([Math.log(N), Math.log(effective(D))]) })),
+    points: logSpace(Math.min(...Ds), Math.max(...Ds), m).map((D) => ({
+      x: D,
+      ...at([Math.log(N), Math.log(effective(D))]),
+    })),
   }));
 }
 
@@ -509,7 +666,9 @@ function logSpace(lo: number, hi: number, m: number): number[] {
 function sanityWarnings(law: Law, p: Record<string, number>): string[] {
   const w: string[] = [];
   if (law.name === 'chinchilla' && (p.alpha <= 0 || p.beta <= 0)) {
-    w.push(`fitted exponents alpha=${p.alpha.toPrecision(4)}, beta=${p.beta.toPrecision(4)}: a non-positive exponent means the loss does not fall with that variable in this data`);
+    w.push(
+      `fitted exponents alpha=${p.alpha.toPrecision(4)}, beta=${p.beta.toPrecision(4)}: a non-positive exponent means the loss does not fall with that variable in this data`,
+    );
   }
   if (law.name === 'power_plus_constant' && p.c < 1e-6 * p.a) {
     w.push('fitted constant c is ~0: the data show no floor, a plain power law may fit as well');

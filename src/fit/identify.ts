@@ -66,9 +66,12 @@ export function identify(
 ): Identification {
   const reasons: string[] = [];
   const condition = conditionNumber(law, theta, logFeatures);
-  if (condition === null) reasons.push('the Jacobian of the fit is singular: some parameter combination does not change the predictions');
+  if (condition === null)
+    reasons.push('the Jacobian of the fit is singular: some parameter combination does not change the predictions');
   else if (condition > rule.maxCondition) {
-    reasons.push(`condition number ${fmt(condition)} > ${fmt(rule.maxCondition)}: parameters trade off against each other`);
+    reasons.push(
+      `condition number ${fmt(condition)} > ${fmt(rule.maxCondition)}: parameters trade off against each other`,
+    );
   }
   const spread: Record<string, number | null> = {};
   for (const name of law.paramNames) {
@@ -86,13 +89,17 @@ export function identify(
       const width = (iv[1] - iv[0]) / Math.abs(params[name]);
       spread[name] = Number.isFinite(width) ? width : null;
       if (!(width <= rule.maxExponentWidth)) {
-        reasons.push(`${name}'s interval [${fmt(iv[0])}, ${fmt(iv[1])}] is ${fmt(width)}x |${name}| wide (limit ${rule.maxExponentWidth}x)`);
+        reasons.push(
+          `${name}'s interval [${fmt(iv[0])}, ${fmt(iv[1])}] is ${fmt(width)}x |${name}| wide (limit ${rule.maxExponentWidth}x)`,
+        );
       }
     } else {
       const ratio = iv[1] / iv[0];
       spread[name] = Number.isFinite(ratio) ? ratio : null;
       if (!(ratio <= rule.maxIntervalRatio)) {
-        reasons.push(`${name}'s interval [${fmt(iv[0])}, ${fmt(iv[1])}] spans a factor ${fmt(ratio)} (limit ${rule.maxIntervalRatio})`);
+        reasons.push(
+          `${name}'s interval [${fmt(iv[0])}, ${fmt(iv[1])}] spans a factor ${fmt(ratio)} (limit ${rule.maxIntervalRatio})`,
+        );
       }
     }
   }
@@ -100,13 +107,16 @@ export function identify(
   const perParameter = distinct / law.paramNames.length;
   const design: string[] = [];
   if (perParameter < rule.minPointsPerParameter) {
-    design.push(`${distinct} distinct points for ${law.paramNames.length} parameters (${fmt(perParameter)} per parameter; ` +
-      `the design rule asks ${rule.minPointsPerParameter})`);
+    design.push(
+      `${distinct} distinct points for ${law.paramNames.length} parameters (${fmt(perParameter)} per parameter; ` +
+        `the design rule asks ${rule.minPointsPerParameter})`,
+    );
   }
   const span: Record<string, number> = {};
   for (const [axis, values] of Object.entries(axes)) {
     span[axis] = Math.max(...values) / Math.min(...values);
-    if (span[axis] < rule.minSpan) design.push(`${axis} spans ${fmt(span[axis])}x (the design rule asks ${rule.minSpan}x)`);
+    if (span[axis] < rule.minSpan)
+      design.push(`${axis} spans ${fmt(span[axis])}x (the design rule asks ${rule.minSpan}x)`);
   }
   return {
     identified: reasons.length === 0,
@@ -121,10 +131,12 @@ export function identify(
 }
 
 export function describeRule(rule: IdentificationRule): string {
-  return `identified when the column-scaled condition number of the Jacobian is <= ${fmt(rule.maxCondition)}, every ` +
+  return (
+    `identified when the column-scaled condition number of the Jacobian is <= ${fmt(rule.maxCondition)}, every ` +
     `coefficient's interval spans a factor <= ${rule.maxIntervalRatio} and every exponent's interval is <= ` +
     `${rule.maxExponentWidth}x its |value| wide; design: >= ${rule.minPointsPerParameter} points per parameter, ` +
-    `each axis spanning >= ${rule.minSpan}x`;
+    `each axis spanning >= ${rule.minSpan}x`
+  );
 }
 
 /**
@@ -148,7 +160,8 @@ export function conditionNumber(law: Law, theta: Float64Array, logFeatures: numb
   const norms = Array.from({ length: k }, (_, j) => Math.sqrt(J.reduce((s, row) => s + row[j] * row[j], 0)));
   if (norms.some((n) => !(n > 0))) return null;
   const gram = Array.from({ length: k }, (_, a) =>
-    Array.from({ length: k }, (_, b) => J.reduce((s, row) => s + (row[a] / norms[a]) * (row[b] / norms[b]), 0)));
+    Array.from({ length: k }, (_, b) => J.reduce((s, row) => s + (row[a] / norms[a]) * (row[b] / norms[b]), 0)),
+  );
   const eig = symmetricEigenvalues(gram);
   const max = Math.max(...eig);
   const min = Math.min(...eig);

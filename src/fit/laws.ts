@@ -131,7 +131,11 @@ const chinchilla: Law = {
     const lD = data.features[1];
     const [a, b, e, alpha, beta] = [t[0], t[1], t[2], t[3], t[4]];
     let f = 0;
-    let g0 = 0, g1 = 0, g2 = 0, g3 = 0, g4 = 0;
+    let g0 = 0,
+      g1 = 0,
+      g2 = 0,
+      g3 = 0,
+      g4 = 0;
     for (let i = 0; i < data.logY.length; i++) {
       const w = data.weights[i];
       if (w === 0) continue;
@@ -139,9 +143,22 @@ const chinchilla: Law = {
       const t2 = b - beta * lD[i];
       // Stable log-sum-exp: the largest term contributes exp(0) = 1, saving one exp.
       let e1: number, e2: number, e3: number, m: number;
-      if (t1 >= t2 && t1 >= e) { m = t1; e1 = 1; e2 = Math.exp(t2 - m); e3 = Math.exp(e - m); }
-      else if (t2 >= e) { m = t2; e1 = Math.exp(t1 - m); e2 = 1; e3 = Math.exp(e - m); }
-      else { m = e; e1 = Math.exp(t1 - m); e2 = Math.exp(t2 - m); e3 = 1; }
+      if (t1 >= t2 && t1 >= e) {
+        m = t1;
+        e1 = 1;
+        e2 = Math.exp(t2 - m);
+        e3 = Math.exp(e - m);
+      } else if (t2 >= e) {
+        m = t2;
+        e1 = Math.exp(t1 - m);
+        e2 = 1;
+        e3 = Math.exp(e - m);
+      } else {
+        m = e;
+        e1 = Math.exp(t1 - m);
+        e2 = Math.exp(t2 - m);
+        e3 = 1;
+      }
       const s = e1 + e2 + e3;
       const r = m + Math.log(s) - data.logY[i];
       f += w * loss.value(r);
@@ -152,7 +169,11 @@ const chinchilla: Law = {
       g3 -= psi * e1 * lN[i];
       g4 -= psi * e2 * lD[i];
     }
-    g[0] = g0; g[1] = g1; g[2] = g2; g[3] = g3; g[4] = g4;
+    g[0] = g0;
+    g[1] = g1;
+    g[2] = g2;
+    g[3] = g3;
+    g[4] = g4;
     return f;
   },
 };
@@ -178,7 +199,9 @@ function lse3(u: number, v: number, w: number): number {
  * (with two points it is the exact line through them). Returns null when x has no spread.
  */
 export function closedFormPower(logX: Float64Array, logY: Float64Array, weights: Float64Array): Float64Array | null {
-  let sw = 0, sx = 0, sy = 0;
+  let sw = 0,
+    sx = 0,
+    sy = 0;
   for (let i = 0; i < logX.length; i++) {
     sw += weights[i];
     sx += weights[i] * logX[i];
@@ -186,7 +209,8 @@ export function closedFormPower(logX: Float64Array, logY: Float64Array, weights:
   }
   const mx = sx / sw;
   const my = sy / sw;
-  let sxx = 0, sxy = 0;
+  let sxx = 0,
+    sxy = 0;
   for (let i = 0; i < logX.length; i++) {
     const dx = logX[i] - mx;
     sxx += weights[i] * dx * dx;

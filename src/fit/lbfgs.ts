@@ -114,15 +114,24 @@ export function minimizeLbfgs(fn: Objective, x0: ArrayLike<number>, opts: LbfgsO
 }
 
 function done(
-  x: Float64Array, f: number, g: Float64Array, iterations: number, evaluations: number,
-  converged: boolean, reason: string,
+  x: Float64Array,
+  f: number,
+  g: Float64Array,
+  iterations: number,
+  evaluations: number,
+  converged: boolean,
+  reason: string,
 ): LbfgsResult {
   return { x, f, gradMax: maxAbs(g), iterations, evaluations, converged, reason };
 }
 
 /** Two-loop recursion: d = -H g, with H0 = gamma I scaled by the newest pair. */
 function searchDirection(
-  g: Float64Array, sHist: Float64Array[], yHist: Float64Array[], rho: number[], d: Float64Array,
+  g: Float64Array,
+  sHist: Float64Array[],
+  yHist: Float64Array[],
+  rho: number[],
+  d: Float64Array,
 ): void {
   const n = g.length;
   const k = sHist.length;
@@ -152,11 +161,22 @@ interface LineSearchResult {
 
 /** Strong-Wolfe line search along d from x (f0 = f(x), slope0 = g(x).d < 0). */
 function strongWolfe(
-  fn: Objective, x: Float64Array, f0: number, d: Float64Array, slope0: number, step0: number,
+  fn: Objective,
+  x: Float64Array,
+  f0: number,
+  d: Float64Array,
+  slope0: number,
+  step0: number,
 ): LineSearchResult {
   const n = x.length;
   let evaluations = 0;
-  interface Probe { t: number; x: Float64Array; f: number; g: Float64Array; slope: number }
+  interface Probe {
+    t: number;
+    x: Float64Array;
+    f: number;
+    g: Float64Array;
+    slope: number;
+  }
   const probe = (t: number): Probe => {
     const xt = new Float64Array(n);
     for (let i = 0; i < n; i++) xt[i] = x[i] + t * d[i];
@@ -214,11 +234,11 @@ function interpolate(lo: { t: number; f: number; slope: number }, hi: { t: numbe
     // Overflow past the bracket's end: shrink towards lo fast rather than bisect.
     return lo.t + 0.1 * (hi.t - lo.t);
   }
-  const d1 = lo.slope + hi.slope - 3 * (lo.f - hi.f) / (lo.t - hi.t);
+  const d1 = lo.slope + hi.slope - (3 * (lo.f - hi.f)) / (lo.t - hi.t);
   const disc = d1 * d1 - lo.slope * hi.slope;
   if (!(disc >= 0)) return mid;
   const d2 = Math.sign(hi.t - lo.t) * Math.sqrt(disc);
-  const t = hi.t - (hi.t - lo.t) * (hi.slope + d2 - d1) / (hi.slope - lo.slope + 2 * d2);
+  const t = hi.t - ((hi.t - lo.t) * (hi.slope + d2 - d1)) / (hi.slope - lo.slope + 2 * d2);
   const margin = 0.1 * (b - a);
   if (!Number.isFinite(t) || t < a + margin || t > b - margin) return mid;
   return t;

@@ -33,14 +33,31 @@ export interface LrOptimumOptions {
   confidence?: number;
 }
 
-export function lrOptimum(width: number, lrs: number[], losses: Array<number | null>, opts: LrOptimumOptions = {}): LrOptimum {
+export function lrOptimum(
+  width: number,
+  lrs: number[],
+  losses: Array<number | null>,
+  opts: LrOptimumOptions = {},
+): LrOptimum {
   const order = lrs.map((_, i) => i).sort((a, b) => lrs[a] - lrs[b]);
   const sortedLrs = order.map((i) => lrs[i]);
   const sortedLosses = order.map((i) => losses[i]);
   const base = { width, lrs: sortedLrs, losses: sortedLosses };
-  const finite = order.map((i, k) => ({ u: Math.log(lrs[i]), y: losses[i], k })).filter((p): p is { u: number; y: number; k: number } =>
-    typeof p.y === 'number' && Number.isFinite(p.y) && p.y > 0);
-  if (finite.length === 0) return { ...base, best_swept: null, optimum: null, interval: null, edge: null, parabola: null, note: 'every run diverged' };
+  const finite = order
+    .map((i, k) => ({ u: Math.log(lrs[i]), y: losses[i], k }))
+    .filter(
+      (p): p is { u: number; y: number; k: number } => typeof p.y === 'number' && Number.isFinite(p.y) && p.y > 0,
+    );
+  if (finite.length === 0)
+    return {
+      ...base,
+      best_swept: null,
+      optimum: null,
+      interval: null,
+      edge: null,
+      parabola: null,
+      note: 'every run diverged',
+    };
   const bestIdx = finite.reduce((b, p, i) => (p.y < finite[b].y ? i : b), 0);
   const bestSwept = Math.exp(finite[bestIdx].u);
   // A diverged run above the best one still bounds the optimum from above: only the grid's own ends are edges.
@@ -57,14 +74,28 @@ export function lrOptimum(width: number, lrs: number[], losses: Array<number | n
   const y = win.map((p) => Math.log(p.y));
   const c = fitParabola(u, y);
   if (!c || !(c[2] > 0)) {
-    return { ...base, best_swept: bestSwept, optimum: null, interval: null, edge: null, parabola: null, note: 'the losses around the minimum are not convex in log lr: no parabola' };
+    return {
+      ...base,
+      best_swept: bestSwept,
+      optimum: null,
+      interval: null,
+      edge: null,
+      parabola: null,
+      note: 'the losses around the minimum are not convex in log lr: no parabola',
+    };
   }
   const vertex = clampTo(-c[1] / (2 * c[2]), u[0], u[u.length - 1]);
   const interval = bootstrapVertex(u, y, c, opts);
   return {
-    ...base, best_swept: bestSwept, optimum: Math.exp(vertex), interval, edge: null,
+    ...base,
+    best_swept: bestSwept,
+    optimum: Math.exp(vertex),
+    interval,
+    edge: null,
     parabola: { c0: c[0], c1: c[1], c2: c[2], points: win.length },
-    note: interval ? null : `${win.length} points for a 3-parameter parabola: no residual scatter to bootstrap, no interval`,
+    note: interval
+      ? null
+      : `${win.length} points for a 3-parameter parabola: no residual scatter to bootstrap, no interval`,
   };
 }
 
@@ -79,9 +110,17 @@ export function fitParabola(u: number[], y: number[]): [number, number, number] 
   for (let i = 0; i < n; i++) {
     const t = u[i] - m;
     let p = 1;
-    for (let k = 0; k < 5; k++) { S[k] += p; if (k < 3) T[k] += p * y[i]; p *= t; }
+    for (let k = 0; k < 5; k++) {
+      S[k] += p;
+      if (k < 3) T[k] += p * y[i];
+      p *= t;
+    }
   }
-  const A = [[S[0], S[1], S[2]], [S[1], S[2], S[3]], [S[2], S[3], S[4]]];
+  const A = [
+    [S[0], S[1], S[2]],
+    [S[1], S[2], S[3]],
+    [S[2], S[3], S[4]],
+  ];
   const b = solve3(A, T);
   if (!b) return null;
   // Back to u: b0 + b1 (u - m) + b2 (u - m)^2.
@@ -90,7 +129,9 @@ export function fitParabola(u: number[], y: number[]): [number, number, number] 
 
 function solve3(A: number[][], b: number[]): number[] | null {
   const det = (M: number[][]) =>
-    M[0][0] * (M[1][1] * M[2][2] - M[1][2] * M[2][1]) - M[0][1] * (M[1][0] * M[2][2] - M[1][2] * M[2][0]) + M[0][2] * (M[1][0] * M[2][1] - M[1][1] * M[2][0]);
+    M[0][0] * (M[1][1] * M[2][2] - M[1][2] * M[2][1]) -
+    M[0][1] * (M[1][0] * M[2][2] - M[1][2] * M[2][0]) +
+    M[0][2] * (M[1][0] * M[2][1] - M[1][1] * M[2][0]);
   const d = det(A);
   if (!(Math.abs(d) > 1e-300) || !Number.isFinite(d)) return null;
   return [0, 1, 2].map((j) => det(A.map((row, i) => row.map((v, k) => (k === j ? b[i] : v)))) / d);

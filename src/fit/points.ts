@@ -63,7 +63,13 @@ export function pointsFromLists(law: LawName, input: ListInput): FitPoint[] {
   if (input.D) {
     const D = input.D;
     sameLength({ N, D, y });
-    const points: FitPoint[] = N.map((n, i) => ({ N: n, D: D[i], y: y[i], kept: true, source: `N[${i}]=${n}, D[${i}]=${D[i]}, y[${i}]=${y[i]}` }));
+    const points: FitPoint[] = N.map((n, i) => ({
+      N: n,
+      D: D[i],
+      y: y[i],
+      kept: true,
+      source: `N[${i}]=${n}, D[${i}]=${D[i]}, y[${i}]=${y[i]}`,
+    }));
     if (input.U) {
       const U = input.U;
       sameLength({ N, U });
@@ -77,7 +83,13 @@ export function pointsFromLists(law: LawName, input: ListInput): FitPoint[] {
   if (input.U) throw new Error('fit-law: U (unique vectors per run) needs D (vectors trained on), not C');
   const C = required(input.C, 'D (or C)');
   sameLength({ N, C, y });
-  return N.map((n, i) => ({ N: n, D: C[i] / (6 * n), y: y[i], kept: true, source: `N[${i}]=${n}, C[${i}]=${C[i]}, y[${i}]=${y[i]}` }));
+  return N.map((n, i) => ({
+    N: n,
+    D: C[i] / (6 * n),
+    y: y[i],
+    kept: true,
+    source: `N[${i}]=${n}, C[${i}]=${C[i]}, y[${i}]=${y[i]}`,
+  }));
 }
 
 export function pointsFromCsv(law: LawName, input: CsvInput): FitPoint[] {
@@ -93,7 +105,8 @@ export function pointsFromCsv(law: LawName, input: CsvInput): FitPoint[] {
   const column = (field: string, name: string | undefined): number[] | undefined => {
     if (name === undefined) return undefined;
     const j = header.indexOf(name);
-    if (j < 0) throw new Error(`fit-law: ${field} "${name}" is not a column of ${input.name} (columns: ${header.join(', ')})`);
+    if (j < 0)
+      throw new Error(`fit-law: ${field} "${name}" is not a column of ${input.name} (columns: ${header.join(', ')})`);
     return rows.slice(1).map((r, i) => {
       const v = Number(r[j]);
       if (r[j] === undefined || r[j].trim() === '' || !Number.isFinite(v)) {
@@ -206,12 +219,16 @@ export function parseCsv(text: string): string[][] {
   for (let i = 0; i < text.length; i++) {
     const ch = text[i];
     if (quoted) {
-      if (ch === '"' && text[i + 1] === '"') { field += '"'; i++; }
-      else if (ch === '"') quoted = false;
+      if (ch === '"' && text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (ch === '"') quoted = false;
       else field += ch;
     } else if (ch === '"') quoted = true;
-    else if (ch === ',') { row.push(field); field = ''; }
-    else if (ch === '\n' || ch === '\r') {
+    else if (ch === ',') {
+      row.push(field);
+      field = '';
+    } else if (ch === '\n' || ch === '\r') {
       if (ch === '\r' && text[i + 1] === '\n') i++;
       row.push(field);
       rows.push(row);
@@ -219,6 +236,9 @@ export function parseCsv(text: string): string[][] {
       field = '';
     } else field += ch;
   }
-  if (field !== '' || row.length > 0) { row.push(field); rows.push(row); }
+  if (field !== '' || row.length > 0) {
+    row.push(field);
+    rows.push(row);
+  }
   return rows.filter((r) => !(r.length === 1 && r[0].trim() === ''));
 }

@@ -29,6 +29,8 @@ export function dataForEffective(target: number, U: number, rStar: number): numb
 }
 
 export function describeRepetition(rStar: number): string {
-  return `effective data D' = U + U R* (1 - exp(-R/R*)), R = D/U - 1 repeated passes (Muennighoff et al. 2023), ` +
-    `R* = ${rStar} assumed (their value for language models), not fitted`;
+  return (
+    `effective data D' = U + U R* (1 - exp(-R/R*)), R = D/U - 1 repeated passes (Muennighoff et al. 2023), ` +
+    `R* = ${rStar} assumed (their value for language models), not fitted`
+  );
 }

@@ -25,8 +25,10 @@ export async function buildReport(
   log: (m: string) => void = () => {},
 ): Promise<BuiltReport> {
   const inputs = loadInputs(params, pipelineDir, provenance);
-  log(`report: ${inputs.lossFits.length} loss fit(s), lr fit: ${inputs.lrFit ? 'yes' : 'no'}, ` +
-    `${inputs.runs.length} run(s), final run: ${inputs.finalRun ? 'yes' : 'no'}`);
+  log(
+    `report: ${inputs.lossFits.length} loss fit(s), lr fit: ${inputs.lrFit ? 'yes' : 'no'}, ` +
+      `${inputs.runs.length} run(s), final run: ${inputs.finalRun ? 'yes' : 'no'}`,
+  );
   const renderer = await createSvgRenderer();
   const names = new UniqueNames();
 
@@ -36,19 +38,38 @@ export async function buildReport(
     fitPlots.push({ fit, plot: await drawFit(renderer, fit, name, fitTitle(fit)) });
   }
   const lrPlot = inputs.lrFit
-    ? { fit: inputs.lrFit, plot: await drawFit(renderer, inputs.lrFit, names.take('lr-law'), 'Learning-rate law: best learning rate per width') }
+    ? {
+        fit: inputs.lrFit,
+        plot: await drawFit(
+          renderer,
+          inputs.lrFit,
+          names.take('lr-law'),
+          'Learning-rate law: best learning rate per width',
+        ),
+      }
     : null;
   const trainingPlots: RenderedPlot[] = [];
   if (inputs.runs.some(hasTraining)) {
-    trainingPlots.push(await drawTraining(renderer, inputs.runs, names.take('training-runs'), 'Training curves: sweep runs'));
+    trainingPlots.push(
+      await drawTraining(renderer, inputs.runs, names.take('training-runs'), 'Training curves: sweep runs'),
+    );
   }
   if (inputs.finalRun && hasTraining(inputs.finalRun)) {
-    trainingPlots.push(await drawTraining(renderer, [inputs.finalRun], names.take('training-final'), 'Training curves: final run'));
+    trainingPlots.push(
+      await drawTraining(renderer, [inputs.finalRun], names.take('training-final'), 'Training curves: final run'),
+    );
   }
 
-  const frontier = frontierSpec([...inputs.runs, ...(inputs.finalRun ? [inputs.finalRun] : [])], 'Held-out FVU against L0, every run');
+  const frontier = frontierSpec(
+    [...inputs.runs, ...(inputs.finalRun ? [inputs.finalRun] : [])],
+    'Held-out FVU against L0, every run',
+  );
   const frontierPlot = frontier
-    ? { name: names.take('frontier'), title: 'Sparsity / fidelity frontier: held-out FVU against L0', svg: await renderer.render(frontier) }
+    ? {
+        name: names.take('frontier'),
+        title: 'Sparsity / fidelity frontier: held-out FVU against L0',
+        svg: await renderer.render(frontier),
+      }
     : null;
 
   const model: ReportModel = {
@@ -62,12 +83,23 @@ export async function buildReport(
   };
   const plotsDir = join(outDir, 'plots');
   mkdirSync(plotsDir, { recursive: true });
-  const allPlots = [...fitPlots.map((f) => f.plot), ...(lrPlot ? [lrPlot.plot] : []), ...trainingPlots, ...(frontierPlot ? [frontierPlot] : [])];
+  const allPlots = [
+    ...fitPlots.map((f) => f.plot),
+    ...(lrPlot ? [lrPlot.plot] : []),
+    ...trainingPlots,
+    ...(frontierPlot ? [frontierPlot] : []),
+  ];
   for (const p of allPlots) writeFileSync(join(plotsDir, p.name), p.svg);
   writeFileSync(join(outDir, 'report.html'), renderHtml(model));
   writeFileSync(join(outDir, 'report.md'), renderMarkdown(model));
   log(`report: ${allPlots.length} plot(s), ${model.warnings.length} warning(s)`);
-  return { html: 'report.html', markdown: 'report.md', plots: 'plots', plotFiles: allPlots.map((p) => p.name), warnings: model.warnings.length };
+  return {
+    html: 'report.html',
+    markdown: 'report.md',
+    plots: 'plots',
+    plotFiles: allPlots.map((p) => p.name),
+    warnings: model.warnings.length,
+  };
 }
 
 /** What a fit's x variable means, for plot titles. */
@@ -80,7 +112,8 @@ const X_NOUNS: Record<string, string> = {
 
 function fitTitle(fit: LoadedFit): string {
   const x = fit.fit.x_label ?? 'x';
-  if (fit.fit.law === 'chinchilla') return `${capitalise(fit.fit.y_label ?? 'loss')} against ${x} and ${fit.fit.d_label ?? 'D'}`;
+  if (fit.fit.law === 'chinchilla')
+    return `${capitalise(fit.fit.y_label ?? 'loss')} against ${x} and ${fit.fit.d_label ?? 'D'}`;
   return `${capitalise(fit.fit.y_label ?? 'y')} against ${X_NOUNS[x] ?? x}`;
 }
 
@@ -88,13 +121,19 @@ async function drawFit(renderer: SvgRenderer, fit: LoadedFit, name: string, titl
   const f = fit.fit;
   const kept = f.points.filter((p) => p.kept).length;
   const r2 = f.goodness?.r2;
-  const subtitle = `${f.law} law, log-log axes; ${kept} of ${f.points.length} runs used in the fit` +
+  const subtitle =
+    `${f.law} law, log-log axes; ${kept} of ${f.points.length} runs used in the fit` +
     (typeof r2 === 'number' ? `; R² = ${r2.toFixed(3)}` : '');
   const svg = await renderer.render(fitPlotSpec(f, title, subtitle));
   return { name, title, svg };
 }
 
-async function drawTraining(renderer: SvgRenderer, runs: LoadedRun[], name: string, title: string): Promise<RenderedPlot> {
+async function drawTraining(
+  renderer: SvgRenderer,
+  runs: LoadedRun[],
+  name: string,
+  title: string,
+): Promise<RenderedPlot> {
   const svg = await renderer.render(trainingCurvesSpec(runs.filter(hasTraining), title));
   return { name, title, svg };
 }

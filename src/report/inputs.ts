@@ -12,15 +12,26 @@ import { dirname, isAbsolute, join, resolve, basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Provenance } from '../util/provenance.js';
 import {
-  FitFile, MetricsConfig, MetricsEval, MetricsRun, MetricsTrain, readFormat,
-  type CurveRow, type DecisionRecord, type FitPointRecord, type RunRecord,
+  FitFile,
+  MetricsConfig,
+  MetricsEval,
+  MetricsRun,
+  MetricsTrain,
+  readFormat,
+  type CurveRow,
+  type DecisionRecord,
+  type FitPointRecord,
+  type RunRecord,
 } from '../formats.js';
 
 // ---------------------------------------------------------------------------------------
 // Types (the files' shapes are in src/formats.ts; these are what the report makes of them)
 // ---------------------------------------------------------------------------------------
 
-export interface LoadedFit { path: string; fit: FitFile }
+export interface LoadedFit {
+  path: string;
+  fit: FitFile;
+}
 
 /** An eval line's fields (or the `final_eval` param's): scalars by name. */
 export type EvalRecord = Record<string, number | string | boolean | null | undefined>;
@@ -36,8 +47,16 @@ export interface LoadedRun {
   run: RunRecord | null;
 }
 
-export interface BudgetRow { item: string; flops: number | null; hours?: number | null; note?: string }
-export interface Budget { table: BudgetRow[]; warnings?: string[] }
+export interface BudgetRow {
+  item: string;
+  flops: number | null;
+  hours?: number | null;
+  note?: string;
+}
+export interface Budget {
+  table: BudgetRow[];
+  warnings?: string[];
+}
 
 export interface Versions {
   node: string;
@@ -87,7 +106,7 @@ export function loadInputs(params: ReportParams, pipelineDir: string, provenance
   const lrFit = params.lr_fit ? loadFit(at(params.lr_fit)) : null;
   const runs = flattenPaths(params.runs).map((p) => loadRun(at(p)));
   const finalRun = params.final_run ? loadRun(at(params.final_run)) : null;
-  const finalEval = params.final_eval ? toEvalRecord(params.final_eval, 'param final_eval') : finalRun?.eval ?? null;
+  const finalEval = params.final_eval ? toEvalRecord(params.final_eval, 'param final_eval') : (finalRun?.eval ?? null);
   return {
     title: params.title,
     notes: params.notes ?? null,
@@ -141,7 +160,8 @@ function checkPoint(p: FitPointRecord, where: string): void {
 }
 
 function checkHasX(p: { x?: number; N?: number; D?: number }, where: string): void {
-  if (p.x === undefined && (p.N === undefined || p.D === undefined)) throw new Error(`${where}: needs a numeric "x" (or "N" and "D")`);
+  if (p.x === undefined && (p.N === undefined || p.D === undefined))
+    throw new Error(`${where}: needs a numeric "x" (or "N" and "D")`);
 }
 
 /** A curve row {x, y, lo, hi}, or a chinchilla curve {N, points: [{x, y, lo, hi}]}. */
@@ -160,23 +180,26 @@ function checkCurve(c: CurveRow, where: string): void {
 export function loadRun(path: string): LoadedRun {
   if (!existsSync(path)) throw new Error(`report: metrics file not found: ${path}`);
   const run: LoadedRun = { path, label: basename(dirname(path)), config: null, train: [], eval: null, run: null };
-  readFileSync(path, 'utf8').split('\n').forEach((line, i) => {
-    if (line.trim() === '') return;
-    const where = `report: metrics file ${path} line ${i + 1}`;
-    let rec: unknown;
-    try {
-      rec = JSON.parse(line);
-    } catch (e) {
-      throw new Error(`${where}: not JSON (${(e as Error).message})`);
-    }
-    const type = (rec as { type?: unknown } | null)?.type;
-    // Other record types (added by later versions of train-sae) are not the report's business.
-    if (type === 'config') run.config = readFormat(MetricsConfig, rec, where);
-    else if (type === 'train') run.train.push(readFormat(MetricsTrain, rec, where));
-    else if (type === 'eval') run.eval = withoutType(readFormat(MetricsEval, rec, where));
-    else if (type === 'run') run.run = withoutType(readFormat(MetricsRun, rec, where));
-    else if (typeof rec !== 'object' || rec === null || Array.isArray(rec)) throw new Error(`${where}: expected a JSON object`);
-  });
+  readFileSync(path, 'utf8')
+    .split('\n')
+    .forEach((line, i) => {
+      if (line.trim() === '') return;
+      const where = `report: metrics file ${path} line ${i + 1}`;
+      let rec: unknown;
+      try {
+        rec = JSON.parse(line);
+      } catch (e) {
+        throw new Error(`${where}: not JSON (${(e as Error).message})`);
+      }
+      const type = (rec as { type?: unknown } | null)?.type;
+      // Other record types (added by later versions of train-sae) are not the report's business.
+      if (type === 'config') run.config = readFormat(MetricsConfig, rec, where);
+      else if (type === 'train') run.train.push(readFormat(MetricsTrain, rec, where));
+      else if (type === 'eval') run.eval = withoutType(readFormat(MetricsEval, rec, where));
+      else if (type === 'run') run.run = withoutType(readFormat(MetricsRun, rec, where));
+      else if (typeof rec !== 'object' || rec === null || Array.isArray(rec))
+        throw new Error(`${where}: expected a JSON object`);
+    });
   if (typeof run.config?.instance === 'string') run.label = run.config.instance;
   return run;
 }
@@ -190,7 +213,9 @@ function toEvalRecord(rec: Record<string, unknown>, where: string): EvalRecord {
   const out: EvalRecord = {};
   for (const [k, v] of Object.entries(rec)) {
     if (v !== null && typeof v !== 'number' && typeof v !== 'string' && typeof v !== 'boolean') {
-      throw new Error(`report: ${where}: eval field "${k}" must be a number, string, boolean or null, got ${JSON.stringify(v)}`);
+      throw new Error(
+        `report: ${where}: eval field "${k}" must be a number, string, boolean or null, got ${JSON.stringify(v)}`,
+      );
     }
     out[k] = v;
   }
@@ -205,7 +230,9 @@ function findBackend(finalRun: LoadedRun | null, runs: LoadedRun[]): string | nu
     const threads = run?.config?.threads;
     if (typeof b !== 'string') continue;
     if (typeof device !== 'string') return b;
-    return typeof threads === 'number' ? `${b} on ${device}, ${threads} thread${threads === 1 ? '' : 's'}` : `${b} on ${device}`;
+    return typeof threads === 'number'
+      ? `${b} on ${device}, ${threads} thread${threads === 1 ? '' : 's'}`
+      : `${b} on ${device}`;
   }
   return null;
 }

@@ -70,7 +70,11 @@ function tickFormat(values: number[]): string {
 // ---------------------------------------------------------------------------------------
 
 /** One legend entry of a fit plot: its label, colour and symbol. */
-interface Series { label: string; color: string; shape: string }
+interface Series {
+  label: string;
+  color: string;
+  shape: string;
+}
 
 /** Why a point was left out (fit-law's `dropped_by`), for the legend. */
 const DROP_REASONS: Record<string, string> = {
@@ -99,12 +103,18 @@ export function fitPlotSpec(fit: FitFile, title: string, subtitle: string): Spec
     law: { label: lawLabel(fit), color: '#08519c', shape: 'stroke' },
     kept: { label: 'runs used in the fit', color: '#e6550d', shape: 'circle' },
     prediction: { label: `prediction ± ${conf}% interval`, color: '#31a354', shape: 'diamond' },
-    extrapolated: { label: `prediction > ${EXTRAPOLATION_FLAG}× beyond fitted range`, color: '#de2d26', shape: 'diamond' },
+    extrapolated: {
+      label: `prediction > ${EXTRAPOLATION_FLAG}× beyond fitted range`,
+      color: '#de2d26',
+      shape: 'diamond',
+    },
   } satisfies Record<string, Series>;
   const dropped = droppedSeries(fit);
   const curve = (fit.curve ?? []).filter((c) => pos(c.x) && pos(c.y));
   const rows: Array<Record<string, unknown> & { series: string; x: number; y: number }> = [
-    ...curve.filter((c) => pos(c.lo) && pos(c.hi)).map((c) => ({ series: S.band.label, x: c.x!, y: c.y!, lo: c.lo, hi: c.hi })),
+    ...curve
+      .filter((c) => pos(c.lo) && pos(c.hi))
+      .map((c) => ({ series: S.band.label, x: c.x!, y: c.y!, lo: c.lo, hi: c.hi })),
     ...curve.map((c) => ({ series: S.law.label, x: c.x!, y: c.y! })),
     ...fit.points
       .filter((p) => pos(p.x) && pos(p.y))
@@ -124,7 +134,13 @@ export function fitPlotSpec(fit: FitFile, title: string, subtitle: string): Spec
   const series = [S.band, S.law, S.kept, ...dropped.all, S.prediction, S.extrapolated].filter((e) => used.has(e.label));
   const legend = { orient: 'right', labelLimit: 360, labelFontSize: 11, symbolSize: 120, symbolOpacity: 1 };
   const domain = series.map((e) => e.label);
-  const color = { field: 'series', type: 'nominal', title: null, legend, scale: { domain, range: series.map((e) => e.color) } };
+  const color = {
+    field: 'series',
+    type: 'nominal',
+    title: null,
+    legend,
+    scale: { domain, range: series.map((e) => e.color) },
+  };
   // Same field, domain and legend as colour, so Vega-Lite merges them into one legend whose
   // symbols match the marks (a cross for dropped runs, a stroke for the law, a square for the band).
   const shape = { ...color, scale: { domain, range: series.map((e) => e.shape) } };
@@ -184,7 +200,15 @@ export function fitPlotSpec(fit: FitFile, title: string, subtitle: string): Spec
           only(S.extrapolated.label),
           { calculate: "'⚠ ' + format(datum.extrapolation, '.2~g') + '× beyond fitted range'", as: 'flag' },
         ],
-        mark: { type: 'text', align: 'right', dx: -10, dy: -12, fontSize: 12, fontWeight: 'bold', color: S.extrapolated.color },
+        mark: {
+          type: 'text',
+          align: 'right',
+          dx: -10,
+          dy: -12,
+          fontSize: 12,
+          fontWeight: 'bold',
+          color: S.extrapolated.color,
+        },
         encoding: { x, y, text: { field: 'flag' } },
       },
     ],
@@ -222,7 +246,12 @@ function chinchillaPlotSpec(fit: FitFile, title: string, subtitle: string): Spec
     axis: { title: `${fit.d_label ?? 'D'} (log scale)`, format: tickFormat(allD), grid: true },
   };
   // Chinchilla data need not be SAE runs (the Hoffmann et al. refit): labels as fit.json gives them.
-  const y = { field: 'y', type: 'quantitative', scale: { type: 'log' }, axis: { title: fit.y_label ?? 'loss', format: '~g', grid: true } };
+  const y = {
+    field: 'y',
+    type: 'quantitative',
+    scale: { type: 'log' },
+    axis: { title: fit.y_label ?? 'loss', format: '~g', grid: true },
+  };
   const color = {
     field: 'N',
     type: 'quantitative',
@@ -289,7 +318,13 @@ export function trainingCurvesSpec(runs: LoadedRun[], title: string): Spec {
     type: 'nominal',
     title: 'run (instance)',
     scale: { domain: runNames, scheme: runNames.length > 10 ? 'category20' : 'tableau10' },
-    legend: { orient: 'bottom', columns: Math.min(3, runNames.length), labelLimit: 320, symbolType: 'stroke', symbolStrokeWidth: 3 },
+    legend: {
+      orient: 'bottom',
+      columns: Math.min(3, runNames.length),
+      labelLimit: 320,
+      symbolType: 'stroke',
+      symbolStrokeWidth: 3,
+    },
   };
   const panelSpec = (m: (typeof TRAINING_METRICS)[number]): Spec => {
     const rows = runs.flatMap((r) =>
@@ -307,7 +342,12 @@ export function trainingCurvesSpec(runs: LoadedRun[], title: string): Spec {
       data: { values: rows },
       mark: { type: 'line', strokeWidth: 1.6, point: rows.length < 60 ? { size: 18, filled: true } : false },
       encoding: {
-        x: { field: 'step', type: 'quantitative', scale: { zero: true }, axis: { title: axisLabel('step', 'step'), format: maxStep >= 1e4 ? '~s' : 'd' } },
+        x: {
+          field: 'step',
+          type: 'quantitative',
+          scale: { zero: true },
+          axis: { title: axisLabel('step', 'step'), format: maxStep >= 1e4 ? '~s' : 'd' },
+        },
         y: {
           field: 'value',
           type: 'quantitative',
@@ -336,7 +376,12 @@ export function trainingCurvesSpec(runs: LoadedRun[], title: string): Spec {
 export function frontierSpec(runs: LoadedRun[], title: string): Spec | null {
   const rows = runs
     .filter((r) => typeof r.eval?.l0 === 'number' && typeof r.eval?.fvu === 'number' && (r.eval.fvu as number) > 0)
-    .map((r) => ({ run: r.label, l0: r.eval!.l0 as number, fvu: r.eval!.fvu as number, d_sae: String(r.config?.d_sae ?? '?') }));
+    .map((r) => ({
+      run: r.label,
+      l0: r.eval!.l0 as number,
+      fvu: r.eval!.fvu as number,
+      d_sae: String(r.config?.d_sae ?? '?'),
+    }));
   if (rows.length < 2) return null;
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
@@ -346,10 +391,24 @@ export function frontierSpec(runs: LoadedRun[], title: string): Spec | null {
     data: { values: rows },
     mark: { type: 'point', filled: true, size: 60 },
     encoding: {
-      x: { field: 'l0', type: 'quantitative', scale: { type: 'log' }, axis: { title: axisLabel('l0', 'L0'), format: '~g' } },
-      y: { field: 'fvu', type: 'quantitative', scale: { type: 'log' }, axis: { title: axisLabel('fvu', 'FVU'), format: '~g' } },
+      x: {
+        field: 'l0',
+        type: 'quantitative',
+        scale: { type: 'log' },
+        axis: { title: axisLabel('l0', 'L0'), format: '~g' },
+      },
+      y: {
+        field: 'fvu',
+        type: 'quantitative',
+        scale: { type: 'log' },
+        axis: { title: axisLabel('fvu', 'FVU'), format: '~g' },
+      },
       color: { field: 'd_sae', type: 'nominal', title: 'd_sae', sort: { field: 'd_sae' } },
-      tooltip: [{ field: 'run', type: 'nominal' }, { field: 'l0', type: 'quantitative', format: '.3~g' }, { field: 'fvu', type: 'quantitative', format: '.3~g' }],
+      tooltip: [
+        { field: 'run', type: 'nominal' },
+        { field: 'l0', type: 'quantitative', format: '.3~g' },
+        { field: 'fvu', type: 'quantitative', format: '.3~g' },
+      ],
     },
   };
 }
@@ -391,6 +450,10 @@ export function formatNumber(v: number | null | undefined): string {
   const a = Math.abs(v);
   // Integers such as widths (16384) and step counts read best in full.
   if (Number.isInteger(v) && a < 1e6) return String(v);
-  if (a >= 1e5 || a < 1e-3) return v.toExponential(3).replace(/\.?0+e/, 'e').replace('e+', 'e');
+  if (a >= 1e5 || a < 1e-3)
+    return v
+      .toExponential(3)
+      .replace(/\.?0+e/, 'e')
+      .replace('e+', 'e');
   return String(Number(v.toPrecision(4)));
 }

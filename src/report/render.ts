@@ -58,10 +58,14 @@ export function collectWarnings(inputs: ReportInputs): ReportWarning[] {
   }
   for (const w of inputs.budget?.warnings ?? []) out.push({ source: 'FLOP budget', message: w });
   for (const run of [...inputs.runs, ...(inputs.finalRun ? [inputs.finalRun] : [])]) {
-    if (!run.config) out.push({ source: run.path, message: 'metrics file has no config line; run labelled by its folder name' });
+    if (!run.config)
+      out.push({ source: run.path, message: 'metrics file has no config line; run labelled by its folder name' });
     if (!run.eval) out.push({ source: run.label, message: 'run has no eval record (unfinished or crashed?)' });
     if (run.run?.l0_within_tolerance === false) {
-      out.push({ source: run.label, message: `held-out L0 ${formatNumber(run.eval?.l0 as number)} is outside the tolerance of its target_l0 ${formatNumber(run.run.target_l0 as number)}` });
+      out.push({
+        source: run.label,
+        message: `held-out L0 ${formatNumber(run.eval?.l0 as number)} is outside the tolerance of its target_l0 ${formatNumber(run.run.target_l0 as number)}`,
+      });
     }
   }
   out.push(...deadLatentWarnings(inputs));
@@ -75,13 +79,24 @@ function deadLatentWarnings(inputs: ReportInputs): ReportWarning[] {
   const out: ReportWarning[] = [];
   const finalDead = dead(inputs.finalEval);
   if (finalDead !== null && finalDead > limit) {
-    out.push({ source: 'final SAE', message: `DEAD LATENTS: ${formatNumber(100 * finalDead)}% of the latents never fired on the held-out rows ` +
-      `(threshold ${formatNumber(100 * limit)}%); a remedy: train-sae resample_dead_every` });
+    out.push({
+      source: 'final SAE',
+      message:
+        `DEAD LATENTS: ${formatNumber(100 * finalDead)}% of the latents never fired on the held-out rows ` +
+        `(threshold ${formatNumber(100 * limit)}%); a remedy: train-sae resample_dead_every`,
+    });
   }
   const flagged = inputs.runs.filter((r) => (dead(r.eval) ?? 0) > limit);
   if (flagged.length) {
-    out.push({ source: 'sweep runs', message: `DEAD LATENTS: ${flagged.length} of ${inputs.runs.length} runs have more than ` +
-      `${formatNumber(100 * limit)}% dead latents on the held-out rows (${flagged.map((r) => r.label).slice(0, 6).join(', ')}${flagged.length > 6 ? ', ...' : ''})` });
+    out.push({
+      source: 'sweep runs',
+      message:
+        `DEAD LATENTS: ${flagged.length} of ${inputs.runs.length} runs have more than ` +
+        `${formatNumber(100 * limit)}% dead latents on the held-out rows (${flagged
+          .map((r) => r.label)
+          .slice(0, 6)
+          .join(', ')}${flagged.length > 6 ? ', ...' : ''})`,
+    });
   }
   return out;
 }
@@ -151,15 +166,23 @@ export function identificationLine(fit: FitFile): string {
   if (!id) return '';
   const cond = `condition number ${formatNumber(id.condition_number)}`;
   const design = id.design_warnings?.length ? ` Design: ${id.design_warnings.join('; ')}.` : '';
-  return (id.identified ? `Identified (${cond}; ${id.rule ?? ''}).` : `NOT identified (${cond}): ${id.reasons.join('; ')}.`) + design;
+  return (
+    (id.identified
+      ? `Identified (${cond}; ${id.rule ?? ''}).`
+      : `NOT identified (${cond}): ${id.reasons.join('; ')}.`) + design
+  );
 }
 
 /** lr-law: per width, the swept best, the parabola optimum with its interval, and edges. */
 export function optimaTable(fit: FitFile): Table | null {
   if (!fit.optima?.length) return null;
   const rows = fit.optima.map((o) => [
-    formatNumber(o.width), formatNumber(o.best_swept), formatNumber(o.optimum), intervalText(o.interval?.[0], o.interval?.[1]),
-    o.edge ? `⚠ ${o.edge} edge` : '', o.note ?? '',
+    formatNumber(o.width),
+    formatNumber(o.best_swept),
+    formatNumber(o.optimum),
+    intervalText(o.interval?.[0], o.interval?.[1]),
+    o.edge ? `⚠ ${o.edge} edge` : '',
+    o.note ?? '',
   ]);
   return { head: ['d_sae', 'best swept lr', 'optimum (parabola in log lr)', 'interval', 'edge', 'note'], rows };
 }
@@ -168,8 +191,12 @@ export function optimaTable(fit: FitFile): Table | null {
 export function decisionsTable(decisions: DecisionRecord[]): Table | null {
   if (!decisions.length) return null;
   const rows = decisions.map((d) => [
-    d.name, formatNumber(d.value), d.source === 'law' ? 'law' : `⚠ fallback: ${d.fallback_rule}`, formatNumber(d.law_value),
-    d.identified ? 'yes' : 'no', d.clamped ? `⚠ ${formatNumber(d.clamped.from)} → ${formatNumber(d.clamped.to)} (${d.clamped.rule})` : 'no',
+    d.name,
+    formatNumber(d.value),
+    d.source === 'law' ? 'law' : `⚠ fallback: ${d.fallback_rule}`,
+    formatNumber(d.law_value),
+    d.identified ? 'yes' : 'no',
+    d.clamped ? `⚠ ${formatNumber(d.clamped.from)} → ${formatNumber(d.clamped.to)} (${d.clamped.rule})` : 'no',
     typeof d.passes === 'number' ? formatNumber(d.passes) : '—',
   ]);
   return { head: ['decision', 'value used', 'source', "law's value", 'law identified', 'clamped', 'passes'], rows };
@@ -227,7 +254,23 @@ export function runsTable(runs: LoadedRun[]): Table {
     ev(r, 'fvu'),
     ev(r, 'dead_frac'),
   ]);
-  return { head: ['run', 'd_sae', 'vectors', 'passes', 'steps', 'lr', 'λ (end)', 'target L0', 'eval MSE', 'eval L0', 'eval FVU', 'dead'], rows };
+  return {
+    head: [
+      'run',
+      'd_sae',
+      'vectors',
+      'passes',
+      'steps',
+      'lr',
+      'λ (end)',
+      'target L0',
+      'eval MSE',
+      'eval L0',
+      'eval FVU',
+      'dead',
+    ],
+    rows,
+  };
 }
 
 export function provenanceTables(model: ReportModel): { facts: Table; upstream: Table | null } {
@@ -248,7 +291,10 @@ export function provenanceTables(model: ReportModel): { facts: Table; upstream: 
     ],
   };
   const upstream = p
-    ? { head: ['instance', 'type', 'version', 'cache key'], rows: p.upstream.map((u) => [u.instance, u.uses, u.version, u.key]) }
+    ? {
+        head: ['instance', 'type', 'version', 'cache key'],
+        rows: p.upstream.map((u) => [u.instance, u.uses, u.version, u.key]),
+      }
     : null;
   return { facts, upstream };
 }
@@ -268,8 +314,10 @@ function htmlTable(t: Table, cls = ''): string {
 }
 
 function htmlFigure(plot: RenderedPlot): string {
-  return `<figure id="plot-${escapeHtml(plot.name)}">${plot.svg}<figcaption>${escapeHtml(plot.title)} ` +
-    `(also <code>plots/${escapeHtml(plot.name)}</code>)</figcaption></figure>`;
+  return (
+    `<figure id="plot-${escapeHtml(plot.name)}">${plot.svg}<figcaption>${escapeHtml(plot.title)} ` +
+    `(also <code>plots/${escapeHtml(plot.name)}</code>)</figcaption></figure>`
+  );
 }
 
 function htmlFitSection({ fit, plot }: { fit: LoadedFit; plot: RenderedPlot }): string {
@@ -280,11 +328,15 @@ function htmlFitSection({ fit, plot }: { fit: LoadedFit; plot: RenderedPlot }): 
     htmlFigure(plot),
     `<p class="fit-summary">${escapeHtml(fitSummaryLine(f))}</p>`,
     identificationLine(f) ? `<p class="identification">${escapeHtml(identificationLine(f))}</p>` : '',
-    f.repetition ? `<p class="repetition">Repetition: ${escapeHtml(f.repetition.model)}; the runs made up to ${escapeHtml(formatNumber(f.repetition.max_measured_passes))} passes.</p>` : '',
+    f.repetition
+      ? `<p class="repetition">Repetition: ${escapeHtml(f.repetition.model)}; the runs made up to ${escapeHtml(formatNumber(f.repetition.max_measured_passes))} passes.</p>`
+      : '',
     htmlTable(fitParamsTable(f)),
     optimaTable(f) ? `<h4>Optimum per width</h4>${htmlTable(optimaTable(f)!)}` : '',
     preds.rows.length ? `<h4>Predictions</h4>${htmlTable(preds, 'predictions')}` : '',
-    fitWarnings.length ? `<ul class="warnings">${fitWarnings.map((w) => `<li>⚠ ${escapeHtml(w)}</li>`).join('')}</ul>` : '',
+    fitWarnings.length
+      ? `<ul class="warnings">${fitWarnings.map((w) => `<li>⚠ ${escapeHtml(w)}</li>`).join('')}</ul>`
+      : '',
     `<p class="source">source: <code>${escapeHtml(fit.path)}</code></p>`,
   ].join('\n');
 }
@@ -307,7 +359,8 @@ export function renderHtml(model: ReportModel): string {
   sections.push({ id: 'summary', title: 'Summary', body: htmlSummary(model) });
   sections.push({ id: 'warnings', title: 'Warnings', body: htmlWarnings(model.warnings) });
   const decisions = decisionsTable(inputs.decisions);
-  if (decisions) sections.push({ id: 'decisions', title: 'Decisions: what the final run used', body: htmlTable(decisions) });
+  if (decisions)
+    sections.push({ id: 'decisions', title: 'Decisions: what the final run used', body: htmlTable(decisions) });
   if (model.fitPlots.length) {
     sections.push({
       id: 'scaling-laws',
@@ -316,7 +369,8 @@ export function renderHtml(model: ReportModel): string {
     });
   }
   if (model.lrPlot) sections.push({ id: 'lr-law', title: 'Learning-rate law', body: htmlFitSection(model.lrPlot) });
-  if (model.frontierPlot) sections.push({ id: 'frontier', title: 'Sparsity / fidelity frontier', body: htmlFigure(model.frontierPlot) });
+  if (model.frontierPlot)
+    sections.push({ id: 'frontier', title: 'Sparsity / fidelity frontier', body: htmlFigure(model.frontierPlot) });
   if (inputs.finalEval) {
     sections.push({ id: 'final-sae', title: 'Final SAE', body: htmlFinalSae(inputs) });
   }
@@ -330,7 +384,9 @@ export function renderHtml(model: ReportModel): string {
   sections.push({ id: 'provenance', title: 'Provenance', body: htmlProvenance(model) });
 
   const nav = `<nav><ol>${sections.map((s) => `<li><a href="#${s.id}">${escapeHtml(s.title)}</a></li>`).join('')}</ol></nav>`;
-  const body = sections.map((s) => `<section id="${s.id}">\n<h2>${escapeHtml(s.title)}</h2>\n${s.body}\n</section>`).join('\n');
+  const body = sections
+    .map((s) => `<section id="${s.id}">\n<h2>${escapeHtml(s.title)}</h2>\n${s.body}\n</section>`)
+    .join('\n');
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -368,7 +424,10 @@ function htmlFinalSae(inputs: ReportInputs): string {
 
 function htmlBudget(inputs: ReportInputs, table: Table): string {
   const warnings = inputs.budget?.warnings ?? [];
-  return htmlTable(table) + (warnings.length ? `<ul class="warnings">${warnings.map((w) => `<li>⚠ ${escapeHtml(w)}</li>`).join('')}</ul>` : '');
+  return (
+    htmlTable(table) +
+    (warnings.length ? `<ul class="warnings">${warnings.map((w) => `<li>⚠ ${escapeHtml(w)}</li>`).join('')}</ul>` : '')
+  );
 }
 
 function htmlProvenance(model: ReportModel): string {
@@ -382,7 +441,8 @@ function summaryRows(model: ReportModel): string[][] {
   const ev = model.inputs.finalEval;
   if (ev) {
     for (const k of ['fvu', 'l0', 'mse', 'dead_frac', 'recovery_mean_max_cos', 'recovery_frac_above_0_9']) {
-      if (ev[k] !== undefined) rows.push([`final SAE: ${EVAL_LABELS[k]}`, ev[k] === null ? 'n/a' : formatNumber(ev[k] as number)]);
+      if (ev[k] !== undefined)
+        rows.push([`final SAE: ${EVAL_LABELS[k]}`, ev[k] === null ? 'n/a' : formatNumber(ev[k] as number)]);
     }
   }
   const fits = [...model.fitPlots.map((f) => f.fit), ...(model.lrPlot ? [model.lrPlot.fit] : [])];
@@ -390,11 +450,17 @@ function summaryRows(model: ReportModel): string[][] {
     for (const p of fit.predictions ?? []) {
       const far = (p.extrapolation ?? 0) > EXTRAPOLATION_FLAG ? ' ⚠ extrapolated' : '';
       const iv = intervalText(p.lo, p.hi);
-      rows.push([`predicted ${fit.y_label ?? 'y'} at ${predictionAt(fit, p)}`, `${formatNumber(p.y)}${iv === '—' ? '' : ` ${iv}`}${far}`]);
+      rows.push([
+        `predicted ${fit.y_label ?? 'y'} at ${predictionAt(fit, p)}`,
+        `${formatNumber(p.y)}${iv === '—' ? '' : ` ${iv}`}${far}`,
+      ]);
     }
   }
   for (const d of model.inputs.decisions) {
-    rows.push([`decided: ${d.name}`, `${formatNumber(d.value)} (${d.source === 'law' ? 'from the law' : 'FALLBACK'}${d.clamped ? ', CLAMPED' : ''})`]);
+    rows.push([
+      `decided: ${d.name}`,
+      `${formatNumber(d.value)} (${d.source === 'law' ? 'from the law' : 'FALLBACK'}${d.clamped ? ', CLAMPED' : ''})`,
+    ]);
   }
   const runs = model.inputs.runs.length + (model.inputs.finalRun ? 1 : 0);
   if (runs) rows.push(['training runs shown', String(runs)]);
@@ -440,7 +506,14 @@ function mdFit({ fit, plot }: { fit: LoadedFit; plot: RenderedPlot }): string[] 
     escapeMarkdown(fitSummaryLine(fit.fit)),
     '',
     ...(identificationLine(fit.fit) ? [escapeMarkdown(identificationLine(fit.fit)), ''] : []),
-    ...(fit.fit.repetition ? [escapeMarkdown(`Repetition: ${fit.fit.repetition.model}; the runs made up to ${formatNumber(fit.fit.repetition.max_measured_passes)} passes.`), ''] : []),
+    ...(fit.fit.repetition
+      ? [
+          escapeMarkdown(
+            `Repetition: ${fit.fit.repetition.model}; the runs made up to ${formatNumber(fit.fit.repetition.max_measured_passes)} passes.`,
+          ),
+          '',
+        ]
+      : []),
     mdTable(fitParamsTable(fit.fit)),
     '',
     ...(optimaTable(fit.fit) ? ['Optimum per width:', '', mdTable(optimaTable(fit.fit)!), ''] : []),
@@ -455,9 +528,15 @@ export function renderMarkdown(model: ReportModel): string {
   if (inputs.notes) out.push(...inputs.notes.split(/\r?\n/).map((l) => `> ${escapeMarkdown(l)}`), '');
   out.push('The full report with the same plots is `report.html` (self-contained).', '');
   const summary = summaryRows(model);
-  out.push('## Summary', '', summary.length ? mdTable({ head: ['what', 'value'], rows: summary }) : 'Nothing to summarise.', '');
+  out.push(
+    '## Summary',
+    '',
+    summary.length ? mdTable({ head: ['what', 'value'], rows: summary }) : 'Nothing to summarise.',
+    '',
+  );
   out.push('## Warnings', '');
-  if (model.warnings.length) out.push(...model.warnings.map((w) => `- ⚠ **${escapeMarkdown(w.source)}**: ${escapeMarkdown(w.message)}`));
+  if (model.warnings.length)
+    out.push(...model.warnings.map((w) => `- ⚠ **${escapeMarkdown(w.source)}**: ${escapeMarkdown(w.message)}`));
   else out.push('No warnings from the fits, the budget or the runs.');
   out.push('');
   const decisions = decisionsTable(inputs.decisions);
@@ -478,7 +557,8 @@ export function renderMarkdown(model: ReportModel): string {
     out.push('## FLOP budget', '', mdTable(budget), '');
     out.push(...(inputs.budget?.warnings ?? []).map((w) => `- ⚠ ${escapeMarkdown(w)}`), '');
   }
-  if (model.trainingPlots.length) out.push('## Training curves', '', ...model.trainingPlots.flatMap((p) => [mdImage(p), '']));
+  if (model.trainingPlots.length)
+    out.push('## Training curves', '', ...model.trainingPlots.flatMap((p) => [mdImage(p), '']));
   const allRuns = [...inputs.runs, ...(inputs.finalRun ? [inputs.finalRun] : [])];
   if (allRuns.length) out.push('## Runs', '', mdTable(runsTable(allRuns)), '');
   const { facts, upstream } = provenanceTables(model);

@@ -10,7 +10,20 @@
  *   filehash.json              (size, mtime) -> sha256 memo of input files
  *   locks-index.json           lock files written by runs, for `gc`
  */
-import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, utimesSync, type Stats } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  type Stats,
+} from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import { digestJson, treeDigest } from './hash.js';
@@ -124,10 +137,14 @@ export async function lookupEntry(art: Artifacts, key: string, verify = false): 
   try {
     manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return existsSync(dir) ? { ok: false, reason: 'corrupt', detail: 'manifest missing' } : { ok: false, reason: 'missing' };
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+      return existsSync(dir)
+        ? { ok: false, reason: 'corrupt', detail: 'manifest missing' }
+        : { ok: false, reason: 'missing' };
     return { ok: false, reason: 'corrupt', detail: 'manifest unreadable' };
   }
-  if (manifest.key !== key || !manifest.files || !manifest.outputs) return { ok: false, reason: 'corrupt', detail: 'manifest does not match its key' };
+  if (manifest.key !== key || !manifest.files || !manifest.outputs)
+    return { ok: false, reason: 'corrupt', detail: 'manifest does not match its key' };
   const extra = unlistedContent(join(dir, 'out'), manifest);
   if (extra) return { ok: false, reason: 'corrupt', detail: extra };
   for (const [rel, f] of Object.entries(manifest.files)) {
@@ -234,7 +251,8 @@ export function materializeOutputs(outDir: string, workDir?: string): void {
     } catch {
       throw refuse('a dangling symbolic link');
     }
-    if (!roots.some((r) => target.startsWith(r + '/'))) throw refuse(`a symbolic link to ${target}, outside the stage's output and work folders (copy the file instead)`);
+    if (!roots.some((r) => target.startsWith(r + '/')))
+      throw refuse(`a symbolic link to ${target}, outside the stage's output and work folders (copy the file instead)`);
     if (!statSync(target).isFile()) throw refuse(`a symbolic link to ${target}, which is not a regular file`);
     rmSync(abs);
     copyFileSync(target, abs);
@@ -266,7 +284,10 @@ export async function buildManifest(
   returned: Record<string, Json>,
 ): Promise<Manifest> {
   const tree = walkTree(outDir);
-  if (tree.special.length) throw new Error(`output ${tree.special[0].rel} is ${tree.special[0].what}: outputs must be regular files and folders`);
+  if (tree.special.length)
+    throw new Error(
+      `output ${tree.special[0].rel} is ${tree.special[0].what}: outputs must be regular files and folders`,
+    );
   const files: Manifest['files'] = {};
   for (const rel of tree.files) {
     const abs = join(outDir, rel);
@@ -298,9 +319,11 @@ export async function buildManifest(
 
 /** Checks that a file/dir output is a relative path that exists inside outDir. */
 export function normalizeRel(v: Json | undefined, name: string, outDir: string): string {
-  if (typeof v !== 'string' || v === '') throw new Error(`output '${name}': expected a path relative to the output folder, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'string' || v === '')
+    throw new Error(`output '${name}': expected a path relative to the output folder, got ${JSON.stringify(v)}`);
   const abs = resolve(outDir, v);
-  if (abs !== outDir && !abs.startsWith(outDir + '/')) throw new Error(`output '${name}': path ${v} is outside the output folder`);
+  if (abs !== outDir && !abs.startsWith(outDir + '/'))
+    throw new Error(`output '${name}': path ${v} is outside the output folder`);
   if (!existsSync(abs)) throw new Error(`output '${name}': ${v} was not created in the output folder`);
   const rel = abs === outDir ? '.' : abs.slice(outDir.length + 1);
   return rel;

@@ -76,7 +76,8 @@ export async function runCommand(o: RunOpts): Promise<number> {
   if (o.dryRun) return dryRun(p, art, instances, force, lockFile, o.verify);
 
   const reporter = createReporter(process.stderr, { tty: o.progress ? o.progress === 'tty' : undefined });
-  const { pool, launcher, jobs, close } = o.executor === 'slurm' ? await slurmExecution(o, p, reporter) : localExecution(o, instances);
+  const { pool, launcher, jobs, close } =
+    o.executor === 'slurm' ? await slurmExecution(o, p, reporter) : localExecution(o, instances);
   const controller = new AbortController();
   let interruptedBy: NodeJS.Signals | undefined;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -118,8 +119,10 @@ export async function runCommand(o: RunOpts): Promise<number> {
   if (interruptedBy) return exitCodeOf(interruptedBy);
   const failed = outcomes.filter((x) => x.status === 'failed');
   const results = failed.length ? [] : resultLines(art, outcomes);
-  if (outcomes.every((x) => x.key) && !o.force.length && !o.verify) saveNoopSnapshot(o, p, art, memo, lockFile, outcomes, results);
-  for (const f of failed) process.stderr.write(`FAILED ${f.instance.name}: ${f.error}${f.logFile ? `\n  log: ${f.logFile}` : ''}\n`);
+  if (outcomes.every((x) => x.key) && !o.force.length && !o.verify)
+    saveNoopSnapshot(o, p, art, memo, lockFile, outcomes, results);
+  for (const f of failed)
+    process.stderr.write(`FAILED ${f.instance.name}: ${f.error}${f.logFile ? `\n  log: ${f.logFile}` : ''}\n`);
   if (results.length) process.stderr.write(results.join('\n') + '\n');
   return failed.length ? EXIT.stageFailed : EXIT.ok;
 }
@@ -156,8 +159,18 @@ async function slurmExecution(o: RunOpts, p: Pipeline, reporter: Reporter): Prom
   if (spawnSync('sbatch', ['--version'], { encoding: 'utf8' }).status !== 0) {
     throw new PipelineError('--executor slurm: sbatch is not available on this machine (run from a Slurm login node)');
   }
-  const executor = new SlurmExecutor({ profile, cliPath: o.cliPath, pipelineName: p.name, note: (line) => reporter.note(line) });
-  return { pool: ResourcePool.unlimited(), launcher: executor.launcher, jobs: o.jobs ?? profile.max_jobs, close: () => executor.close() };
+  const executor = new SlurmExecutor({
+    profile,
+    cliPath: o.cliPath,
+    pipelineName: p.name,
+    note: (line) => reporter.note(line),
+  });
+  return {
+    pool: ResourcePool.unlimited(),
+    launcher: executor.launcher,
+    jobs: o.jobs ?? profile.max_jobs,
+    close: () => executor.close(),
+  };
 }
 
 /**
@@ -165,11 +178,20 @@ async function slurmExecution(o: RunOpts, p: Pipeline, reporter: Reporter): Prom
  * stats alone. None while an input is racily fresh (see RACY_MS): its stats cannot vouch for it.
  */
 function saveNoopSnapshot(
-  o: RunOpts, p: Pipeline, art: Artifacts, memo: FileHashMemo, lockFile: string,
-  outcomes: Array<{ instance: Instance; key?: string }>, results: string[],
+  o: RunOpts,
+  p: Pipeline,
+  art: Artifacts,
+  memo: FileHashMemo,
+  lockFile: string,
+  outcomes: Array<{ instance: Instance; key?: string }>,
+  results: string[],
 ): void {
   const dirs = [...memo.seenDirs].map((d) => ({ dir: d, ...dirListing(d) }));
-  const newest = Math.max(0, ...[...memo.seenFiles.values()].map(([, mtimeMs]) => mtimeMs), ...dirs.map((d) => d.newestMtimeMs));
+  const newest = Math.max(
+    0,
+    ...[...memo.seenFiles.values()].map(([, mtimeMs]) => mtimeMs),
+    ...dirs.map((d) => d.newestMtimeMs),
+  );
   if (Date.now() - newest <= RACY_MS) return;
   const snapshot: Parameters<typeof writeSnapshot>[1] = {
     format: 'pipeline-noop/1',
@@ -211,7 +233,14 @@ function resultLines(art: Artifacts, outcomes: Array<{ instance: Instance; key?:
   return lines;
 }
 
-async function dryRun(p: Pipeline, art: Artifacts, instances: Instance[], force: Set<Instance>, lockFile: string, verify: boolean): Promise<number> {
+async function dryRun(
+  p: Pipeline,
+  art: Artifacts,
+  instances: Instance[],
+  force: Set<Instance>,
+  lockFile: string,
+  verify: boolean,
+): Promise<number> {
   const memo = new FileHashMemo(join(art.root, 'filehash.json'));
   const { explained } = await explainAll(p, art, memo, readLock(lockFile)?.instances ?? {}, instances, verify);
   memo.save();
@@ -237,17 +266,40 @@ export async function statusCommand(o: Common & { json: boolean; verify: boolean
   const p = load(o);
   const art = openArtifacts(p, o.artifacts);
   const memo = new FileHashMemo(join(art.root, 'filehash.json'));
-  const { explained } = await explainAll(p, art, memo, readLock(lockPathFor(p.file))?.instances ?? {}, p.instances, o.verify);
+  const { explained } = await explainAll(
+    p,
+    art,
+    memo,
+    readLock(lockPathFor(p.file))?.instances ?? {},
+    p.instances,
+    o.verify,
+  );
   memo.save();
-  const jobs = await recordedJobs(art, explained.filter((e) => e.state !== 'cached'));
+  const jobs = await recordedJobs(
+    art,
+    explained.filter((e) => e.state !== 'cached'),
+  );
   if (o.json) {
     const out = {
       pipeline: p.name,
       file: p.file,
       instances: explained.map((e) => {
         const job = e.key ? jobs.get(e.key) : undefined;
-        const slurm = job && { id: job.record.jobId, state: job.state ?? job.label, node: job.node ?? null, reason: job.reason ?? null };
-        return { name: e.instance.name, stage: e.instance.stage.id, uses: e.instance.stage.type.name, state: e.state, reasons: e.reasons, key: e.key ?? null, ...(slurm ? { job: slurm } : {}) };
+        const slurm = job && {
+          id: job.record.jobId,
+          state: job.state ?? job.label,
+          node: job.node ?? null,
+          reason: job.reason ?? null,
+        };
+        return {
+          name: e.instance.name,
+          stage: e.instance.stage.id,
+          uses: e.instance.stage.type.name,
+          state: e.state,
+          reasons: e.reasons,
+          key: e.key ?? null,
+          ...(slurm ? { job: slurm } : {}),
+        };
       }),
     };
     console.log(JSON.stringify(out, null, 2));
@@ -258,16 +310,22 @@ export async function statusCommand(o: Common & { json: boolean; verify: boolean
     const job = e.key ? jobs.get(e.key) : undefined;
     const label = job && job.label !== 'unknown' ? job.label : e.state === 'blocked' ? 'pending' : e.state;
     const reasons = job ? [job.text] : e.reasons;
-    console.log(`${label.padEnd(8)} ${e.instance.name.padEnd(width)}${reasons.length ? `  ${reasons.join('; ')}` : ''}`);
+    console.log(
+      `${label.padEnd(8)} ${e.instance.name.padEnd(width)}${reasons.length ? `  ${reasons.join('; ')}` : ''}`,
+    );
   }
   const stale = explained.filter((e) => e.state !== 'cached').length;
-  console.log(stale ? `${stale} of ${explained.length} instances need to run` : `all ${explained.length} instances cached`);
+  console.log(
+    stale ? `${stale} of ${explained.length} instances need to run` : `all ${explained.length} instances cached`,
+  );
   return EXIT.ok;
 }
 
 /** Slurm jobs that a run (here or elsewhere) recorded for these instances and has not collected. */
 async function recordedJobs(art: Artifacts, of: Array<{ key?: string }>) {
-  const dirs = new Map(of.filter((e) => e.key && existsSync(join(art.workDir(e.key), '.slurm'))).map((e) => [e.key!, art.workDir(e.key!)]));
+  const dirs = new Map(
+    of.filter((e) => e.key && existsSync(join(art.workDir(e.key), '.slurm'))).map((e) => [e.key!, art.workDir(e.key!)]),
+  );
   if (!dirs.size) return new Map<string, import('./slurm/jobs.js').JobInProgress>();
   return (await import('./slurm/jobs.js')).jobsInProgress(dirs);
 }
@@ -279,14 +337,22 @@ export async function showCommand(o: Common & { stage: string; json: boolean }):
   const art = openArtifacts(p, o.artifacts);
   const targets = resolveNames(p, [o.stage], 'stage');
   const memo = new FileHashMemo(join(art.root, 'filehash.json'));
-  const { explained, results } = await explainAll(p, art, memo, readLock(lockPathFor(p.file))?.instances ?? {}, selectInstances(p, [o.stage]));
+  const { explained, results } = await explainAll(
+    p,
+    art,
+    memo,
+    readLock(lockPathFor(p.file))?.instances ?? {},
+    selectInstances(p, [o.stage]),
+  );
   memo.save();
   const missing = explained.filter((e) => targets.includes(e.instance) && e.state !== 'cached');
   if (missing.length) {
     const jobs = await recordedJobs(art, missing);
     for (const m of missing) {
       const job = m.key ? jobs.get(m.key) : undefined;
-      process.stderr.write(`${m.instance.name} is not computed: ${job ? `in progress elsewhere, ${job.text}` : m.reasons.join('; ')}\n`);
+      process.stderr.write(
+        `${m.instance.name} is not computed: ${job ? `in progress elsewhere, ${job.text}` : m.reasons.join('; ')}\n`,
+      );
     }
     process.stderr.write(`run: pipeline run ${shownPath(p.file)} ${o.stage}\n`);
     return EXIT.stageFailed;
@@ -295,13 +361,16 @@ export async function showCommand(o: Common & { stage: string; json: boolean }):
     Object.fromEntries(Object.entries(results.get(i)!.outputs).map(([k, v]) => [k, v.run]));
   // A matrix stage's outputs are keyed by instance; a single instance's are not.
   const keyed = (p.stages.get(o.stage)?.matrixKeys.length ?? 0) > 0;
-  const out: Record<string, Json> = keyed ? Object.fromEntries(targets.map((i) => [i.name, valuesOf(i)])) : valuesOf(targets[0]);
+  const out: Record<string, Json> = keyed
+    ? Object.fromEntries(targets.map((i) => [i.name, valuesOf(i)]))
+    : valuesOf(targets[0]);
   if (o.json) {
     console.log(JSON.stringify(out, null, 2));
     return EXIT.ok;
   }
   const print = (obj: Record<string, Json>, indent: string) => {
-    for (const [k, v] of Object.entries(obj)) console.log(`${indent}${k}: ${typeof v === 'object' && v !== null ? JSON.stringify(v) : formatValue(v)}`);
+    for (const [k, v] of Object.entries(obj))
+      console.log(`${indent}${k}: ${typeof v === 'object' && v !== null ? JSON.stringify(v) : formatValue(v)}`);
   };
   if (keyed) {
     for (const i of targets) {
@@ -382,7 +451,9 @@ export function gcCommand(o: { file?: string; artifacts?: string; dryRun: boolea
     for (const f of lockFiles) for (const e of Object.values(readLock(f)?.instances ?? {})) keep.add(e.key);
     const { entries, works } = collect(art, keep, o.dryRun);
     const verb = o.dryRun ? 'would remove' : 'removed';
-    console.log(`${verb} ${entries.removed} cache entries and ${works} work folders; kept ${entries.kept} referenced by ${lockFiles.size} lock files or live runs`);
+    console.log(
+      `${verb} ${entries.removed} cache entries and ${works} work folders; kept ${entries.kept} referenced by ${lockFiles.size} lock files or live runs`,
+    );
     return EXIT.ok;
   } finally {
     unlock(gcLock);
@@ -400,13 +471,15 @@ function findLockFiles(root: string): Set<string> {
       return;
     }
     for (const e of entries) {
-      if (e.isDirectory() && depth < 6 && e.name !== 'node_modules' && !e.name.startsWith('.')) scan(join(dir, e.name), depth + 1);
+      if (e.isDirectory() && depth < 6 && e.name !== 'node_modules' && !e.name.startsWith('.'))
+        scan(join(dir, e.name), depth + 1);
       else if (e.isFile() && e.name.endsWith('.lock.json')) lockFiles.add(join(dir, e.name));
     }
   };
   scan(join(dirname(root), 'pipelines'), 0);
   try {
-    for (const f of JSON.parse(readFileSync(join(root, 'locks-index.json'), 'utf8')) as string[]) if (existsSync(f)) lockFiles.add(f);
+    for (const f of JSON.parse(readFileSync(join(root, 'locks-index.json'), 'utf8')) as string[])
+      if (existsSync(f)) lockFiles.add(f);
   } catch {
     /* no index */
   }
@@ -414,7 +487,11 @@ function findLockFiles(root: string): Set<string> {
 }
 
 /** Removes the entries and work folders not in `keep` nor locked by a live run; under the gc lock. */
-function collect(art: Artifacts, keep: Set<string>, dryRun: boolean): { entries: { removed: number; kept: number }; works: number } {
+function collect(
+  art: Artifacts,
+  keep: Set<string>,
+  dryRun: boolean,
+): { entries: { removed: number; kept: number }; works: number } {
   const inUse = (key: string) => keep.has(key) || lockHeldByLiveProcess(art.entryLock(key));
   const entries = { removed: 0, kept: 0 };
   for (const key of readdirSync(art.cache)) {
@@ -442,7 +519,11 @@ function collect(art: Artifacts, keep: Set<string>, dryRun: boolean): { entries:
   return { entries, works };
 }
 
-export async function execCommand(specFile: string, stageTypes: StageType<any>[], resultFile?: string): Promise<number> {
+export async function execCommand(
+  specFile: string,
+  stageTypes: StageType<any>[],
+  resultFile?: string,
+): Promise<number> {
   const { execSpec } = await import('./exec.js');
   return execSpec(specFile, stageTypes, resultFile);
 }

@@ -21,7 +21,11 @@ type StageDecls = Record<string, { uses: string; with?: Record<string, unknown> 
  * stage of each type. Errors point at the key at fault; a param that came from `defaults:`
  * points there too, so later errors about its value name the line it was written on.
  */
-export function applyDefaults(data: { defaults?: unknown; stages: StageDecls }, positions: Positions, types: StageType<any>[]): void {
+export function applyDefaults(
+  data: { defaults?: unknown; stages: StageDecls },
+  positions: Positions,
+  types: StageType<any>[],
+): void {
   const defaults = (data.defaults ?? {}) as Defaults;
   const known = new Map(types.map((t) => [t.name, t]));
   const errors: PipelineError[] = [];
@@ -29,16 +33,23 @@ export function applyDefaults(data: { defaults?: unknown; stages: StageDecls }, 
     const type = known.get(typeName);
     if (!type) {
       const names = [...known.keys()].sort().join(', ');
-      errors.push(new PipelineError(`defaults: unknown stage type '${typeName}' (known: ${names})`, positions.at(pointerOf(['defaults', typeName]), 'key')));
+      errors.push(
+        new PipelineError(
+          `defaults: unknown stage type '${typeName}' (known: ${names})`,
+          positions.at(pointerOf(['defaults', typeName]), 'key'),
+        ),
+      );
       continue;
     }
     const declared = Object.keys(type.params.properties);
     for (const key of Object.keys(params)) {
       if (declared.includes(key)) continue;
-      errors.push(new PipelineError(
-        `defaults.${typeName}: unknown param '${key}' of stage type ${typeName} (params: ${declared.join(', ')})`,
-        positions.at(pointerOf(['defaults', typeName, key]), 'key'),
-      ));
+      errors.push(
+        new PipelineError(
+          `defaults.${typeName}: unknown param '${key}' of stage type ${typeName} (params: ${declared.join(', ')})`,
+          positions.at(pointerOf(['defaults', typeName, key]), 'key'),
+        ),
+      );
     }
   }
   if (errors.length) throw new PipelineErrors(errors);
@@ -65,8 +76,11 @@ function aliasPositions(
 ): void {
   if (own === undefined) {
     aliases.set(pointerOf(to), { value: positions.at(pointerOf(from)), key: positions.at(pointerOf(from), 'key') });
-    if (isPlainObject(given)) for (const k of Object.keys(given)) aliasPositions(given[k], undefined, [...from, k], [...to, k], positions, aliases);
-    else if (Array.isArray(given)) given.forEach((v, i) => aliasPositions(v, undefined, [...from, i], [...to, i], positions, aliases));
+    if (isPlainObject(given))
+      for (const k of Object.keys(given))
+        aliasPositions(given[k], undefined, [...from, k], [...to, k], positions, aliases);
+    else if (Array.isArray(given))
+      given.forEach((v, i) => aliasPositions(v, undefined, [...from, i], [...to, i], positions, aliases));
     return;
   }
   if (isPlainObject(given) && isPlainObject(own)) {

@@ -51,12 +51,19 @@ export function describeStageType(t: StageType<TSchema & any>): string {
   const lines = [`### \`${t.name}\` (version ${t.version}${t.heavy ? ', own process' : ''})`, '', t.description, ''];
   lines.push('| param | type | default | description |', '|---|---|---|---|');
   for (const [name, p] of Object.entries(schema.properties ?? {})) {
-    const dflt = p.default !== undefined ? `\`${JSON.stringify(p.default)}\`` : required.has(name) ? '**required**' : '';
+    const dflt =
+      p.default !== undefined ? `\`${JSON.stringify(p.default)}\`` : required.has(name) ? '**required**' : '';
     lines.push(`| \`${name}\` | ${typeText(p)} | ${cell(dflt)} | ${cell(p.description ?? '')} |`);
   }
   lines.push('', '| output | kind | description |', '|---|---|---|');
   for (const [name, o] of Object.entries(t.outputs)) lines.push(`| \`${name}\` | ${o.kind} | ${cell(o.description)} |`);
-  if (t.resources) lines.push('', `Resources: ${Object.entries(t.resources).map(([k, v]) => `${k}: ${v}`).join(', ')}.`);
+  if (t.resources)
+    lines.push(
+      '',
+      `Resources: ${Object.entries(t.resources)
+        .map(([k, v]) => `${k}: ${v}`)
+        .join(', ')}.`,
+    );
   return lines.join('\n') + '\n';
 }
 
@@ -65,7 +72,7 @@ export function describeStageTypes(types: StageType<any>[]): string {
   return [
     '# Stage types',
     '',
-    'Generated from the stage types\' own schemas by `pipeline stages --markdown`; do not edit by hand.',
+    "Generated from the stage types' own schemas by `pipeline stages --markdown`; do not edit by hand.",
     '',
     ...sorted.map((t) => `- [\`${t.name}\`](#${t.name}-version-${t.version}${t.heavy ? '-own-process' : ''})`),
     '',

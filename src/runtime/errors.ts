@@ -16,7 +16,10 @@ export const EXIT = { ok: 0, stageFailed: 1, invalid: 2, sighup: 129, sigint: 13
 
 export class PipelineError extends Error {
   readonly exitCode: number = EXIT.invalid;
-  constructor(message: string, readonly pos?: SourcePos) {
+  constructor(
+    message: string,
+    readonly pos?: SourcePos,
+  ) {
     super(message);
     this.name = 'PipelineError';
   }

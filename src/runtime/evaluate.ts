@@ -47,14 +47,20 @@ export interface Evaluated {
 export function resultFromManifest(art: Artifacts, m: Manifest): InstanceResult {
   const outputs: InstanceResult['outputs'] = {};
   for (const [name, o] of Object.entries(m.outputs)) {
-    outputs[name] = o.kind === 'value' ? { run: o.value ?? null, key: o.value ?? null } : { run: outputPath(art, m.key, o.path!), key: `sha256:${o.digest}` };
+    outputs[name] =
+      o.kind === 'value'
+        ? { run: o.value ?? null, key: o.value ?? null }
+        : { run: outputPath(art, m.key, o.path!), key: `sha256:${o.digest}` };
   }
   return { key: m.key, manifest: m, outputs };
 }
 
 /** A problem found while preparing an instance (a resolved param of the wrong type, a missing input). */
 export class InstanceError extends Error {
-  constructor(message: string, readonly pos?: SourcePos) {
+  constructor(
+    message: string,
+    readonly pos?: SourcePos,
+  ) {
     super(pos ? `${formatPos(pos)}: ${message}` : message);
   }
 }
@@ -69,23 +75,32 @@ export async function evaluate(
   const keyValues: Array<[Array<string | number>, Json]> = [];
   for (const hole of inst.holes) {
     const targets = new Map<Ref, Instance[]>(hole.refs.map((r) => [r.ref, r.instances]));
-    const outputValue = (version: 'run' | 'key') => (r: Ref): Json => {
-      const instances = targets.get(r)!;
-      const values = instances.map((t) => results.get(t)!.outputs[(r as Extract<Ref, { kind: 'stage' }>).output][version]);
-      const isList = instances[0].stage.matrixKeys.length > 0 && !(r as Extract<Ref, { kind: 'stage' }>).filter;
-      try {
-        return applyPath(isList ? values : values[0], r.path, r.text);
-      } catch (e) {
-        if (e instanceof RefSyntaxError) throw new InstanceError(`stage ${inst.name}: ${e.message}`, hole.pos);
-        throw e;
-      }
-    };
+    const outputValue =
+      (version: 'run' | 'key') =>
+      (r: Ref): Json => {
+        const instances = targets.get(r)!;
+        const values = instances.map(
+          (t) => results.get(t)!.outputs[(r as Extract<Ref, { kind: 'stage' }>).output][version],
+        );
+        const isList = instances[0].stage.matrixKeys.length > 0 && !(r as Extract<Ref, { kind: 'stage' }>).filter;
+        try {
+          return applyPath(isList ? values : values[0], r.path, r.text);
+        } catch (e) {
+          if (e instanceof RefSyntaxError) throw new InstanceError(`stage ${inst.name}: ${e.message}`, hole.pos);
+          throw e;
+        }
+      };
     setAt(params, hole.path, renderTemplate(hole.template, outputValue('run')));
     keyValues.push([hole.path, renderTemplate(hole.template, outputValue('key'))]);
   }
   const validate = validator(inst.stage.type.params, true);
   if (!validate(params)) {
-    const errs = schemaErrors(validate.errors ?? [], p.positions, `${inst.stage.pointer}/with`, `stage ${inst.name} (after resolving references)`);
+    const errs = schemaErrors(
+      validate.errors ?? [],
+      p.positions,
+      `${inst.stage.pointer}/with`,
+      `stage ${inst.name} (after resolving references)`,
+    );
     throw new InstanceError(errs.map((e) => e.message).join('; '), errs[0]?.pos);
   }
   const keyParams = structuredClone(params);
@@ -95,11 +110,26 @@ export async function evaluate(
     version: inst.stage.type.version,
     code: stageCodeDigest(inst.stage.type),
     params: withoutPipelineDir(keyParams, p.dir),
-    inputs: await inputDigests(p, inst, params, memo, referencedStrings(params, inst.holes.map((h) => h.path))),
+    inputs: await inputDigests(
+      p,
+      inst,
+      params,
+      memo,
+      referencedStrings(
+        params,
+        inst.holes.map((h) => h.path),
+      ),
+    ),
     upstream: upstreamDigests(inst, results),
     pipelineParams: Object.fromEntries(inst.usedParams.map((n) => [n, p.params[n]])),
   };
-  const key = digestJson({ type: parts.uses, version: parts.version, code: parts.code ?? null, params: parts.params, inputs: parts.inputs });
+  const key = digestJson({
+    type: parts.uses,
+    version: parts.version,
+    code: parts.code ?? null,
+    params: parts.params,
+    inputs: parts.inputs,
+  });
   return { params, parts: { ...parts, key } };
 }
 
@@ -115,7 +145,8 @@ function setAt(obj: Json, path: Array<string | number>, v: Json): void {
 function withoutPipelineDir(v: Json, dir: string): Json {
   if (typeof v === 'string') return v.includes(dir) ? v.split(dir).join('${{ pipeline.dir }}') : v;
   if (Array.isArray(v)) return v.map((x) => withoutPipelineDir(x, dir));
-  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, withoutPipelineDir(x, dir)]));
+  if (v && typeof v === 'object')
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, withoutPipelineDir(x, dir)]));
   return v;
 }
 
@@ -127,7 +158,8 @@ function referencedStrings(params: Json, holePaths: Array<Array<string | number>
     else if (Array.isArray(v)) v.forEach(collect);
     else if (v && typeof v === 'object') Object.values(v).forEach(collect);
   };
-  for (const path of holePaths) collect(path.reduce<Json>((cur, seg) => (cur as Record<string | number, Json>)?.[seg] ?? null, params));
+  for (const path of holePaths)
+    collect(path.reduce<Json>((cur, seg) => (cur as Record<string | number, Json>)?.[seg] ?? null, params));
   return out;
 }
 
@@ -148,7 +180,10 @@ async function inputDigests(
       statSync(abs);
     } catch {
       const at = pointerTo(inst.with, rel);
-      throw new InstanceError(`stage ${inst.name}: input ${rel} not found (looked for ${abs})`, p.positions.at(`${inst.stage.pointer}/with${at ?? ''}`));
+      throw new InstanceError(
+        `stage ${inst.name}: input ${rel} not found (looked for ${abs})`,
+        p.positions.at(`${inst.stage.pointer}/with${at ?? ''}`),
+      );
     }
     out[rel] = await memo.digest(abs);
   }
@@ -169,6 +204,7 @@ function pointerTo(v: Json, value: string, ptr = ''): string | undefined {
 
 function upstreamDigests(inst: Instance, results: Map<Instance, InstanceResult>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const hole of inst.holes) for (const r of hole.refs) for (const t of r.instances) out[t.name] = results.get(t)!.manifest.digest;
+  for (const hole of inst.holes)
+    for (const r of hole.refs) for (const t of r.instances) out[t.name] = results.get(t)!.manifest.digest;
   return out;
 }

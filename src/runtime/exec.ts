@@ -15,7 +15,11 @@ export async function execSpec(specFile: string, stageTypes: StageType<any>[], r
     if (process.send) process.send(m);
     else if (m.type === 'result') console.log(JSON.stringify(m));
     // A batch job's runner reads how the stage ended from this file, not from the scheduler.
-    if (resultFile && m.type !== 'progress') writeFileAtomic(resultFile, JSON.stringify(m.type === 'result' ? { ok: true, outputs: m.outputs } : { ok: false, message: m.message }));
+    if (resultFile && m.type !== 'progress')
+      writeFileAtomic(
+        resultFile,
+        JSON.stringify(m.type === 'result' ? { ok: true, outputs: m.outputs } : { ok: false, message: m.message }),
+      );
   };
   const type = stageTypes.find((t) => t.name === spec.stage);
   if (!type) {
@@ -33,16 +37,23 @@ export async function execSpec(specFile: string, stageTypes: StageType<any>[], r
   if (process.send && !process.connected) stop();
   let lastProgress = 0;
   try {
-    const outputs = await type.run(stageContext(spec, controller.signal, {
-      log: (line) => process.stdout.write(line.endsWith('\n') ? line : `${line}\n`),
-      progress: (progress) => {
-        // The parent redraws at most ~10 Hz; don't flood the channel.
-        const now = Date.now();
-        if (now - lastProgress < 100 && progress.fraction !== 1) return;
-        lastProgress = now;
-        if (process.send) send({ type: 'progress', progress });
-      },
-    }, resultFile === undefined));
+    const outputs = await type.run(
+      stageContext(
+        spec,
+        controller.signal,
+        {
+          log: (line) => process.stdout.write(line.endsWith('\n') ? line : `${line}\n`),
+          progress: (progress) => {
+            // The parent redraws at most ~10 Hz; don't flood the channel.
+            const now = Date.now();
+            if (now - lastProgress < 100 && progress.fraction !== 1) return;
+            lastProgress = now;
+            if (process.send) send({ type: 'progress', progress });
+          },
+        },
+        resultFile === undefined,
+      ),
+    );
     const result: ChildMessage = { type: 'result', outputs };
     if (resultFile || !process.send) send(result);
     else await new Promise<void>((resolve) => process.send!(result, () => resolve()));
@@ -51,7 +62,10 @@ export async function execSpec(specFile: string, stageTypes: StageType<any>[], r
     const message = (e as Error).message ?? String(e);
     process.stderr.write(`${(e as Error).stack ?? message}\n`);
     if (resultFile) send({ type: 'error', message });
-    else if (process.send) await new Promise<void>((resolve) => process.send!({ type: 'error', message } satisfies ChildMessage, () => resolve()));
+    else if (process.send)
+      await new Promise<void>((resolve) =>
+        process.send!({ type: 'error', message } satisfies ChildMessage, () => resolve()),
+      );
     return 1;
   } finally {
     // The IPC channel would keep this process alive after the stage is done.

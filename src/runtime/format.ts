@@ -32,7 +32,9 @@ export function canonicalJson(v: unknown): string {
   }
   if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
   const obj = v as Record<string, unknown>;
-  const keys = Object.keys(obj).filter((k) => obj[k] !== undefined).sort();
+  const keys = Object.keys(obj)
+    .filter((k) => obj[k] !== undefined)
+    .sort();
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
 }
 
@@ -81,7 +83,10 @@ export function deepMerge(a: Json | undefined, b: Json): Json {
 
 /** A file-system-safe form of an instance name, for log files. */
 export function safeName(instance: string): string {
-  return instance.replace(/\[/g, '@').replace(/\]/g, '').replace(/[^A-Za-z0-9._=@,+-]/g, '_');
+  return instance
+    .replace(/\[/g, '@')
+    .replace(/\]/g, '')
+    .replace(/[^A-Za-z0-9._=@,+-]/g, '_');
 }
 
 export function formatDuration(ms: number): string {

@@ -67,7 +67,9 @@ export function tryLock(path: string): boolean {
       return true;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw Object.assign(new Error(`cannot take the lock ${path}: ${(e as Error).message}`), { code: (e as NodeJS.ErrnoException).code });
+        throw Object.assign(new Error(`cannot take the lock ${path}: ${(e as Error).message}`), {
+          code: (e as NodeJS.ErrnoException).code,
+        });
       }
     } finally {
       rmSync(tmp, { force: true });
@@ -93,7 +95,8 @@ function readOwner(path: string): ProcessId | null | undefined {
   }
 }
 
-const sameOwner = (a: ProcessId | null | undefined, b: ProcessId | null) => (a === null && b === null) || (!!a && !!b && a.pid === b.pid && a.start === b.start && a.host === b.host);
+const sameOwner = (a: ProcessId | null | undefined, b: ProcessId | null) =>
+  (a === null && b === null) || (!!a && !!b && a.pid === b.pid && a.start === b.start && a.host === b.host);
 
 /**
  * A lock whose owner process is dead on this host is stale; so is a lock file holding no
@@ -227,7 +230,9 @@ export async function endRecordedGroups(file: string, timeoutMs = 10_000): Promi
   } catch {
     return 0;
   }
-  const alive = lines.map((l) => l.split(' ').map(Number)).filter(([pgid, start]) => pgid > 0 && groupAlive(pgid, start));
+  const alive = lines
+    .map((l) => l.split(' ').map(Number))
+    .filter(([pgid, start]) => pgid > 0 && groupAlive(pgid, start));
   for (const [pgid] of alive) {
     try {
       process.kill(-pgid, 'SIGKILL');

@@ -65,7 +65,12 @@ export function stageContext(
 }
 
 /** Starts a stage somewhere and resolves with its outputs; rejects on failure or abort. */
-export type Launcher = (spec: LaunchSpec, specFile: string, onProgress: (p: Progress) => void, signal: AbortSignal) => Promise<StageOutputs>;
+export type Launcher = (
+  spec: LaunchSpec,
+  specFile: string,
+  onProgress: (p: Progress) => void,
+  signal: AbortSignal,
+) => Promise<StageOutputs>;
 
 /** Message protocol from `exec` children (over the IPC channel). */
 export type ChildMessage =
@@ -112,10 +117,21 @@ export interface SpawnRequest {
  * With `workDir`, the group is recorded next to that work folder (see strayProcessFile) so
  * that the next run of the same entry can end whatever escaped before reusing the folder.
  */
-export function spawnGroup(command: string, args: string[], request: SpawnRequest, signal: AbortSignal, graceMs: number, workDir?: string): ChildProcess {
+export function spawnGroup(
+  command: string,
+  args: string[],
+  request: SpawnRequest,
+  signal: AbortSignal,
+  graceMs: number,
+  workDir?: string,
+): ChildProcess {
   const stdio = normalizeStdio(request.stdio);
   const watchFd = stdio.length;
-  const child = spawn('bash', ['-c', WATCHDOG, 'pipeline-watchdog', String(watchFd), command, ...args], { ...request, stdio: [...stdio, 'pipe'], detached: true });
+  const child = spawn('bash', ['-c', WATCHDOG, 'pipeline-watchdog', String(watchFd), command, ...args], {
+    ...request,
+    stdio: [...stdio, 'pipe'],
+    detached: true,
+  });
   if (child.pid === undefined) return child; // failed to start: the 'error' event says why
   const pid = child.pid;
   liveChildren.add(pid);
@@ -169,7 +185,14 @@ export function localLauncher(cliPath: string, graceMs = 5000): Launcher {
       writeFileSync(specFile, JSON.stringify(spec));
       const fd = openSync(spec.logFile, 'a');
       const env = { ...(process.env as Record<string, string>), ...spec.env };
-      const child = spawnGroup(process.execPath, [cliPath, 'exec', specFile], { stdio: ['ignore', fd, fd, 'ipc'], env }, signal, graceMs, spec.workDir);
+      const child = spawnGroup(
+        process.execPath,
+        [cliPath, 'exec', specFile],
+        { stdio: ['ignore', fd, fd, 'ipc'], env },
+        signal,
+        graceMs,
+        spec.workDir,
+      );
       closeSync(fd);
       let result: StageOutputs | undefined;
       let failure: string | undefined;
@@ -184,20 +207,29 @@ export function localLauncher(cliPath: string, graceMs = 5000): Launcher {
       child.on('close', (code, sig) => {
         if (signal.aborted) return reject(new Error('interrupted'));
         if (result && code === 0) return resolve(result);
-        const how = sig ? `killed by ${sig}${sig === 'SIGKILL' ? ' (out of memory?)' : ''}` : `exited with code ${code}`;
+        const how = sig
+          ? `killed by ${sig}${sig === 'SIGKILL' ? ' (out of memory?)' : ''}`
+          : `exited with code ${code}`;
         reject(new Error(failure ? `${failure} (stage process ${how})` : `stage process ${how}`));
       });
     });
 }
 
 /** Runs a light stage inside the runner; its log lines go to the log file. */
-export async function runInProcess(type: StageType<any>, spec: LaunchSpec, onProgress: (p: Progress) => void, signal: AbortSignal): Promise<StageOutputs> {
+export async function runInProcess(
+  type: StageType<any>,
+  spec: LaunchSpec,
+  onProgress: (p: Progress) => void,
+  signal: AbortSignal,
+): Promise<StageOutputs> {
   const fd = openSync(spec.logFile, 'a');
   try {
-    return await type.run(stageContext(spec, signal, {
-      log: (line) => writeSync(fd, line.endsWith('\n') ? line : `${line}\n`),
-      progress: onProgress,
-    }));
+    return await type.run(
+      stageContext(spec, signal, {
+        log: (line) => writeSync(fd, line.endsWith('\n') ? line : `${line}\n`),
+        progress: onProgress,
+      }),
+    );
   } finally {
     closeSync(fd);
   }

@@ -7,7 +7,15 @@ import { basename, dirname, relative, resolve as resolvePath, isAbsolute } from 
 import { formatPos, PipelineError, PipelineErrors, type SourcePos } from './errors.js';
 import { deepMerge, formatNumber, formatValue, isPlainObject, protoKeyPath, setOwn } from './format.js';
 import { applyDefaults } from './defaults.js';
-import { parseTemplate, applyPath, interpolationText, renderTemplate, RefSyntaxError, type Ref, type Template } from './refs.js';
+import {
+  parseTemplate,
+  applyPath,
+  interpolationText,
+  renderTemplate,
+  RefSyntaxError,
+  type Ref,
+  type Template,
+} from './refs.js';
 import { PipelineFileSchema, IDENT, type StageDecl } from './schema.js';
 import type { Json, OutputDecl, StageType } from './stage.js';
 import { validator, schemaErrors } from './validate.js';
@@ -98,7 +106,11 @@ export function loadPipeline(opts: LoadOptions): Pipeline {
 
   const file$ = data as unknown as { name?: string; params?: Record<string, Json>; stages: Record<string, StageDecl> };
   // No prototype: a param is what the file declares, never an inherited `toString`.
-  const params = applySet(Object.assign(Object.create(null) as Record<string, Json>, file$.params), opts.set ?? [], positions);
+  const params = applySet(
+    Object.assign(Object.create(null) as Record<string, Json>, file$.params),
+    opts.set ?? [],
+    positions,
+  );
   const pipeline: Pipeline = {
     file,
     shownFile: shown,
@@ -118,10 +130,12 @@ export function loadPipeline(opts: LoadOptions): Pipeline {
     const pointer = pointerOf(['stages', id]);
     const type = types.get(decl.uses);
     if (!type) {
-      errors.push(new PipelineError(
-        `stage ${id}: unknown stage type '${decl.uses}' (known: ${[...types.keys()].sort().join(', ') || 'none'})`,
-        positions.at(`${pointer}/uses`),
-      ));
+      errors.push(
+        new PipelineError(
+          `stage ${id}: unknown stage type '${decl.uses}' (known: ${[...types.keys()].sort().join(', ') || 'none'})`,
+          positions.at(`${pointer}/uses`),
+        ),
+      );
       continue;
     }
     const node: StageNode = { id, type, decl, matrixKeys: Object.keys(decl.matrix ?? {}), instances: [], pointer };
@@ -156,14 +170,22 @@ function* allInstances(p: Pipeline): Generator<Instance> {
 // ---------------------------------------------------------------------------------------------
 // Files and `extends:`
 
-function readChain(file: string, seen: string[], files: string[]): { data: Record<string, unknown>; docs: SourceDoc[] } {
+function readChain(
+  file: string,
+  seen: string[],
+  files: string[],
+): { data: Record<string, unknown>; docs: SourceDoc[] } {
   if (seen.includes(file)) {
     throw new PipelineError(`extends cycle: ${[...seen, file].map(shownPath).join(' -> ')}`);
   }
   const doc = readYamlFile(file, shownPath(file));
   files.push(file);
   if (!isPlainObject(doc.data)) {
-    throw new PipelineError('a pipeline file must be a mapping with a `stages:` key', { file: doc.file, line: 1, col: 1 });
+    throw new PipelineError('a pipeline file must be a mapping with a `stages:` key', {
+      file: doc.file,
+      line: 1,
+      col: 1,
+    });
   }
   const data = doc.data as Record<string, unknown>;
   const parentRef = data.extends;
@@ -184,16 +206,21 @@ function readChain(file: string, seen: string[], files: string[]): { data: Recor
 }
 
 /** Child over parent: params per key; stages per id (null removes), `with:` merged deeply. */
-export function mergePipeline(parent: Record<string, unknown>, child: Record<string, unknown>): Record<string, unknown> {
+export function mergePipeline(
+  parent: Record<string, unknown>,
+  child: Record<string, unknown>,
+): Record<string, unknown> {
   const out: Record<string, unknown> = { ...parent, ...child };
   if (isPlainObject(parent.params) || isPlainObject(child.params)) {
     out.params = { ...(parent.params as object), ...(child.params as object) };
   }
-  if (parent.defaults !== undefined && child.defaults !== undefined) out.defaults = deepMerge(parent.defaults as Json, child.defaults as Json);
+  if (parent.defaults !== undefined && child.defaults !== undefined)
+    out.defaults = deepMerge(parent.defaults as Json, child.defaults as Json);
   const stages: Record<string, unknown> = { ...(parent.stages as object) };
   for (const [id, decl] of Object.entries((child.stages as Record<string, unknown>) ?? {})) {
     if (decl === null) delete stages[id];
-    else if (isPlainObject(stages[id]) && isPlainObject(decl)) stages[id] = mergeStage(stages[id] as Record<string, Json>, decl);
+    else if (isPlainObject(stages[id]) && isPlainObject(decl))
+      stages[id] = mergeStage(stages[id] as Record<string, Json>, decl);
     else stages[id] = decl;
   }
   out.stages = stages;
@@ -204,21 +231,28 @@ function mergeStage(parent: Record<string, Json>, child: Record<string, Json>): 
   const out = { ...parent };
   for (const [k, v] of Object.entries(child)) {
     if (k === 'with') out.with = deepMerge(parent.with, v);
-    else if (k === 'resources' && isPlainObject(parent.resources) && isPlainObject(v)) out.resources = { ...parent.resources, ...v };
+    else if (k === 'resources' && isPlainObject(parent.resources) && isPlainObject(v))
+      out.resources = { ...parent.resources, ...v };
     else out[k] = v;
   }
   return out;
 }
 
-function checkNames(data: Record<string, Record<string, unknown>>, positions: Positions, errors: PipelineError[]): void {
+function checkNames(
+  data: Record<string, Record<string, unknown>>,
+  positions: Positions,
+  errors: PipelineError[],
+): void {
   const ident = new RegExp(IDENT);
   for (const section of ['stages', 'params'] as const) {
     for (const key of Object.keys(data[section] ?? {})) {
       if (!ident.test(key)) {
-        errors.push(new PipelineError(
-          `${section === 'stages' ? 'stage id' : 'param name'} '${key}' must match ${IDENT}`,
-          positions.at(pointerOf([section, key]), 'key'),
-        ));
+        errors.push(
+          new PipelineError(
+            `${section === 'stages' ? 'stage id' : 'param name'} '${key}' must match ${IDENT}`,
+            positions.at(pointerOf([section, key]), 'key'),
+          ),
+        );
       }
     }
   }
@@ -228,7 +262,11 @@ function checkNames(data: Record<string, Record<string, unknown>>, positions: Po
 // Params and --set
 
 /** Types each `--set` value by the declared default: number, boolean, string or JSON list/object. */
-export function applySet(params: Record<string, Json>, sets: Array<[string, string]>, positions?: Positions): Record<string, Json> {
+export function applySet(
+  params: Record<string, Json>,
+  sets: Array<[string, string]>,
+  positions?: Positions,
+): Record<string, Json> {
   for (const [key, text] of sets) {
     if (!Object.hasOwn(params, key)) {
       const known = Object.keys(params);
@@ -244,7 +282,8 @@ function typedValue(key: string, text: string, current: Json, positions?: Positi
   const bad = (what: string) => new PipelineError(`--set ${key}=${text}: ${what}${where}`);
   if (typeof current === 'number') {
     const n = Number(text);
-    if (text.trim() === '' || !Number.isFinite(n)) throw bad(`expected a number (the default is ${formatNumber(current)})`);
+    if (text.trim() === '' || !Number.isFinite(n))
+      throw bad(`expected a number (the default is ${formatNumber(current)})`);
     return n;
   }
   if (typeof current === 'boolean') {
@@ -303,7 +342,10 @@ function expandStage(p: Pipeline, node: StageNode): void {
     // The axis may be a reference to a list param, or a list whose items reference params.
     const values = substituteStatic(raw as Json, ptr, { pipeline: p, node, used: matrixUsed }, []);
     if (!Array.isArray(values) || values.length === 0 || values.some((v) => v === null || typeof v === 'object')) {
-      throw new PipelineError(`stage ${node.id} matrix.${key}: must be a non-empty list of scalar values, got ${JSON.stringify(values)}`, p.positions.at(ptr));
+      throw new PipelineError(
+        `stage ${node.id} matrix.${key}: must be a non-empty list of scalar values, got ${JSON.stringify(values)}`,
+        p.positions.at(ptr),
+      );
     }
     axes.push([key, values as Json[]]);
   }
@@ -311,14 +353,20 @@ function expandStage(p: Pipeline, node: StageNode): void {
   const before = [...p.stages.values()].reduce((n, s) => n + s.instances.length, 0);
   if (before + count > MAX_INSTANCES) {
     const shape = axes.map(([k, v]) => `${k}: ${v.length}`).join(' x ');
-    throw new PipelineError(`stage ${node.id}: matrix of ${count} instances (${shape}) makes the pipeline exceed ${MAX_INSTANCES} instances`, p.positions.at(`${node.pointer}/matrix`));
+    throw new PipelineError(
+      `stage ${node.id}: matrix of ${count} instances (${shape}) makes the pipeline exceed ${MAX_INSTANCES} instances`,
+      p.positions.at(`${node.pointer}/matrix`),
+    );
   }
   const declaredWith = withShellVariables(p, node);
   const seen = new Set<string>();
   for (const matrix of expandMatrix(axes)) {
     const name = instanceName(node.id, matrix);
     if (seen.has(name)) {
-      throw new PipelineError(`stage ${node.id}: matrix gives two instances named ${name} (duplicate values)`, p.positions.at(`${node.pointer}/matrix`));
+      throw new PipelineError(
+        `stage ${node.id}: matrix gives two instances named ${name} (duplicate values)`,
+        p.positions.at(`${node.pointer}/matrix`),
+      );
     }
     seen.add(name);
     const holes: Hole[] = [];
@@ -364,12 +412,18 @@ function withShellVariables(p: Pipeline, node: StageNode): Json {
   const env = given[spec.env] ?? {};
   const envPtr = `${node.pointer}/with${pointerOf([spec.env])}`;
   if (!isPlainObject(env)) {
-    throw new PipelineError(`stage ${node.id} field ${spec.env}: must be a mapping (the command's references are passed in it)`, p.positions.at(envPtr));
+    throw new PipelineError(
+      `stage ${node.id} field ${spec.env}: must be a mapping (the command's references are passed in it)`,
+      p.positions.at(envPtr),
+    );
   }
   const aliases = new Map<string, NodePos>();
   for (const name of Object.keys(rewrite.vars)) {
     if (Object.hasOwn(env, name)) {
-      throw new PipelineError(`stage ${node.id} field ${spec.env}.${name}: this name is reserved for the command's references`, p.positions.at(`${envPtr}${pointerOf([name])}`, 'key'));
+      throw new PipelineError(
+        `stage ${node.id} field ${spec.env}.${name}: this name is reserved for the command's references`,
+        p.positions.at(`${envPtr}${pointerOf([name])}`, 'key'),
+      );
     }
     aliases.set(`${envPtr}${pointerOf([name])}`, { value: p.positions.at(cmdPtr), key: p.positions.at(cmdPtr, 'key') });
   }
@@ -383,7 +437,10 @@ function resolveResources(p: Pipeline, node: StageNode): Record<string, number> 
     const ptr = pointerOf(['stages', node.id, 'resources', k]);
     const n = typeof v === 'string' ? substituteStatic(v, ptr, { pipeline: p, node }, []) : v;
     if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) {
-      throw new PipelineError(`stage ${node.id} resources.${k}: must be a non-negative integer, got ${JSON.stringify(n)}`, p.positions.at(ptr));
+      throw new PipelineError(
+        `stage ${node.id} resources.${k}: must be a non-negative integer, got ${JSON.stringify(n)}`,
+        p.positions.at(ptr),
+      );
     }
     out[k] = n;
   }
@@ -396,7 +453,10 @@ function declaredOutputs(p: Pipeline, inst: Instance): Record<string, OutputDecl
   try {
     return { ...t.outputs, ...t.dynamicOutputs(inst.with) };
   } catch (e) {
-    throw new PipelineError(`stage ${inst.stage.id}: ${(e as Error).message}`, p.positions.at(`${inst.stage.pointer}/with`));
+    throw new PipelineError(
+      `stage ${inst.stage.id}: ${(e as Error).message}`,
+      p.positions.at(`${inst.stage.pointer}/with`),
+    );
   }
 }
 
@@ -404,11 +464,18 @@ function declaredOutputs(p: Pipeline, inst: Instance): Record<string, OutputDecl
  * Replaces params / matrix / pipeline references (known at load time) in a value; strings
  * with stage references become holes, filled at run time when upstream outputs exist.
  */
-function substituteStatic(value: Json, ptr: string, scope: StaticScope, holes: Hole[], path: Array<string | number> = []): Json {
+function substituteStatic(
+  value: Json,
+  ptr: string,
+  scope: StaticScope,
+  holes: Hole[],
+  path: Array<string | number> = [],
+): Json {
   if (Array.isArray(value)) return value.map((v, i) => substituteStatic(v, `${ptr}/${i}`, scope, holes, [...path, i]));
   if (isPlainObject(value)) {
     const out: Record<string, Json> = {};
-    for (const [k, v] of Object.entries(value)) setOwn(out, k, substituteStatic(v, ptr + pointerOf([k]), scope, holes, [...path, k]));
+    for (const [k, v] of Object.entries(value))
+      setOwn(out, k, substituteStatic(v, ptr + pointerOf([k]), scope, holes, [...path, k]));
     return out;
   }
   if (typeof value !== 'string') return value;
@@ -421,11 +488,20 @@ function substituteStatic(value: Json, ptr: string, scope: StaticScope, holes: H
   }
   if (!t) return value;
   const staticValue = (r: Ref): Json => resolveStatic(r, scope, ptr, pos);
-  const stageRefs = t.parts.filter((x): x is Extract<Ref, { kind: 'stage' }> => typeof x !== 'string' && x.kind === 'stage');
+  const stageRefs = t.parts.filter(
+    (x): x is Extract<Ref, { kind: 'stage' }> => typeof x !== 'string' && x.kind === 'stage',
+  );
   if (!stageRefs.length) return renderTemplate(t, staticValue);
   // Keep stage references; substitute the rest now so that the hole only waits on upstream data.
-  const parts = t.parts.map((x) => (typeof x === 'string' || x.kind === 'stage' ? x : interpolationText(staticValue(x))));
-  holes.push({ path, template: { parts, whole: t.whole }, refs: stageRefs.map((ref) => ({ ref, instances: [] })), pos });
+  const parts = t.parts.map((x) =>
+    typeof x === 'string' || x.kind === 'stage' ? x : interpolationText(staticValue(x)),
+  );
+  holes.push({
+    path,
+    template: { parts, whole: t.whole },
+    refs: stageRefs.map((ref) => ({ ref, instances: [] })),
+    pos,
+  });
   return value;
 }
 
@@ -434,7 +510,12 @@ function fieldOf(ptr: string, node: StageNode): string {
   // A reference moved out of a shell command is reported where the user wrote it.
   const spec = node.type.shellCommand;
   const last = parts[parts.length - 1] ?? '';
-  if (spec && parts.length === 3 && parts[1] === spec.env && (last.startsWith(REF_VAR_PREFIX) || last.startsWith(NUM_VAR_PREFIX))) {
+  if (
+    spec &&
+    parts.length === 3 &&
+    parts[1] === spec.env &&
+    (last.startsWith(REF_VAR_PREFIX) || last.startsWith(NUM_VAR_PREFIX))
+  ) {
     return `with.${spec.field} (passed as $${last})`;
   }
   return parts.join('.') || ptr;
@@ -445,7 +526,10 @@ function resolveStatic(r: Ref, scope: StaticScope, ptr: string, pos: SourcePos):
   let base: Json;
   if (r.kind === 'params') {
     if (!Object.hasOwn(scope.pipeline.params, r.name)) {
-      throw new PipelineError(`${where}: unknown param '${r.name}' in ${r.text} (declared: ${Object.keys(scope.pipeline.params).join(', ') || 'none'})`, pos);
+      throw new PipelineError(
+        `${where}: unknown param '${r.name}' in ${r.text} (declared: ${Object.keys(scope.pipeline.params).join(', ') || 'none'})`,
+        pos,
+      );
     }
     base = scope.pipeline.params[r.name];
     scope.used?.add(r.name);
@@ -453,7 +537,10 @@ function resolveStatic(r: Ref, scope: StaticScope, ptr: string, pos: SourcePos):
     if (!scope.matrix) throw new PipelineError(`${where}: ${r.text} used outside \`with:\` of a stage`, pos);
     if (!Object.hasOwn(scope.matrix, r.name)) {
       const axes = Object.keys(scope.matrix);
-      throw new PipelineError(`${where}: ${r.text}: ${axes.length ? `no matrix axis '${r.name}' (axes: ${axes.join(', ')})` : 'this stage has no matrix'}`, pos);
+      throw new PipelineError(
+        `${where}: ${r.text}: ${axes.length ? `no matrix axis '${r.name}' (axes: ${axes.join(', ')})` : 'this stage has no matrix'}`,
+        pos,
+      );
     }
     base = scope.matrix[r.name];
   } else if (r.kind === 'pipeline') {
@@ -483,7 +570,10 @@ function linkInstance(p: Pipeline, inst: Instance): void {
   for (const [i, need] of (inst.stage.decl.needs ?? []).entries()) {
     const target = p.stages.get(need);
     if (!target) {
-      throw new PipelineError(`stage ${inst.stage.id} needs: unknown stage '${need}' (stages: ${[...p.stages.keys()].join(', ')})`, p.positions.at(`${inst.stage.pointer}/needs/${i}`));
+      throw new PipelineError(
+        `stage ${inst.stage.id} needs: unknown stage '${need}' (stages: ${[...p.stages.keys()].join(', ')})`,
+        p.positions.at(`${inst.stage.pointer}/needs/${i}`),
+      );
     }
     for (const t of target.instances) deps.add(t);
   }
@@ -493,15 +583,21 @@ function linkInstance(p: Pipeline, inst: Instance): void {
 function refTargets(p: Pipeline, inst: Instance, ref: Extract<Ref, { kind: 'stage' }>, pos: SourcePos): Instance[] {
   const where = `stage ${inst.stage.id}: ${ref.text}`;
   const target = p.stages.get(ref.stage);
-  if (!target) throw new PipelineError(`${where}: unknown stage '${ref.stage}' (stages: ${[...p.stages.keys()].join(', ')})`, pos);
+  if (!target)
+    throw new PipelineError(`${where}: unknown stage '${ref.stage}' (stages: ${[...p.stages.keys()].join(', ')})`, pos);
   let instances = target.instances;
   if (ref.filter) {
     for (const [k] of ref.filter) {
       if (!target.matrixKeys.includes(k)) {
-        throw new PipelineError(`${where}: stage ${ref.stage} has no matrix axis '${k}' (axes: ${target.matrixKeys.join(', ') || 'none'})`, pos);
+        throw new PipelineError(
+          `${where}: stage ${ref.stage} has no matrix axis '${k}' (axes: ${target.matrixKeys.join(', ') || 'none'})`,
+          pos,
+        );
       }
     }
-    instances = instances.filter((t) => ref.filter!.every(([k, v]) => formatValue(t.matrix[k]) === normalizeFilterValue(v)));
+    instances = instances.filter((t) =>
+      ref.filter!.every(([k, v]) => formatValue(t.matrix[k]) === normalizeFilterValue(v)),
+    );
     if (instances.length !== 1) {
       throw new PipelineError(
         `${where}: the filter matches ${instances.length} instances of ${ref.stage}, it must match exactly one (instances: ${target.instances.map((t) => t.name).join(', ')})`,
@@ -539,8 +635,17 @@ function checkLiteralParams(p: Pipeline, inst: Instance): PipelineError[] {
   const validate = validator(inst.stage.type.params, true);
   const copy = structuredClone(inst.with);
   if (validate(copy)) return [];
-  const errors = (validate.errors ?? []).filter((e) => !(e.keyword === 'required' && inst.holes.length && underHole(inst, `${e.instancePath}/${(e.params as { missingProperty: string }).missingProperty}`)));
-  return schemaErrors(errors, p.positions, `${inst.stage.pointer}/with`, `stage ${inst.name}`, (rel) => underHole(inst, rel));
+  const errors = (validate.errors ?? []).filter(
+    (e) =>
+      !(
+        e.keyword === 'required' &&
+        inst.holes.length &&
+        underHole(inst, `${e.instancePath}/${(e.params as { missingProperty: string }).missingProperty}`)
+      ),
+  );
+  return schemaErrors(errors, p.positions, `${inst.stage.pointer}/with`, `stage ${inst.name}`, (rel) =>
+    underHole(inst, rel),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -566,7 +671,11 @@ function topoSort(p: Pipeline): Instance[] {
       }
     }
   }
-  if (order.length < all.length) throw cycleError(p, all.filter((i) => indegree.get(i)! > 0));
+  if (order.length < all.length)
+    throw cycleError(
+      p,
+      all.filter((i) => indegree.get(i)! > 0),
+    );
   return order;
 }
 

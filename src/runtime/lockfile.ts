@@ -45,8 +45,14 @@ export function updateLock(path: string, pipeline: string, updates: Map<string, 
   try {
     const current = readLock(path)?.instances ?? {};
     for (const [name, entry] of updates) current[name] = entry;
-    const names = Object.keys(current).filter((n) => !keep || keep.has(n)).sort();
-    const lock: LockFile = { format: 'pipeline-lock/1', pipeline, instances: Object.fromEntries(names.map((n) => [n, current[n]])) };
+    const names = Object.keys(current)
+      .filter((n) => !keep || keep.has(n))
+      .sort();
+    const lock: LockFile = {
+      format: 'pipeline-lock/1',
+      pipeline,
+      instances: Object.fromEntries(names.map((n) => [n, current[n]])),
+    };
     writeFileAtomic(path, JSON.stringify(lock, null, 2) + '\n');
   } finally {
     unlock(mutex);

@@ -90,7 +90,12 @@ export function dirListing(dir: string): { digest: string; newestMtimeMs: number
  * Returns the instance names if the snapshot still holds and every entry is intact; else
  * undefined (run normally).
  */
-export async function checkSnapshot(path: string, art: Artifacts, lockFile: string, codeDir: string): Promise<Snapshot | undefined> {
+export async function checkSnapshot(
+  path: string,
+  art: Artifacts,
+  lockFile: string,
+  codeDir: string,
+): Promise<Snapshot | undefined> {
   let snap: Snapshot;
   try {
     snap = JSON.parse(readFileSync(path, 'utf8'));
@@ -148,7 +153,9 @@ export async function tryNoopRun(a: NoopArgs): Promise<number | undefined> {
   const { formatDuration } = await import('./format.js');
   const reporter = createReporter(process.stderr, { tty: a.progress ? a.progress === 'tty' : undefined });
   for (const [name] of snap.instances) reporter.finished(name, 'cached');
-  reporter.note(`${snap.pipeline}: 0 ran, ${snap.instances.length} cached in ${formatDuration(Date.now() - t0)} (nothing changed since the last run)`);
+  reporter.note(
+    `${snap.pipeline}: 0 ran, ${snap.instances.length} cached in ${formatDuration(Date.now() - t0)} (nothing changed since the last run)`,
+  );
   reporter.close();
   if (snap.results?.length) process.stderr.write(snap.results.join('\n') + '\n');
   return 0;

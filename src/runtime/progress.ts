@@ -10,7 +10,12 @@ import type { Progress } from '../util/progress.js';
 export interface Reporter {
   started(instance: string): void;
   progress(instance: string, p: Progress): void;
-  finished(instance: string, status: 'ran' | 'cached' | 'failed' | 'skipped' | 'interrupted', detail?: string, durationMs?: number): void;
+  finished(
+    instance: string,
+    status: 'ran' | 'cached' | 'failed' | 'skipped' | 'interrupted',
+    detail?: string,
+    durationMs?: number,
+  ): void;
   /** A line outside any stage (warnings, waiting for another run, summary). */
   note(line: string): void;
   close(): void;
@@ -22,9 +27,18 @@ interface Running {
   lastPrinted: number;
 }
 
-const SYMBOL = { ran: 'done', cached: 'cached', failed: 'FAILED', skipped: 'skipped', interrupted: 'interrupted' } as const;
+const SYMBOL = {
+  ran: 'done',
+  cached: 'cached',
+  failed: 'FAILED',
+  skipped: 'skipped',
+  interrupted: 'interrupted',
+} as const;
 
-export function createReporter(out: NodeJS.WriteStream, opts: { tty?: boolean; plainIntervalMs?: number } = {}): Reporter {
+export function createReporter(
+  out: NodeJS.WriteStream,
+  opts: { tty?: boolean; plainIntervalMs?: number } = {},
+): Reporter {
   const tty = opts.tty ?? (out.isTTY === true && process.env.TERM !== 'dumb');
   return tty ? new LiveReporter(out) : new PlainReporter(out, opts.plainIntervalMs ?? 5000);
 }
@@ -34,7 +48,9 @@ function describe(p: Progress, elapsedMs: number): string {
   if (p.fraction !== undefined) parts.push(`${(p.fraction * 100).toFixed(p.fraction < 0.1 ? 1 : 0)}%`);
   if (p.message) parts.push(p.message);
   if (p.rate !== undefined) parts.push(`${compact(p.rate)} ${p.unit ?? 'it'}/s`);
-  const eta = p.etaSeconds ?? (p.fraction && p.fraction > 0.001 && p.fraction < 1 ? (elapsedMs / 1000) * (1 / p.fraction - 1) : undefined);
+  const eta =
+    p.etaSeconds ??
+    (p.fraction && p.fraction > 0.001 && p.fraction < 1 ? (elapsedMs / 1000) * (1 / p.fraction - 1) : undefined);
   if (eta !== undefined) parts.push(`ETA ${formatDuration(eta * 1000)}`);
   parts.push(formatDuration(elapsedMs));
   return parts.join('  ');
@@ -53,7 +69,10 @@ function finishLine(instance: string, status: keyof typeof SYMBOL, detail?: stri
 
 class PlainReporter implements Reporter {
   private running = new Map<string, Running>();
-  constructor(private out: NodeJS.WriteStream, private intervalMs: number) {}
+  constructor(
+    private out: NodeJS.WriteStream,
+    private intervalMs: number,
+  ) {}
   private line(text: string): void {
     this.out.write(`${new Date().toISOString().slice(11, 19)} ${text}\n`);
   }

@@ -154,12 +154,14 @@ export function applyPath(value: Json, path: PathSeg[], what: string): Json {
   for (const seg of path) {
     if ('index' in seg) {
       if (!Array.isArray(v)) throw new RefSyntaxError(`${what}: [${seg.index}] applied to a non-list (${describe(v)})`);
-      if (seg.index >= v.length) throw new RefSyntaxError(`${what}: index ${seg.index} out of range (list of ${v.length})`);
+      if (seg.index >= v.length)
+        throw new RefSyntaxError(`${what}: index ${seg.index} out of range (list of ${v.length})`);
       v = v[seg.index];
     } else {
       if (v === null || typeof v !== 'object' || Array.isArray(v))
         throw new RefSyntaxError(`${what}: .${seg.key} applied to a non-object (${describe(v)})`);
-      if (!Object.hasOwn(v, seg.key)) throw new RefSyntaxError(`${what}: no field '${seg.key}' (has: ${Object.keys(v).join(', ')})`);
+      if (!Object.hasOwn(v, seg.key))
+        throw new RefSyntaxError(`${what}: no field '${seg.key}' (has: ${Object.keys(v).join(', ')})`);
       v = (v as Record<string, Json>)[seg.key];
     }
   }

@@ -9,7 +9,10 @@ import { PipelineError } from './errors.js';
 export function parseResources(text: string | undefined, source: string): Record<string, number> {
   const out: Record<string, number> = {};
   if (!text) return out;
-  for (const item of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const item of text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const m = /^([A-Za-z_][A-Za-z0-9_-]*)=(\d+)$/.exec(item);
     if (!m) throw new PipelineError(`${source}: expected NAME=COUNT[,NAME=COUNT...], got '${item}'`);
     out[m[1]] = Number(m[2]);
@@ -20,11 +23,18 @@ export function parseResources(text: string | undefined, source: string): Record
 /** GPUs this process may use: $CUDA_VISIBLE_DEVICES if set, else `nvidia-smi -L`, else none. */
 export function detectGpus(): string[] {
   const visible = process.env.CUDA_VISIBLE_DEVICES;
-  if (visible !== undefined) return visible.split(',').map((s) => s.trim()).filter((s) => s !== '' && s !== '-1');
+  if (visible !== undefined)
+    return visible
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '' && s !== '-1');
   try {
     const r = spawnSync('nvidia-smi', ['-L'], { encoding: 'utf8', timeout: 5000 });
     if (r.status !== 0) return [];
-    return r.stdout.split('\n').filter((l) => l.startsWith('GPU ')).map((_, i) => String(i));
+    return r.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('GPU '))
+      .map((_, i) => String(i));
   } catch {
     return [];
   }
@@ -55,10 +65,16 @@ export class ResourcePool {
 
   private elsewhere = false;
 
-  constructor(private capacity: Record<string, number>, gpuIds: string[]) {
+  constructor(
+    private capacity: Record<string, number>,
+    gpuIds: string[],
+  ) {
     this.free = new Map(Object.entries(capacity));
     // An explicit gpu=N beyond the detected devices names devices 0..N-1 (the user knows best).
-    const ids = capacity.gpu !== undefined && gpuIds.length < capacity.gpu ? Array.from({ length: capacity.gpu }, (_, i) => String(i)) : gpuIds;
+    const ids =
+      capacity.gpu !== undefined && gpuIds.length < capacity.gpu
+        ? Array.from({ length: capacity.gpu }, (_, i) => String(i))
+        : gpuIds;
     this.freeGpus = ids.slice(0, capacity.gpu ?? ids.length);
     if (capacity.gpu === undefined) this.free.set('gpu', this.freeGpus.length);
   }
@@ -69,7 +85,9 @@ export class ResourcePool {
       if (r === 'gpu') continue;
       const cap = this.capacity[r];
       if (cap !== undefined && n > cap) {
-        throw new PipelineError(`stage ${name} needs ${r}=${n} but this machine's capacity is ${r}=${cap} (set --resources ${r}=N or $PIPELINE_RESOURCES)`);
+        throw new PipelineError(
+          `stage ${name} needs ${r}=${n} but this machine's capacity is ${r}=${cap} (set --resources ${r}=N or $PIPELINE_RESOURCES)`,
+        );
       }
     }
   }
@@ -107,7 +125,8 @@ export class ResourcePool {
       }
     }
     const wantGpus = req.gpu ?? 0;
-    const gpus = wantGpus > 0 && this.gpuTotal() > 0 ? this.freeGpus.splice(0, Math.min(wantGpus, this.gpuTotal())) : [];
+    const gpus =
+      wantGpus > 0 && this.gpuTotal() > 0 ? this.freeGpus.splice(0, Math.min(wantGpus, this.gpuTotal())) : [];
     const env: Record<string, string> = {};
     if (wantGpus > 0) env.CUDA_VISIBLE_DEVICES = gpus.join(',');
     let released = false;

@@ -69,7 +69,10 @@ export function resolveNames(p: Pipeline, names: string[], what: string): Instan
   const out: Instance[] = [];
   for (const name of names) {
     const found = p.stages.get(name)?.instances ?? (p.byName.has(name) ? [p.byName.get(name)!] : undefined);
-    if (!found) throw new PipelineError(`${what} '${name}' is neither a stage nor an instance of ${p.shownFile} (stages: ${[...p.stages.keys()].join(', ')})`);
+    if (!found)
+      throw new PipelineError(
+        `${what} '${name}' is neither a stage nor an instance of ${p.shownFile} (stages: ${[...p.stages.keys()].join(', ')})`,
+      );
     out.push(...found);
   }
   return out;
@@ -118,7 +121,11 @@ class PipelineRun {
     for (const inst of this.o.instances) this.outcomes.set(inst, this.process(inst));
     try {
       const all = await Promise.all(this.outcomes.values());
-      this.lock.finish(this.p, all.some((x) => x.status === 'ran'), this.art.root);
+      this.lock.finish(
+        this.p,
+        all.some((x) => x.status === 'ran'),
+        this.art.root,
+      );
       this.memo.save();
       return all;
     } finally {
@@ -161,7 +168,9 @@ class PipelineRun {
     const hit = await lookupEntry(this.art, ev.parts.key, this.o.verify);
     if (hit.ok) return this.reuse(inst, ev, hit.manifest);
     if (hit.reason === 'corrupt' && sayCorrupt) {
-      this.reporter.note(`${inst.name}: cache entry ${ev.parts.key.slice(0, 12)} is corrupt (${hit.detail}): re-running`);
+      this.reporter.note(
+        `${inst.name}: cache entry ${ev.parts.key.slice(0, 12)} is corrupt (${hit.detail}): re-running`,
+      );
     }
     return undefined;
   }
@@ -180,12 +189,17 @@ class PipelineRun {
     const lockPath = this.art.entryLock(key);
     const got = await waitLock(lockPath, this.o.signal, () => {
       const twin = this.computing.get(key);
-      this.reporter.note(twin ? `${inst.name}: same cache key as ${twin}: will reuse its result` : `${inst.name}: waiting, another run is computing entry ${key.slice(0, 12)}`);
+      this.reporter.note(
+        twin
+          ? `${inst.name}: same cache key as ${twin}: will reuse its result`
+          : `${inst.name}: waiting, another run is computing entry ${key.slice(0, 12)}`,
+      );
     });
     if (!got) return { instance: inst, status: 'interrupted' };
     // A dead run's stage may still be running in this entry's work folder: end it first.
     const strays = await endRecordedGroups(strayProcessFile(this.art.workDir(key)));
-    if (strays) this.reporter.note(`${inst.name}: ended ${strays} process group(s) a dead run left running in its work folder`);
+    if (strays)
+      this.reporter.note(`${inst.name}: ended ${strays} process group(s) a dead run left running in its work folder`);
     this.computing.set(key, inst.name);
     try {
       // Another run (or a twin) may have committed it while we waited.
@@ -201,14 +215,23 @@ class PipelineRun {
     const grant = await this.o.pool.acquire(inst.resources, this.o.signal).catch(() => undefined);
     if (!grant) return { instance: inst, status: 'interrupted' };
     try {
-      return await this.jobSlot(() => (this.o.signal.aborted ? { instance: inst, status: 'interrupted' as const } : this.execute(inst, ev, grant.env, grant.cpuFallback)));
+      return await this.jobSlot(() =>
+        this.o.signal.aborted
+          ? { instance: inst, status: 'interrupted' as const }
+          : this.execute(inst, ev, grant.env, grant.cpuFallback),
+      );
     } finally {
       grant.release();
     }
   }
 
   /** Runs the stage into a temporary folder and commits it as the key's cache entry. */
-  private async execute(inst: Instance, ev: Evaluated, env: Record<string, string>, cpuFallback: boolean): Promise<Outcome> {
+  private async execute(
+    inst: Instance,
+    ev: Evaluated,
+    env: Record<string, string>,
+    cpuFallback: boolean,
+  ): Promise<Outcome> {
     const key = ev.parts.key;
     const logFile = this.startLog(inst, key, cpuFallback);
     const tmp = this.art.newTmp();
@@ -282,7 +305,13 @@ class PipelineRun {
   }
 
   /** Digests the outputs and moves the temporary folder into the cache atomically. */
-  private async commit(inst: Instance, key: string, spec: LaunchSpec, tmp: string, returned: StageOutputs): Promise<InstanceResult> {
+  private async commit(
+    inst: Instance,
+    key: string,
+    spec: LaunchSpec,
+    tmp: string,
+    returned: StageOutputs,
+  ): Promise<InstanceResult> {
     const identity = { key, uses: spec.stage, version: inst.stage.type.version, instance: inst.name };
     materializeOutputs(spec.outDir, spec.workDir);
     const manifest = await buildManifest(spec.outDir, identity, inst.outputs, returned);
@@ -304,7 +333,12 @@ class PipelineRun {
     visit(inst);
     const upstream = this.p.instances
       .filter((i) => seen.has(i) && this.results.has(i))
-      .map((i) => ({ instance: i.name, uses: i.stage.type.name, version: i.stage.type.version, key: this.results.get(i)!.key }));
+      .map((i) => ({
+        instance: i.name,
+        uses: i.stage.type.name,
+        version: i.stage.type.version,
+        key: this.results.get(i)!.key,
+      }));
     return { pipelineFile: this.p.file, pipelineDigest: this.p.digest, key, upstream };
   }
 }
@@ -331,7 +365,14 @@ class LockRecorder {
     const entry: LockEntry = { ...ev.parts, outputs: result.manifest.digest };
     const prev = this.before[instance];
     // The key already covers uses/version/params/inputs: compare it and the unhashed parts.
-    if (prev && prev.key === entry.key && prev.outputs === entry.outputs && sameJson(prev.upstream, entry.upstream) && sameJson(prev.pipelineParams, entry.pipelineParams)) return;
+    if (
+      prev &&
+      prev.key === entry.key &&
+      prev.outputs === entry.outputs &&
+      sameJson(prev.upstream, entry.upstream) &&
+      sameJson(prev.pipelineParams, entry.pipelineParams)
+    )
+      return;
     this.updates.set(instance, entry);
     if (soon) this.flushTimer ??= setTimeout(() => this.flush(), 1000);
   }
@@ -348,7 +389,10 @@ class LockRecorder {
       // written again at the next flush (a timer callback must not throw: it would take the
       // runner down); at the end, a run whose record could not be written has failed.
       const message = `cannot write the lock file ${this.file}: ${(e as Error).message}`;
-      if (final) throw new EnvironmentError(`${message} (the results are in the cache: fix the cause, e.g. free disk space, and run again)`);
+      if (final)
+        throw new EnvironmentError(
+          `${message} (the results are in the cache: fix the cause, e.g. free disk space, and run again)`,
+        );
       this.reporter.note(message);
     }
   }

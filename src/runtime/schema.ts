@@ -23,9 +23,12 @@ export const StageDeclSchema = Type.Object(
     matrix: Type.Optional(Type.Record(Type.String({ pattern: IDENT }), MatrixAxis)),
     needs: Type.Optional(Type.Array(Type.String({ pattern: IDENT }), { description: 'extra ordering dependencies' })),
     resources: Type.Optional(
-      Type.Record(Type.String({ pattern: IDENT }), Type.Union([Type.Integer({ minimum: 0 }), Type.String()], {
-        description: 'a non-negative integer or a ${{ params.NAME }} reference',
-      })),
+      Type.Record(
+        Type.String({ pattern: IDENT }),
+        Type.Union([Type.Integer({ minimum: 0 }), Type.String()], {
+          description: 'a non-negative integer or a ${{ params.NAME }} reference',
+        }),
+      ),
     ),
     heavy: Type.Optional(Type.Boolean()),
   },

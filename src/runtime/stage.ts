@@ -111,7 +111,7 @@ function callerFile(): string | undefined {
     Error.prepareStackTrace = (_e, frames) => frames;
     const frames = new Error().stack as unknown as NodeJS.CallSite[];
     const name = frames[2]?.getFileName();
-    return name?.startsWith('file:') ? fileURLToPath(name) : name ?? undefined;
+    return name?.startsWith('file:') ? fileURLToPath(name) : (name ?? undefined);
   } finally {
     Error.prepareStackTrace = saved;
   }

@@ -65,7 +65,8 @@ function paramDiff(before: Json, after: Json, label: string): string[] {
   const out: string[] = [];
   for (const [k, v] of b) {
     if (!a.has(k)) out.push(`${label}${k} added (${shortValue(v)})`);
-    else if (!sameJson(a.get(k), v) && !(isDigest(a.get(k)) && isDigest(v))) out.push(change(`${label}${k}`, a.get(k)!, v));
+    else if (!sameJson(a.get(k), v) && !(isDigest(a.get(k)) && isDigest(v)))
+      out.push(change(`${label}${k}`, a.get(k)!, v));
   }
   for (const k of a.keys()) if (!b.has(k)) out.push(`${label}${k} removed`);
   return out;

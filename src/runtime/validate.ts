@@ -13,7 +13,14 @@ const compiled = new WeakMap<object, ValidateFunction>();
 
 function getAjv(): Ajv {
   // Schemas come from TypeBox: validating them against the meta-schema costs a cold start ~70 ms for nothing.
-  ajv ??= new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true, validateSchema: false, code: { optimize: false } });
+  ajv ??= new Ajv({
+    allErrors: true,
+    useDefaults: true,
+    strict: false,
+    verbose: true,
+    validateSchema: false,
+    code: { optimize: false },
+  });
   return ajv;
 }
 
@@ -25,7 +32,10 @@ function getAjv(): Ajv {
 export function validator(schema: object, closeObject = false): ValidateFunction {
   let v = compiled.get(schema);
   if (!v) {
-    const closed = closeObject && (schema as TObject).additionalProperties === undefined ? { ...schema, additionalProperties: false } : schema;
+    const closed =
+      closeObject && (schema as TObject).additionalProperties === undefined
+        ? { ...schema, additionalProperties: false }
+        : schema;
     v = getAjv().compile(safeIntegers(closed) as object);
     compiled.set(schema, v);
   }
@@ -36,7 +46,8 @@ function safeIntegers(schema: unknown): unknown {
   if (Array.isArray(schema)) return schema.map(safeIntegers);
   if (schema === null || typeof schema !== 'object') return schema;
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(schema)) out[k] = k === 'default' || k === 'enum' || k === 'const' ? v : safeIntegers(v);
+  for (const [k, v] of Object.entries(schema))
+    out[k] = k === 'default' || k === 'enum' || k === 'const' ? v : safeIntegers(v);
   if (out.type === 'integer') {
     out.maximum = Math.min((out.maximum as number | undefined) ?? Infinity, Number.MAX_SAFE_INTEGER);
     out.minimum = Math.max((out.minimum as number | undefined) ?? -Infinity, Number.MIN_SAFE_INTEGER);
@@ -61,7 +72,8 @@ export function schemaErrors(
   // anyOf failures come with one error per branch: report only the anyOf with its description.
   const unions = kept.filter((e) => e.keyword === 'anyOf');
   const underUnion = (e: ErrorObject) =>
-    e.keyword !== 'anyOf' && unions.some((u) => e.instancePath === u.instancePath || e.instancePath.startsWith(u.instancePath + '/'));
+    e.keyword !== 'anyOf' &&
+    unions.some((u) => e.instancePath === u.instancePath || e.instancePath.startsWith(u.instancePath + '/'));
   const out: PipelineError[] = [];
   const seen = new Set<string>();
   for (const e of kept) {
@@ -87,15 +99,31 @@ function describeError(e: ErrorObject): { pointer: string; message: string; whic
   const p = e.params as Record<string, unknown>;
   switch (e.keyword) {
     case 'additionalProperties':
-      return { pointer: `${e.instancePath}${pointerOf([String(p.additionalProperty)])}`, message: `unknown key '${p.additionalProperty}'${known(e)}`, which: 'key' };
+      return {
+        pointer: `${e.instancePath}${pointerOf([String(p.additionalProperty)])}`,
+        message: `unknown key '${p.additionalProperty}'${known(e)}`,
+        which: 'key',
+      };
     case 'required':
       return { pointer: e.instancePath, message: `missing required field '${p.missingProperty}'`, which: 'value' };
     case 'anyOf':
-      return { pointer: e.instancePath, message: `must be ${(e.parentSchema as { description?: string })?.description ?? 'one of the allowed forms'}, got ${shown(e.data)}`, which: 'value' };
+      return {
+        pointer: e.instancePath,
+        message: `must be ${(e.parentSchema as { description?: string })?.description ?? 'one of the allowed forms'}, got ${shown(e.data)}`,
+        which: 'value',
+      };
     case 'enum':
-      return { pointer: e.instancePath, message: `must be one of ${(p.allowedValues as unknown[]).map(formatValue).join(', ')}, got ${shown(e.data)}`, which: 'value' };
+      return {
+        pointer: e.instancePath,
+        message: `must be one of ${(p.allowedValues as unknown[]).map(formatValue).join(', ')}, got ${shown(e.data)}`,
+        which: 'value',
+      };
     case 'pattern':
-      return { pointer: e.instancePath, message: `${shown(e.data)} is not ${(e.parentSchema as { description?: string })?.description ?? `matching ${p.pattern}`}`, which: 'value' };
+      return {
+        pointer: e.instancePath,
+        message: `${shown(e.data)} is not ${(e.parentSchema as { description?: string })?.description ?? `matching ${p.pattern}`}`,
+        which: 'value',
+      };
     case 'propertyNames':
       return { pointer: e.instancePath, message: `bad key name: ${e.message}`, which: 'value' };
     default:

@@ -55,7 +55,10 @@ export function readYamlFile(file: string, shownAs: string): SourceDoc {
     throw new PipelineError(`cannot read pipeline file ${shownAs}: ${(e as Error).message}`);
   }
   if (bytes.length > YAML_LIMITS.bytes) {
-    throw new PipelineError(`file is ${bytes.length} bytes, more than the ${YAML_LIMITS.bytes}-byte limit of a pipeline file`, { file: shownAs, line: 1, col: 1 });
+    throw new PipelineError(
+      `file is ${bytes.length} bytes, more than the ${YAML_LIMITS.bytes}-byte limit of a pipeline file`,
+      { file: shownAs, line: 1, col: 1 },
+    );
   }
   return parseCached(decodeUtf8(bytes, shownAs), shownAs);
 }
@@ -69,7 +72,10 @@ export function decodeUtf8(bytes: Buffer, file: string): string {
     const before = bytes.subarray(0, at).toString('utf8');
     const line = before.split('\n').length;
     const col = before.length - before.lastIndexOf('\n');
-    const hex = bytes.subarray(at, at + 4).toString('hex').replace(/../g, '\\x$&');
+    const hex = bytes
+      .subarray(at, at + 4)
+      .toString('hex')
+      .replace(/../g, '\\x$&');
     throw new PipelineError(`not UTF-8: invalid byte sequence ${hex} at byte ${at}`, { file, line, col });
   }
 }
@@ -137,7 +143,12 @@ function parseCached(text: string, file: string): SourceDoc {
   try {
     const hit = JSON.parse(readFileSync(path, 'utf8')) as { data: unknown; positions: Array<[string, NodePos]> };
     const relabel = (p: SourcePos): SourcePos => ({ ...p, file });
-    const positions = new Map(hit.positions.map(([k, v]): [string, NodePos] => [k, v.key ? { value: relabel(v.value), key: relabel(v.key) } : { value: relabel(v.value) }]));
+    const positions = new Map(
+      hit.positions.map(([k, v]): [string, NodePos] => [
+        k,
+        v.key ? { value: relabel(v.value), key: relabel(v.key) } : { value: relabel(v.value) },
+      ]),
+    );
     return { file, text, data: hit.data, positions };
   } catch {
     /* not cached yet */
@@ -159,7 +170,8 @@ function isExactJson(v: unknown): boolean {
   if (v === null || typeof v === 'string' || typeof v === 'boolean') return true;
   if (typeof v === 'number') return Number.isFinite(v) && !Object.is(v, -0);
   if (Array.isArray(v)) return v.every(isExactJson);
-  if (typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) return Object.values(v as object).every(isExactJson);
+  if (typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype)
+    return Object.values(v as object).every(isExactJson);
   return false;
 }
 
@@ -219,9 +231,13 @@ export function parseYamlText(text: string, file: string): SourceDoc {
   const root: SourcePos = { file, line: 1, col: 1 };
   const checkNode = (node: unknown, depth: number, here: SourcePos) => {
     if (!isNode(node)) return;
-    if (depth > YAML_LIMITS.depth) throw new PipelineError(`nested more than ${YAML_LIMITS.depth} levels deep`, posOf(node, here));
+    if (depth > YAML_LIMITS.depth)
+      throw new PipelineError(`nested more than ${YAML_LIMITS.depth} levels deep`, posOf(node, here));
     if (node.tag && !JSON_TAGS.has(node.tag)) {
-      throw new PipelineError(`tag ${node.tag.replace('tag:yaml.org,2002:', '!!')} is not allowed (only plain values, lists and mappings)`, tagPos(node, here));
+      throw new PipelineError(
+        `tag ${node.tag.replace('tag:yaml.org,2002:', '!!')} is not allowed (only plain values, lists and mappings)`,
+        tagPos(node, here),
+      );
     }
   };
   const walk = (node: unknown, ptr: string, here: SourcePos, depth = 0) => {
@@ -263,7 +279,10 @@ export function parseYamlText(text: string, file: string): SourceDoc {
       },
     });
     if (!alias) throw e;
-    throw new PipelineError(`aliases expand to too many values (more than ${YAML_LIMITS.aliases} alias expansions): ${(e as Error).message}`, posOf(alias, root));
+    throw new PipelineError(
+      `aliases expand to too many values (more than ${YAML_LIMITS.aliases} alias expansions): ${(e as Error).message}`,
+      posOf(alias, root),
+    );
   }
   const data = unmask(js, refs);
   return { file, text, data: data ?? {}, positions };

@@ -10,12 +10,15 @@ import { availableParallelism } from 'node:os';
 import { ENGINE_NAMES, type BackendChoice, type EngineName, type EngineOptions, type SaeEngine } from './engine.js';
 import { ENABLE_NATIVE } from './engines/native.js';
 
-type Availability = { available: true; create(o: EngineOptions): Promise<SaeEngine> } | { available: false; reason: string };
+type Availability =
+  | { available: true; create(o: EngineOptions): Promise<SaeEngine> }
+  | { available: false; reason: string };
 
 /** How to get each engine, for the messages of an engine that cannot run. */
 const HOW_TO_GET: Record<EngineName, string> = {
   cuda: 'it needs an NVIDIA GPU with its driver (libcuda.so.1; for speed cuBLAS, libcublas.so.13 or .12, or SAE_CUBLAS=<path>) and the CUDA addon (`npm run build:cuda` where nvcc is installed; README: GPU)',
-  tensorflow: 'it needs @tensorflow/tfjs-node-gpu (npm install; it downloads libtensorflow 2.9.1, which wants CUDA 11.2 and cuDNN 8.1)',
+  tensorflow:
+    'it needs @tensorflow/tfjs-node-gpu (npm install; it downloads libtensorflow 2.9.1, which wants CUDA 11.2 and cuDNN 8.1)',
   native: `build it with: ${ENABLE_NATIVE}`,
   wasm: 'reinstall the dependencies (npm ci): @tensorflow/tfjs-backend-wasm is one',
   cpu: 'reinstall the dependencies (npm ci): @tensorflow/tfjs is one',
@@ -28,13 +31,18 @@ async function availability(name: EngineName, underAuto: boolean): Promise<Avail
         const { cudaStatus, createCudaEngine } = await import('./engines/cuda.js');
         const s = await cudaStatus();
         // The emulation build (tests) runs only when asked for by name: it is not a GPU.
-        if (s.available && s.emulated && underAuto) return { available: false, reason: 'the loaded CUDA addon is the CPU emulation build' };
-        return s.available ? { available: true, create: createCudaEngine } : { available: false, reason: s.reason ?? 'unavailable' };
+        if (s.available && s.emulated && underAuto)
+          return { available: false, reason: 'the loaded CUDA addon is the CPU emulation build' };
+        return s.available
+          ? { available: true, create: createCudaEngine }
+          : { available: false, reason: s.reason ?? 'unavailable' };
       }
       case 'native': {
         const { nativeStatus, createNativeEngine } = await import('./engines/native.js');
         const s = await nativeStatus();
-        return s.available ? { available: true, create: createNativeEngine } : { available: false, reason: s.reason ?? 'unavailable' };
+        return s.available
+          ? { available: true, create: createNativeEngine }
+          : { available: false, reason: s.reason ?? 'unavailable' };
       }
       default: {
         const { loadTf, createTfjsEngine } = await import('./engines/tfjs.js');
@@ -74,7 +82,8 @@ export async function chooseEngine(backend: BackendChoice, threads: number | und
     if (a.available) {
       const n = threadsFor(name, threads);
       const why = underAuto ? ` (auto${skipped.length ? `; skipped ${skipped.join('; ')}` : ''})` : '';
-      const hint = underAuto && skipped.some((s) => s.startsWith('native:')) ? `\nfor the fast CPU engine: ${ENABLE_NATIVE}` : '';
+      const hint =
+        underAuto && skipped.some((s) => s.startsWith('native:')) ? `\nfor the fast CPU engine: ${ENABLE_NATIVE}` : '';
       return { name, threads: n, create: (o) => a.create({ ...o, threads: n }), why: why + hint };
     }
     if (!underAuto) throw new Error(`train-sae: backend '${name}' cannot run here (${a.reason}); ${HOW_TO_GET[name]}`);

@@ -44,7 +44,9 @@ export function saveCheckpoint(workDir: string, shape: SaeShape, c: Checkpoint):
     tensors[`adam_v.${n}`] = { shape: s, data: c.adam.v[n] };
   }
   tensors.since_fired = { shape: [shape.dSae], data: c.sinceFired };
-  writeSafetensors(checkpointPath(workDir), tensors, { state: JSON.stringify({ ...c.state, adamSteps: c.adam.steps }) });
+  writeSafetensors(checkpointPath(workDir), tensors, {
+    state: JSON.stringify({ ...c.state, adamSteps: c.adam.steps }),
+  });
 }
 
 /** The checkpoint in workDir, or null if there is none. Throws if it belongs to another run shape. */
@@ -54,14 +56,17 @@ export function loadCheckpoint(workDir: string, fingerprint: Record<string, unkn
   const { tensors, metadata } = readSafetensors(path);
   const state = JSON.parse(metadata.state ?? 'null') as CheckpointState;
   if (!state) throw new Error(`${path}: no training state in its metadata`);
-  const want = JSON.stringify(fingerprint), have = JSON.stringify(state.fingerprint);
-  if (want !== have) throw new Error(`${path}: checkpoint is for another run (${have}), this run is ${want}; delete it to start over`);
+  const want = JSON.stringify(fingerprint),
+    have = JSON.stringify(state.fingerprint);
+  if (want !== have)
+    throw new Error(`${path}: checkpoint is for another run (${have}), this run is ${want}; delete it to start over`);
   const get = (name: string) => {
     const t = tensors[name];
     if (!t) throw new Error(`${path}: tensor ${name} missing`);
     return t.data;
   };
-  const pick = (prefix: string) => Object.fromEntries(PARAM_NAMES.map((n) => [n, get(prefix + n)])) as unknown as SaeWeights;
+  const pick = (prefix: string) =>
+    Object.fromEntries(PARAM_NAMES.map((n) => [n, get(prefix + n)])) as unknown as SaeWeights;
   return {
     state,
     weights: pick(''),

@@ -15,7 +15,15 @@
  * Adam with PyTorch's rule in three groups (ADAM_GROUPS), decoder rows renormalised to unit
  * norm, and the samples-since-fired counter updated from the batch's firings.
  */
-import { ADAM_GROUPS, mapParams, paramShape, type AdamState, type SaeConfig, type SaeWeights, type StepStats } from './jumprelu.js';
+import {
+  ADAM_GROUPS,
+  mapParams,
+  paramShape,
+  type AdamState,
+  type SaeConfig,
+  type SaeWeights,
+  type StepStats,
+} from './jumprelu.js';
 
 /** The engines, in the order `backend: auto` tries them. */
 export const ENGINE_NAMES = ['cuda', 'tensorflow', 'native', 'wasm', 'cpu'] as const;

@@ -73,7 +73,9 @@ export function unfoldNormalisation(w: SaeLensWeights, normScale: number, dIn: n
     threshold[j] *= n;
   }
   return {
-    W_enc, b_enc, W_dec,
+    W_enc,
+    b_enc,
+    W_dec,
     b_dec: w.b_dec.map((v) => v / s),
     // log(0) would be -Infinity: clamp a zero threshold to the smallest normal float32.
     log_threshold: threshold.map((t) => Math.log(Math.max(t, 1.2e-38))),
@@ -143,7 +145,8 @@ function applyInputNormalisation(dir: string, cfg: Record<string, any>, w: SaeLe
     );
   }
   const scalerPath = join(dir, SAE_SCALER_FILE);
-  if (!existsSync(scalerPath)) throw new Error(`${cfgPath}: normalize_activations is "expected_average_only_in" but ${scalerPath} is missing`);
+  if (!existsSync(scalerPath))
+    throw new Error(`${cfgPath}: normalize_activations is "expected_average_only_in" but ${scalerPath} is missing`);
   const s = JSON.parse(readFileSync(scalerPath, 'utf8'))?.scaling_factor;
   if (typeof s !== 'number' || !(s > 0) || !Number.isFinite(s)) {
     throw new Error(`${scalerPath}: scaling_factor must be a positive number, got ${JSON.stringify(s)}`);
@@ -160,18 +163,26 @@ export function readSaeLens(dir: string): LoadedSaeLens {
   for (const p of [cfgPath, wPath]) if (!existsSync(p)) throw new Error(`SAE folder ${dir}: missing ${p}`);
   const cfg = JSON.parse(readFileSync(cfgPath, 'utf8'));
   const arch = cfg.architecture ?? cfg.metadata?.architecture;
-  if (arch !== undefined && arch !== 'jumprelu') throw new Error(`${cfgPath}: architecture is ${JSON.stringify(arch)}, expected "jumprelu"`);
-  const dIn = cfg.d_in, dSae = cfg.d_sae;
-  if (!Number.isInteger(dIn) || !Number.isInteger(dSae)) throw new Error(`${cfgPath}: d_in / d_sae missing or not integers`);
+  if (arch !== undefined && arch !== 'jumprelu')
+    throw new Error(`${cfgPath}: architecture is ${JSON.stringify(arch)}, expected "jumprelu"`);
+  const dIn = cfg.d_in,
+    dSae = cfg.d_sae;
+  if (!Number.isInteger(dIn) || !Number.isInteger(dSae))
+    throw new Error(`${cfgPath}: d_in / d_sae missing or not integers`);
   const { tensors } = readSafetensors(wPath);
   const expect: Record<keyof SaeLensWeights, number[]> = {
-    W_enc: [dIn, dSae], W_dec: [dSae, dIn], b_enc: [dSae], b_dec: [dIn], threshold: [dSae],
+    W_enc: [dIn, dSae],
+    W_dec: [dSae, dIn],
+    b_enc: [dSae],
+    b_dec: [dIn],
+    threshold: [dSae],
   };
   const weights = {} as SaeLensWeights;
   for (const [name, shape] of Object.entries(expect) as Array<[keyof SaeLensWeights, number[]]>) {
     const t = tensors[name];
     if (!t) throw new Error(`${wPath}: tensor ${name} missing`);
-    if (t.shape.join(',') !== shape.join(',')) throw new Error(`${wPath}: ${name} has shape [${t.shape}], cfg.json says [${shape}]`);
+    if (t.shape.join(',') !== shape.join(','))
+      throw new Error(`${wPath}: ${name} has shape [${t.shape}], cfg.json says [${shape}]`);
     weights[name] = t.data;
   }
   applyInputNormalisation(dir, cfg, weights);

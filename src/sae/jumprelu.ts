@@ -70,10 +70,15 @@ export interface StepStats {
 
 export function paramShape(name: ParamName, s: SaeShape): number[] {
   switch (name) {
-    case 'W_enc': return [s.dIn, s.dSae];
-    case 'W_dec': return [s.dSae, s.dIn];
-    case 'b_enc': case 'log_threshold': return [s.dSae];
-    case 'b_dec': return [s.dIn];
+    case 'W_enc':
+      return [s.dIn, s.dSae];
+    case 'W_dec':
+      return [s.dSae, s.dIn];
+    case 'b_enc':
+    case 'log_threshold':
+      return [s.dSae];
+    case 'b_dec':
+      return [s.dIn];
   }
 }
 

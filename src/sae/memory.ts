@@ -55,15 +55,19 @@ export function checkMemory(engine: EngineName, s: RunShape, maxMemoryBytes?: nu
   const limit = memoryLimit(maxMemoryBytes);
   const shape = `d_sae=${s.dSae}, d_in=${s.dIn}, batch_size=${s.batch}`;
   if (need.total > limit) {
-    throw new Error(`train-sae: ${shape} on ${engine} needs about ${gib(need.total)} GiB (weights, Adam moments, step temporaries), ` +
-      `more than the limit of ${gib(limit)} GiB (${maxMemoryBytes === undefined ? "80% of this machine's memory" : 'max_memory_gb'}); ` +
-      `use a smaller d_sae or batch_size`);
+    throw new Error(
+      `train-sae: ${shape} on ${engine} needs about ${gib(need.total)} GiB (weights, Adam moments, step temporaries), ` +
+        `more than the limit of ${gib(limit)} GiB (${maxMemoryBytes === undefined ? "80% of this machine's memory" : 'max_memory_gb'}); ` +
+        `use a smaller d_sae or batch_size`,
+    );
   }
   if (need.perHeap !== null && need.perHeap > WASM_HEAP_BYTES) {
     const threads = Math.ceil(need.perHeap / WASM_HEAP_BYTES) * s.threads;
-    throw new Error(`train-sae: ${shape} on wasm needs about ${gib(need.perHeap)} GiB per worker heap with threads: ${s.threads}, ` +
-      `more than wasm's 4 GiB; use threads: ${threads} or more (each worker holds a slice of the features), ` +
-      `a smaller d_sae or batch_size, or the native engine`);
+    throw new Error(
+      `train-sae: ${shape} on wasm needs about ${gib(need.perHeap)} GiB per worker heap with threads: ${s.threads}, ` +
+        `more than wasm's 4 GiB; use threads: ${threads} or more (each worker holds a slice of the features), ` +
+        `a smaller d_sae or batch_size, or the native engine`,
+    );
   }
 }
 

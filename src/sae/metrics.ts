@@ -10,11 +10,13 @@ export class MetricsLog {
 
   start(config: Record<string, unknown>, resumeFromStep: number | null): void {
     if (resumeFromStep !== null && existsSync(this.path)) {
-      const kept = readFileSync(this.path, 'utf8').split('\n').filter((line) => {
-        if (!line.trim()) return false;
-        const rec = JSON.parse(line);
-        return rec.type === 'config' || (rec.type === 'train' && rec.step <= resumeFromStep);
-      });
+      const kept = readFileSync(this.path, 'utf8')
+        .split('\n')
+        .filter((line) => {
+          if (!line.trim()) return false;
+          const rec = JSON.parse(line);
+          return rec.type === 'config' || (rec.type === 'train' && rec.step <= resumeFromStep);
+        });
       writeFileSync(this.path, kept.map((l) => l + '\n').join(''));
       if (kept.length > 0) return;
     }
@@ -35,7 +37,10 @@ export class EvalAccumulator {
   private readonly sumSq: Float64Array;
   private readonly everFired: Uint8Array;
 
-  constructor(readonly dIn: number, dSae: number) {
+  constructor(
+    readonly dIn: number,
+    dSae: number,
+  ) {
     this.sum = new Float64Array(dIn);
     this.sumSq = new Float64Array(dIn);
     this.everFired = new Uint8Array(dSae);
@@ -52,7 +57,9 @@ export class EvalAccumulator {
         this.sumSq[k] += v * v;
       }
     }
-    r.fired.forEach((c, j) => { if (c > 0) this.everFired[j] = 1; });
+    r.fired.forEach((c, j) => {
+      if (c > 0) this.everFired[j] = 1;
+    });
   }
 
   result(): { rows: number; mse: number; l0: number; fvu: number; dead_frac: number } {
@@ -77,9 +84,14 @@ export class EvalAccumulator {
  */
 export function recovery(trueFeatures: Float32Array, nTrue: number, W_dec: Float32Array, dSae: number, d: number) {
   const norms = (m: Float32Array, rows: number) =>
-    Float64Array.from({ length: rows }, (_, r) => Math.sqrt(m.subarray(r * d, (r + 1) * d).reduce((a, v) => a + v * v, 0)) + 1e-12);
-  const tNorm = norms(trueFeatures, nTrue), dNorm = norms(W_dec, dSae);
-  let sum = 0, above = 0;
+    Float64Array.from(
+      { length: rows },
+      (_, r) => Math.sqrt(m.subarray(r * d, (r + 1) * d).reduce((a, v) => a + v * v, 0)) + 1e-12,
+    );
+  const tNorm = norms(trueFeatures, nTrue),
+    dNorm = norms(W_dec, dSae);
+  let sum = 0,
+    above = 0;
   for (let t = 0; t < nTrue; t++) {
     const tf = trueFeatures.subarray(t * d, (t + 1) * d);
     let best = -Infinity;

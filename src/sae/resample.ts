@@ -25,13 +25,19 @@ export interface ResampleResult {
 /** Latents whose samples-since-fired counter reached the window. */
 export function deadLatents(sinceFired: Float32Array, windowSamples: number): number[] {
   const dead: number[] = [];
-  sinceFired.forEach((s, j) => { if (s >= windowSamples) dead.push(j); });
+  sinceFired.forEach((s, j) => {
+    if (s >= windowSamples) dead.push(j);
+  });
   return dead;
 }
 
 export function resampleDead(
-  state: EngineState, cfg: Pick<SaeConfig, 'dIn' | 'dSae' | 'applyBDecToInput'>, x: Float32Array, rows: number,
-  windowSamples: number, random: () => number,
+  state: EngineState,
+  cfg: Pick<SaeConfig, 'dIn' | 'dSae' | 'applyBDecToInput'>,
+  x: Float32Array,
+  rows: number,
+  windowSamples: number,
+  random: () => number,
 ): ResampleResult {
   const dead = deadLatents(state.sinceFired, windowSamples);
   if (dead.length === 0) return { state, resampled: 0 };
@@ -40,7 +46,9 @@ export function resampleDead(
   const residuals = forwardResiduals(w, cfg, x, rows);
   const errors = Float64Array.from({ length: rows }, (_, r) => sumSq(residuals, r * dIn, dIn));
   const live = Array.from({ length: dSae }, (_, j) => j).filter((j) => state.sinceFired[j] < windowSamples);
-  const liveNorm = live.length ? live.reduce((s, j) => s + Math.sqrt(columnSumSq(w.W_enc, j, dIn, dSae)), 0) / live.length : 1;
+  const liveNorm = live.length
+    ? live.reduce((s, j) => s + Math.sqrt(columnSumSq(w.W_enc, j, dIn, dSae)), 0) / live.length
+    : 1;
   const encScale = 0.2 * liveNorm;
   for (const j of dead) {
     const r = drawProportional(errors, random);
@@ -62,7 +70,12 @@ export function resampleDead(
 }
 
 /** x - x_hat for each row, with the JumpReLU forward pass of the state's weights. */
-function forwardResiduals(w: EngineState['weights'], cfg: Pick<SaeConfig, 'dIn' | 'dSae' | 'applyBDecToInput'>, x: Float32Array, rows: number): Float32Array {
+function forwardResiduals(
+  w: EngineState['weights'],
+  cfg: Pick<SaeConfig, 'dIn' | 'dSae' | 'applyBDecToInput'>,
+  x: Float32Array,
+  rows: number,
+): Float32Array {
   const { dIn, dSae } = cfg;
   const out = new Float32Array(rows * dIn);
   const z = new Float64Array(dSae);
@@ -93,7 +106,12 @@ function forwardResiduals(w: EngineState['weights'], cfg: Pick<SaeConfig, 'dIn' 
 function resetAdam(state: EngineState, j: number, dIn: number, dSae: number): void {
   const { m, v } = state.adam;
   const mean = (a: Float32Array) => a.reduce((s, x) => s + x, 0) / a.length;
-  const typical = { W_enc: mean(v.W_enc), W_dec: mean(v.W_dec), b_enc: mean(v.b_enc), log_threshold: mean(v.log_threshold) };
+  const typical = {
+    W_enc: mean(v.W_enc),
+    W_dec: mean(v.W_dec),
+    b_enc: mean(v.b_enc),
+    log_threshold: mean(v.log_threshold),
+  };
   for (let i = 0; i < dIn; i++) {
     m.W_enc[i * dSae + j] = 0;
     m.W_dec[j * dIn + i] = 0;

@@ -9,9 +9,12 @@ import type { MetricsRun, RunRecord } from '../formats.js';
 
 export function runRecord(
   p: { batch_size: number; target_l0?: number; l0_tolerance: number },
-  steps: number, trainRows: number, heldOutL0: number,
+  steps: number,
+  trainRows: number,
+  heldOutL0: number,
   hooks: { lambda_end: number | null; resampled: number },
-  metricsFile: string, log: (m: string) => void,
+  metricsFile: string,
+  log: (m: string) => void,
 ): RunRecord {
   const samples = steps * p.batch_size;
   const target = p.target_l0 ?? null;

@@ -17,7 +17,8 @@ export function encodeSafetensors(tensors: Record<string, NamedTensor>, metadata
   const typed: Record<string, Tensor> = {};
   for (const [name, t] of Object.entries(tensors)) {
     const n = t.shape.reduce((a, b) => a * b, 1);
-    if (n !== t.data.length) throw new Error(`safetensors: tensor ${name} has shape [${t.shape}] but ${t.data.length} values`);
+    if (n !== t.data.length)
+      throw new Error(`safetensors: tensor ${name} has shape [${t.shape}] but ${t.data.length} values`);
     typed[name] = { dtype: 'F32', shape: t.shape, data: t.data };
   }
   const bytes = encodeAny(typed, metadata);
@@ -32,7 +33,8 @@ export interface DecodedSafetensors {
 export function decodeSafetensors(buf: Uint8Array, what = 'safetensors'): DecodedSafetensors {
   const file = decodeAny(buf, what);
   const tensors: Record<string, NamedTensor> = {};
-  for (const [name, t] of Object.entries(file.tensors)) tensors[name] = { shape: t.shape, data: asFloat32(t, `${what}: tensor ${name}`) };
+  for (const [name, t] of Object.entries(file.tensors))
+    tensors[name] = { shape: t.shape, data: asFloat32(t, `${what}: tensor ${name}`) };
   return { tensors, metadata: file.metadata };
 }
 
@@ -61,6 +63,10 @@ export function readSafetensors(path: string): DecodedSafetensors {
 }
 
 /** Writes atomically (temporary sibling, fsync, rename). */
-export function writeSafetensors(path: string, tensors: Record<string, NamedTensor>, metadata?: Record<string, string>): void {
+export function writeSafetensors(
+  path: string,
+  tensors: Record<string, NamedTensor>,
+  metadata?: Record<string, string>,
+): void {
   writeFileAtomic(path, encodeSafetensors(tensors, metadata));
 }

@@ -43,12 +43,22 @@ export interface HookedRun {
  * as an uninterrupted one.
  */
 export function trainingHooks(
-  p: HookParams, steps: number, lWarmupSteps: number, dIn: number, rows: Pick<BatchSource, 'next' | 'state' | 'restore'>,
+  p: HookParams,
+  steps: number,
+  lWarmupSteps: number,
+  dIn: number,
+  rows: Pick<BatchSource, 'next' | 'state' | 'restore'>,
   log: (m: string) => void,
 ): HookedRun {
-  const controller = p.target_l0 === undefined ? null : new SparsityController({
-    target: p.target_l0, warmupSteps: lWarmupSteps, gain: p.l0_controller_gain, smoothingSteps: p.l0_smoothing_steps,
-  });
+  const controller =
+    p.target_l0 === undefined
+      ? null
+      : new SparsityController({
+          target: p.target_l0,
+          warmupSteps: lWarmupSteps,
+          gain: p.l0_controller_gain,
+          smoothingSteps: p.l0_smoothing_steps,
+        });
   const resampleUntil = Math.floor(p.resample_dead_until * steps);
   let random = mulberry32((p.seed ^ 0x5eed) >>> 0);
   let resampled = 0;
@@ -62,7 +72,14 @@ export function trainingHooks(
       if (p.resample_dead_every > 0 && done % p.resample_dead_every === 0 && done <= resampleUntil) {
         const state = await engine.snapshot();
         const x = await rows.next();
-        const r = resampleDead(state, { dIn, dSae: p.d_sae, applyBDecToInput: p.apply_b_dec_to_input }, x, p.batch_size, p.dead_window_samples, random);
+        const r = resampleDead(
+          state,
+          { dIn, dSae: p.d_sae, applyBDecToInput: p.apply_b_dec_to_input },
+          x,
+          p.batch_size,
+          p.dead_window_samples,
+          random,
+        );
         events++;
         if (r.resampled > 0) {
           await engine.restore(r.state);
@@ -71,7 +88,13 @@ export function trainingHooks(
         }
       }
     },
-    state: (): HookState => ({ controller: controller?.state() ?? null, resampled, events, random: random.state(), rows: rows.state() }),
+    state: (): HookState => ({
+      controller: controller?.state() ?? null,
+      resampled,
+      events,
+      random: random.state(),
+      rows: rows.state(),
+    }),
     restore(s) {
       const st = s as HookState | undefined;
       if (!st) return;
@@ -84,5 +107,8 @@ export function trainingHooks(
       if (st.rows !== undefined) rows.restore(st.rows);
     },
   };
-  return { hooks, summary: () => ({ lambda_end: controller?.current() ?? lastLambda, resampled, resample_events: events }) };
+  return {
+    hooks,
+    summary: () => ({ lambda_end: controller?.current() ?? lastLambda, resampled, resample_events: events }),
+  };
 }

@@ -25,7 +25,11 @@ import { METRICS_FORMAT, type EvalSummary, type MetricsConfig, type MetricsTrain
 
 /** The loss went non-finite or above max_loss: a property of the hyperparameters, not bad input. */
 export class DivergenceError extends Error {
-  constructor(readonly step: number, readonly loss: number, message: string) {
+  constructor(
+    readonly step: number,
+    readonly loss: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -71,7 +75,13 @@ export interface TrainHooks {
   /** The sparsity coefficient of `step` instead of the schedule's `scheduled` (called before each step). */
   lambda?(step: number, scheduled: number): number;
   /** After each step, with its statistics (from before the update); may edit the engine (snapshot / restore). */
-  afterStep?(s: { step: number; stats: StepStats; lambda: number; lr: number; engine: SaeEngine }): void | Promise<void>;
+  afterStep?(s: {
+    step: number;
+    stats: StepStats;
+    lambda: number;
+    lr: number;
+    engine: SaeEngine;
+  }): void | Promise<void>;
   /** The hooks' own state, saved in checkpoints and handed back on resume. */
   state?(): unknown;
   restore?(state: unknown): void;
@@ -86,13 +96,21 @@ export interface TrainResult {
   weights: SaeWeights;
 }
 
-export async function trainSae(run: TrainRun, data: TrainData, io: TrainIo, hooks: TrainHooks = {}): Promise<TrainResult> {
+export async function trainSae(
+  run: TrainRun,
+  data: TrainData,
+  io: TrainIo,
+  hooks: TrainHooks = {},
+): Promise<TrainResult> {
   const p = run.params;
   const shape: SaeShape = { dIn: data.dIn, dSae: p.d_sae };
   checkInputs(run, shape);
   const choice = await chooseEngine(p.backend, p.threads ?? p.workers);
-  checkMemory(choice.name, { ...shape, batch: p.batch_size, threads: choice.threads },
-    p.max_memory_gb === undefined ? undefined : p.max_memory_gb * 2 ** 30);
+  checkMemory(
+    choice.name,
+    { ...shape, batch: p.batch_size, threads: choice.threads },
+    p.max_memory_gb === undefined ? undefined : p.max_memory_gb * 2 ** 30,
+  );
 
   // Resume from our own checkpoint if this run was interrupted; else init_from / the seed's init.
   const checkpoints = new Checkpoints(io.workDir, shape, run, data.train, hooks);
@@ -137,7 +155,9 @@ async function trainLoop({ run, data, io, hooks, engine, metrics, checkpoints, s
   for (let step = startStep; step < run.steps; step++) {
     if (io.signal.aborted) {
       await checkpoints.save(engine, step);
-      throw new Error(`train-sae: aborted at step ${step}/${run.steps}; checkpoint saved, the next run resumes from it`);
+      throw new Error(
+        `train-sae: aborted at step ${step}/${run.steps}; checkpoint saved, the next run resumes from it`,
+      );
     }
     const x = await data.train.next();
     checkBatch(x, B, data.dIn, step);
@@ -151,17 +171,27 @@ async function trainLoop({ run, data, io, hooks, engine, metrics, checkpoints, s
 
     const done = step + 1;
     if (done % p.log_every === 0 || done === run.steps) {
-      const record = { type: 'train' as const, step: done, samples: done * B, ...window.means(), dead_frac: await engine.deadFraction(p.dead_window_samples),
-        lr, lambda } satisfies MetricsTrain;
+      const record = {
+        type: 'train' as const,
+        step: done,
+        samples: done * B,
+        ...window.means(),
+        dead_frac: await engine.deadFraction(p.dead_window_samples),
+        lr,
+        lambda,
+      } satisfies MetricsTrain;
       metrics.write(record);
       io.progress(window.progress(done, run.steps, B, record));
       window = new TrainWindow();
     }
-    if (p.checkpoint_every > 0 && done % p.checkpoint_every === 0 && done < run.steps) await checkpoints.save(engine, done);
+    if (p.checkpoint_every > 0 && done % p.checkpoint_every === 0 && done < run.steps)
+      await checkpoints.save(engine, done);
   }
   const seconds = (performance.now() - t0) / 1000;
   const samples = (run.steps - startStep) * B;
-  io.log(`trained ${run.steps - startStep} steps in ${seconds.toFixed(1)} s (${(samples / seconds).toFixed(0)} samples/s on ${engine.info.name})`);
+  io.log(
+    `trained ${run.steps - startStep} steps in ${seconds.toFixed(1)} s (${(samples / seconds).toFixed(0)} samples/s on ${engine.info.name})`,
+  );
 }
 
 /** Sums over the steps since the last metrics line; the wall clock is only for the progress line. */
@@ -190,8 +220,12 @@ class TrainWindow {
     const secs = (performance.now() - this.t0) / 1000;
     const samplesPerS = (this.steps * B) / secs;
     return {
-      fraction: done / total, rate: samplesPerS, unit: 'samples', etaSeconds: ((total - done) * B) / samplesPerS,
-      message: `step ${done}/${total} ${(this.steps / secs).toFixed(2)} steps/s loss ${r.loss.toPrecision(4)} ` +
+      fraction: done / total,
+      rate: samplesPerS,
+      unit: 'samples',
+      etaSeconds: ((total - done) * B) / samplesPerS,
+      message:
+        `step ${done}/${total} ${(this.steps / secs).toFixed(2)} steps/s loss ${r.loss.toPrecision(4)} ` +
         `mse ${r.mse.toPrecision(4)} L0 ${r.l0.toFixed(1)} dead ${(100 * r.dead_frac).toFixed(1)}%`,
     };
   }
@@ -205,10 +239,21 @@ class Checkpoints {
   lastStep: number | null = null;
   private readonly fingerprint: Record<string, unknown>;
 
-  constructor(readonly workDir: string, readonly shape: SaeShape, run: TrainRun, private readonly loader: BatchSource,
-    private readonly hooks: TrainHooks) {
+  constructor(
+    readonly workDir: string,
+    readonly shape: SaeShape,
+    run: TrainRun,
+    private readonly loader: BatchSource,
+    private readonly hooks: TrainHooks,
+  ) {
     const p = run.params;
-    this.fingerprint = { ...shape, batch: p.batch_size, steps: run.steps, seed: p.seed, applyBDecToInput: p.apply_b_dec_to_input };
+    this.fingerprint = {
+      ...shape,
+      batch: p.batch_size,
+      steps: run.steps,
+      seed: p.seed,
+      applyBDecToInput: p.apply_b_dec_to_input,
+    };
     this.rng = mulberry32(p.seed);
   }
 
@@ -227,14 +272,24 @@ class Checkpoints {
     const snap = await engine.snapshot();
     for (const [name, arr] of Object.entries(snap.weights)) {
       if (!allFinite(arr)) {
-        throw new Error(`train-sae: parameter ${name} is not finite after step ${step}; not checkpointing (last good checkpoint: ` +
-          `${this.lastStep === null ? 'none' : `step ${this.lastStep}`})`);
+        throw new Error(
+          `train-sae: parameter ${name} is not finite after step ${step}; not checkpointing (last good checkpoint: ` +
+            `${this.lastStep === null ? 'none' : `step ${this.lastStep}`})`,
+        );
       }
     }
     saveCheckpoint(this.workDir, this.shape, {
-      state: { step, adamSteps: snap.adam.steps, loader: this.loader.state(), rng: this.resumedRngState ?? this.rng.state(), fingerprint: this.fingerprint,
-        hooks: this.hooks.state?.() },
-      weights: snap.weights, adam: snap.adam, sinceFired: snap.sinceFired,
+      state: {
+        step,
+        adamSteps: snap.adam.steps,
+        loader: this.loader.state(),
+        rng: this.resumedRngState ?? this.rng.state(),
+        fingerprint: this.fingerprint,
+        hooks: this.hooks.state?.(),
+      },
+      weights: snap.weights,
+      adam: snap.adam,
+      sinceFired: snap.sinceFired,
     });
     this.lastStep = step;
   }
@@ -248,11 +303,30 @@ export function describeEngine(e: { name: string; device: string; threads: numbe
 /** The first metrics line: the params, with `backend` the engine that ran (not the requested "auto"). */
 function configRecord(run: TrainRun, dIn: number, engine: EngineInfo): Omit<MetricsConfig, 'type'> {
   const p = run.params;
-  return { format: METRICS_FORMAT, ...p, steps: run.steps, n_samples: run.steps * p.batch_size, instance: run.instance, d_in: dIn, d_sae: p.d_sae,
-    batch_size: p.batch_size, lr: p.lr, lambda: p.l0_coefficient, backend: engine.name, device: engine.device, threads: engine.threads };
+  return {
+    format: METRICS_FORMAT,
+    ...p,
+    steps: run.steps,
+    n_samples: run.steps * p.batch_size,
+    instance: run.instance,
+    d_in: dIn,
+    d_sae: p.d_sae,
+    batch_size: p.batch_size,
+    lr: p.lr,
+    lambda: p.l0_coefficient,
+    backend: engine.name,
+    device: engine.device,
+    threads: engine.threads,
+  };
 }
 
-async function evaluateHeldOut(engine: SaeEngine, run: TrainRun, data: TrainData, weights: SaeWeights, hooks: TrainHooks): Promise<EvalSummary> {
+async function evaluateHeldOut(
+  engine: SaeEngine,
+  run: TrainRun,
+  data: TrainData,
+  weights: SaeWeights,
+  hooks: TrainHooks,
+): Promise<EvalSummary> {
   const p = run.params;
   const acc = new EvalAccumulator(data.dIn, p.d_sae);
   for await (const { x, rows } of data.evalBatches()) {
@@ -265,7 +339,12 @@ async function evaluateHeldOut(engine: SaeEngine, run: TrainRun, data: TrainData
   const scheduledEnd = lambdaAt(run.steps - 1, p.l0_warmup_steps ?? run.steps, p.l0_coefficient);
   const lambdaEnd = hooks.lambda ? hooks.lambda(run.steps - 1, scheduledEnd) : scheduledEnd;
   return {
-    step: run.steps, rows: ev.rows, mse: ev.mse, l0: ev.l0, fvu: ev.fvu, dead_frac: ev.dead_frac,
+    step: run.steps,
+    rows: ev.rows,
+    mse: ev.mse,
+    l0: ev.l0,
+    fvu: ev.fvu,
+    dead_frac: ev.dead_frac,
     total_loss: ev.mse + lambdaEnd * ev.l0,
     recovery_mean_max_cos: rcv?.recovery_mean_max_cos ?? null,
     recovery_frac_above_0_9: rcv?.recovery_frac_above_0_9 ?? null,
@@ -273,13 +352,29 @@ async function evaluateHeldOut(engine: SaeEngine, run: TrainRun, data: TrainData
 }
 
 /** The SAELens folder (normalisation folded in) with metrics.json, and metrics.jsonl beside it; returns the folder's name. */
-function exportSae(io: TrainIo, run: TrainRun, dIn: number, weights: SaeWeights, evalResult: EvalSummary, engine: EngineInfo): string {
+function exportSae(
+  io: TrainIo,
+  run: TrainRun,
+  dIn: number,
+  weights: SaeWeights,
+  evalResult: EvalSummary,
+  engine: EngineInfo,
+): string {
   const p = run.params;
   const saeDir = 'sae';
   writeSaeLens(join(io.outDir, saeDir), foldNormalisation(weights, p.norm_scale), {
-    dIn, dSae: p.d_sae, applyBDecToInput: p.apply_b_dec_to_input, modelName: p.model_name, hookName: p.hook_name,
+    dIn,
+    dSae: p.d_sae,
+    applyBDecToInput: p.apply_b_dec_to_input,
+    modelName: p.model_name,
+    hookName: p.hook_name,
     datasetPath: p.dataset_path,
-    extra: { norm_scale: p.norm_scale, trained_steps: run.steps, trained_samples: run.steps * p.batch_size, backend: engine.name },
+    extra: {
+      norm_scale: p.norm_scale,
+      trained_steps: run.steps,
+      trained_samples: run.steps * p.batch_size,
+      backend: engine.name,
+    },
   });
   writeFileAtomic(join(io.outDir, saeDir, 'metrics.json'), JSON.stringify(evalResult, null, 2) + '\n');
   mkdirSync(io.outDir, { recursive: true });
@@ -289,34 +384,55 @@ function exportSae(io: TrainIo, run: TrainRun, dIn: number, weights: SaeWeights,
 
 /** Checks that must fail before any training starts. */
 function checkInputs(run: TrainRun, { dIn, dSae }: SaeShape): void {
-  if (!Number.isInteger(run.steps) || run.steps < 1) throw new Error(`train-sae: steps must be a positive integer, got ${run.steps}`);
+  if (!Number.isInteger(run.steps) || run.steps < 1)
+    throw new Error(`train-sae: steps must be a positive integer, got ${run.steps}`);
   const { threads, workers } = run.params;
   if (threads !== undefined && workers !== undefined && threads !== workers) {
-    throw new Error(`train-sae: threads (${threads}) and workers (${workers}, its old name) disagree; give threads only`);
+    throw new Error(
+      `train-sae: threads (${threads}) and workers (${workers}, its old name) disagree; give threads only`,
+    );
   }
   if (!run.initFrom) return;
   const want = { W_enc: dIn * dSae, W_dec: dSae * dIn, b_enc: dSae, b_dec: dIn, log_threshold: dSae };
   for (const [name, n] of Object.entries(want)) {
     const have = run.initFrom[name as keyof SaeWeights].length;
-    if (have !== n) throw new Error(`train-sae: init_from ${name} has ${have} values, this run (d_in=${dIn}, d_sae=${dSae}) needs ${n}`);
+    if (have !== n)
+      throw new Error(
+        `train-sae: init_from ${name} has ${have} values, this run (d_in=${dIn}, d_sae=${dSae}) needs ${n}`,
+      );
   }
 }
 
-function checkDivergence(st: StepStats, step: number, lambda: number, lr: number, maxLoss: number, checkpoints: Checkpoints): void {
+function checkDivergence(
+  st: StepStats,
+  step: number,
+  lambda: number,
+  lr: number,
+  maxLoss: number,
+  checkpoints: Checkpoints,
+): void {
   const loss = st.rec + lambda * st.l0;
   if (Number.isFinite(loss) && loss <= maxLoss) return;
   const last = checkpoints.lastStep === null ? 'none' : `step ${checkpoints.lastStep} in ${checkpoints.workDir}`;
-  throw new DivergenceError(step, loss, `train-sae: loss diverged at step ${step}: loss=${loss} (reconstruction ${st.rec}, L0 ${st.l0}, ` +
-    `lr ${lr}, max_loss ${maxLoss}); last good checkpoint: ${last}`);
+  throw new DivergenceError(
+    step,
+    loss,
+    `train-sae: loss diverged at step ${step}: loss=${loss} (reconstruction ${st.rec}, L0 ${st.l0}, ` +
+      `lr ${lr}, max_loss ${maxLoss}); last good checkpoint: ${last}`,
+  );
 }
 
 function checkBatch(x: Float32Array, rows: number, dIn: number, step: number, what = 'training'): void {
-  if (x.length < rows * dIn) throw new Error(`train-sae: ${what} batch at step ${step} has ${x.length} values, expected ${rows * dIn}`);
+  if (x.length < rows * dIn)
+    throw new Error(`train-sae: ${what} batch at step ${step} has ${x.length} values, expected ${rows * dIn}`);
   for (let i = 0; i < rows * dIn; i++) {
     const v = x[i];
-    if (v - v !== 0) { // NaN or +-Infinity
-      throw new Error(`train-sae: ${what} batch at step ${step} contains ${v} (row ${Math.floor(i / dIn)} of the batch, ` +
-        `column ${i % dIn}); the store has non-finite activations`);
+    if (v - v !== 0) {
+      // NaN or +-Infinity
+      throw new Error(
+        `train-sae: ${what} batch at step ${step} contains ${v} (row ${Math.floor(i / dIn)} of the batch, ` +
+          `column ${i % dIn}); the store has non-finite activations`,
+      );
     }
   }
 }

@@ -15,7 +15,8 @@ const Params = Type.Object(
     eval_rows: Type.Integer({
       minimum: 0,
       default: 8192,
-      description: "Rows held out at the end of the store (must match train-sae's eval split; 0 = sample from every row)",
+      description:
+        "Rows held out at the end of the store (must match train-sae's eval split; 0 = sample from every row)",
     }),
   },
   { additionalProperties: false },
@@ -44,7 +45,9 @@ export default defineStage({
     try {
       const trainRows = store.rows - p.eval_rows;
       if (p.batches * p.batch_size > trainRows) {
-        ctx.log(`note: ${p.batches * p.batch_size} rows sampled from ${trainRows} training rows: some rows are sampled twice`);
+        ctx.log(
+          `note: ${p.batches * p.batch_size} rows sampled from ${trainRows} training rows: some rows are sampled twice`,
+        );
       }
       const started = Date.now();
       const est = await estimateNorm(store, {
@@ -58,7 +61,9 @@ export default defineStage({
           ctx.progress({ fraction: done / total, message: `batch ${done}/${total}`, rate, unit: 'rows' });
         },
       });
-      ctx.log(`mean norm ${est.meanNorm.toFixed(4)} (mean squared ${est.meanSqNorm.toFixed(4)}) over ${est.rowsSampled} rows of ${store.dir}`);
+      ctx.log(
+        `mean norm ${est.meanNorm.toFixed(4)} (mean squared ${est.meanSqNorm.toFixed(4)}) over ${est.rowsSampled} rows of ${store.dir}`,
+      );
       return { mean_norm: est.meanNorm, mean_sq_norm: est.meanSqNorm, scale: est.scale, rows_sampled: est.rowsSampled };
     } finally {
       store.close();

@@ -26,42 +26,72 @@ const Params = Type.Object(
     N: Type.Optional(Values),
     D: Type.Optional(Values),
     C: Type.Optional(Values),
-    U: Type.Optional(Type.Array(Type.Number(), {
-      description: 'chinchilla: unique vectors each run trained on (train-sae `unique_samples`); with it the data term is fitted in effective data (repetition_r_star)',
-    })),
+    U: Type.Optional(
+      Type.Array(Type.Number(), {
+        description:
+          'chinchilla: unique vectors each run trained on (train-sae `unique_samples`); with it the data term is fitted in effective data (repetition_r_star)',
+      }),
+    ),
     repetition_r_star: Type.Number({
       exclusiveMinimum: 0,
       default: 15.4,
-      description: "Muennighoff et al.'s R*: effective data D' = U + U R* (1 - exp(-(D/U - 1)/R*)); 15.4 is their language-model value, an assumption here",
+      description:
+        "Muennighoff et al.'s R*: effective data D' = U + U R* (1 - exp(-(D/U - 1)/R*)); 15.4 is their language-model value, an assumption here",
     }),
-    unique_available: Type.Optional(Type.Number({
-      exclusiveMinimum: 0,
-      description: 'chinchilla with U: unique vectors the planned run can draw on (train-sae `train_rows`); optimal data sizes are converted to vectors with it (default: the largest U)',
-    })),
-    csv: Type.Optional(Type.String({ description: 'CSV file, relative to the pipeline folder (instead of the lists)' })),
+    unique_available: Type.Optional(
+      Type.Number({
+        exclusiveMinimum: 0,
+        description:
+          'chinchilla with U: unique vectors the planned run can draw on (train-sae `train_rows`); optimal data sizes are converted to vectors with it (default: the largest U)',
+      }),
+    ),
+    csv: Type.Optional(
+      Type.String({ description: 'CSV file, relative to the pipeline folder (instead of the lists)' }),
+    ),
     x_column: Columns('x'),
     y_column: Columns('y (chinchilla default: "loss")'),
     N_column: Columns('N (model size)'),
     D_column: Columns('D (training samples/tokens)'),
     C_column: Columns('C (training FLOPs; D = C / (6 N))'),
-    select_min_by: Type.Optional(Type.Array(Type.Union([Type.Number(), Type.Null()]), {
-      description: 'Parallel to the points: for each distinct x keep only the point with the lowest value (e.g. loss, to pick the best lr)',
-    })),
+    select_min_by: Type.Optional(
+      Type.Array(Type.Union([Type.Number(), Type.Null()]), {
+        description:
+          'Parallel to the points: for each distinct x keep only the point with the lowest value (e.g. loss, to pick the best lr)',
+      }),
+    ),
     x_min: Type.Optional(Type.Number({ description: 'Drop points with x (chinchilla: N) below' })),
     x_max: Type.Optional(Type.Number({ description: 'Drop points with x (chinchilla: N) above' })),
-    drop_highest: Type.Integer({ minimum: 0, default: 0, description: 'Drop the k points with the highest y (Besiroglu et al.: 5)' }),
-    loss: Type.Optional(Type.Union([Type.Literal('huber'), Type.Literal('squared')], {
-      description: 'Loss on log residuals; default huber for chinchilla, squared (least squares) otherwise',
-    })),
+    drop_highest: Type.Integer({
+      minimum: 0,
+      default: 0,
+      description: 'Drop the k points with the highest y (Besiroglu et al.: 5)',
+    }),
+    loss: Type.Optional(
+      Type.Union([Type.Literal('huber'), Type.Literal('squared')], {
+        description: 'Loss on log residuals; default huber for chinchilla, squared (least squares) otherwise',
+      }),
+    ),
     huber_delta: Type.Number({ exclusiveMinimum: 0, default: 1e-3 }),
-    grid: Type.Optional(Type.Object(
-      { alpha: Axis, beta: Axis, e: Axis, a: Axis, b: Axis },
-      { additionalProperties: false, description: 'chinchilla starting grid; default alpha, beta 0..2 by 0.5, e -1..1 by 0.5, a, b 0..25 by 5' },
-    )),
-    bootstrap: Type.Integer({ minimum: 0, default: 200, description: 'Bootstrap resamples for the intervals (0: none)' }),
-    bootstrap_method: Type.Optional(Type.Union([Type.Literal('cases'), Type.Literal('residuals')], {
-      description: 'cases: resample points (default for chinchilla, as Besiroglu et al.); residuals: keep x, resample log residuals (default for power laws fitted to a few chosen sizes)',
-    })),
+    grid: Type.Optional(
+      Type.Object(
+        { alpha: Axis, beta: Axis, e: Axis, a: Axis, b: Axis },
+        {
+          additionalProperties: false,
+          description: 'chinchilla starting grid; default alpha, beta 0..2 by 0.5, e -1..1 by 0.5, a, b 0..25 by 5',
+        },
+      ),
+    ),
+    bootstrap: Type.Integer({
+      minimum: 0,
+      default: 200,
+      description: 'Bootstrap resamples for the intervals (0: none)',
+    }),
+    bootstrap_method: Type.Optional(
+      Type.Union([Type.Literal('cases'), Type.Literal('residuals')], {
+        description:
+          'cases: resample points (default for chinchilla, as Besiroglu et al.); residuals: keep x, resample log residuals (default for power laws fitted to a few chosen sizes)',
+      }),
+    ),
     seed: Type.Integer({ default: 0, description: 'Seed of the bootstrap resampling' }),
     confidence: Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1, default: 0.95 }),
     predict_at: Type.Array(Type.Union([Type.Number(), Type.Object({ N: Type.Number(), D: Type.Number() })]), {
@@ -75,9 +105,21 @@ const Params = Type.Object(
     x_label: Type.Optional(Type.String()),
     y_label: Type.Optional(Type.String()),
     max_iterations: Type.Integer({ minimum: 1, default: 1000, description: 'L-BFGS iterations per start' }),
-    max_condition: Type.Number({ exclusiveMinimum: 0, default: 1e3, description: 'Identified only if the column-scaled condition number of the Jacobian is at most this' }),
-    max_interval_ratio: Type.Number({ exclusiveMinimum: 1, default: 100, description: "Identified only if every positive coefficient's interval has hi / lo at most this" }),
-    max_exponent_width: Type.Number({ exclusiveMinimum: 0, default: 1, description: "Identified only if every exponent's interval is at most this many times |exponent| wide" }),
+    max_condition: Type.Number({
+      exclusiveMinimum: 0,
+      default: 1e3,
+      description: 'Identified only if the column-scaled condition number of the Jacobian is at most this',
+    }),
+    max_interval_ratio: Type.Number({
+      exclusiveMinimum: 1,
+      default: 100,
+      description: "Identified only if every positive coefficient's interval has hi / lo at most this",
+    }),
+    max_exponent_width: Type.Number({
+      exclusiveMinimum: 0,
+      default: 1,
+      description: "Identified only if every exponent's interval is at most this many times |exponent| wide",
+    }),
   },
   { additionalProperties: false },
 );
@@ -91,20 +133,38 @@ export default defineStage({
     'predictions (flagged when extrapolating beyond 2x the data) and compute-optimal data sizes.',
   params: Params,
   outputs: {
-    fit: { kind: 'file', description: 'fit.json: law, params, intervals, points, residuals, goodness, predictions, curve, warnings' },
+    fit: {
+      kind: 'file',
+      description: 'fit.json: law, params, intervals, points, residuals, goodness, predictions, curve, warnings',
+    },
     params: { kind: 'value', description: '{a, b} / {a, b, c} / {E, A, B, alpha, beta}' },
     intervals: { kind: 'value', description: 'Bootstrap percentile interval [lo, hi] per parameter (null if none)' },
     predictions: { kind: 'value', description: 'Predicted y at each predict_at entry, in order' },
-    optimal_data: { kind: 'value', description: 'chinchilla: D_opt(N) for each optimal_data_for entry (vectors; null if none); [] otherwise' },
-    identified: { kind: 'value', description: 'Whether the data pin the parameters down (condition number and interval widths within the limits)' },
-    identification: { kind: 'value', description: '{identified, condition_number, interval_spread, points_per_parameter, span, reasons, design_warnings, rule}' },
+    optimal_data: {
+      kind: 'value',
+      description: 'chinchilla: D_opt(N) for each optimal_data_for entry (vectors; null if none); [] otherwise',
+    },
+    identified: {
+      kind: 'value',
+      description: 'Whether the data pin the parameters down (condition number and interval widths within the limits)',
+    },
+    identification: {
+      kind: 'value',
+      description:
+        '{identified, condition_number, interval_spread, points_per_parameter, span, reasons, design_warnings, rule}',
+    },
     warnings: { kind: 'value', description: 'Non-convergence, extrapolation and degenerate-data warnings' },
   },
   inputFiles: (p) => (p.csv ? [p.csv] : []),
   async run(ctx) {
     const p = ctx.params;
     const points = gatherPoints(p, ctx.pipelineDir);
-    applyFilters(p.law, points, { select_min_by: p.select_min_by?.map(nullToNaN), x_min: p.x_min, x_max: p.x_max, drop_highest: p.drop_highest });
+    applyFilters(p.law, points, {
+      select_min_by: p.select_min_by?.map(nullToNaN),
+      x_min: p.x_min,
+      x_max: p.x_max,
+      drop_highest: p.drop_highest,
+    });
     checkPositive(p.law, points);
     const result = fitLaw(points, {
       law: p.law,
@@ -120,12 +180,20 @@ export default defineStage({
       xLabel: p.x_label ?? (p.law === 'chinchilla' ? p.N_column : p.x_column),
       yLabel: p.y_label ?? p.y_column,
       maxIterations: p.max_iterations,
-      identification: { maxCondition: p.max_condition, maxIntervalRatio: p.max_interval_ratio, maxExponentWidth: p.max_exponent_width },
+      identification: {
+        maxCondition: p.max_condition,
+        maxIntervalRatio: p.max_interval_ratio,
+        maxExponentWidth: p.max_exponent_width,
+      },
       repetition: p.U ? { rStar: p.repetition_r_star, uniqueAvailable: p.unique_available } : undefined,
     });
     const kept = points.filter((q) => q.kept).length;
-    const shown = Object.entries(result.params).map(([k, v]) => `${k}=${v.toPrecision(5)}`).join(' ');
-    ctx.log(`${p.law} fit on ${kept} of ${points.length} points: ${shown} (${result.timing.starts} start(s), ${result.timing.fitSeconds.toFixed(2)} s; bootstrap ${result.timing.bootstrapSeconds.toFixed(2)} s)`);
+    const shown = Object.entries(result.params)
+      .map(([k, v]) => `${k}=${v.toPrecision(5)}`)
+      .join(' ');
+    ctx.log(
+      `${p.law} fit on ${kept} of ${points.length} points: ${shown} (${result.timing.starts} start(s), ${result.timing.fitSeconds.toFixed(2)} s; bootstrap ${result.timing.bootstrapSeconds.toFixed(2)} s)`,
+    );
     for (const w of result.warnings) ctx.log(`warning: ${w}`);
     writeFileSync(join(ctx.outDir, 'fit.json'), JSON.stringify(result.json, null, 2) + '\n');
     return {
@@ -143,9 +211,18 @@ export default defineStage({
 
 type FitParams = {
   law: 'power' | 'power_plus_constant' | 'chinchilla';
-  x?: (number | null)[]; y?: (number | null)[]; N?: (number | null)[]; D?: (number | null)[]; C?: (number | null)[];
+  x?: (number | null)[];
+  y?: (number | null)[];
+  N?: (number | null)[];
+  D?: (number | null)[];
+  C?: (number | null)[];
   U?: number[];
-  csv?: string; x_column?: string; y_column?: string; N_column?: string; D_column?: string; C_column?: string;
+  csv?: string;
+  x_column?: string;
+  y_column?: string;
+  N_column?: string;
+  D_column?: string;
+  C_column?: string;
 };
 
 function gatherPoints(p: FitParams, pipelineDir: string): FitPoint[] {
@@ -155,7 +232,11 @@ function gatherPoints(p: FitParams, pipelineDir: string): FitPoint[] {
     return pointsFromCsv(p.law, {
       path: isAbsolute(p.csv) ? p.csv : resolve(pipelineDir, p.csv),
       name: p.csv,
-      x_column: p.x_column, y_column: p.y_column, N_column: p.N_column, D_column: p.D_column, C_column: p.C_column,
+      x_column: p.x_column,
+      y_column: p.y_column,
+      N_column: p.N_column,
+      D_column: p.D_column,
+      C_column: p.C_column,
     });
   }
   const list = (v?: (number | null)[]) => v?.map(nullToNaN);

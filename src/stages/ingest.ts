@@ -10,13 +10,18 @@ import { defineStage } from '../runtime/stage.js';
 
 const Params = Type.Object(
   {
-    source: Type.String({ minLength: 1, description: 'A parquet file, or a folder: all *.parquet under it, sorted by path' }),
+    source: Type.String({
+      minLength: 1,
+      description: 'A parquet file, or a folder: all *.parquet under it, sorted by path',
+    }),
     column: Type.String({ default: 'activations', description: 'List-of-floats column to ingest' }),
     dtype: Type.Union([Type.Literal('float16'), Type.Literal('float32')], {
       default: 'float16',
       description: 'Store value type (float16 keeps the hub data as is)',
     }),
-    d: Type.Optional(Type.Integer({ minimum: 1, description: 'Expected values per row (checked); inferred when absent' })),
+    d: Type.Optional(
+      Type.Integer({ minimum: 1, description: 'Expected values per row (checked); inferred when absent' }),
+    ),
     max_rows: Type.Optional(Type.Integer({ minimum: 1, description: 'Stop after this many rows' })),
     non_finite: Type.Optional(
       Type.Union([Type.Literal('refuse'), Type.Literal('keep')], {

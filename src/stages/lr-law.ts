@@ -21,7 +21,9 @@ const Values = Type.Array(Type.Union([Type.Number(), Type.Null()]));
 const Params = Type.Object(
   {
     d_sae: Type.Array(Type.Number({ exclusiveMinimum: 0 }), { description: 'Width of each sweep run' }),
-    lr: Type.Array(Type.Number({ exclusiveMinimum: 0 }), { description: 'Learning rate of each sweep run (parallel to d_sae)' }),
+    lr: Type.Array(Type.Number({ exclusiveMinimum: 0 }), {
+      description: 'Learning rate of each sweep run (parallel to d_sae)',
+    }),
     loss: { ...Values, description: 'Held-out loss of each sweep run (null: diverged)' },
     predict_at: Type.Number({ exclusiveMinimum: 0, description: 'The final width' }),
     clamp_factor: Type.Number({
@@ -29,13 +31,29 @@ const Params = Type.Object(
       default: 2,
       description: 'The decided lr stays within [lowest swept lr / factor, highest swept lr * factor]',
     }),
-    window: Type.Integer({ minimum: 3, default: 5, description: 'Points around each width\'s minimum the parabola is fitted to' }),
-    bootstrap: Type.Integer({ minimum: 0, default: 200, description: 'Bootstrap resamples (parabola vertices and the power law)' }),
+    window: Type.Integer({
+      minimum: 3,
+      default: 5,
+      description: "Points around each width's minimum the parabola is fitted to",
+    }),
+    bootstrap: Type.Integer({
+      minimum: 0,
+      default: 200,
+      description: 'Bootstrap resamples (parabola vertices and the power law)',
+    }),
     seed: Type.Integer({ default: 0 }),
     confidence: Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1, default: 0.95 }),
     max_condition: Type.Number({ exclusiveMinimum: 0, default: 1e3, description: 'Identification limit (as fit-law)' }),
-    max_interval_ratio: Type.Number({ exclusiveMinimum: 1, default: 100, description: 'Identification limit (as fit-law)' }),
-    max_exponent_width: Type.Number({ exclusiveMinimum: 0, default: 1, description: 'Identification limit (as fit-law)' }),
+    max_interval_ratio: Type.Number({
+      exclusiveMinimum: 1,
+      default: 100,
+      description: 'Identification limit (as fit-law)',
+    }),
+    max_exponent_width: Type.Number({
+      exclusiveMinimum: 0,
+      default: 1,
+      description: 'Identification limit (as fit-law)',
+    }),
   },
   { additionalProperties: false },
 );
@@ -46,12 +64,19 @@ export default defineStage({
   description:
     'Learning-rate law: per width a parabola in log lr around the swept minimum (continuous optimum, bootstrap interval, ' +
     'edge detection), a power law of the optima in the width, and the decided lr at the final width (fallback to the ' +
-    'largest width\'s optimum when the law refuses; clamped to a factor of the swept range).',
+    "largest width's optimum when the law refuses; clamped to a factor of the swept range).",
   params: Params,
   outputs: {
-    fit: { kind: 'file', description: 'fit.json: the power law of the optima (as fit-law) plus `optima` (per width) and `decision`' },
+    fit: {
+      kind: 'file',
+      description: 'fit.json: the power law of the optima (as fit-law) plus `optima` (per width) and `decision`',
+    },
     lr: { kind: 'value', description: 'The learning rate decided for the final width' },
-    decision: { kind: 'value', description: '{name, value, source: law|fallback, law_value, identified, fallback_rule, clamped, reasons, warnings}' },
+    decision: {
+      kind: 'value',
+      description:
+        '{name, value, source: law|fallback, law_value, identified, fallback_rule, clamped, reasons, warnings}',
+    },
     optima: { kind: 'value', description: 'Per width: {width, best_swept, optimum, interval, edge, note}' },
     identified: { kind: 'value', description: 'Whether the law decided (no edge, power law identified)' },
     warnings: { kind: 'value', description: 'Edges, identification, fallback and clamp warnings' },
@@ -59,16 +84,25 @@ export default defineStage({
   async run(ctx) {
     const p = ctx.params;
     if (p.lr.length !== p.d_sae.length || p.loss.length !== p.d_sae.length) {
-      throw new Error(`lr-law: d_sae, lr and loss must be parallel lists (lengths ${p.d_sae.length}, ${p.lr.length}, ${p.loss.length})`);
+      throw new Error(
+        `lr-law: d_sae, lr and loss must be parallel lists (lengths ${p.d_sae.length}, ${p.lr.length}, ${p.loss.length})`,
+      );
     }
     const widths = [...new Set(p.d_sae)].sort((a, b) => a - b);
     const optima = widths.map((w, i) => {
       const idx = p.d_sae.map((d, j) => (d === w ? j : -1)).filter((j) => j >= 0);
-      return lrOptimum(w, idx.map((j) => p.lr[j]), idx.map((j) => p.loss[j]), { window: p.window, bootstrap: p.bootstrap, seed: p.seed + i, confidence: p.confidence });
+      return lrOptimum(
+        w,
+        idx.map((j) => p.lr[j]),
+        idx.map((j) => p.loss[j]),
+        { window: p.window, bootstrap: p.bootstrap, seed: p.seed + i, confidence: p.confidence },
+      );
     });
     const result = lawFromOptima(optima, p);
     for (const o of optima) {
-      ctx.log(`d_sae ${o.width}: best swept lr ${o.best_swept}, optimum ${o.optimum ?? '-'} ${o.interval ? `[${o.interval.map((v) => v.toPrecision(3)).join(', ')}]` : ''}${o.note ? ` (${o.note})` : ''}`);
+      ctx.log(
+        `d_sae ${o.width}: best swept lr ${o.best_swept}, optimum ${o.optimum ?? '-'} ${o.interval ? `[${o.interval.map((v) => v.toPrecision(3)).join(', ')}]` : ''}${o.note ? ` (${o.note})` : ''}`,
+      );
     }
     for (const w of result.decision.warnings) ctx.log(`warning: ${w}`);
     writeFileSync(join(ctx.outDir, 'fit.json'), JSON.stringify(result.json, null, 2) + '\n');
@@ -76,15 +110,31 @@ export default defineStage({
       fit: 'fit.json',
       lr: result.decision.value,
       decision: result.decision as unknown as Json,
-      optima: optima.map(({ width, best_swept, optimum, interval, edge, note }) => ({ width, best_swept, optimum, interval, edge, note })) as Json,
+      optima: optima.map(({ width, best_swept, optimum, interval, edge, note }) => ({
+        width,
+        best_swept,
+        optimum,
+        interval,
+        edge,
+        note,
+      })) as Json,
       identified: result.decision.identified,
       warnings: result.warnings,
     };
   },
 });
 
-type P = { predict_at: number; clamp_factor: number; lr: number[]; bootstrap: number; seed: number; confidence: number;
-  max_condition: number; max_interval_ratio: number; max_exponent_width: number };
+type P = {
+  predict_at: number;
+  clamp_factor: number;
+  lr: number[];
+  bootstrap: number;
+  seed: number;
+  confidence: number;
+  max_condition: number;
+  max_interval_ratio: number;
+  max_exponent_width: number;
+};
 
 function lawFromOptima(optima: LrOptimum[], p: P) {
   const reasons: string[] = [];
@@ -95,31 +145,56 @@ function lawFromOptima(optima: LrOptimum[], p: P) {
   }
   const interior = optima.filter((o) => o.optimum !== null);
   const points: FitPoint[] = optima.map((o) => ({
-    x: o.width, y: o.optimum ?? o.best_swept ?? NaN, kept: o.optimum !== null,
-    ...(o.optimum === null ? { dropped_by: o.edge ? `edge_${o.edge}` : 'no_optimum' } : {}), source: `d_sae ${o.width}`,
+    x: o.width,
+    y: o.optimum ?? o.best_swept ?? NaN,
+    kept: o.optimum !== null,
+    ...(o.optimum === null ? { dropped_by: o.edge ? `edge_${o.edge}` : 'no_optimum' } : {}),
+    source: `d_sae ${o.width}`,
   }));
   let json: FitFile = {
     format: FIT_FORMAT,
-    law: 'power', formula: 'lr* = a * d_sae^b', x_label: 'd_sae (features)', y_label: 'optimal learning rate', params: {}, intervals: {},
-    points: points.filter((q) => Number.isFinite(q.y)).map(({ x, y, kept, dropped_by }) => ({ x, y, kept, ...(dropped_by ? { dropped_by } : {}) })),
-    predictions: [], warnings: [],
+    law: 'power',
+    formula: 'lr* = a * d_sae^b',
+    x_label: 'd_sae (features)',
+    y_label: 'optimal learning rate',
+    params: {},
+    intervals: {},
+    points: points
+      .filter((q) => Number.isFinite(q.y))
+      .map(({ x, y, kept, dropped_by }) => ({ x, y, kept, ...(dropped_by ? { dropped_by } : {}) })),
+    predictions: [],
+    warnings: [],
   };
   let lawValue: number | null = null;
   let identified = false;
   if (interior.length >= 2) {
-    const fit = fitLaw(points.filter((q) => q.kept), {
-      law: 'power', predictAt: [p.predict_at], bootstrap: p.bootstrap, seed: p.seed, confidence: p.confidence,
-      xLabel: 'd_sae (features)', yLabel: 'optimal learning rate',
-      identification: { maxCondition: p.max_condition, maxIntervalRatio: p.max_interval_ratio, maxExponentWidth: p.max_exponent_width },
-    });
+    const fit = fitLaw(
+      points.filter((q) => q.kept),
+      {
+        law: 'power',
+        predictAt: [p.predict_at],
+        bootstrap: p.bootstrap,
+        seed: p.seed,
+        confidence: p.confidence,
+        xLabel: 'd_sae (features)',
+        yLabel: 'optimal learning rate',
+        identification: {
+          maxCondition: p.max_condition,
+          maxIntervalRatio: p.max_interval_ratio,
+          maxExponentWidth: p.max_exponent_width,
+        },
+      },
+    );
     json = { ...fit.json, points: json.points };
     lawValue = fit.predictions[0];
     identified = fit.identification.identified && reasons.length === 0;
     reasons.push(...fit.identification.reasons);
     warnings.push(...fit.warnings);
     if (fit.params.b > 0) {
-      warnings.push(`the optimal lr rises with the width (exponent b = ${fit.params.b.toPrecision(3)}); the literature finds it falling ` +
-        '(about d_sae^-0.5, Gao et al. 2024): check the sweep');
+      warnings.push(
+        `the optimal lr rises with the width (exponent b = ${fit.params.b.toPrecision(3)}); the literature finds it falling ` +
+          '(about d_sae^-0.5, Gao et al. 2024): check the sweep',
+      );
     }
   } else {
     reasons.push(`only ${interior.length} width(s) have an interior optimum: a power law needs 2 or more`);
@@ -129,9 +204,17 @@ function lawFromOptima(optima: LrOptimum[], p: P) {
   const lo = Math.min(...p.lr) / p.clamp_factor;
   const hi = Math.max(...p.lr) * p.clamp_factor;
   const decision = decide({
-    name: 'final learning rate', lawValue, identified, reasons, fallback,
+    name: 'final learning rate',
+    lawValue,
+    identified,
+    reasons,
+    fallback,
     fallbackRule: `the ${largest.optimum !== null ? 'parabola optimum' : 'best swept lr'} of the largest swept width (d_sae ${largest.width})`,
-    clamp: { min: lo, max: hi, rule: `within a factor ${p.clamp_factor} of the swept lr range [${fmt(Math.min(...p.lr))}, ${fmt(Math.max(...p.lr))}]` },
+    clamp: {
+      min: lo,
+      max: hi,
+      rule: `within a factor ${p.clamp_factor} of the swept lr range [${fmt(Math.min(...p.lr))}, ${fmt(Math.max(...p.lr))}]`,
+    },
   });
   warnings.push(...optima.filter((o) => o.edge).map((o) => `EDGE: d_sae ${o.width}: ${o.note}`));
   warnings.push(...decision.warnings);

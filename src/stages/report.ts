@@ -32,10 +32,18 @@ const Params = Type.Object({
   runs: Type.Optional({ ...PathList, description: 'metrics.jsonl files of the small runs' }),
   final_run: Type.Optional(Type.String({ description: 'metrics.jsonl of the final training' })),
   final_eval: Type.Optional(Type.Object({}, { description: "the final SAE's eval object (mse, l0, fvu, ...)" })),
-  decisions: Type.Optional(Type.Array(DecisionRecord, {
-    description: 'decision records (decide / lr-law `decision` outputs): the values the final run used, every fallback and clamp',
-  })),
-  dead_warning: Type.Number({ minimum: 0, maximum: 1, default: 0.1, description: 'Flag runs whose held-out dead-latent fraction is above this' }),
+  decisions: Type.Optional(
+    Type.Array(DecisionRecord, {
+      description:
+        'decision records (decide / lr-law `decision` outputs): the values the final run used, every fallback and clamp',
+    }),
+  ),
+  dead_warning: Type.Number({
+    minimum: 0,
+    maximum: 1,
+    default: 0.1,
+    description: 'Flag runs whose held-out dead-latent fraction is above this',
+  }),
   notes: Type.Optional(Type.String({ description: 'free text shown under the title' })),
 });
 

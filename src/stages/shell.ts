@@ -22,7 +22,10 @@ const EnvVars = Type.Unsafe<Record<string, Json>>({
   patternProperties: {
     // A value that the command uses in bash arithmetic: anything but a number could run code.
     [`^${NUM_VAR_PREFIX}`]: {
-      anyOf: [{ type: 'number' }, { type: 'string', pattern: '^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]+)?$' }],
+      anyOf: [
+        { type: 'number' },
+        { type: 'string', pattern: '^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]+)?$' },
+      ],
       description: 'a number (the command uses this value in bash arithmetic)',
     },
   },
@@ -38,14 +41,19 @@ const OutputPath = Type.String({
 const Params = Type.Object(
   {
     cmd: Type.String({ minLength: 1, description: 'bash command' }),
-    inputs: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'files/folders read, relative to the pipeline folder' }),
+    inputs: Type.Array(Type.String({ minLength: 1 }), {
+      default: [],
+      description: 'files/folders read, relative to the pipeline folder',
+    }),
     outputs: Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_-]*$' }), OutputPath, {
       default: {},
       description: 'output name -> path the command creates inside $OUT (a trailing / marks a folder)',
       additionalProperties: false,
     }),
     env: EnvVars,
-    cwd: Type.Optional(Type.String({ description: 'working folder, relative to the pipeline folder (default: the pipeline folder)' })),
+    cwd: Type.Optional(
+      Type.String({ description: 'working folder, relative to the pipeline folder (default: the pipeline folder)' }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -85,7 +93,8 @@ export default defineStage({
     const result: Record<string, string> = {};
     for (const [name, path] of Object.entries(outputs)) {
       const rel = path.replace(/\/+$/, '');
-      if (!existsSync(resolve(ctx.outDir, rel))) throw new Error(`the command did not create output '${name}' ($OUT/${rel})`);
+      if (!existsSync(resolve(ctx.outDir, rel)))
+        throw new Error(`the command did not create output '${name}' ($OUT/${rel})`);
       result[name] = rel;
     }
     return result;
@@ -93,7 +102,12 @@ export default defineStage({
 });
 
 /** Runs bash through the context (its own process group, ended on abort), lines to the log. */
-function runBash(cmd: string, cwd: string, env: Record<string, string>, ctx: Pick<StageContext<unknown>, 'log' | 'progress' | 'signal' | 'spawn'>): Promise<void> {
+function runBash(
+  cmd: string,
+  cwd: string,
+  env: Record<string, string>,
+  ctx: Pick<StageContext<unknown>, 'log' | 'progress' | 'signal' | 'spawn'>,
+): Promise<void> {
   return new Promise((resolveRun, reject) => {
     if (ctx.signal.aborted) return reject(new Error('interrupted'));
     const child = ctx.spawn('bash', ['-c', cmd], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -9,18 +9,52 @@ import { defineStage } from '../runtime/stage.js';
 
 const Params = Type.Object(
   {
-    d: Type.Integer({ minimum: 1, maximum: 65536, default: 64, description: 'Dimension of the activation vectors (64..2048 in the study)' }),
+    d: Type.Integer({
+      minimum: 1,
+      maximum: 65536,
+      default: 64,
+      description: 'Dimension of the activation vectors (64..2048 in the study)',
+    }),
     rows: Type.Integer({ minimum: 1, default: 200000, description: 'Rows generated' }),
     n_features: Type.Optional(Type.Integer({ minimum: 1, description: 'Ground-truth features (default 8 * d)' })),
-    mean_active: Type.Number({ exclusiveMinimum: 0, default: 8, description: 'Expected number of active features per row (L0)' }),
-    zipf_exponent: Type.Number({ minimum: 0, default: 1.0, description: 'Feature of rank i fires with probability proportional to (i+1)^-zipf_exponent' }),
-    correlation: Type.Number({ minimum: 0, maximum: 1, default: 0, description: 'Fraction of the rarest group member\'s firings that are joint firings of its whole group' }),
-    group_size: Type.Integer({ minimum: 1, default: 4, description: 'Features per correlated group (consecutive ranks)' }),
-    noise_std: Type.Number({ minimum: 0, default: 0.01, description: 'Std of the i.i.d. Gaussian noise per coordinate' }),
-    bias_norm: Type.Number({ minimum: 0, default: 0, description: 'Norm of a constant bias added to every row (random direction)' }),
+    mean_active: Type.Number({
+      exclusiveMinimum: 0,
+      default: 8,
+      description: 'Expected number of active features per row (L0)',
+    }),
+    zipf_exponent: Type.Number({
+      minimum: 0,
+      default: 1.0,
+      description: 'Feature of rank i fires with probability proportional to (i+1)^-zipf_exponent',
+    }),
+    correlation: Type.Number({
+      minimum: 0,
+      maximum: 1,
+      default: 0,
+      description: "Fraction of the rarest group member's firings that are joint firings of its whole group",
+    }),
+    group_size: Type.Integer({
+      minimum: 1,
+      default: 4,
+      description: 'Features per correlated group (consecutive ranks)',
+    }),
+    noise_std: Type.Number({
+      minimum: 0,
+      default: 0.01,
+      description: 'Std of the i.i.d. Gaussian noise per coordinate',
+    }),
+    bias_norm: Type.Number({
+      minimum: 0,
+      default: 0,
+      description: 'Norm of a constant bias added to every row (random direction)',
+    }),
     seed: Type.Integer({ default: 0 }),
     files: Type.Integer({ minimum: 1, default: 1, description: 'Parquet files the rows are split over' }),
-    row_group_rows: Type.Integer({ minimum: 1, default: 8192, description: 'Rows per parquet row group (the hub dataset: 8192)' }),
+    row_group_rows: Type.Integer({
+      minimum: 1,
+      default: 8192,
+      description: 'Rows per parquet row group (the hub dataset: 8192)',
+    }),
   },
   { additionalProperties: false },
 );
@@ -38,7 +72,10 @@ export default defineStage({
   params: Params,
   outputs: {
     dir: { kind: 'dir', description: 'Folder with data/train-0000i-of-0000N.parquet' },
-    dictionary: { kind: 'file', description: 'dictionary.safetensors: features [n_features, d] f32, frequencies [n_features] f32' },
+    dictionary: {
+      kind: 'file',
+      description: 'dictionary.safetensors: features [n_features, d] f32, frequencies [n_features] f32',
+    },
     d: { kind: 'value', description: 'Dimension of the rows' },
     rows: { kind: 'value', description: 'Rows generated' },
     n_features: { kind: 'value', description: 'Ground-truth features' },
@@ -52,7 +89,8 @@ export default defineStage({
     const { writeHubLayoutParquetStream } = await import('../data/parquet/write-hub-layout.js');
     const p = ctx.params;
     const nFeatures = p.n_features ?? 8 * p.d;
-    if (p.files > p.rows) throw new Error(`synthetic-activations: files=${p.files} is more than rows=${p.rows} (a file would be empty)`);
+    if (p.files > p.rows)
+      throw new Error(`synthetic-activations: files=${p.files} is more than rows=${p.rows} (a file would be empty)`);
     const gen = new SyntheticGenerator({
       d: p.d,
       nFeatures,
@@ -86,13 +124,23 @@ export default defineStage({
           yield gen.nextRows(Math.min(chunkRows, last - r));
           const seconds = (Date.now() - started) / 1000;
           const rate = gen.rowsDone / Math.max(seconds, 1e-3);
-          ctx.progress({ fraction: gen.rowsDone / p.rows, message: `${gen.rowsDone}/${p.rows} rows, file ${file + 1}/${p.files}`, rate, unit: 'rows', etaSeconds: (p.rows - gen.rowsDone) / rate });
+          ctx.progress({
+            fraction: gen.rowsDone / p.rows,
+            message: `${gen.rowsDone}/${p.rows} rows, file ${file + 1}/${p.files}`,
+            rate,
+            unit: 'rows',
+            etaSeconds: (p.rows - gen.rowsDone) / rate,
+          });
         }
       }
-      await writeHubLayoutParquetStream(join(ctx.outDir, 'data/data', name), chunks(), p.d, { rowGroupSize: p.row_group_rows });
+      await writeHubLayoutParquetStream(join(ctx.outDir, 'data/data', name), chunks(), p.d, {
+        rowGroupSize: p.row_group_rows,
+      });
     }
     const l0 = gen.activeCounts.reduce((a, b) => a + b, 0) / p.rows;
-    ctx.log(`${p.rows} rows of d=${p.d} from ${nFeatures} features in ${((Date.now() - started) / 1000).toFixed(1)} s; empirical L0 ${l0.toFixed(3)} (expected ${p.mean_active})`);
+    ctx.log(
+      `${p.rows} rows of d=${p.d} from ${nFeatures} features in ${((Date.now() - started) / 1000).toFixed(1)} s; empirical L0 ${l0.toFixed(3)} (expected ${p.mean_active})`,
+    );
     return { dir: 'data', dictionary: 'dictionary.safetensors', d: p.d, rows: p.rows, n_features: nFeatures };
   },
 });

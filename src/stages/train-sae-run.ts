@@ -42,10 +42,14 @@ export async function runTrainSae(ctx: StageContext<Params>): Promise<StageOutpu
   if (p.init_from) {
     const src = readSaeLens(at(p.init_from));
     if (src.dIn !== data.dIn || src.dSae !== p.d_sae) {
-      throw new Error(`train-sae: init_from ${at(p.init_from)} has d_in=${src.dIn}, d_sae=${src.dSae}; this run has d_in=${data.dIn}, d_sae=${p.d_sae}`);
+      throw new Error(
+        `train-sae: init_from ${at(p.init_from)} has d_in=${src.dIn}, d_sae=${src.dSae}; this run has d_in=${data.dIn}, d_sae=${p.d_sae}`,
+      );
     }
     if (src.applyBDecToInput !== p.apply_b_dec_to_input) {
-      throw new Error(`train-sae: init_from has apply_b_dec_to_input=${src.applyBDecToInput}, this run ${p.apply_b_dec_to_input}`);
+      throw new Error(
+        `train-sae: init_from has apply_b_dec_to_input=${src.applyBDecToInput}, this run ${p.apply_b_dec_to_input}`,
+      );
     }
     initFrom = unfoldNormalisation(src.weights, p.norm_scale, src.dIn, src.dSae);
   }
@@ -53,23 +57,58 @@ export async function runTrainSae(ctx: StageContext<Params>): Promise<StageOutpu
   if (p.ground_truth) {
     const f = readSafetensors(at(p.ground_truth)).tensors.features;
     if (f?.shape.length !== 2 || f.shape[1] !== data.dIn) {
-      throw new Error(`train-sae: ground_truth ${at(p.ground_truth)} needs a tensor 'features' [n, ${data.dIn}], found ${f ? `[${f.shape}]` : 'none'}`);
+      throw new Error(
+        `train-sae: ground_truth ${at(p.ground_truth)} needs a tensor 'features' [n, ${data.dIn}], found ${f ? `[${f.shape}]` : 'none'}`,
+      );
     }
     groundTruth = { features: f.data, n: f.shape[0] };
   }
   // The runner's GPU slot (ctx.env.CUDA_VISIBLE_DEVICES) is already in process.env: train-sae is heavy, so it runs in a child
   // process started with ctx.env, and the CUDA engine sees only the granted devices.
   const trainRows = openStore(at(p.store)).rows - p.eval_rows;
-  const resampleRows = new BatchLoader(openStore(at(p.store)), { scale: 1 / p.norm_scale, evalRows: p.eval_rows, batchSize: p.batch_size,
-    seed: p.seed + 1, shuffle: true, split: 'train', prefetch: 0 });
+  const resampleRows = new BatchLoader(openStore(at(p.store)), {
+    scale: 1 / p.norm_scale,
+    evalRows: p.eval_rows,
+    batchSize: p.batch_size,
+    seed: p.seed + 1,
+    shuffle: true,
+    split: 'train',
+    prefetch: 0,
+  });
   const hooked = trainingHooks(p, steps, p.l0_warmup_steps ?? steps, data.dIn, resampleRows, (m) => ctx.log(m));
   try {
-    const r = await trainSae({ params: p, steps, initFrom, groundTruth, instance: ctx.instance }, data, ctx, hooked.hooks);
-    const record = runRecord(p, steps, trainRows, r.eval.l0, hooked.summary(), join(ctx.outDir, r.metricsFile), ctx.log);
+    const r = await trainSae(
+      { params: p, steps, initFrom, groundTruth, instance: ctx.instance },
+      data,
+      ctx,
+      hooked.hooks,
+    );
+    const record = runRecord(
+      p,
+      steps,
+      trainRows,
+      r.eval.l0,
+      hooked.summary(),
+      join(ctx.outDir, r.metricsFile),
+      ctx.log,
+    );
     return {
-      sae: r.saeDir, metrics: r.metricsFile, eval: { ...r.eval, ...record }, loss: r.eval.total_loss, mse: r.eval.mse, fvu: r.eval.fvu, l0: r.eval.l0,
-      d_sae: p.d_sae, n_samples: steps * p.batch_size, steps, lr: p.lr, backend: { ...r.backend },
-      unique_samples: record.unique_samples, passes: record.passes, train_rows: trainRows, lambda: record.lambda_end,
+      sae: r.saeDir,
+      metrics: r.metricsFile,
+      eval: { ...r.eval, ...record },
+      loss: r.eval.total_loss,
+      mse: r.eval.mse,
+      fvu: r.eval.fvu,
+      l0: r.eval.l0,
+      d_sae: p.d_sae,
+      n_samples: steps * p.batch_size,
+      steps,
+      lr: p.lr,
+      backend: { ...r.backend },
+      unique_samples: record.unique_samples,
+      passes: record.passes,
+      train_rows: trainRows,
+      lambda: record.lambda_end,
     };
   } catch (e) {
     if (!(e instanceof DivergenceError) || p.on_divergence !== 'record') throw e;
@@ -88,26 +127,60 @@ function recordDivergence(ctx: StageContext<Params>, steps: number, e: Divergenc
   const p = ctx.params;
   ctx.log(`${e.message}\non_divergence: record: this run's result is its divergence`);
   const evalResult = {
-    step: e.step, diverged_at_step: e.step, diverged_loss: Number.isFinite(e.loss) ? e.loss : String(e.loss),
-    mse: null, l0: null, fvu: null, dead_frac: null, total_loss: null, recovery_mean_max_cos: null, recovery_frac_above_0_9: null,
+    step: e.step,
+    diverged_at_step: e.step,
+    diverged_loss: Number.isFinite(e.loss) ? e.loss : String(e.loss),
+    mse: null,
+    l0: null,
+    fvu: null,
+    dead_frac: null,
+    total_loss: null,
+    recovery_mean_max_cos: null,
+    recovery_frac_above_0_9: null,
   };
   const curve = join(ctx.workDir, 'metrics.jsonl');
-  const metrics = (existsSync(curve) ? readFileSync(curve, 'utf8') : '') + JSON.stringify({ type: 'eval', ...evalResult }) + '\n';
+  const metrics =
+    (existsSync(curve) ? readFileSync(curve, 'utf8') : '') + JSON.stringify({ type: 'eval', ...evalResult }) + '\n';
   writeFileSync(join(ctx.outDir, 'metrics.jsonl'), metrics);
   mkdirSync(join(ctx.outDir, 'sae'), { recursive: true });
-  writeFileSync(join(ctx.outDir, 'sae', 'diverged.json'), JSON.stringify({ ...evalResult, message: e.message }, null, 2) + '\n');
+  writeFileSync(
+    join(ctx.outDir, 'sae', 'diverged.json'),
+    JSON.stringify({ ...evalResult, message: e.message }, null, 2) + '\n',
+  );
   return {
-    sae: 'sae', metrics: 'metrics.jsonl', eval: evalResult, loss: null, mse: null, fvu: null, l0: null,
-    d_sae: p.d_sae, n_samples: steps * p.batch_size, steps, lr: p.lr, backend: null,
-    unique_samples: null, passes: null, train_rows: null, lambda: null,
+    sae: 'sae',
+    metrics: 'metrics.jsonl',
+    eval: evalResult,
+    loss: null,
+    mse: null,
+    fvu: null,
+    l0: null,
+    d_sae: p.d_sae,
+    n_samples: steps * p.batch_size,
+    steps,
+    lr: p.lr,
+    backend: null,
+    unique_samples: null,
+    passes: null,
+    train_rows: null,
+    lambda: null,
   };
 }
 
 /** Training batches (shuffled, split 'train') and the held-out split in order, both divided by norm_scale. */
-export function openTrainData(dir: string, p: Pick<Params, 'batch_size' | 'seed' | 'shuffle' | 'norm_scale' | 'eval_rows'>): TrainData {
+export function openTrainData(
+  dir: string,
+  p: Pick<Params, 'batch_size' | 'seed' | 'shuffle' | 'norm_scale' | 'eval_rows'>,
+): TrainData {
   const store = openStore(dir);
   const common = { scale: 1 / p.norm_scale, evalRows: p.eval_rows };
-  const train = new BatchLoader(store, { ...common, batchSize: p.batch_size, seed: p.seed, shuffle: p.shuffle, split: 'train' });
+  const train = new BatchLoader(store, {
+    ...common,
+    batchSize: p.batch_size,
+    seed: p.seed,
+    shuffle: p.shuffle,
+    split: 'train',
+  });
   return {
     dIn: store.d,
     train,

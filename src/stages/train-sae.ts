@@ -14,11 +14,24 @@ export default defineStage({
   heavy: true,
   resources: { gpu: 1 },
   outputs: {
-    sae: { kind: 'dir', description: 'SAELens folder: cfg.json, sae_weights.safetensors (raw-activation units), metrics.json.' },
+    sae: {
+      kind: 'dir',
+      description: 'SAELens folder: cfg.json, sae_weights.safetensors (raw-activation units), metrics.json.',
+    },
     metrics: { kind: 'file', description: 'metrics.jsonl: config line, train lines every log_every steps, eval line.' },
-    eval: { kind: 'value', description: 'Held-out evaluation: {step, rows, mse, l0, fvu, dead_frac, loss, recovery_*}.' },
-    loss: { kind: 'value', description: 'Held-out training objective: mse + lambda * l0 (the final lambda). What the scaling laws fit: at a fixed lambda, MSE alone rewards denser codes.' },
-    mse: { kind: 'value', description: 'Held-out reconstruction MSE (squared error summed over d_in, mean over rows) on normalised inputs.' },
+    eval: {
+      kind: 'value',
+      description: 'Held-out evaluation: {step, rows, mse, l0, fvu, dead_frac, loss, recovery_*}.',
+    },
+    loss: {
+      kind: 'value',
+      description:
+        'Held-out training objective: mse + lambda * l0 (the final lambda). What the scaling laws fit: at a fixed lambda, MSE alone rewards denser codes.',
+    },
+    mse: {
+      kind: 'value',
+      description: 'Held-out reconstruction MSE (squared error summed over d_in, mean over rows) on normalised inputs.',
+    },
     fvu: { kind: 'value', description: 'Held-out fraction of variance unexplained.' },
     l0: { kind: 'value', description: 'Held-out mean number of active features per row.' },
     d_sae: { kind: 'value', description: 'Number of features.' },
@@ -26,7 +39,10 @@ export default defineStage({
     unique_samples: { kind: 'value', description: 'Distinct training vectors seen: min(n_samples, train_rows).' },
     passes: { kind: 'value', description: 'Passes (epochs) over the training split: n_samples / train_rows.' },
     train_rows: { kind: 'value', description: 'Rows of the training split (the store less the held-out rows).' },
-    lambda: { kind: 'value', description: 'Sparsity coefficient at the last step (the controller\'s when target_l0 is set).' },
+    lambda: {
+      kind: 'value',
+      description: "Sparsity coefficient at the last step (the controller's when target_l0 is set).",
+    },
     steps: { kind: 'value', description: 'Training steps.' },
     lr: { kind: 'value', description: 'Peak learning rate.' },
     backend: { kind: 'value', description: '{name, device, threads} of the compute engine that trained it.' },

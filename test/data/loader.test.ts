@@ -63,13 +63,38 @@ test('the SIMD float16 kernel equals the table bit for bit on all 65536 patterns
       }
     }
   }
-  assert.equal(halfRowsToFloatSimd(halves, [0], 12, new Float32Array(12), 1), false, 'd not a multiple of 8: table path');
+  assert.equal(
+    halfRowsToFloatSimd(halves, [0], 12, new Float32Array(12), 1),
+    false,
+    'd not a multiple of 8: table path',
+  );
 });
 
 test('a float16 store is read back exactly, including subnormals, inf and nan', () => {
-  const special = [0, -0, 2 ** -24, 1023 * 2 ** -24, 2 ** -14, 1, -2, 65504, Infinity, -Infinity, NaN, 0.333251953125, -1e-7, 3, 4, 5];
+  const special = [
+    0,
+    -0,
+    2 ** -24,
+    1023 * 2 ** -24,
+    2 ** -14,
+    1,
+    -2,
+    65504,
+    Infinity,
+    -Infinity,
+    NaN,
+    0.333251953125,
+    -1e-7,
+    3,
+    4,
+    5,
+  ];
   const dir = writeTestStore(Float32Array.from(special), D);
-  for (const [maxInMemoryBytes, simd] of [[1 << 20, true], [0, true], [0, false]] as const) {
+  for (const [maxInMemoryBytes, simd] of [
+    [1 << 20, true],
+    [0, true],
+    [0, false],
+  ] as const) {
     const store = openStore(dir, { maxInMemoryBytes, simd });
     const got = store.readRows(0, 2);
     const want = special.map((v) => (v === -1e-7 ? -2 * 2 ** -24 : v)); // -1e-7 rounds to the subnormal -2^-23
@@ -87,13 +112,23 @@ test('same seed gives the same batches, a different seed different ones; an epoc
   const c = await take(new BatchLoader(store, { ...opts, seed: 8 }), 10);
   assert.deepEqual(a, b);
   assert.notDeepEqual(a, c);
-  assert.deepEqual(a.flat().sort((x, y) => x - y), Array.from({ length: 100 }, (_, i) => i));
-  assert.notDeepEqual(a.flat(), Array.from({ length: 100 }, (_, i) => i), 'shuffled');
+  assert.deepEqual(
+    a.flat().sort((x, y) => x - y),
+    Array.from({ length: 100 }, (_, i) => i),
+  );
+  assert.notDeepEqual(
+    a.flat(),
+    Array.from({ length: 100 }, (_, i) => i),
+    'shuffled',
+  );
   // The next epoch is another permutation, not a repeat.
   const loader = new BatchLoader(store, { ...opts, seed: 7 });
   const twoEpochs = (await take(loader, 20)).flat();
   assert.notDeepEqual(twoEpochs.slice(0, 100), twoEpochs.slice(100));
-  assert.deepEqual(twoEpochs.slice(100).sort((x, y) => x - y), Array.from({ length: 100 }, (_, i) => i));
+  assert.deepEqual(
+    twoEpochs.slice(100).sort((x, y) => x - y),
+    Array.from({ length: 100 }, (_, i) => i),
+  );
 });
 
 test('shuffle: false delivers rows in order and wraps at the end of the split', async () => {
@@ -109,12 +144,25 @@ test('shuffle: false delivers rows in order and wraps at the end of the split', 
 
 test('the eval split is the last evalRows rows and is disjoint from train', async () => {
   const store = openStore(rowIdStore(120, D));
-  const train = (await take(new BatchLoader(store, { batchSize: 20, seed: 1, split: 'train', evalRows: 20 }), 5)).flat();
-  const evalIds = (await take(new BatchLoader(store, { batchSize: 20, seed: 1, split: 'eval', evalRows: 20 }), 1)).flat();
-  assert.deepEqual([...new Set(train)].sort((x, y) => x - y), Array.from({ length: 100 }, (_, i) => i));
-  assert.deepEqual([...evalIds].sort((x, y) => x - y), Array.from({ length: 20 }, (_, i) => 100 + i));
+  const train = (
+    await take(new BatchLoader(store, { batchSize: 20, seed: 1, split: 'train', evalRows: 20 }), 5)
+  ).flat();
+  const evalIds = (
+    await take(new BatchLoader(store, { batchSize: 20, seed: 1, split: 'eval', evalRows: 20 }), 1)
+  ).flat();
+  assert.deepEqual(
+    [...new Set(train)].sort((x, y) => x - y),
+    Array.from({ length: 100 }, (_, i) => i),
+  );
+  assert.deepEqual(
+    [...evalIds].sort((x, y) => x - y),
+    Array.from({ length: 20 }, (_, i) => 100 + i),
+  );
   assert.throws(() => new BatchLoader(store, { batchSize: 4, evalRows: 120 }), /leaves no training rows/);
-  assert.throws(() => new BatchLoader(store, { batchSize: 4, split: 'eval', evalRows: 121 }), /fewer than evalRows=121/);
+  assert.throws(
+    () => new BatchLoader(store, { batchSize: 4, split: 'eval', evalRows: 121 }),
+    /fewer than evalRows=121/,
+  );
 });
 
 test('scale multiplies every value', async () => {
@@ -122,7 +170,10 @@ test('scale multiplies every value', async () => {
   for (const dtype of ['float16', 'float32'] as const) {
     const store = openStore(writeTestStore(values, D, dtype));
     const batch = await new BatchLoader(store, { batchSize: 4, shuffle: false, split: 'all', scale: 1 / 3.4 }).next();
-    assert.deepEqual(Array.from(batch), Array.from(values, (v) => Math.fround(v * (1 / 3.4))));
+    assert.deepEqual(
+      Array.from(batch),
+      Array.from(values, (v) => Math.fround(v * (1 / 3.4))),
+    );
   }
 });
 
@@ -139,7 +190,10 @@ test('state/restore continues exactly, also across an epoch boundary and from a 
   // Restoring on the same loader (prefetched reads dropped) also replays exactly.
   first.restore(state);
   assert.deepEqual(await take(first, 5), continuation);
-  assert.throws(() => new BatchLoader(store, { ...opts, split: 'train', evalRows: 10 }).restore(state), /split of 50 rows/);
+  assert.throws(
+    () => new BatchLoader(store, { ...opts, split: 'train', evalRows: 10 }).restore(state),
+    /split of 50 rows/,
+  );
 });
 
 test('prefetch depth, worker threads, SIMD/table and the file/memory read paths do not change what is delivered', async () => {
@@ -152,7 +206,11 @@ test('prefetch depth, worker threads, SIMD/table and the file/memory read paths 
         const store = openStore(dir, { maxInMemoryBytes, simd: workers !== 2 });
         assert.equal(store.inMemory, maxInMemoryBytes > 0);
         const loader = new BatchLoader(store, { ...opts, prefetch, workers });
-        assert.deepEqual(await take(loader, 12), reference, `prefetch ${prefetch} workers ${workers} in memory ${store.inMemory}`);
+        assert.deepEqual(
+          await take(loader, 12),
+          reference,
+          `prefetch ${prefetch} workers ${workers} in memory ${store.inMemory}`,
+        );
         loader.close();
         store.close();
       }
@@ -181,7 +239,18 @@ test('bad stores give clear errors naming the file', () => {
   const dir = rowIdStore(10, D);
   truncateSync(join(dir, 'data.bin'), 10 * D * 2 - 2);
   assert.throws(() => openStore(dir), /data\.bin has 158 bytes, store\.json says 10 rows x 8 float16 = 160/);
-  writeFileSync(join(dir, 'store.json'), JSON.stringify({ format: 'activation-store/1', rows: 10, d: 8, dtype: 'bfloat16', byteOrder: 'little', sources: [], column: 'x' }));
+  writeFileSync(
+    join(dir, 'store.json'),
+    JSON.stringify({
+      format: 'activation-store/1',
+      rows: 10,
+      d: 8,
+      dtype: 'bfloat16',
+      byteOrder: 'little',
+      sources: [],
+      column: 'x',
+    }),
+  );
   assert.throws(() => openStore(dir), /store\.json: field "dtype" must be "float16" or "float32" \(got "bfloat16"\)/);
   assert.throws(() => openStore(join(dir, 'nope')), /not an activation store: .*nope\/store\.json does not exist/);
 });

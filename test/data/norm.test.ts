@@ -26,7 +26,8 @@ test('estimate-norm: seeded, reproducible, and samples only the training split',
   const v = new Float32Array(rows * D);
   for (let r = 0; r < rows; r++) v[r * D] = r + 1;
   const store = writeTestStore(v, D, 'float32');
-  const run = async (seed: number) => (await runStageDirect(stage, { store, batches: 4, batch_size: 25, seed, eval_rows: 100 })).outputs;
+  const run = async (seed: number) =>
+    (await runStageDirect(stage, { store, batches: 4, batch_size: 25, seed, eval_rows: 100 })).outputs;
   const a = await run(1);
   assert.deepEqual(await run(1), a);
   assert.notDeepEqual(await run(2), a);

@@ -25,6 +25,9 @@ test('safetensors: layout (LE header length, 8-byte aligned data), round trip, m
   // A Buffer view at an odd offset of a larger allocation (as readFileSync may return) decodes the same.
   const shifted = Buffer.concat([Buffer.alloc(3), Buffer.from(bytes)]).subarray(3);
   assert.deepEqual(Array.from(decodeSafetensors(shifted).tensors.W.data as Float32Array), Array.from(w));
-  assert.throws(() => encodeSafetensors({ x: { dtype: 'F32', shape: [4], data: w } }), /tensor "x" has 24 bytes, shape \[4\] of F32 needs 16/);
+  assert.throws(
+    () => encodeSafetensors({ x: { dtype: 'F32', shape: [4], data: w } }),
+    /tensor "x" has 24 bytes, shape \[4\] of F32 needs 16/,
+  );
   assert.throws(() => decodeSafetensors(bytes.subarray(0, 40), 'cut.safetensors'), /cut\.safetensors: header length/);
 });

@@ -7,14 +7,27 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { floatToHalf } from '../../src/data/float16.js';
 
-export function writeTestStore(values: Float32Array, d: number, dtype: 'float16' | 'float32' = 'float16', dir?: string): string {
+export function writeTestStore(
+  values: Float32Array,
+  d: number,
+  dtype: 'float16' | 'float32' = 'float16',
+  dir?: string,
+): string {
   const out = dir ?? mkdtempSync(join(tmpdir(), 'store-'));
   mkdirSync(out, { recursive: true });
   const rows = values.length / d;
   if (!Number.isInteger(rows)) throw new Error(`values (${values.length}) is not a multiple of d=${d}`);
   const bytes = dtype === 'float16' ? floatToHalf(values) : Float32Array.from(values);
   writeFileSync(join(out, 'data.bin'), new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-  const header = { format: 'activation-store/1', rows, d, dtype, byteOrder: 'little', sources: [], column: 'activations' };
+  const header = {
+    format: 'activation-store/1',
+    rows,
+    d,
+    dtype,
+    byteOrder: 'little',
+    sources: [],
+    column: 'activations',
+  };
   writeFileSync(join(out, 'store.json'), JSON.stringify(header));
   return out;
 }

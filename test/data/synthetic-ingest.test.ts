@@ -14,14 +14,33 @@ import { decodeHalf, encodeHalf } from '../../src/data/float16.js';
 import { runStageDirect } from '../helpers/run-stage.js';
 
 test('synthetic parquet -> ingest -> store rows equal the generated rows; norm estimated on them', async () => {
-  const params = { d: 32, rows: 5000, n_features: 128, mean_active: 5, files: 3, row_group_rows: 700, seed: 11, noise_std: 0.02 };
+  const params = {
+    d: 32,
+    rows: 5000,
+    n_features: 128,
+    mean_active: 5,
+    files: 3,
+    row_group_rows: 700,
+    seed: 11,
+    noise_std: 0.02,
+  };
   const synth = await runStageDirect(synthetic, params);
   const ing = await runStageDirect(ingest, { source: join(synth.outDir, synth.outputs.dir as string) });
   assert.equal(ing.outputs.rows, 5000);
   assert.equal(ing.outputs.d, 32);
   const storeDir = join(ing.outDir, ing.outputs.store as string);
 
-  const gen = new SyntheticGenerator({ d: 32, nFeatures: 128, meanActive: 5, zipfExponent: 1, correlation: 0, groupSize: 4, noiseStd: 0.02, biasNorm: 0, seed: 11 });
+  const gen = new SyntheticGenerator({
+    d: 32,
+    nFeatures: 128,
+    meanActive: 5,
+    zipfExponent: 1,
+    correlation: 0,
+    groupSize: 4,
+    noiseStd: 0.02,
+    biasNorm: 0,
+    seed: 11,
+  });
   const want = gen.nextRows(5000);
   const store = openStore(storeDir);
   const loader = new BatchLoader(store, { batchSize: 1000, shuffle: false, split: 'all' });
@@ -43,6 +62,9 @@ test('synthetic parquet -> ingest -> store rows equal the generated rows; norm e
 
   // One epoch over every row (eval_rows 0) is the exact mean norm, in any order.
   const norm = await runStageDirect(estimateNorm, { store: storeDir, batches: 5, batch_size: 1000, eval_rows: 0 });
-  assert.ok(Math.abs((norm.outputs.mean_norm as number) - expectedNorm) < 1e-9, `${norm.outputs.mean_norm} vs ${expectedNorm}`);
+  assert.ok(
+    Math.abs((norm.outputs.mean_norm as number) - expectedNorm) < 1e-9,
+    `${norm.outputs.mean_norm} vs ${expectedNorm}`,
+  );
   assert.ok((norm.outputs.mean_norm as number) > 1, 'rows carry ~5 unit features');
 });

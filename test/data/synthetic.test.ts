@@ -8,7 +8,17 @@ import { decodeHalf, encodeHalf } from '../../src/data/float16.js';
 import stage from '../../src/stages/synthetic-activations.js';
 import { runStageDirect } from '../helpers/run-stage.js';
 
-const spec: SyntheticSpec = { d: 16, nFeatures: 64, meanActive: 4, zipfExponent: 1, correlation: 0, groupSize: 4, noiseStd: 0.01, biasNorm: 0, seed: 3 };
+const spec: SyntheticSpec = {
+  d: 16,
+  nFeatures: 64,
+  meanActive: 4,
+  zipfExponent: 1,
+  correlation: 0,
+  groupSize: 4,
+  noiseStd: 0.01,
+  biasNorm: 0,
+  seed: 3,
+};
 
 test('zipf frequencies: sum to mean_active, follow the power law, capped at 1', () => {
   const p = zipfFrequencies(100, 5, 0.8);
@@ -30,7 +40,10 @@ function checkFrequencies(s: SyntheticSpec, rows: number): void {
     const p = gen.frequencies[i];
     const empirical = gen.activeCounts[i] / rows;
     const sigma = Math.sqrt((p * (1 - p)) / rows);
-    assert.ok(Math.abs(empirical - p) <= 5 * sigma + 1e-9, `feature ${i}: active fraction ${empirical} vs expected ${p}`);
+    assert.ok(
+      Math.abs(empirical - p) <= 5 * sigma + 1e-9,
+      `feature ${i}: active fraction ${empirical} vs expected ${p}`,
+    );
   }
 }
 
@@ -39,7 +52,7 @@ test('empirical active fraction per feature follows the requested Zipf law; L0 ~
   checkFrequencies({ ...spec, zipfExponent: 0.5, meanActive: 6, seed: 9 }, 30000);
 });
 
-test('correlated groups keep each feature\'s marginal frequency', () => {
+test("correlated groups keep each feature's marginal frequency", () => {
   checkFrequencies({ ...spec, correlation: 0.7 }, 30000);
 });
 
@@ -73,15 +86,33 @@ test('rows do not depend on chunking, and the same seed gives the same bits', ()
 });
 
 test('stage: byte-identical reruns, hub-layout parquet readable by hyparquet, unit-norm dictionary', async () => {
-  const params = { d: 16, rows: 3000, n_features: 64, mean_active: 4, files: 2, row_group_rows: 1000, seed: 5, correlation: 0.2 };
+  const params = {
+    d: 16,
+    rows: 3000,
+    n_features: 64,
+    mean_active: 4,
+    files: 2,
+    row_group_rows: 1000,
+    seed: 5,
+    correlation: 0.2,
+  };
   const first = await runStageDirect(stage, params);
   const second = await runStageDirect(stage, params);
-  assert.deepEqual(first.outputs, { dir: 'data', dictionary: 'dictionary.safetensors', d: 16, rows: 3000, n_features: 64 });
+  assert.deepEqual(first.outputs, {
+    dir: 'data',
+    dictionary: 'dictionary.safetensors',
+    d: 16,
+    rows: 3000,
+    n_features: 64,
+  });
   const dataDir = (run: typeof first) => join(run.outDir, 'data', 'data');
   const names = readdirSync(dataDir(first)).sort();
   assert.deepEqual(names, ['train-00000-of-00002.parquet', 'train-00001-of-00002.parquet']);
   for (const f of [...names.map((n) => join('data', 'data', n)), 'dictionary.safetensors']) {
-    assert.ok(readFileSync(join(first.outDir, f)).equals(readFileSync(join(second.outDir, f))), `${f} differs between runs`);
+    assert.ok(
+      readFileSync(join(first.outDir, f)).equals(readFileSync(join(second.outDir, f))),
+      `${f} differs between runs`,
+    );
   }
 
   // The second file holds rows 1500..2999: read it with hyparquet's generic reader.
@@ -90,8 +121,13 @@ test('stage: byte-identical reruns, hub-layout parquet readable by hyparquet, un
   const file = await asyncBufferFromFile(join(dataDir(first), names[1]));
   const meta = await parquetMetadataAsync(file);
   assert.equal(Number(meta.num_rows), 1500);
-  assert.deepEqual(meta.row_groups.map((g) => Number(g.num_rows)), [1000, 500]);
-  const rows = (await parquetReadObjects({ file, compressors, rowStart: 0, rowEnd: 5 })) as Array<{ activations: number[] }>;
+  assert.deepEqual(
+    meta.row_groups.map((g) => Number(g.num_rows)),
+    [1000, 500],
+  );
+  const rows = (await parquetReadObjects({ file, compressors, rowStart: 0, rowEnd: 5 })) as Array<{
+    activations: number[];
+  }>;
   const gen = new SyntheticGenerator({ ...spec, nFeatures: 64, meanActive: 4, seed: 5, correlation: 0.2 });
   gen.nextRows(1500);
   const want = gen.nextRows(5);
@@ -124,5 +160,8 @@ function concat(parts: Float32Array[]): Float32Array {
 
 test('stage: bad sizes are refused with the field named', async () => {
   await assert.rejects(runStageDirect(stage, { d: 8, rows: 3, files: 4 }), /files=4 is more than rows=3/);
-  await assert.rejects(runStageDirect(stage, { d: 8, rows: 10, n_features: 4, mean_active: 5 }), /mean_active must be in \(0, n_features=4\], got 5/);
+  await assert.rejects(
+    runStageDirect(stage, { d: 8, rows: 10, n_features: 4, mean_active: 5 }),
+    /mean_active must be in \(0, n_features=4\], got 5/,
+  );
 });

@@ -19,9 +19,19 @@ const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
  * with B = Infinity, which fit-law refuses (the stage fails).
  */
 const TOY = [
-  'batch_size=256', 'dataset_rows=12000', 'eval_rows=2048', 'norm_batches=4', 'n_features=64', 'mean_active=3',
-  'small_d_sae=[16,32,64,128]', 'small_n_samples=[2000,4000,8000,16000]', 'sweep_d_sae=[16,32,64,128]', 'sweep_n_samples=4000',
-  'final_d_sae=128', 'final_max_n_samples=16000', 'l0_warmup_steps=20',
+  'batch_size=256',
+  'dataset_rows=12000',
+  'eval_rows=2048',
+  'norm_batches=4',
+  'n_features=64',
+  'mean_active=3',
+  'small_d_sae=[16,32,64,128]',
+  'small_n_samples=[2000,4000,8000,16000]',
+  'sweep_d_sae=[16,32,64,128]',
+  'sweep_n_samples=4000',
+  'final_d_sae=128',
+  'final_max_n_samples=16000',
+  'l0_warmup_steps=20',
 ].flatMap((s) => ['--set', s]);
 
 /** Instance names the runner reported as run ("done X in ...") in plain progress mode. */
@@ -29,7 +39,9 @@ function ran(stdout: string): string[] {
   return [...stdout.matchAll(/^\S+ done (\S+) in /gm)].map((m) => m[1]).sort();
 }
 
-test('demo pipeline: end to end, cached re-run, one-param change re-runs only final + report', { timeout: 600_000 }, async () => {
+test('demo pipeline: end to end, cached re-run, one-param change re-runs only final + report', {
+  timeout: 600_000,
+}, async () => {
   const project = makeProject('demo-e2e-');
   for (const f of ['demo.yaml', 'scaling.yaml']) copyFileSync(join(REPO, 'pipelines', f), join(project.pipelines, f));
   const file = join(project.pipelines, 'demo.yaml');
@@ -50,7 +62,8 @@ test('demo pipeline: end to end, cached re-run, one-param change re-runs only fi
 
   // The decisions: the final run used the lr-law's lr and the decided data size, and the
   // outputs and the report say where each came from (law or fallback) and every clamp.
-  const show2 = async (stage: string) => JSON.parse((await cli(['show', file, stage, '--json', ...TOY], project.dir)).stdout);
+  const show2 = async (stage: string) =>
+    JSON.parse((await cli(['show', file, stage, '--json', ...TOY], project.dir)).stdout);
   const lrLaw = await show2('lr_law');
   const finalData = await show2('final_data');
   assert.equal(final.lr, lrLaw.lr);
@@ -58,8 +71,16 @@ test('demo pipeline: end to end, cached re-run, one-param change re-runs only fi
   assert.ok(finalData.value <= 16000, 'capped by final_max_n_samples');
   for (const d of [lrLaw.decision, finalData.decision]) {
     assert.ok(['law', 'fallback'].includes(d.source));
-    if (d.source === 'fallback') assert.ok(d.warnings.some((w: string) => w.startsWith('FALLBACK')), JSON.stringify(d));
-    if (d.clamped) assert.ok(d.warnings.some((w: string) => w.startsWith('CLAMP')), JSON.stringify(d));
+    if (d.source === 'fallback')
+      assert.ok(
+        d.warnings.some((w: string) => w.startsWith('FALLBACK')),
+        JSON.stringify(d),
+      );
+    if (d.clamped)
+      assert.ok(
+        d.warnings.some((w: string) => w.startsWith('CLAMP')),
+        JSON.stringify(d),
+      );
   }
   assert.equal(typeof finalData.decision.passes, 'number');
   assert.equal(final.eval.target_l0, 4);
@@ -71,7 +92,12 @@ test('demo pipeline: end to end, cached re-run, one-param change re-runs only fi
   assert.match(md, /## Decisions: what the final run used/);
   assert.match(md, /final learning rate/);
   assert.match(md, /final data size \(vectors\)/);
-  for (const d of [lrLaw.decision, finalData.decision]) for (const w of d.warnings) assert.ok(md.includes(w.slice(0, 40).replace(/_/g, '\\_')) || html.includes(w.slice(0, 40)), `report states: ${w}`);
+  for (const d of [lrLaw.decision, finalData.decision])
+    for (const w of d.warnings)
+      assert.ok(
+        md.includes(w.slice(0, 40).replace(/_/g, '\\_')) || html.includes(w.slice(0, 40)),
+        `report states: ${w}`,
+      );
   assert.match(md, /(NOT identified|Identified) \(condition number/);
   assert.match(md, /Sparsity \/ fidelity frontier/);
 
@@ -79,7 +105,10 @@ test('demo pipeline: end to end, cached re-run, one-param change re-runs only fi
   assert.equal(again.code, 0, again.stderr);
   assert.deepEqual(ran(again.stdout + again.stderr), []);
 
-  const changed = await cli(['run', file, '--progress', 'plain', ...TOY, '--set', 'final_l0_coefficient=0.05'], project.dir);
+  const changed = await cli(
+    ['run', file, '--progress', 'plain', ...TOY, '--set', 'final_l0_coefficient=0.05'],
+    project.dir,
+  );
   assert.equal(changed.code, 0, changed.stderr);
   assert.deepEqual(ran(changed.stdout + changed.stderr), ['final', 'report']);
 });

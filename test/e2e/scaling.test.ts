@@ -43,33 +43,57 @@ const commit = newCommitSha();
 before(async () => {
   hub = await startFakeHub();
   const dir = mkdtempSync(join(tmpdir(), 'scaling-data-'));
-  const files: Record<string, { content: Buffer; lfs?: boolean }> = { 'README.md': { content: Buffer.from('# toy\n') } };
+  const files: Record<string, { content: Buffer; lfs?: boolean }> = {
+    'README.md': { content: Buffer.from('# toy\n') },
+  };
   for (const i of [0, 1]) {
     const path = join(dir, `part${i}.parquet`);
     await writeHubLayoutParquet(path, activations(ROWS_PER_FILE, i + 1), D, { rowGroupSize: 2048 });
     files[`data/train-0000${i}-of-00002.parquet`] = { content: readFileSync(path), lfs: true };
   }
-  hub.repos.set('dataset:mech-interp-uam/llama-mlp8-outputs', { type: 'dataset', refs: { main: commit }, commits: { [commit]: files } });
+  hub.repos.set('dataset:mech-interp-uam/llama-mlp8-outputs', {
+    type: 'dataset',
+    refs: { main: commit },
+    commits: { [commit]: files },
+  });
 });
 after(() => hub.close());
 
-test('scaling.yaml at toy sizes: hub download -> ingest -> norm -> sweeps -> laws -> final -> report', { timeout: 600_000 }, async () => {
+test('scaling.yaml at toy sizes: hub download -> ingest -> norm -> sweeps -> laws -> final -> report', {
+  timeout: 600_000,
+}, async () => {
   const project = makeProject('scaling-e2e-');
   copyFileSync(join(REPO_ROOT, 'pipelines/scaling.yaml'), join(project.pipelines, 'scaling.yaml'));
-  writeFileSync(join(project.pipelines, 'toy.yaml'), [
-    'name: toy',
-    'extends: scaling.yaml',
-    'stages:',
-    '  final:',
-    '    with: { n_samples: 4000, checkpoint_every: 0 }',
-    '',
-  ].join('\n'));
+  writeFileSync(
+    join(project.pipelines, 'toy.yaml'),
+    [
+      'name: toy',
+      'extends: scaling.yaml',
+      'stages:',
+      '  final:',
+      '    with: { n_samples: 4000, checkpoint_every: 0 }',
+      '',
+    ].join('\n'),
+  );
   const set = [
-    `d_in=${D}`, `dataset_rows=${2 * ROWS_PER_FILE}`, 'eval_rows=1024', 'norm_batches=4', 'batch_size=256',
-    'small_d_sae=[16,32,64]', 'small_n_samples=[2000,4000]', 'sweep_d_sae=[16,32,64]', 'sweep_n_samples=2000', 'sweep_lrs=[0.001,0.003,0.01]',
+    `d_in=${D}`,
+    `dataset_rows=${2 * ROWS_PER_FILE}`,
+    'eval_rows=1024',
+    'norm_batches=4',
+    'batch_size=256',
+    'small_d_sae=[16,32,64]',
+    'small_n_samples=[2000,4000]',
+    'sweep_d_sae=[16,32,64]',
+    'sweep_n_samples=2000',
+    'sweep_lrs=[0.001,0.003,0.01]',
     'target_l0=3',
-    'base_lr=0.005', 'lr_warmup_steps=5', 'bandwidth=0.1', 'threshold_init=0.05', 'l0_coefficient=0.01',
-    'final_d_sae=128', 'final_l0_coefficient=0.01',
+    'base_lr=0.005',
+    'lr_warmup_steps=5',
+    'bandwidth=0.1',
+    'threshold_init=0.05',
+    'l0_coefficient=0.01',
+    'final_d_sae=128',
+    'final_l0_coefficient=0.01',
   ].flatMap((s) => ['--set', s]);
   const env = { HF_ENDPOINT: hub.endpoint };
   const file = join(project.pipelines, 'toy.yaml');
@@ -79,13 +103,20 @@ test('scaling.yaml at toy sizes: hub download -> ingest -> norm -> sweeps -> law
 
   const download = JSON.parse((await cli(['show', file, 'download', '--json', ...set], project.dir, env)).stdout);
   assert.equal(download.commit, commit, 'the revision is pinned to the commit the hub resolved');
-  assert.deepEqual(download.files.map((f: { path: string }) => f.path), ['data/train-00000-of-00002.parquet', 'data/train-00001-of-00002.parquet']);
+  assert.deepEqual(
+    download.files.map((f: { path: string }) => f.path),
+    ['data/train-00000-of-00002.parquet', 'data/train-00001-of-00002.parquet'],
+  );
   const ingest = JSON.parse((await cli(['show', file, 'ingest', '--json', ...set], project.dir, env)).stdout);
   assert.deepEqual([ingest.rows, ingest.d, ingest.dtype], [2 * ROWS_PER_FILE, D, 'float16']);
 
   const lrLaw = JSON.parse((await cli(['show', file, 'lr_law', '--json', ...set], project.dir, env)).stdout);
   const final = JSON.parse((await cli(['show', file, 'final', '--json', ...set], project.dir, env)).stdout);
-  assert.equal(final.lr, lrLaw.lr, 'the final learning rate is the one the lr law decided (law, or its stated fallback)');
+  assert.equal(
+    final.lr,
+    lrLaw.lr,
+    'the final learning rate is the one the lr law decided (law, or its stated fallback)',
+  );
   assert.ok(['law', 'fallback'].includes(lrLaw.decision.source));
   assert.equal(final.d_sae, 128);
   assert.ok(final.fvu > 0 && final.fvu < 1, `final FVU ${final.fvu}`);

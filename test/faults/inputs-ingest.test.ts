@@ -34,7 +34,13 @@ async function ingestFails(params: Record<string, unknown>): Promise<string> {
   return params.message as string;
 }
 
-const PLAIN_DOUBLE: FixtureOptions = { element: 'double', fixedSize: false, compression: 'none', dictionary: false, rowGroupSize: 4 };
+const PLAIN_DOUBLE: FixtureOptions = {
+  element: 'double',
+  fixedSize: false,
+  compression: 'none',
+  dictionary: false,
+  rowGroupSize: 4,
+};
 
 test('list<double> -> float16 is rounded once, as numpy astype(float16)', async () => {
   // numpy: np.array([...], dtype=np.float64).astype(np.float16).view(np.uint16)
@@ -66,9 +72,24 @@ test('list<double> -> float16 is rounded once, as numpy astype(float16)', async 
 test('NaN, inf and values beyond float16 are refused naming file, row and column; non_finite: keep stores them', async () => {
   const cases: Array<{ name: string; opts: FixtureOptions; values: number[]; bad: RegExp }> = [
     { name: 'nan-double', opts: PLAIN_DOUBLE, values: [NaN], bad: /NaN is not finite/ },
-    { name: 'inf-float', opts: { ...PLAIN_DOUBLE, element: 'float' }, values: [-Infinity], bad: /-Infinity is not finite/ },
-    { name: 'big-float', opts: { ...PLAIN_DOUBLE, element: 'float' }, values: [70000], bad: /70000 is beyond the float16 range of the store/ },
-    { name: 'inf-half', opts: { ...PLAIN_DOUBLE, element: 'float16', fixedSize: true }, values: [0x7c00], bad: /Infinity is not finite/ },
+    {
+      name: 'inf-float',
+      opts: { ...PLAIN_DOUBLE, element: 'float' },
+      values: [-Infinity],
+      bad: /-Infinity is not finite/,
+    },
+    {
+      name: 'big-float',
+      opts: { ...PLAIN_DOUBLE, element: 'float' },
+      values: [70000],
+      bad: /70000 is beyond the float16 range of the store/,
+    },
+    {
+      name: 'inf-half',
+      opts: { ...PLAIN_DOUBLE, element: 'float16', fixedSize: true },
+      values: [0x7c00],
+      bad: /Infinity is not finite/,
+    },
   ];
   for (const c of cases) {
     const d = 3;
@@ -85,7 +106,9 @@ test('NaN, inf and values beyond float16 are refused naming file, row and column
     assert.equal(kept[5 * d + 2], want, c.name);
   }
   // float32 stores hold 70000.
-  const kept = storeData((await runStageDirect(ingest, { source: join(dir, 'big-float.parquet'), dtype: 'float32' })).outDir);
+  const kept = storeData(
+    (await runStageDirect(ingest, { source: join(dir, 'big-float.parquet'), dtype: 'float32' })).outDir,
+  );
   assert.equal(kept[5 * 3 + 2], 70000);
 });
 
@@ -94,7 +117,10 @@ test('a 0-row row group (pyarrow writes one for an empty table) is accepted', as
   // values 0..11) and a row group of 0 rows; empty-table.parquet: only a 0-row row group.
   const run = await runStageDirect(ingest, { source: join(FIXTURES, 'empty-row-group.parquet') });
   assert.equal(run.outputs.rows, 3);
-  assert.deepEqual([...storeData(run.outDir)], Array.from({ length: 12 }, (_, i) => encodeHalf(i)));
+  assert.deepEqual(
+    [...storeData(run.outDir)],
+    Array.from({ length: 12 }, (_, i) => encodeHalf(i)),
+  );
   const folder = join(dir, 'with-empty');
   mkdirSync(folder);
   symlinkSync(join(FIXTURES, 'empty-row-group.parquet'), join(folder, 'a.parquet'));
@@ -109,7 +135,14 @@ test('a hub cache snapshot (parquet files as symbolic links into blobs/) is foun
   mkdirSync(join(cache, 'snapshots/rev1/data'), { recursive: true });
   const d = 4;
   const half = Array.from({ length: 6 * d }, (_, i) => encodeHalf(i));
-  const opts: FixtureOptions = { element: 'float16', fixedSize: true, compression: 'zstd', dictionary: true, rowGroupSize: 4, writerVersion: 2 };
+  const opts: FixtureOptions = {
+    element: 'float16',
+    fixedSize: true,
+    compression: 'zstd',
+    dictionary: true,
+    rowGroupSize: 4,
+    writerVersion: 2,
+  };
   writeFixture(join(cache, 'blobs/aaa'), regularRows(half.slice(0, 3 * d), 3, d), opts);
   writeFixture(join(cache, 'blobs/bbb'), regularRows(half.slice(3 * d), 3, d), opts);
   symlinkSync('../../../blobs/aaa', join(cache, 'snapshots/rev1/data/train-0.parquet'));
@@ -118,7 +151,10 @@ test('a hub cache snapshot (parquet files as symbolic links into blobs/) is foun
   assert.equal(run.outputs.rows, 6);
   assert.deepEqual([...storeData(run.outDir)], half);
   symlinkSync('../../../blobs/missing', join(cache, 'snapshots/rev1/data/train-2.parquet'));
-  assert.match(await ingestFails({ source: join(cache, 'snapshots/rev1') }), /train-2\.parquet: a symbolic link to a missing file/);
+  assert.match(
+    await ingestFails({ source: join(cache, 'snapshots/rev1') }),
+    /train-2\.parquet: a symbolic link to a missing file/,
+  );
 });
 
 test('byte-stream-split float and double columns take the typed path, value by value', async () => {
@@ -128,7 +164,12 @@ test('byte-stream-split float and double columns take the typed path, value by v
     const values = Array.from({ length: rows * d }, (_, i) => Math.sin(i) * 100);
     const path = join(dir, `bss-${element}.parquet`);
     writeFixture(path, regularRows(values, rows, d), {
-      element, fixedSize: true, compression: 'none', dictionary: false, encoding: 'BYTE_STREAM_SPLIT', rowGroupSize: 128,
+      element,
+      fixedSize: true,
+      compression: 'none',
+      dictionary: false,
+      encoding: 'BYTE_STREAM_SPLIT',
+      rowGroupSize: 128,
     });
     const out = mkdtempSync(join(dir, 'bss-out-'));
     const started = performance.now();
@@ -138,6 +179,8 @@ test('byte-stream-split float and double columns take the typed path, value by v
     const buf = readFileSync(join(out, 'data.bin'));
     const got = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
     assert.deepEqual(got, Float32Array.from(values));
-    console.log(`# byte-stream-split ${element}: ${((rows * d) / seconds / 1e6).toFixed(1)}M values/s (under load, incl. hashing and writing)`);
+    console.log(
+      `# byte-stream-split ${element}: ${((rows * d) / seconds / 1e6).toFixed(1)}M values/s (under load, incl. hashing and writing)`,
+    );
   }
 });

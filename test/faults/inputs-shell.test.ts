@@ -29,37 +29,54 @@ function pwned(dir: string): string[] {
 test('shell: params with shell syntax are data in every quoting context, never commands', async () => {
   const p = makeProject('inj-');
   const params = Object.fromEntries(PAYLOADS.map((v, i) => [`v${i}`, v]));
-  const lines = PAYLOADS.map((_, i) => [
-    `printf '%s\\n' \${{ params.v${i} }} >> "$OUT/plain.txt"`,
-    `printf '%s\\n' "\${{ params.v${i} }}" >> "$OUT/double.txt"`,
-    `printf '%s\\n' '\${{ params.v${i} }}' >> "$OUT/single.txt"`,
-    `printf '%s\\n' "$(printf '%s' '\${{ params.v${i} }}')" >> "$OUT/nested.txt"`,
-  ].join('\n'));
-  p.write('pipelines/inj.yaml', `params: ${JSON.stringify(params)}
+  const lines = PAYLOADS.map((_, i) =>
+    [
+      `printf '%s\\n' \${{ params.v${i} }} >> "$OUT/plain.txt"`,
+      `printf '%s\\n' "\${{ params.v${i} }}" >> "$OUT/double.txt"`,
+      `printf '%s\\n' '\${{ params.v${i} }}' >> "$OUT/single.txt"`,
+      `printf '%s\\n' "$(printf '%s' '\${{ params.v${i} }}')" >> "$OUT/nested.txt"`,
+    ].join('\n'),
+  );
+  p.write(
+    'pipelines/inj.yaml',
+    `params: ${JSON.stringify(params)}
 stages:
   s:
     uses: shell
     with:
       cmd: ${JSON.stringify(`: > "$OUT/plain.txt"\n${lines.join('\n')}\n`)}
       outputs: { plain: plain.txt, double: double.txt, single: single.txt, nested: nested.txt }
-`);
+`,
+  );
   const r = await cli(['run', 'inj'], p.dir);
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(pwned(p.dir), []);
-  const out = (name: string) => readFileSync(join(p.dir, 'artifacts/cache', readdirSync(join(p.dir, 'artifacts/cache'))[0], 'out', name), 'utf8');
+  const out = (name: string) =>
+    readFileSync(join(p.dir, 'artifacts/cache', readdirSync(join(p.dir, 'artifacts/cache'))[0], 'out', name), 'utf8');
   const exact = PAYLOADS.map((v) => `${v}\n`).join('');
   assert.equal(out('double.txt'), exact);
   assert.equal(out('single.txt'), exact);
   assert.equal(out('nested.txt'), exact);
   // Unquoted, a value is split into words (as bash does with any variable), but still not run.
-  assert.equal(out('plain.txt'), PAYLOADS.map((v) => v.split(/\s+/).filter(Boolean).map((w) => `${w}\n`).join('')).join(''));
+  assert.equal(
+    out('plain.txt'),
+    PAYLOADS.map((v) =>
+      v
+        .split(/\s+/)
+        .filter(Boolean)
+        .map((w) => `${w}\n`)
+        .join(''),
+    ).join(''),
+  );
 });
 
 test('shell: an upstream output path holding shell syntax (a hub file name) is data downstream', async () => {
   const p = makeProject('inj-');
   // A folder name that runs a command if pasted (the shell's working folder is pipelines/).
   const name = 'h$(touch pwned-path);`touch pwned-tick`';
-  p.write('pipelines/up.yaml', `stages:
+  p.write(
+    'pipelines/up.yaml',
+    `stages:
   a:
     uses: shell
     with:
@@ -73,7 +90,8 @@ test('shell: an upstream output path holding shell syntax (a hub file name) is d
         cat "\${{ stages.a.outputs.d }}/x" > "$OUT/x"
         echo "\${{ stages.a.outputs.d }}" > "$OUT/path"
       outputs: { x: x, path: path }
-`);
+`,
+  );
   const r = await cli(['run', 'up'], p.dir);
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual([...pwned(p.dir), ...pwned(p.pipelines)], []);
@@ -84,17 +102,23 @@ test('shell: an upstream output path holding shell syntax (a hub file name) is d
 
 test('shell: a value used in bash arithmetic must be a number (exit 2 at the command), not code', async () => {
   const p = makeProject('inj-');
-  p.write('pipelines/ar.yaml', `params: { n: "3" }
+  p.write(
+    'pipelines/ar.yaml',
+    `params: { n: "3" }
 stages:
   s:
     uses: shell
     with:
       cmd: echo $(( \${{ params.n }} * 2 )) > "$OUT/n"
       outputs: { n: n }
-`);
+`,
+  );
   let r = await cli(['run', 'ar', '--set', 'n=a[$(touch "$PIPELINE_DIR/../pwned-arith")]'], p.dir);
   assert.equal(r.code, 2, r.stderr);
-  assert.match(r.stderr, /pipelines\/ar\.yaml:6:12: stage s field env\.PIPELINE_NUM_0: must be a number \(the command uses this value in bash arithmetic\)/);
+  assert.match(
+    r.stderr,
+    /pipelines\/ar\.yaml:6:12: stage s field env\.PIPELINE_NUM_0: must be a number \(the command uses this value in bash arithmetic\)/,
+  );
   assert.doesNotMatch(r.stderr, /\n\s+at /);
   assert.deepEqual(pwned(p.dir), []);
   r = await cli(['run', 'ar', '--set', 'n=21'], p.dir);

@@ -39,7 +39,9 @@ const ONE = `stages:
       outputs: { o: o.txt }
 `;
 
-test('disk full when taking an entry lock: a clear failure, and no lock left held forever', { timeout: 120_000 }, async (t) => {
+test('disk full when taking an entry lock: a clear failure, and no lock left held forever', {
+  timeout: 120_000,
+}, async (t) => {
   const fs = smallTmpfs();
   if (typeof fs === 'string') return t.skip(fs);
   try {
@@ -62,7 +64,9 @@ test('disk full when taking an entry lock: a clear failure, and no lock left hel
   }
 });
 
-test('disk full at the end of a run: exit 1 naming the lock file, then the next run is all cached', { timeout: 120_000 }, async (t) => {
+test('disk full at the end of a run: exit 1 naming the lock file, then the next run is all cached', {
+  timeout: 120_000,
+}, async (t) => {
   const fs = smallTmpfs();
   if (typeof fs === 'string') return t.skip(fs);
   try {
@@ -70,11 +74,20 @@ test('disk full at the end of a run: exit 1 naming the lock file, then the next 
     const p = makeProject('faults-disk-');
     const pipelines = join(fs.dir, 'pipelines');
     mkdirSync(pipelines);
-    writeFileSync(join(pipelines, 'one.yaml'), ONE.replace('$PIPELINE_DIR/../counts/one', `${p.dir}/counts/one`).replace('echo one > $OUT/o.txt', `echo one > $OUT/o.txt; head -c 4000000 /dev/zero > ${fs.dir}/filler 2>/dev/null; true`));
+    writeFileSync(
+      join(pipelines, 'one.yaml'),
+      ONE.replace('$PIPELINE_DIR/../counts/one', `${p.dir}/counts/one`).replace(
+        'echo one > $OUT/o.txt',
+        `echo one > $OUT/o.txt; head -c 4000000 /dev/zero > ${fs.dir}/filler 2>/dev/null; true`,
+      ),
+    );
     const art = join(p.dir, 'artifacts');
     const full = await cli(['run', join(pipelines, 'one.yaml'), '--artifacts', art], p.dir);
     assert.equal(full.code, 1, full.stderr);
-    assert.match(full.stderr, /cannot write the lock file .*one\.lock\.json: .*no space left on device.*the results are in the cache/i);
+    assert.match(
+      full.stderr,
+      /cannot write the lock file .*one\.lock\.json: .*no space left on device.*the results are in the cache/i,
+    );
     assert.doesNotMatch(full.stderr, /internal error|\n\s+at /);
     rmSync(join(fs.dir, 'filler'));
     const again = await cli(['run', join(pipelines, 'one.yaml'), '--artifacts', art], p.dir);

@@ -32,11 +32,17 @@ async function startedSleeper(p: ReturnType<typeof makeProject>, args: string[])
   const run = startCli(['run', 'sl', '--progress', 'plain', ...args], p.dir);
   const pidFile = join(p.pipelines, 'sleeper.pid');
   await waitFor(() => existsSync(pidFile) && readFileSync(pidFile, 'utf8').endsWith('\n'), 30_000);
-  return { run, shell: Number(readFileSync(pidFile, 'utf8')), child: Number(readFileSync(join(p.pipelines, 'child.pid'), 'utf8')) };
+  return {
+    run,
+    shell: Number(readFileSync(pidFile, 'utf8')),
+    child: Number(readFileSync(join(p.pipelines, 'child.pid'), 'utf8')),
+  };
 }
 
 for (const heavy of [false, true]) {
-  test(`a SIGKILLed runner takes its ${heavy ? 'heavy' : 'in-process'} stage's processes with it`, { timeout: 120_000 }, async () => {
+  test(`a SIGKILLed runner takes its ${heavy ? 'heavy' : 'in-process'} stage's processes with it`, {
+    timeout: 120_000,
+  }, async () => {
     const p = makeProject('faults-kill-');
     p.write('pipelines/sl.yaml', sleeper(heavy));
     const { run, shell, child } = await startedSleeper(p, []);
@@ -46,7 +52,7 @@ for (const heavy of [false, true]) {
   });
 }
 
-test('SIGHUP stops a run like SIGINT: exit 129, the heavy stage\'s processes ended', { timeout: 120_000 }, async () => {
+test("SIGHUP stops a run like SIGINT: exit 129, the heavy stage's processes ended", { timeout: 120_000 }, async () => {
   const p = makeProject('faults-kill-');
   p.write('pipelines/sl.yaml', sleeper(true));
   const { run, shell, child } = await startedSleeper(p, []);
@@ -56,7 +62,9 @@ test('SIGHUP stops a run like SIGINT: exit 129, the heavy stage\'s processes end
   await waitFor(() => !alive(shell) && !alive(child), 10_000);
 });
 
-test('two Ctrl-C end a heavy stage that ignores signals, with its children, at once', { timeout: 120_000 }, async () => {
+test('two Ctrl-C end a heavy stage that ignores signals, with its children, at once', {
+  timeout: 120_000,
+}, async () => {
   const p = makeProject('faults-kill-');
   p.write('pipelines/sl.yaml', sleeper(true, true));
   const { run, shell, child } = await startedSleeper(p, []);
@@ -68,15 +76,20 @@ test('two Ctrl-C end a heavy stage that ignores signals, with its children, at o
   await waitFor(() => !alive(shell) && !alive(child), 10_000);
 });
 
-test('the next run ends a stage process a dead run left in the work folder before reusing it', { timeout: 120_000 }, async () => {
+test('the next run ends a stage process a dead run left in the work folder before reusing it', {
+  timeout: 120_000,
+}, async () => {
   const p = makeProject('faults-kill-');
-  p.write('pipelines/one.yaml', `stages:
+  p.write(
+    'pipelines/one.yaml',
+    `stages:
   one:
     uses: shell
     with:
       cmd: "${count('one')}; echo one > $OUT/o.txt"
       outputs: { o: o.txt }
-`);
+`,
+  );
   const status = await cli(['status', 'one', '--json'], p.dir);
   const key = JSON.parse(status.stdout).instances[0].key as string;
   // What a dead run's stage that escaped its watchdog looks like: a live process group

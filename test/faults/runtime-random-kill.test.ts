@@ -49,7 +49,9 @@ function rng(seed: number): () => number {
   };
 }
 
-test('random SIGKILLs of runner and stages: the resumed pipeline ends right, nothing raced', { timeout: 300_000 }, async (t) => {
+test('random SIGKILLs of runner and stages: the resumed pipeline ends right, nothing raced', {
+  timeout: 300_000,
+}, async (t) => {
   const seed = Number(process.env.PIPELINE_FAULT_SEED ?? Date.now() % 100_000);
   t.diagnostic(`PIPELINE_FAULT_SEED=${seed}`);
   const random = rng(seed);
@@ -63,7 +65,10 @@ test('random SIGKILLs of runner and stages: the resumed pipeline ends right, not
     let ended = false;
     void run.done.then(() => (ended = true));
     // Kill at a random moment once the stages run (the runner's start-up time varies with load).
-    await waitFor(() => ended || Object.keys(EXPECTED).some((id) => existsSync(join(p.pipelines, `pid-${id}`))), 60_000);
+    await waitFor(
+      () => ended || Object.keys(EXPECTED).some((id) => existsSync(join(p.pipelines, `pid-${id}`))),
+      60_000,
+    );
     await new Promise((r) => setTimeout(r, random() * 2500));
     const stages = Object.keys(EXPECTED)
       .map((id) => ({ id, file: join(p.pipelines, `pid-${id}`) }))
@@ -82,7 +87,9 @@ test('random SIGKILLs of runner and stages: the resumed pipeline ends right, not
     }
     const r = await run.done;
     // A run that ended well (a kill that came too late) reports its sinks: they must be right.
-    if (r.code === 0) for (const id of ['c', 'd']) assert.equal(readFileSync(resultFile(r.stderr, id), 'utf8'), EXPECTED[id], `round ${round}: ${id}`);
+    if (r.code === 0)
+      for (const id of ['c', 'd'])
+        assert.equal(readFileSync(resultFile(r.stderr, id), 'utf8'), EXPECTED[id], `round ${round}: ${id}`);
   }
   t.diagnostic(`killed: ${kills.join(', ')}`);
   const final = await cli(['run', 'kill', '--jobs', '2'], p.dir);
@@ -91,7 +98,10 @@ test('random SIGKILLs of runner and stages: the resumed pipeline ends right, not
   assert.equal(readFileSync(shown.o, 'utf8'), EXPECTED.c);
   const status = await cli(['status', 'kill', '--verify'], p.dir);
   assert.match(status.stdout, /all 4 instances cached/, status.stdout);
-  assert.ok(!existsSync(join(p.pipelines, 'races')), `stages raced: ${existsSync(join(p.pipelines, 'races')) ? readFileSync(join(p.pipelines, 'races'), 'utf8') : ''}`);
+  assert.ok(
+    !existsSync(join(p.pipelines, 'races')),
+    `stages raced: ${existsSync(join(p.pipelines, 'races')) ? readFileSync(join(p.pipelines, 'races'), 'utf8') : ''}`,
+  );
 });
 
 /** The file a successful run reported for instance `id` (`id.o: PATH` lines, sinks only). */

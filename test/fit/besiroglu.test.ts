@@ -24,7 +24,13 @@ export function assertBesiroglu(p: Record<string, number>): void {
 }
 
 test('Chinchilla refit on 240 runs reproduces Besiroglu et al.', () => {
-  const points = pointsFromCsv('chinchilla', { path: CHINCHILLA_CSV, name: 'svg_extracted_data.csv', N_column: 'Model Size', C_column: 'Training FLOP', y_column: 'loss' });
+  const points = pointsFromCsv('chinchilla', {
+    path: CHINCHILLA_CSV,
+    name: 'svg_extracted_data.csv',
+    N_column: 'Model Size',
+    C_column: 'Training FLOP',
+    y_column: 'loss',
+  });
   assert.equal(points.length, 245);
   applyFilters('chinchilla', points, { drop_highest: 5 });
   checkPositive('chinchilla', points);

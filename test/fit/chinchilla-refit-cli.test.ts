@@ -21,11 +21,18 @@ test('pipelines/chinchilla-refit.yaml reproduces Besiroglu et al. through the CL
   mkdirSync(join(work, 'pipelines'));
   mkdirSync(join(work, 'data', 'chinchilla'), { recursive: true });
   copyFileSync(join(root, 'pipelines', 'chinchilla-refit.yaml'), join(work, 'pipelines', 'chinchilla-refit.yaml'));
-  copyFileSync(join(root, 'data', 'chinchilla', 'svg_extracted_data.csv'), join(work, 'data', 'chinchilla', 'svg_extracted_data.csv'));
+  copyFileSync(
+    join(root, 'data', 'chinchilla', 'svg_extracted_data.csv'),
+    join(work, 'data', 'chinchilla', 'svg_extracted_data.csv'),
+  );
   const artifacts = join(work, 'artifacts');
   // stdout carries `show --json`; the run summary goes to stderr: return both.
   const cli = (...args: string[]) => {
-    const r = spawnSync(process.execPath, [join(root, 'dist', 'src', 'cli.js'), ...args, '--artifacts', artifacts, '--set', 'bootstrap=20'], { cwd: work, encoding: 'utf8' });
+    const r = spawnSync(
+      process.execPath,
+      [join(root, 'dist', 'src', 'cli.js'), ...args, '--artifacts', artifacts, '--set', 'bootstrap=20'],
+      { cwd: work, encoding: 'utf8' },
+    );
     assert.equal(r.status, 0, `pipeline ${args.join(' ')} failed:\n${r.stdout}\n${r.stderr}`);
     return { out: r.stdout, all: r.stdout + r.stderr };
   };
@@ -41,7 +48,10 @@ test('pipelines/chinchilla-refit.yaml reproduces Besiroglu et al. through the CL
   within(fit.params.A, 477.9, 0.03, 'A');
   within(fit.params.B, 2143, 0.03, 'B');
   assert.equal(fit.optimal_data.length, 2);
-  assert.ok(fit.warnings.some((w: string) => /extrapolation/.test(w)), 'Chinchilla-70B lies beyond the data: flagged');
+  assert.ok(
+    fit.warnings.some((w: string) => /extrapolation/.test(w)),
+    'Chinchilla-70B lies beyond the data: flagged',
+  );
   const again = cli('run', 'pipelines/chinchilla-refit.yaml');
   assert.match(again.all, /0 ran, 1 cached/);
 });

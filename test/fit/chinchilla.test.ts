@@ -17,12 +17,15 @@ const SMALL_GRID = { alpha: [0.5, 1], beta: [0.5, 1], e: [0, 1], a: [5, 10], b: 
 
 function syntheticPoints(noise: number, seed = 3): { N: number[]; D: number[]; y: number[] } {
   const random = seededRandom(seed);
-  const N: number[] = [], D: number[] = [], y: number[] = [];
+  const N: number[] = [],
+    D: number[] = [],
+    y: number[] = [];
   for (let i = 0; i < 8; i++) {
     for (let j = 0; j < 8; j++) {
-      const n = 1e7 * 10 ** (i * 3 / 7);
-      const d = 1e9 * 10 ** (j * 3 / 7);
-      N.push(n); D.push(d);
+      const n = 1e7 * 10 ** ((i * 3) / 7);
+      const d = 1e9 * 10 ** ((j * 3) / 7);
+      N.push(n);
+      D.push(d);
       y.push(law(TRUE, n, d) * Math.exp(noise * (random() * 2 - 1)));
     }
   }
@@ -30,7 +33,10 @@ function syntheticPoints(noise: number, seed = 3): { N: number[]; D: number[]; y
 }
 
 const close = (actual: number, expected: number, rel: number, what: string) =>
-  assert.ok(Math.abs(actual - expected) <= rel * Math.abs(expected), `${what}: ${actual} vs ${expected} (rel tol ${rel})`);
+  assert.ok(
+    Math.abs(actual - expected) <= rel * Math.abs(expected),
+    `${what}: ${actual} vs ${expected} (rel tol ${rel})`,
+  );
 
 test('recovers known parameters from exact synthetic losses', async () => {
   const { N, D, y } = syntheticPoints(0);
@@ -42,7 +48,8 @@ test('recovers known parameters from exact synthetic losses', async () => {
 
 test('recovers parameters within noise, intervals from a seeded bootstrap are reproducible', async () => {
   const { N, D, y } = syntheticPoints(0.005);
-  const run = () => runStageDirect(fitLawStage, { law: 'chinchilla', N, D, y, grid: SMALL_GRID, bootstrap: 40, seed: 5 });
+  const run = () =>
+    runStageDirect(fitLawStage, { law: 'chinchilla', N, D, y, grid: SMALL_GRID, bootstrap: 40, seed: 5 });
   const [a, b] = [await run(), await run()];
   const p = a.outputs.params as Record<string, number>;
   close(p.E, TRUE.E, 0.02, 'E');
@@ -67,8 +74,10 @@ test('optimal_data: D_opt(N) matches a numerical minimisation of L at fixed C = 
     let [lo, hi] = [Math.log(1e3), Math.log(C / 6 / 1e3)];
     const g = (Math.sqrt(5) - 1) / 2;
     for (let k = 0; k < 200; k++) {
-      const m1 = hi - g * (hi - lo), m2 = lo + g * (hi - lo);
-      if (f(m1) < f(m2)) hi = m2; else lo = m1;
+      const m1 = hi - g * (hi - lo),
+        m2 = lo + g * (hi - lo);
+      if (f(m1) < f(m2)) hi = m2;
+      else lo = m1;
     }
     const Nopt = Math.exp((lo + hi) / 2);
     const Dnum = C / (6 * Nopt);
@@ -79,8 +88,16 @@ test('optimal_data: D_opt(N) matches a numerical minimisation of L at fixed C = 
 test('optimal_data and predictions come out of the stage, extrapolation flagged', async () => {
   const { N, D, y } = syntheticPoints(0);
   const { outputs } = await runStageDirect(fitLawStage, {
-    law: 'chinchilla', N, D, y, grid: SMALL_GRID, bootstrap: 0,
-    predict_at: [{ N: 1e9, D: 1e11 }, { N: 1e12, D: 1e13 }],
+    law: 'chinchilla',
+    N,
+    D,
+    y,
+    grid: SMALL_GRID,
+    bootstrap: 0,
+    predict_at: [
+      { N: 1e9, D: 1e11 },
+      { N: 1e12, D: 1e13 },
+    ],
     optimal_data_for: [1e9],
   });
   const pred = outputs.predictions as number[];
@@ -92,6 +109,15 @@ test('optimal_data and predictions come out of the stage, extrapolation flagged'
 });
 
 test('too few points for five parameters: a clear error', async () => {
-  const pts: FitPoint[] = [1, 2, 3].map((i) => ({ N: 1e8 * i, D: 1e10 * i, y: 3 - 0.1 * i, kept: true, source: `N[${i}]` }));
-  assert.throws(() => fitLaw(pts, { law: 'chinchilla' }), /law "chinchilla" has 5 parameters \(E, A, B, alpha, beta\) but only 3 distinct point\(s\)/);
+  const pts: FitPoint[] = [1, 2, 3].map((i) => ({
+    N: 1e8 * i,
+    D: 1e10 * i,
+    y: 3 - 0.1 * i,
+    kept: true,
+    source: `N[${i}]`,
+  }));
+  assert.throws(
+    () => fitLaw(pts, { law: 'chinchilla' }),
+    /law "chinchilla" has 5 parameters \(E, A, B, alpha, beta\) but only 3 distinct point\(s\)/,
+  );
 });

@@ -16,11 +16,15 @@ const SMALL_GRID = { alpha: [0.5, 1], beta: [0.5, 1], e: [0, 1], a: [5, 10], b: 
 
 function design(n: number, span: number, noise: number) {
   const random = seededRandom(3);
-  const N: number[] = [], D: number[] = [], y: number[] = [];
+  const N: number[] = [],
+    D: number[] = [],
+    y: number[] = [];
   for (let i = 0; i < n; i++) {
     for (let j = 0; j < n; j++) {
-      const a = 1e7 * span ** (i / (n - 1)), b = 1e9 * span ** (j / (n - 1));
-      N.push(a); D.push(b);
+      const a = 1e7 * span ** (i / (n - 1)),
+        b = 1e9 * span ** (j / (n - 1));
+      N.push(a);
+      D.push(b);
       y.push((TRUE.E + TRUE.A / a ** TRUE.alpha + TRUE.B / b ** TRUE.beta) * Math.exp(noise * (2 * random() - 1)));
     }
   }
@@ -28,7 +32,12 @@ function design(n: number, span: number, noise: number) {
 }
 
 test('a well-posed Chinchilla design is identified', () => {
-  const r = fitLaw(design(8, 1000, 0.005), { law: 'chinchilla', grid: SMALL_GRID, bootstrap: 60, optimalDataFor: [1e10] });
+  const r = fitLaw(design(8, 1000, 0.005), {
+    law: 'chinchilla',
+    grid: SMALL_GRID,
+    bootstrap: 60,
+    optimalDataFor: [1e10],
+  });
   assert.equal(r.identification.identified, true, r.identification.reasons.join('; '));
   assert.ok(r.identification.condition_number! < 1e3);
   assert.deepEqual(r.identification.design_warnings, []);
@@ -39,30 +48,69 @@ test('an ill-posed Chinchilla design (3 x 3 points spanning 4x) is not identifie
   const r = fitLaw(design(3, 4, 0.005), { law: 'chinchilla', grid: SMALL_GRID, bootstrap: 60, optimalDataFor: [1e10] });
   assert.equal(r.identification.identified, false);
   assert.ok(r.identification.reasons.length > 0);
-  assert.ok(r.identification.design_warnings.some((w) => w.includes('per parameter')), r.identification.design_warnings.join('; '));
+  assert.ok(
+    r.identification.design_warnings.some((w) => w.includes('per parameter')),
+    r.identification.design_warnings.join('; '),
+  );
   assert.ok(r.identification.design_warnings.some((w) => w.includes('spans 4x')));
   assert.ok(r.warnings.some((w) => w.includes('NOT identified')));
   assert.deepEqual((r.json.identification as { identified: boolean }).identified, false, 'in fit.json');
   // The decision falls back to the stated rule and says so.
-  const d = decide({ name: 'final data size', lawValue: r.optimalData[0], identified: false, reasons: r.identification.reasons,
-    fallback: 2.1e9, fallbackRule: "the seed's data budget" });
+  const d = decide({
+    name: 'final data size',
+    lawValue: r.optimalData[0],
+    identified: false,
+    reasons: r.identification.reasons,
+    fallback: 2.1e9,
+    fallbackRule: "the seed's data budget",
+  });
   assert.equal(d.value, 2.1e9);
   assert.equal(d.source, 'fallback');
-  assert.match(d.warnings[0], /^FALLBACK: final data size = 2\.100e\+9 from the rule "the seed's data budget", because the law is not identified/);
+  assert.match(
+    d.warnings[0],
+    /^FALLBACK: final data size = 2\.100e\+9 from the rule "the seed's data budget", because the law is not identified/,
+  );
 });
 
 test('decide: an identified law decides; a value outside the bounds is clamped and says so', () => {
-  const ok = decide({ name: 'lr', lawValue: 3e-3, identified: true, reasons: [], fallback: 1e-3, fallbackRule: 'r', clamp: { min: 1e-3, max: 1e-2, rule: 'x2 of swept' } });
+  const ok = decide({
+    name: 'lr',
+    lawValue: 3e-3,
+    identified: true,
+    reasons: [],
+    fallback: 1e-3,
+    fallbackRule: 'r',
+    clamp: { min: 1e-3, max: 1e-2, rule: 'x2 of swept' },
+  });
   assert.deepEqual([ok.value, ok.source, ok.clamped, ok.warnings], [3e-3, 'law', null, []]);
-  const high = decide({ name: 'lr', lawValue: 5e-2, identified: true, reasons: [], fallback: 1e-3, fallbackRule: 'r', clamp: { min: 1e-3, max: 1e-2, rule: 'x2 of swept' } });
+  const high = decide({
+    name: 'lr',
+    lawValue: 5e-2,
+    identified: true,
+    reasons: [],
+    fallback: 1e-3,
+    fallbackRule: 'r',
+    clamp: { min: 1e-3, max: 1e-2, rule: 'x2 of swept' },
+  });
   assert.equal(high.value, 1e-2);
   assert.deepEqual(high.clamped, { from: 5e-2, to: 1e-2, rule: 'x2 of swept' });
   assert.match(high.warnings[0], /^CLAMP: lr 0\.05 clamped to 0\.01 \(x2 of swept\)/);
-  const none = decide({ name: 'lr', lawValue: null, identified: true, reasons: [], fallback: 1e-3, fallbackRule: 'largest width' });
+  const none = decide({
+    name: 'lr',
+    lawValue: null,
+    identified: true,
+    reasons: [],
+    fallback: 1e-3,
+    fallbackRule: 'largest width',
+  });
   assert.equal(none.source, 'fallback');
 });
 
 test('eigenvalues of a symmetric matrix (the condition number rests on them)', () => {
-  const e = symmetricEigenvalues([[2, 1, 0], [1, 2, 0], [0, 0, 5]]).sort((a, b) => a - b);
+  const e = symmetricEigenvalues([
+    [2, 1, 0],
+    [1, 2, 0],
+    [0, 0, 5],
+  ]).sort((a, b) => a - b);
   [1, 3, 5].forEach((v, i) => assert.ok(Math.abs(e[i] - v) < 1e-12, `${e}`));
 });

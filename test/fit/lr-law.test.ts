@@ -19,7 +19,11 @@ const GRID = (n: number) => [0.25, 0.5, 1, 2, 4].map((f) => f * optimumAt(n) * 1
 test('the parabola gives a continuous optimum between grid points, with an interval around it', () => {
   const n = 256;
   const lrs = GRID(n);
-  const o = lrOptimum(n, lrs, lrs.map((lr, i) => loss(n, lr, 0.01 * Math.sin(7 * i))));
+  const o = lrOptimum(
+    n,
+    lrs,
+    lrs.map((lr, i) => loss(n, lr, 0.01 * Math.sin(7 * i))),
+  );
   assert.equal(o.edge, null);
   assert.ok(Math.abs(Math.log(o.optimum! / optimumAt(n))) < 0.05, `optimum ${o.optimum} vs ${optimumAt(n)}`);
   assert.ok(!lrs.includes(o.optimum!), 'not quantised to the grid');
@@ -29,14 +33,31 @@ test('the parabola gives a continuous optimum between grid points, with an inter
 test('an optimum on the edge of the grid is reported, not claimed', () => {
   const n = 256;
   const lrs = [1, 2, 4, 8].map((f) => f * optimumAt(n) * 2); // every lr above the optimum
-  const o = lrOptimum(n, lrs, lrs.map((lr) => loss(n, lr)));
+  const o = lrOptimum(
+    n,
+    lrs,
+    lrs.map((lr) => loss(n, lr)),
+  );
   assert.equal(o.edge, 'lower');
   assert.equal(o.optimum, null);
   assert.ok(Math.abs(o.best_swept! / lrs[0] - 1) < 1e-12);
-  const up = lrOptimum(n, lrs.map((l) => l / 40), lrs.map((lr) => loss(n, lr / 40)));
+  const up = lrOptimum(
+    n,
+    lrs.map((l) => l / 40),
+    lrs.map((lr) => loss(n, lr / 40)),
+  );
   assert.equal(up.edge, 'upper');
   // A diverged run (null) above the best point bounds it: no edge.
-  const bounded = lrOptimum(n, [...GRID(n).slice(0, 4), 1], [...GRID(n).slice(0, 4).map((lr) => loss(n, lr)), null]);
+  const bounded = lrOptimum(
+    n,
+    [...GRID(n).slice(0, 4), 1],
+    [
+      ...GRID(n)
+        .slice(0, 4)
+        .map((lr) => loss(n, lr)),
+      null,
+    ],
+  );
   assert.equal(bounded.edge, null);
 });
 
@@ -61,18 +82,29 @@ test('lr-law stage: an edge makes the law refuse (fallback), and a far extrapola
   const grid = (n: number) => (n === 256 ? GRID(n).map((l) => l * 8) : GRID(n));
   const d_sae = widths.flatMap((n) => grid(n).map(() => n));
   const lr = widths.flatMap((n) => grid(n));
-  const run = await runStageDirect(lrLawStage, { d_sae, lr, loss: widths.flatMap((n) => grid(n).map((l) => loss(n, l))), predict_at: 512 });
+  const run = await runStageDirect(lrLawStage, {
+    d_sae,
+    lr,
+    loss: widths.flatMap((n) => grid(n).map((l) => loss(n, l))),
+    predict_at: 512,
+  });
   const o = run.outputs as any;
   assert.equal(o.identified, false);
   assert.equal(o.decision.source, 'fallback');
-  assert.ok(o.warnings.some((w: string) => w.startsWith('EDGE: d_sae 256')), o.warnings.join('\n'));
+  assert.ok(
+    o.warnings.some((w: string) => w.startsWith('EDGE: d_sae 256')),
+    o.warnings.join('\n'),
+  );
   assert.ok(o.warnings.some((w: string) => w.startsWith('FALLBACK: final learning rate')));
 
   // Identified law, but the final width is so far out that its lr leaves the swept range by more than the factor.
   const wide = [64, 128, 256, 512];
   const run2 = await runStageDirect(lrLawStage, {
-    d_sae: wide.flatMap((n) => GRID(n).map(() => n)), lr: wide.flatMap((n) => GRID(n)),
-    loss: wide.flatMap((n) => GRID(n).map((l, i) => loss(n, l, 0.003 * Math.cos(3 * i + n)))), predict_at: 1e7, clamp_factor: 2,
+    d_sae: wide.flatMap((n) => GRID(n).map(() => n)),
+    lr: wide.flatMap((n) => GRID(n)),
+    loss: wide.flatMap((n) => GRID(n).map((l, i) => loss(n, l, 0.003 * Math.cos(3 * i + n)))),
+    predict_at: 1e7,
+    clamp_factor: 2,
   });
   const o2 = run2.outputs as any;
   const lowest = Math.min(...wide.flatMap((n) => GRID(n)));

@@ -13,21 +13,27 @@ import { runStageDirect } from '../helpers/run-stage.js';
 import { minimizeLbfgs } from '../../src/fit/lbfgs.js';
 
 const close = (actual: number, expected: number, rel: number, what: string) =>
-  assert.ok(Math.abs(actual - expected) <= rel * Math.abs(expected), `${what}: ${actual} vs ${expected} (rel tol ${rel})`);
+  assert.ok(
+    Math.abs(actual - expected) <= rel * Math.abs(expected),
+    `${what}: ${actual} vs ${expected} (rel tol ${rel})`,
+  );
 
 test('L-BFGS minimises the Rosenbrock function', () => {
-  const r = minimizeLbfgs((x, g) => {
-    const [a, b] = [x[0], x[1]];
-    g[0] = -2 * (1 - a) - 400 * a * (b - a * a);
-    g[1] = 200 * (b - a * a);
-    return (1 - a) ** 2 + 100 * (b - a * a) ** 2;
-  }, [-1.2, 1]);
+  const r = minimizeLbfgs(
+    (x, g) => {
+      const [a, b] = [x[0], x[1]];
+      g[0] = -2 * (1 - a) - 400 * a * (b - a * a);
+      g[1] = 200 * (b - a * a);
+      return (1 - a) ** 2 + 100 * (b - a * a) ** 2;
+    },
+    [-1.2, 1],
+  );
   assert.ok(r.converged, r.reason);
   close(r.x[0], 1, 1e-6, 'x');
   close(r.x[1], 1, 1e-6, 'y');
 });
 
-test('two points: the power law passes exactly through them (the seed\'s case)', async () => {
+test("two points: the power law passes exactly through them (the seed's case)", async () => {
   // y = 3 x^-0.25 at x = 256 and 4096
   const x = [256, 4096];
   const y = x.map((v) => 3 * v ** -0.25);
@@ -37,12 +43,18 @@ test('two points: the power law passes exactly through them (the seed\'s case)',
   close(p.b, -0.25, 1e-12, 'b');
   close((outputs.predictions as number[])[0], 3 * 16384 ** -0.25, 1e-12, 'prediction');
   const warnings = outputs.warnings as string[];
-  assert.ok(warnings.some((w) => /no residual scatter/.test(w)), 'warns that two points give no interval');
+  assert.ok(
+    warnings.some((w) => /no residual scatter/.test(w)),
+    'warns that two points give no interval',
+  );
   assert.deepEqual(outputs.intervals, { a: null, b: null });
   const fit = JSON.parse(readFileSync(join(outDir, outputs.fit as string), 'utf8'));
   assert.equal(fit.law, 'power');
   assert.equal(fit.predictions[0].extrapolation, 4);
-  assert.ok(fit.warnings.some((w: string) => /4\.0x the largest fitted value/.test(w)), 'extrapolation flagged');
+  assert.ok(
+    fit.warnings.some((w: string) => /4\.0x the largest fitted value/.test(w)),
+    'extrapolation flagged',
+  );
 });
 
 test('many noisy points: least squares in log space, intervals cover the truth', async () => {
@@ -61,7 +73,8 @@ test('many noisy points: least squares in log space, intervals cover the truth',
 test('bootstrap intervals are deterministic for a seed and change with it', async () => {
   const x = [1, 2, 4, 8, 16, 32];
   const y = [1.0, 1.9, 4.3, 7.6, 16.8, 31];
-  const run = async (seed: number) => (await runStageDirect(fitLawStage, { x, y, seed, bootstrap: 100 })).outputs.intervals;
+  const run = async (seed: number) =>
+    (await runStageDirect(fitLawStage, { x, y, seed, bootstrap: 100 })).outputs.intervals;
   assert.deepEqual(await run(7), await run(7));
   assert.notDeepEqual(await run(7), await run(8));
 });
@@ -80,11 +93,19 @@ test('power_plus_constant recovers c + a x^b', async () => {
 test('select_min_by keeps the best point per x (the learning-rate law)', async () => {
   // Three learning rates per width; the best lr (lowest loss) follows lr = 0.02 * width^-0.5.
   const widths = [256, 1024, 4096];
-  const x: number[] = [], y: number[] = [], losses: number[] = [];
+  const x: number[] = [],
+    y: number[] = [],
+    losses: number[] = [];
   for (const w of widths) {
     const best = 0.02 * w ** -0.5;
-    for (const [lr, loss] of [[best / 3, 1.2], [best, 1.0], [best * 3, 1.5]]) {
-      x.push(w); y.push(lr); losses.push(loss);
+    for (const [lr, loss] of [
+      [best / 3, 1.2],
+      [best, 1.0],
+      [best * 3, 1.5],
+    ]) {
+      x.push(w);
+      y.push(lr);
+      losses.push(loss);
     }
   }
   const { outputs, outDir } = await runStageDirect(fitLawStage, { x, y, select_min_by: losses, bootstrap: 0 });
@@ -119,15 +140,31 @@ test('too few points: an error naming the law, its parameters and the fields', a
 });
 
 test('non-positive or missing values: an error naming the offending point', async () => {
-  await assert.rejects(runStageDirect(fitLawStage, { x: [1, 2, 3], y: [1, -2, 3] }), /x\[1\]=2, y\[1\]=-2: y = -2 is not a positive number/);
-  await assert.rejects(runStageDirect(fitLawStage, { x: [0, 2, 3], y: [1, 2, 3] }), /x\[0\]=0.*x = 0 is not a positive number/);
+  await assert.rejects(
+    runStageDirect(fitLawStage, { x: [1, 2, 3], y: [1, -2, 3] }),
+    /x\[1\]=2, y\[1\]=-2: y = -2 is not a positive number/,
+  );
+  await assert.rejects(
+    runStageDirect(fitLawStage, { x: [0, 2, 3], y: [1, 2, 3] }),
+    /x\[0\]=0.*x = 0 is not a positive number/,
+  );
 });
 
 test('a null y (a diverged or failed run) is left out with a warning, not fitted', async () => {
-  const { outputs, outDir } = await runStageDirect(fitLawStage, { x: [1, 2, 3, 4], y: [1, null, 1 / 9, 1 / 16], bootstrap: 0 });
-  assert.ok((outputs.warnings as string[]).some((w) => /1 point\(s\) without a value .* x\[1\]=2, y\[1\]=NaN/.test(w)), String(outputs.warnings));
+  const { outputs, outDir } = await runStageDirect(fitLawStage, {
+    x: [1, 2, 3, 4],
+    y: [1, null, 1 / 9, 1 / 16],
+    bootstrap: 0,
+  });
+  assert.ok(
+    (outputs.warnings as string[]).some((w) => /1 point\(s\) without a value .* x\[1\]=2, y\[1\]=NaN/.test(w)),
+    String(outputs.warnings),
+  );
   const fit = JSON.parse(readFileSync(join(outDir, 'fit.json'), 'utf8'));
-  assert.deepEqual(fit.points.map((p: { kept: boolean }) => p.kept), [true, false, true, true]);
+  assert.deepEqual(
+    fit.points.map((p: { kept: boolean }) => p.kept),
+    [true, false, true, true],
+  );
   // The kept points lie on y = x^-2 exactly.
   assert.ok(Math.abs((outputs.params as { b: number }).b + 2) < 1e-9, JSON.stringify(outputs.params));
 });
@@ -135,9 +172,18 @@ test('a null y (a diverged or failed run) is left out with a warning, not fitted
 test('a fit stopped before convergence says so in warnings, fit.json and the log', async () => {
   const x = [10, 30, 100, 300, 1000, 3000, 10000, 30000];
   const y = x.map((v) => 0.5 + 3 * v ** -0.4);
-  const { outputs, outDir, logs } = await runStageDirect(fitLawStage, { law: 'power_plus_constant', x, y, bootstrap: 0, max_iterations: 1 });
+  const { outputs, outDir, logs } = await runStageDirect(fitLawStage, {
+    law: 'power_plus_constant',
+    x,
+    y,
+    bootstrap: 0,
+    max_iterations: 1,
+  });
   const warnings = outputs.warnings as string[];
-  assert.ok(warnings.some((w) => /did not converge: L-BFGS stopped \(max-iterations\)/.test(w)), warnings.join('\n'));
+  assert.ok(
+    warnings.some((w) => /did not converge: L-BFGS stopped \(max-iterations\)/.test(w)),
+    warnings.join('\n'),
+  );
   const fit = JSON.parse(readFileSync(join(outDir, 'fit.json'), 'utf8'));
   assert.equal(fit.optimizer.converged, false);
   assert.deepEqual(fit.warnings, warnings);
@@ -152,8 +198,14 @@ test('points from a csv file, relative to the pipeline folder', async () => {
   assert.deepEqual(fitLawStage.inputFiles!(params as never), ['runs.csv']);
   const { outputs } = await runStageDirect(fitLawStage, params, { pipelineDir: dir });
   close((outputs.params as Record<string, number>).b, 0.5, 1e-12, 'b');
-  await assert.rejects(runStageDirect(fitLawStage, { ...params, y_column: 'los' }, { pipelineDir: dir }), /y_column "los" is not a column of runs\.csv \(columns: width, name, loss\)/);
-  await assert.rejects(runStageDirect(fitLawStage, { ...params, y_column: 'name' }, { pipelineDir: dir }), /row 2 of runs\.csv, column "name": "run 1" is not a number/);
+  await assert.rejects(
+    runStageDirect(fitLawStage, { ...params, y_column: 'los' }, { pipelineDir: dir }),
+    /y_column "los" is not a column of runs\.csv \(columns: width, name, loss\)/,
+  );
+  await assert.rejects(
+    runStageDirect(fitLawStage, { ...params, y_column: 'name' }, { pipelineDir: dir }),
+    /row 2 of runs\.csv, column "name": "run 1" is not a number/,
+  );
 });
 
 test('three sizes: residual bootstrap (default) keeps every size; resampling cases degenerates', async () => {
@@ -170,7 +222,13 @@ test('three sizes: residual bootstrap (default) keeps every size; resampling cas
 
 test('select_min_by keeps the no-value reason of a point it never considered', async () => {
   const { outputs } = await runStageDirect(fitLawStage, {
-    x: [1, 1, 2, 2, 4], y: [1, 2, null, 1, 0.5], select_min_by: [1, 0.9, 0.1, 0.8, 0.7], bootstrap: 0,
+    x: [1, 1, 2, 2, 4],
+    y: [1, 2, null, 1, 0.5],
+    select_min_by: [1, 0.9, 0.1, 0.8, 0.7],
+    bootstrap: 0,
   });
-  assert.ok((outputs.warnings as string[]).some((w) => /1 point\(s\) without a value/.test(w)), String(outputs.warnings));
+  assert.ok(
+    (outputs.warnings as string[]).some((w) => /1 point\(s\) without a value/.test(w)),
+    String(outputs.warnings),
+  );
 });

@@ -22,7 +22,13 @@ export interface DirectRun {
 export async function runStageDirect(
   stage: StageType<any>,
   params: Record<string, unknown>,
-  opts: { root?: string; workDir?: string; signal?: AbortSignal; pipelineDir?: string; spawn?: StageContext<unknown>['spawn'] } = {},
+  opts: {
+    root?: string;
+    workDir?: string;
+    signal?: AbortSignal;
+    pipelineDir?: string;
+    spawn?: StageContext<unknown>['spawn'];
+  } = {},
 ): Promise<DirectRun> {
   const ajv = new Ajv({ useDefaults: true, allErrors: true, strict: false });
   const validate = ajv.compile(stage.params);

@@ -136,7 +136,8 @@ export async function startFakeHub(): Promise<FakeHub> {
     for (const [from, to] of faults.renamed) {
       const [type, id] = from.split(':');
       const newId = to.split(':')[1];
-      const prefixes = type === 'dataset' ? [`/api/datasets/${id}/`, `/datasets/${id}/`] : [`/api/models/${id}/`, `/${id}/`];
+      const prefixes =
+        type === 'dataset' ? [`/api/datasets/${id}/`, `/datasets/${id}/`] : [`/api/models/${id}/`, `/${id}/`];
       const prefix = prefixes.find((p) => url.pathname.startsWith(p));
       if (prefix) {
         const moved = prefix.replace(id, newId) + url.pathname.slice(prefix.length) + url.search;
@@ -148,7 +149,16 @@ export async function startFakeHub(): Promise<FakeHub> {
     if (cdnMatch) return serveCdn(cdnMatch[1], req, res);
     if (server === 'cdn') return sendError(res, 404, '', 'no such CDN object');
     const api = /^\/api\/(datasets|models)\/([^/]+\/[^/]+)\/(revision|tree)\/([^/]+)$/.exec(url.pathname);
-    if (api) return serveApi(api[1] === 'datasets' ? 'dataset' : 'model', api[2], api[3], decodeURIComponent(api[4]), url, req, res);
+    if (api)
+      return serveApi(
+        api[1] === 'datasets' ? 'dataset' : 'model',
+        api[2],
+        api[3],
+        decodeURIComponent(api[4]),
+        url,
+        req,
+        res,
+      );
     const resolve = /^\/(datasets\/)?([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname);
     if (resolve) {
       const path = resolve[4].split('/').map(decodeURIComponent).join('/');
@@ -210,7 +220,8 @@ export async function startFakeHub(): Promise<FakeHub> {
     const found = lookup(type, id, revision, req, res);
     if (!found) return;
     const file = found.files[path];
-    if (!file || faults.missingOnResolve.has(path)) return sendError(res, 404, 'EntryNotFound', `${path} does not exist on "${revision}"`);
+    if (!file || faults.missingOnResolve.has(path))
+      return sendError(res, 404, 'EntryNotFound', `${path} does not exist on "${revision}"`);
     res.setHeader('X-Repo-Commit', found.sha);
     if (!file.lfs) {
       res.setHeader('ETag', `"${gitBlobSha1(file.content)}"`);

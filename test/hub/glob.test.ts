@@ -31,8 +31,14 @@ test('a pattern without "/" matches base names anywhere', () => {
 
 test('"**" spans segments, "*" and "?" stay inside one', () => {
   assert.deepEqual(select('**'), PATHS);
-  assert.deepEqual(select('data/**'), PATHS.filter((p) => p.startsWith('data/')));
-  assert.deepEqual(select('data/*.parquet'), ['data/train-00000-of-00006.parquet', 'data/train-00001-of-00006.parquet']);
+  assert.deepEqual(
+    select('data/**'),
+    PATHS.filter((p) => p.startsWith('data/')),
+  );
+  assert.deepEqual(select('data/*.parquet'), [
+    'data/train-00000-of-00006.parquet',
+    'data/train-00001-of-00006.parquet',
+  ]);
   assert.deepEqual(select('**/extra.parquet'), ['data/sub/extra.parquet']);
   assert.deepEqual(select('data/**/extra.parquet'), ['data/sub/extra.parquet']);
   assert.deepEqual(select('**/top.parquet'), ['top.parquet'], '**/ matches zero segments');

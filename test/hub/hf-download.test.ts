@@ -10,15 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import hfDownload from '../../src/stages/hf-download.js';
 import { runStageDirect, type DirectRun } from '../helpers/run-stage.js';
-import {
-  bytesOf,
-  type FakeFile,
-  type FakeHub,
-  newCommitSha,
-  repoKey,
-  sha256,
-  startFakeHub,
-} from './fake-hub.js';
+import { bytesOf, type FakeFile, type FakeHub, newCommitSha, repoKey, sha256, startFakeHub } from './fake-hub.js';
 
 const REPO = 'mech-interp-uam/llama-mlp8-outputs';
 const FILES: Record<string, FakeFile> = {
@@ -90,7 +82,8 @@ function assertFilesMatch(run: DirectRun, expected: Record<string, FakeFile>): v
 }
 
 const cdnRequests = () => hub.requests.filter((r) => r.url.startsWith('/cdn/'));
-const resolveRequests = (path: string) => hub.requests.filter((r) => r.url.includes('/resolve/') && r.url.endsWith(path));
+const resolveRequests = (path: string) =>
+  hub.requests.filter((r) => r.url.includes('/resolve/') && r.url.endsWith(path));
 
 describe('hf-download from the hub', () => {
   test('lists every page, follows the CDN redirect, verifies and outputs the pinned commit', async () => {
@@ -124,7 +117,8 @@ describe('hf-download from the hub', () => {
     const repo = hub.repos.get(repoKey('dataset', REPO))!;
     const newSha = newCommitSha();
     const moved: Record<string, FakeFile> = {};
-    for (const [p, f] of Object.entries(FILES)) moved[p] = { ...f, content: Buffer.concat([f.content, Buffer.from('v2')]) };
+    for (const [p, f] of Object.entries(FILES))
+      moved[p] = { ...f, content: Buffer.concat([f.content, Buffer.from('v2')]) };
     hub.faults.onBodyRequest = () => {
       repo.commits[newSha] = moved;
       repo.refs.main = newSha;
@@ -159,7 +153,10 @@ describe('hf-download from the hub', () => {
     assertFilesMatch(run, { [BIG]: FILES[BIG] });
     const ranges = cdnRequests().map((r) => r.headers.range);
     assert.deepEqual(ranges, [undefined, 'bytes=40000-']);
-    assert.ok(run.logs.some((l) => /retry 1\/5/.test(l)), run.logs.join('\n'));
+    assert.ok(
+      run.logs.some((l) => /retry 1\/5/.test(l)),
+      run.logs.join('\n'),
+    );
   });
 
   test('an expired CDN URL on resume is resolved again from the hub', async () => {
@@ -223,7 +220,10 @@ describe('hf-download from the hub', () => {
       assertFilesMatch(run, FILES);
       const hubReqs = hub.requests.filter((r) => r.server === 'hub');
       assert.ok(hubReqs.every((r) => r.headers.authorization === 'Bearer hf_secret123'));
-      assert.ok(cdnRequests().every((r) => r.headers.authorization === undefined), 'no token to the CDN');
+      assert.ok(
+        cdnRequests().every((r) => r.headers.authorization === undefined),
+        'no token to the CDN',
+      );
       assert.ok(!JSON.stringify([run.logs, run.progress, run.outputs]).includes('hf_secret123'));
       process.env.HF_TOKEN = 'hf_wrong';
       await assert.rejects(download(), /gated or private.*HF_TOKEN that was sent was refused/s);
@@ -261,7 +261,10 @@ describe('hf-download from the hub', () => {
     hub.faults.stall.set(BIG, { bytes: 20_000, times: 1 });
     const run = await download({ include: [BIG], timeout_s: 0.3 });
     assertFilesMatch(run, { [BIG]: FILES[BIG] });
-    assert.ok(run.logs.some((l) => /timeout: no data for 0\.3 s/.test(l)), run.logs.join('\n'));
+    assert.ok(
+      run.logs.some((l) => /timeout: no data for 0\.3 s/.test(l)),
+      run.logs.join('\n'),
+    );
     assert.equal(cdnRequests().at(-1)!.headers.range, 'bytes=20000-');
   });
 
@@ -276,7 +279,10 @@ describe('hf-download from the hub', () => {
     hub.requests.length = 0;
     const run = await download({ include: [BIG] }, { workDir });
     assertFilesMatch(run, { [BIG]: FILES[BIG] });
-    assert.deepEqual(cdnRequests().map((r) => r.headers.range), ['bytes=64000-']);
+    assert.deepEqual(
+      cdnRequests().map((r) => r.headers.range),
+      ['bytes=64000-'],
+    );
     assert.ok(run.logs.some((l) => /resuming from byte 64000/.test(l)));
 
     // Crashed after the download but before the runtime committed: nothing is fetched again.
@@ -287,7 +293,10 @@ describe('hf-download from the hub', () => {
   });
 
   test('repo_type model uses the model URLs; HF_ENDPOINT is read when no endpoint param', async () => {
-    const sha = addRepo({ 'model.safetensors': { content: bytesOf(5000, 3), lfs: true } }, { type: 'model', id: 'org/m' });
+    const sha = addRepo(
+      { 'model.safetensors': { content: bytesOf(5000, 3), lfs: true } },
+      { type: 'model', id: 'org/m' },
+    );
     process.env.HF_ENDPOINT = hub.endpoint;
     try {
       const run = await runStageDirect(hfDownload, { repo: 'org/m', repo_type: 'model' });

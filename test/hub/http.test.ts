@@ -109,8 +109,14 @@ test('backoff gives up after max_retries with a final error', async () => {
   const err = new RetryableError('HTTP 503');
   await backoff.wait(err, 'x');
   await backoff.wait(err, 'x');
-  await assert.rejects(backoff.wait(err, 'x'), (e: Error) => e instanceof HubError && /giving up after 3 attempts/.test(e.message));
-  assert.deepEqual(logs.map((l) => /retry (\d)\/2/.exec(l)![1]), ['1', '2']);
+  await assert.rejects(
+    backoff.wait(err, 'x'),
+    (e: Error) => e instanceof HubError && /giving up after 3 attempts/.test(e.message),
+  );
+  assert.deepEqual(
+    logs.map((l) => /retry (\d)\/2/.exec(l)![1]),
+    ['1', '2'],
+  );
 });
 
 test('Link rel="next" is found among other rels and resolved against the page URL', () => {

@@ -52,7 +52,10 @@ test('a local folder: filtered, copied under repo paths, sha256 recorded, commit
     assert.ok(readFileSync(placed).equals(contents[f.path]));
     assert.ok(!statSync(placed).isSymbolicLink());
   }
-  assert.ok(run.logs.some((l) => /4 copied/.test(l)), run.logs.join('\n'));
+  assert.ok(
+    run.logs.some((l) => /4 copied/.test(l)),
+    run.logs.join('\n'),
+  );
 });
 
 test('a file:// URL and a path relative to the pipeline folder; inputFiles names the folder', async () => {
@@ -61,7 +64,11 @@ test('a file:// URL and a path relative to the pipeline folder; inputFiles names
   assert.equal((viaUrl.outputs.files as unknown[]).length, 3);
   const parent = join(root, '..');
   const name = root.split('/').pop()!;
-  const viaRelative = await runStageDirect(hfDownload, { source: name, include: ['README.md'] }, { pipelineDir: parent });
+  const viaRelative = await runStageDirect(
+    hfDownload,
+    { source: name, include: ['README.md'] },
+    { pipelineDir: parent },
+  );
   assert.deepEqual(viaRelative.outputs.files, [
     { path: 'README.md', size: 13, sha256: sha256(Buffer.from('# local copy\n')) },
   ]);
@@ -101,6 +108,9 @@ test('bad local sources are clear errors', async () => {
     /source "\/nonexistent\/hfdl-folder": \/nonexistent\/hfdl-folder does not exist/,
   );
   const { root } = makeSource();
-  await assert.rejects(runStageDirect(hfDownload, { source: root, include: ['*.arrow'] }), /no file under .* matches include \["\*\.arrow"\]/);
+  await assert.rejects(
+    runStageDirect(hfDownload, { source: root, include: ['*.arrow'] }),
+    /no file under .* matches include \["\*\.arrow"\]/,
+  );
   await assert.rejects(runStageDirect(hfDownload, {}), /give `repo` .* or `source`/);
 });

@@ -30,9 +30,15 @@ export interface FixtureOptions {
  * Writes rows (each a number[]; row lengths may differ for list<>, for tests of bad input) as
  * parquet. float16 values are given as float16 bit patterns (Uint16) in `halfBits`.
  */
-export function writeFixture(path: string, rows: { values: ArrayLike<number>; lengths: number[] }, opts: FixtureOptions): void {
+export function writeFixture(
+  path: string,
+  rows: { values: ArrayLike<number>; lengths: number[] },
+  opts: FixtureOptions,
+): void {
   const total = rows.lengths.reduce((a, b) => a + b, 0);
-  const elementType = { float16: new arrow.Float16(), float: new arrow.Float32(), double: new arrow.Float64() }[opts.element];
+  const elementType = { float16: new arrow.Float16(), float: new arrow.Float32(), double: new arrow.Float64() }[
+    opts.element
+  ];
   const TypedArray = { float16: Uint16Array, float: Float32Array, double: Float64Array }[opts.element];
   const data = TypedArray.from(Array.from({ length: total }, (_, i) => rows.values[i]));
   const child = arrow.makeData({ type: elementType, length: total, data } as any);
@@ -40,16 +46,30 @@ export function writeFixture(path: string, rows: { values: ArrayLike<number>; le
   let list: arrow.Data; // (makeData's overloads do not type nested children well: casts below)
   if (opts.fixedSize) {
     const d = rows.lengths[0];
-    list = arrow.makeData({ type: new arrow.FixedSizeList(d, field), length: rows.lengths.length, nullCount: 0, child } as any);
+    list = arrow.makeData({
+      type: new arrow.FixedSizeList(d, field),
+      length: rows.lengths.length,
+      nullCount: 0,
+      child,
+    } as any);
   } else {
     const offsets = new Int32Array(rows.lengths.length + 1);
     rows.lengths.forEach((len, i) => (offsets[i + 1] = offsets[i] + len));
-    list = arrow.makeData({ type: new arrow.List(field), length: rows.lengths.length, nullCount: 0, valueOffsets: offsets, child } as any);
+    list = arrow.makeData({
+      type: new arrow.List(field),
+      length: rows.lengths.length,
+      nullCount: 0,
+      valueOffsets: offsets,
+      child,
+    } as any);
   }
   const table = new arrow.Table({ [opts.column ?? 'activations']: arrow.makeVector(list as any) });
-  const codec = { zstd: pw.Compression.ZSTD, snappy: pw.Compression.SNAPPY, gzip: pw.Compression.GZIP, none: pw.Compression.UNCOMPRESSED }[
-    opts.compression
-  ];
+  const codec = {
+    zstd: pw.Compression.ZSTD,
+    snappy: pw.Compression.SNAPPY,
+    gzip: pw.Compression.GZIP,
+    none: pw.Compression.UNCOMPRESSED,
+  }[opts.compression];
   let builder = new pw.WriterPropertiesBuilder()
     .setCompression(codec)
     .setDictionaryEnabled(opts.dictionary)
@@ -67,7 +87,14 @@ export function regularRows(values: ArrayLike<number>, n: number, d: number) {
 }
 
 export interface LayoutDump {
-  schema: Array<{ name: string; type?: string; type_length?: number; repetition?: string; logical?: string; converted?: string }>;
+  schema: Array<{
+    name: string;
+    type?: string;
+    type_length?: number;
+    repetition?: string;
+    logical?: string;
+    converted?: string;
+  }>;
   codec: string;
   rowGroupRows: number[];
   /** Distinct "PAGE_TYPE:ENCODING" pairs over all row groups (from encoding_stats). */

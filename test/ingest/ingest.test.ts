@@ -82,7 +82,12 @@ test('hub layout (float16 fixed_size_list, dictionary, zstd): exact float16 bits
   const bits = randomHalfBits(n * d, 1);
   const path = join(dir, 'hub.parquet');
   writeFixture(path, regularRows(bits, n, d), {
-    element: 'float16', fixedSize: true, compression: 'zstd', dictionary: true, rowGroupSize: 64, writerVersion: 2,
+    element: 'float16',
+    fixedSize: true,
+    compression: 'zstd',
+    dictionary: true,
+    rowGroupSize: 64,
+    writerVersion: 2,
   });
   // the fixture has the claimed layout (only the data page version differs from pyarrow's v1)
   assert.deepEqual(dumpLayout(path), {
@@ -114,10 +119,26 @@ test('hub layout (float16 fixed_size_list, dictionary, zstd): exact float16 bits
 });
 
 const floatCases: Array<{ name: string; opts: Omit<FixtureOptions, 'rowGroupSize'>; decoder: RegExp }> = [
-  { name: 'list<float> snappy dictionary (v1 pages)', opts: { element: 'float', fixedSize: false, compression: 'snappy', dictionary: true }, decoder: / 0 generic/ },
-  { name: 'list<double> gzip plain', opts: { element: 'double', fixedSize: false, compression: 'gzip', dictionary: false }, decoder: / 0 generic/ },
-  { name: 'list<float> uncompressed plain', opts: { element: 'float', fixedSize: false, compression: 'none', dictionary: false }, decoder: / 0 generic/ },
-  { name: 'fixed_size_list<double> zstd dictionary v2', opts: { element: 'double', fixedSize: true, compression: 'zstd', dictionary: true, writerVersion: 2 }, decoder: / 0 generic/ },
+  {
+    name: 'list<float> snappy dictionary (v1 pages)',
+    opts: { element: 'float', fixedSize: false, compression: 'snappy', dictionary: true },
+    decoder: / 0 generic/,
+  },
+  {
+    name: 'list<double> gzip plain',
+    opts: { element: 'double', fixedSize: false, compression: 'gzip', dictionary: false },
+    decoder: / 0 generic/,
+  },
+  {
+    name: 'list<float> uncompressed plain',
+    opts: { element: 'float', fixedSize: false, compression: 'none', dictionary: false },
+    decoder: / 0 generic/,
+  },
+  {
+    name: 'fixed_size_list<double> zstd dictionary v2',
+    opts: { element: 'double', fixedSize: true, compression: 'zstd', dictionary: true, writerVersion: 2 },
+    decoder: / 0 generic/,
+  },
   {
     name: 'list<float> BYTE_STREAM_SPLIT',
     opts: { element: 'float', fixedSize: false, compression: 'zstd', dictionary: false, encoding: 'BYTE_STREAM_SPLIT' },
@@ -139,7 +160,10 @@ for (const c of floatCases) {
     assert.match(run.logs.join('\n'), c.decoder);
 
     const half = await ingestRun({ source: path }); // default float16: rounded, as arrow rounds
-    assert.deepEqual(half.store.data, Uint16Array.from(Float32Array.from(values), (v) => arrowUtil.float64ToUint16(v)));
+    assert.deepEqual(
+      half.store.data,
+      Uint16Array.from(Float32Array.from(values), (v) => arrowUtil.float64ToUint16(v)),
+    );
   });
 }
 
@@ -149,13 +173,26 @@ test('a folder: all *.parquet under it, sorted by path, sources recorded', async
   const d = 8;
   const a = randomHalfBits(30 * d, 2);
   const b = randomHalfBits(50 * d, 3);
-  const opts: FixtureOptions = { element: 'float16', fixedSize: true, compression: 'zstd', dictionary: true, rowGroupSize: 16, writerVersion: 2 };
+  const opts: FixtureOptions = {
+    element: 'float16',
+    fixedSize: true,
+    compression: 'zstd',
+    dictionary: true,
+    rowGroupSize: 16,
+    writerVersion: 2,
+  };
   writeFixture(join(folder, 'sub', 'b.parquet'), regularRows(b, 50, d), opts);
   writeFixture(join(folder, 'a.parquet'), regularRows(a, 30, d), opts);
   writeFileSync(join(folder, 'notes.txt'), 'not parquet');
   const run = await ingestRun({ source: folder, d });
   assert.equal(run.outputs.rows, 80);
-  assert.deepEqual(run.store.header.sources.map((s: any) => [s.path, s.rows]), [['a.parquet', 30], ['sub/b.parquet', 50]]);
+  assert.deepEqual(
+    run.store.header.sources.map((s: any) => [s.path, s.rows]),
+    [
+      ['a.parquet', 30],
+      ['sub/b.parquet', 50],
+    ],
+  );
   assert.deepEqual(run.store.data, new Uint16Array([...a, ...b]));
 });
 
@@ -163,7 +200,14 @@ test('max_rows stops after that many rows (inside a row group)', async () => {
   const d = 10;
   const bits = randomHalfBits(100 * d, 4);
   const path = join(dir, 'max-rows.parquet');
-  writeFixture(path, regularRows(bits, 100, d), { element: 'float16', fixedSize: true, compression: 'zstd', dictionary: true, rowGroupSize: 16, writerVersion: 2 });
+  writeFixture(path, regularRows(bits, 100, d), {
+    element: 'float16',
+    fixedSize: true,
+    compression: 'zstd',
+    dictionary: true,
+    rowGroupSize: 16,
+    writerVersion: 2,
+  });
   const run = await ingestRun({ source: path, max_rows: 37 });
   assert.equal(run.outputs.rows, 37);
   assert.equal(run.store.header.sources[0].rows, 37);
@@ -183,7 +227,10 @@ test('writeHubLayoutParquet (used by synthetic-activations) writes the hub layou
   assert.deepEqual(layout.pages, ['DATA_PAGE_V2:RLE_DICTIONARY', 'DICTIONARY_PAGE:PLAIN']);
   assert.equal(layout.codec, 'ZSTD');
   const run = await ingestRun({ source: path });
-  assert.deepEqual(run.store.data, Uint16Array.from(values, (v) => arrowUtil.float64ToUint16(v)));
+  assert.deepEqual(
+    run.store.data,
+    Uint16Array.from(values, (v) => arrowUtil.float64ToUint16(v)),
+  );
 });
 
 // ---- bad input: clear errors naming the file (and row group), no store ----
@@ -191,7 +238,12 @@ test('writeHubLayoutParquet (used by synthetic-activations) writes the hub layou
 function smallHubFile(name: string, rows = 64, d = 8): string {
   const path = join(dir, name);
   writeFixture(path, regularRows(randomHalfBits(rows * d, 6), rows, d), {
-    element: 'float16', fixedSize: true, compression: 'zstd', dictionary: true, rowGroupSize: 16, writerVersion: 2,
+    element: 'float16',
+    fixedSize: true,
+    compression: 'zstd',
+    dictionary: true,
+    rowGroupSize: 16,
+    writerVersion: 2,
   });
   return path;
 }
@@ -219,7 +271,12 @@ test('a corrupt column chunk: error names the file and the row group', async () 
 test('a missing column: error names the file and lists the columns', async () => {
   const path = join(dir, 'other-column.parquet');
   writeFixture(path, regularRows(randomFloats(20, 8), 5, 4), {
-    element: 'float', fixedSize: false, compression: 'none', dictionary: false, rowGroupSize: 8, column: 'embeddings',
+    element: 'float',
+    fixedSize: false,
+    compression: 'none',
+    dictionary: false,
+    rowGroupSize: 8,
+    column: 'embeddings',
   });
   const message = await ingestError({ source: path });
   assert.match(message, /other-column\.parquet: column "activations" not found \(columns: embeddings\)/);
@@ -230,8 +287,15 @@ test('rows of the wrong length: error names the file, row group and row', async 
   const lengths = new Array<number>(60).fill(d);
   lengths[45] = d - 1;
   const path = join(dir, 'ragged.parquet');
-  const values = randomFloats(lengths.reduce((s, x) => s + x, 0), 9);
-  writeFixture(path, { values, lengths }, { element: 'float', fixedSize: false, compression: 'snappy', dictionary: true, rowGroupSize: 20 });
+  const values = randomFloats(
+    lengths.reduce((s, x) => s + x, 0),
+    9,
+  );
+  writeFixture(
+    path,
+    { values, lengths },
+    { element: 'float', fixedSize: false, compression: 'snappy', dictionary: true, rowGroupSize: 20 },
+  );
   const message = await ingestError({ source: path });
   assert.match(message, /ragged\.parquet: row group 2 of 3 \(rows 40\.\.59\): row 45 has 15 values, expected d=16/);
 
@@ -242,7 +306,11 @@ test('rows of the wrong length: error names the file, row group and row', async 
 test('an empty list row is refused', async () => {
   const lengths = [4, 4, 0, 4];
   const path = join(dir, 'empty-row.parquet');
-  writeFixture(path, { values: randomFloats(12, 10), lengths }, { element: 'float', fixedSize: false, compression: 'none', dictionary: false, rowGroupSize: 8 });
+  writeFixture(
+    path,
+    { values: randomFloats(12, 10), lengths },
+    { element: 'float', fixedSize: false, compression: 'none', dictionary: false, rowGroupSize: 8 },
+  );
   const message = await ingestError({ source: path });
   assert.match(message, /empty-row\.parquet: row group 0 of 1 .*row 2 has a null or empty list/);
 });

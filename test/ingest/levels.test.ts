@@ -67,7 +67,12 @@ function sample(n: number, width: number, rand: () => number): number[] {
 
 function hyparquetDecode(bytes: Uint8Array, width: number, n: number): number[] {
   const out = new Array<number>(n);
-  readRleBitPackedHybrid({ view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), offset: 0 }, width, out, bytes.length);
+  readRleBitPackedHybrid(
+    { view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), offset: 0 },
+    width,
+    out,
+    bytes.length,
+  );
   return out;
 }
 
@@ -96,7 +101,11 @@ test('decodeDictionaryGather gathers dictionary[index] for bit widths 0..24, rep
     const out = new Float32Array(n + 3).fill(-1);
     const max = decodeDictionaryGather(bytes, 0, bytes.length, width, dictionary, out, 3, n);
     assert.equal(max, Math.max(...values), `width ${width}`);
-    assert.deepEqual(Array.from(out.subarray(3)), values.map((v) => v * 0.5 + 1), `width ${width}`);
+    assert.deepEqual(
+      Array.from(out.subarray(3)),
+      values.map((v) => v * 0.5 + 1),
+      `width ${width}`,
+    );
     assert.deepEqual(Array.from(out.subarray(0, 3)), [-1, -1, -1]);
   }
 });
@@ -105,7 +114,10 @@ test('truncated hybrid data is reported, not read past', () => {
   const rand = lcg(13);
   const values = sample(500, 9, rand);
   const bytes = encodeHybrid(values, 9, rand);
-  assert.throws(() => decodeHybrid(bytes, 0, bytes.length - 20, 9, new Uint16Array(500), 500), /past the page|ends after/);
+  assert.throws(
+    () => decodeHybrid(bytes, 0, bytes.length - 20, 9, new Uint16Array(500), 500),
+    /past the page|ends after/,
+  );
 });
 
 test('RowChecker: rows spanning pages, d inferred, wrong length and nulls located', () => {
@@ -124,7 +136,10 @@ test('RowChecker: rows spanning pages, d inferred, wrong length and nulls locate
 
   const nulls = Uint8Array.from([3, 3, 3, 3, 3, 3, 3, 2, 3, 3]);
   const withNull = new RowChecker(3, 5, 0);
-  assert.throws(() => withNull.check(rep, nulls, 10), /row 1 has a null or empty list\/value \(definition level 2 < 3\)/);
+  assert.throws(
+    () => withNull.check(rep, nulls, 10),
+    /row 1 has a null or empty list\/value \(definition level 2 < 3\)/,
+  );
 
   const spanning = new RowChecker(3, 5, 0);
   spanning.check(rep.subarray(0, 7), def, 7);
@@ -146,7 +161,11 @@ test('RowChecker.checkEncoded (runs straight from the encoding) agrees with chec
       }
     }
     // split into pages at random points (rows span pages)
-    const cuts = [0, ...Array.from({ length: 3 }, () => Math.floor(rand() * rep.length)).sort((a, b) => a - b), rep.length];
+    const cuts = [
+      0,
+      ...Array.from({ length: 3 }, () => Math.floor(rand() * rep.length)).sort((a, b) => a - b),
+      rep.length,
+    ];
     const outcome = (encoded: boolean): string => {
       const checker = new RowChecker(3, undefined, 0);
       try {

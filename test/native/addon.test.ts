@@ -11,7 +11,14 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { JumpReluSae, loadTf } from '../../src/sae/engines/tfjs.js';
-import { ADAM_EPS, ADAM_GROUPS, PARAM_NAMES, initialWeights, type ParamName, type SaeConfig } from '../../src/sae/jumprelu.js';
+import {
+  ADAM_EPS,
+  ADAM_GROUPS,
+  PARAM_NAMES,
+  initialWeights,
+  type ParamName,
+  type SaeConfig,
+} from '../../src/sae/jumprelu.js';
 import type { EngineState } from '../../src/sae/engine.js';
 import { mulberry32, type Rng } from '../../src/random.js';
 
@@ -37,14 +44,21 @@ function startState(cfg: SaeConfig, rng: Rng): EngineState {
   w.b_enc.forEach((_, i) => (w.b_enc[i] = 0.3 * (rng() - 0.5)));
   w.b_dec.forEach((_, i) => (w.b_dec[i] = 0.3 * (rng() - 0.5)));
   w.log_threshold.forEach((_, i) => (w.log_threshold[i] = Math.log(0.05 + 0.3 * rng())));
-  const zeros = () => Object.fromEntries(PARAM_NAMES.map((n) => [n, new Float32Array(w[n].length)])) as Record<ParamName, Float32Array>;
+  const zeros = () =>
+    Object.fromEntries(PARAM_NAMES.map((n) => [n, new Float32Array(w[n].length)])) as Record<ParamName, Float32Array>;
   return { weights: w, adam: { m: zeros(), v: zeros(), steps: [0, 0, 0] }, sinceFired: new Float32Array(cfg.dSae) };
 }
 
 function toRef(s: EngineState): RefState {
   const f64 = (r: Record<ParamName, Float32Array>) =>
     Object.fromEntries(PARAM_NAMES.map((n) => [n, Float64Array.from(r[n])])) as Arrays;
-  return { p: f64(s.weights), m: f64(s.adam.m), v: f64(s.adam.v), steps: [...s.adam.steps], sinceFired: Float64Array.from(s.sinceFired) };
+  return {
+    p: f64(s.weights),
+    m: f64(s.adam.m),
+    v: f64(s.adam.v),
+    steps: [...s.adam.steps],
+    sinceFired: Float64Array.from(s.sinceFired),
+  };
 }
 
 function batch(rng: Rng, rows: number, dIn: number): Float32Array {
@@ -57,7 +71,8 @@ function referenceStep(cfg: SaeConfig, st: RefState, x: Float32Array, B: number,
   const { W_enc, b_enc, W_dec, b_dec, log_threshold } = st.p;
   const thr = log_threshold.map(Math.exp);
   const xc = new Float64Array(B * dIn);
-  for (let b = 0; b < B; b++) for (let i = 0; i < dIn; i++) xc[b * dIn + i] = x[b * dIn + i] - (cfg.applyBDecToInput ? b_dec[i] : 0);
+  for (let b = 0; b < B; b++)
+    for (let i = 0; i < dIn; i++) xc[b * dIn + i] = x[b * dIn + i] - (cfg.applyBDecToInput ? b_dec[i] : 0);
   const z = new Float64Array(B * dSae);
   for (let b = 0; b < B; b++)
     for (let j = 0; j < dSae; j++) {
@@ -168,15 +183,24 @@ function newSae(cfg: SaeConfig, threads: number, extra: Record<string, unknown> 
   return new addon.Sae({ ...cfg, threads, ...extra });
 }
 
-for (const [applyBDecToInput, path] of [[true, 'dense'], [false, 'dense'], [true, 'sparse'], [false, 'sparse']] as const) {
-  test(`native ${path} step equals a float64 reference step for step (apply_b_dec_to_input=${applyBDecToInput})`, { skip }, () => {
+for (const [applyBDecToInput, path] of [
+  [true, 'dense'],
+  [false, 'dense'],
+  [true, 'sparse'],
+  [false, 'sparse'],
+] as const) {
+  test(`native ${path} step equals a float64 reference step for step (apply_b_dec_to_input=${applyBDecToInput})`, {
+    skip,
+  }, () => {
     const cfg: SaeConfig = { dIn: 12, dSae: 40, applyBDecToInput, bandwidth: 0.2 };
     const rng = mulberry32(11);
     const start = startState(cfg, rng);
     const ref = toRef(start);
     const sae = newSae(cfg, 2, { maxChunkRows: 10, path }); // 24 rows in chunks of 10, 10, 4
     sae.setState(start);
-    const B = 24, lambda = 0.3, lr = 3e-3;
+    const B = 24,
+      lambda = 0.3,
+      lr = 3e-3;
     let windowHits = 0;
     for (let step = 0; step < 4; step++) {
       const x = batch(rng, B, cfg.dIn);
@@ -185,9 +209,15 @@ for (const [applyBDecToInput, path] of [[true, 'dense'], [false, 'dense'], [true
       windowHits += want.windowHits;
       assert.ok(Math.abs(rec - want.rec) <= 1e-5 * want.rec, `step ${step}: rec ${rec} vs ${want.rec}`);
       assert.equal(l0, want.l0, `step ${step}: L0`);
-      assert.ok(Math.abs(totalVar - want.totalVar) <= 1e-9 * want.totalVar, `step ${step}: totalVar ${totalVar} vs ${want.totalVar}`);
+      assert.ok(
+        Math.abs(totalVar - want.totalVar) <= 1e-9 * want.totalVar,
+        `step ${step}: totalVar ${totalVar} vs ${want.totalVar}`,
+      );
       const { worst, where } = stateDiff(sae.getState(), ref);
-      assert.ok(worst < 2e-5, `step ${step}: native and float64 reference differ by ${worst.toExponential(2)} (relative) at ${where}`);
+      assert.ok(
+        worst < 2e-5,
+        `step ${step}: native and float64 reference differ by ${worst.toExponential(2)} (relative) at ${where}`,
+      );
       assert.equal(sae.deadFraction(B), ref.sinceFired.filter((s) => s >= B).length / cfg.dSae);
       assert.equal(sae.lastPath(), path);
     }
@@ -237,23 +267,47 @@ test('the result does not depend on the thread count, nor on how the batch is ch
     sae.dispose();
     return { stats, state };
   };
-  const one = run(1), two = run(2), chunked = run(2, 64);
-  const sparseOne = run(1, 64, 'sparse'), sparseTwo = run(2, 64, 'sparse');
-  assert.deepEqual(two.stats.map((s) => s[1]), one.stats.map((s) => s[1]), 'L0 per step, 1 vs 2 threads');
+  const one = run(1),
+    two = run(2),
+    chunked = run(2, 64);
+  const sparseOne = run(1, 64, 'sparse'),
+    sparseTwo = run(2, 64, 'sparse');
+  assert.deepEqual(
+    two.stats.map((s) => s[1]),
+    one.stats.map((s) => s[1]),
+    'L0 per step, 1 vs 2 threads',
+  );
   // Stated tolerance, relative to each array's largest value: 5e-5. Sums in another order (BLAS
   // partitioning, row chunks, the sparse path) round differently in float32, and Adam's m / sqrt(v)
   // magnifies that where a gradient is near zero (seen: 6e-7 threads, 1e-5 chunks, 3e-6 sparse).
   const tol = 5e-5;
   assert.ok(stateDiff(two.state, one.state).worst < tol, `1 vs 2 threads: ${stateDiff(two.state, one.state).where}`);
-  assert.ok(stateDiff(chunked.state, one.state).worst < tol, `chunked vs whole: ${stateDiff(chunked.state, one.state).where}`);
-  two.stats.forEach((s, k) => assert.ok(Math.abs(s[0] - one.stats[k][0]) <= 1e-6 * one.stats[k][0], 'rec, 1 vs 2 threads'));
+  assert.ok(
+    stateDiff(chunked.state, one.state).worst < tol,
+    `chunked vs whole: ${stateDiff(chunked.state, one.state).where}`,
+  );
+  two.stats.forEach((s, k) =>
+    assert.ok(Math.abs(s[0] - one.stats[k][0]) <= 1e-6 * one.stats[k][0], 'rec, 1 vs 2 threads'),
+  );
   // The sparse path sums in a fixed order of features and rows; only the BLAS's encoder product may round differently.
-  assert.ok(stateDiff(sparseTwo.state, sparseOne.state).worst < tol, `sparse, 1 vs 2 threads: ${stateDiff(sparseTwo.state, sparseOne.state).where}`);
-  assert.deepEqual(sparseTwo.stats.map((s) => s[1]), sparseOne.stats.map((s) => s[1]), 'sparse path L0, 1 vs 2 threads');
-  assert.ok(stateDiff(sparseOne.state, one.state).worst < tol, `sparse vs dense: ${stateDiff(sparseOne.state, one.state).where}`);
+  assert.ok(
+    stateDiff(sparseTwo.state, sparseOne.state).worst < tol,
+    `sparse, 1 vs 2 threads: ${stateDiff(sparseTwo.state, sparseOne.state).where}`,
+  );
+  assert.deepEqual(
+    sparseTwo.stats.map((s) => s[1]),
+    sparseOne.stats.map((s) => s[1]),
+    'sparse path L0, 1 vs 2 threads',
+  );
+  assert.ok(
+    stateDiff(sparseOne.state, one.state).worst < tol,
+    `sparse vs dense: ${stateDiff(sparseOne.state, one.state).where}`,
+  );
 });
 
-test('path auto: dense while many features fire, sparse once few do, dense again when they fire again', { skip }, () => {
+test('path auto: dense while many features fire, sparse once few do, dense again when they fire again', {
+  skip,
+}, () => {
   const cfg: SaeConfig = { dIn: 32, dSae: 128, applyBDecToInput: true, bandwidth: 0.01 };
   const rng = mulberry32(4);
   const start = startState(cfg, rng);
@@ -352,7 +406,10 @@ test('the state one array at a time, and setState without Adam state (a fresh st
   sae.setSteps(full.adam.steps);
   assert.deepEqual(sae.getState(), full);
   assert.throws(() => sae.getArray('weights.W_foo'), /Sae.getArray: unknown array 'weights.W_foo'/);
-  assert.throws(() => sae.setArray('adam.m.b_enc', new Float32Array(3)), /Sae.setArray: adam.m.b_enc has 3 values, expected 20/);
+  assert.throws(
+    () => sae.setArray('adam.m.b_enc', new Float32Array(3)),
+    /Sae.setArray: adam.m.b_enc has 3 values, expected 20/,
+  );
   assert.throws(() => sae.setSteps([1, -1, 1]), /Sae.setSteps: steps\[1\] must be a non-negative integer/);
   sae.dispose();
 });
@@ -370,12 +427,21 @@ test('bad arguments throw clear errors and leave the state untouched; a disposed
   bad.weights.W_enc = new Float32Array(cfg.dIn * cfg.dSae).fill(9); // valid, but must not be applied
   assert.throws(() => sae.setState(bad), /Sae.setState: state.weights.b_dec has 3 values, expected 4/);
   assert.deepEqual(sae.getState(), s, 'a rejected setState changed the state');
-  assert.throws(() => sae.setState({ ...s, adam: { ...s.adam, steps: [1, 2] } }), /state.adam.steps must be an array of 3/);
-  assert.throws(() => sae.step(new Float32Array(4 * 3 - 1), 3, 0.1, 1e-3), /Sae.step: x has 11 values, expected at least 12/);
+  assert.throws(
+    () => sae.setState({ ...s, adam: { ...s.adam, steps: [1, 2] } }),
+    /state.adam.steps must be an array of 3/,
+  );
+  assert.throws(
+    () => sae.step(new Float32Array(4 * 3 - 1), 3, 0.1, 1e-3),
+    /Sae.step: x has 11 values, expected at least 12/,
+  );
   assert.throws(() => sae.step(new Float64Array(12), 3, 0.1, 1e-3), /Sae.step: x must be a Float32Array/);
   assert.throws(() => sae.step(new Float32Array(12), 0, 0.1, 1e-3), /Sae.step: rows must be a positive integer/);
   assert.throws(() => sae.step(new Float32Array(12), 3, NaN, 1e-3), /Sae.step: lambda must be finite/);
-  assert.throws(() => sae.evaluate(new Float32Array(12), 3, new Float32Array(7)), /Sae.evaluate: fired has 7 values, expected 8/);
+  assert.throws(
+    () => sae.evaluate(new Float32Array(12), 3, new Float32Array(7)),
+    /Sae.evaluate: fired has 7 values, expected 8/,
+  );
   assert.deepEqual(sae.getState(), s, 'a rejected call changed the state');
   sae.dispose();
   assert.throws(() => sae.step(new Float32Array(12), 3, 0.1, 1e-3), /Sae.step: this Sae was disposed/);

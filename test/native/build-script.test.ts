@@ -24,6 +24,9 @@ test('without a C++ compiler the native build says so in one line and exits 0', 
   assert.equal(lines.length, 1, r.stdout);
   assert.match(lines[0], /no C\+\+ compiler: '.*no-such-compiler' does not run/);
   assert.match(lines[0], /training falls back to tfjs-wasm/);
-  assert.ok(lines[0].includes('apt-get install libopenblas-dev libopenblas-openmp-dev && npm run build:native'), lines[0]);
+  assert.ok(
+    lines[0].includes('apt-get install libopenblas-dev libopenblas-openmp-dev && npm run build:native'),
+    lines[0],
+  );
   assert.equal(existsSync(addonPath) ? statSync(addonPath).mtimeMs : null, before, 'the existing build was touched');
 });

@@ -27,10 +27,17 @@ import { mulberry32, type Rng } from '../../src/random.js';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const require = createRequire(import.meta.url);
 const emulated = existsSync(CUDA_EMULATED_ADDON) ? require(CUDA_EMULATED_ADDON) : null;
-const skipEmulated = emulated ? false : `the CUDA emulation build is missing (${CUDA_EMULATED_ADDON}; npm run build:cuda needs g++ and OpenBLAS)`;
-const { addon: cpu, error: cpuError } = require(join(root, 'native', 'index.cjs')).loadNativeAddon() as { addon: any; error: string | null };
+const skipEmulated = emulated
+  ? false
+  : `the CUDA emulation build is missing (${CUDA_EMULATED_ADDON}; npm run build:cuda needs g++ and OpenBLAS)`;
+const { addon: cpu, error: cpuError } = require(join(root, 'native', 'index.cjs')).loadNativeAddon() as {
+  addon: any;
+  error: string | null;
+};
 const skipCpu = skipEmulated || (cpuError ? `native CPU addon not available: ${cpuError}` : false);
-const skipDevice = existsSync(CUDA_ADDON) ? false : `the CUDA device build is missing (${CUDA_ADDON}; npm run build:cuda needs nvcc)`;
+const skipDevice = existsSync(CUDA_ADDON)
+  ? false
+  : `the CUDA device build is missing (${CUDA_ADDON}; npm run build:cuda needs nvcc)`;
 
 /** Fresh weights with non-trivial biases and thresholds (every path and the STE window exercised). */
 function startState(cfg: SaeConfig, rng: Rng): EngineState {
@@ -38,7 +45,8 @@ function startState(cfg: SaeConfig, rng: Rng): EngineState {
   w.b_enc.forEach((_, i) => (w.b_enc[i] = 0.3 * (rng() - 0.5)));
   w.b_dec.forEach((_, i) => (w.b_dec[i] = 0.3 * (rng() - 0.5)));
   w.log_threshold.forEach((_, i) => (w.log_threshold[i] = Math.log(0.05 + 0.3 * rng())));
-  const zeros = () => Object.fromEntries(PARAM_NAMES.map((n) => [n, new Float32Array(w[n].length)])) as Record<ParamName, Float32Array>;
+  const zeros = () =>
+    Object.fromEntries(PARAM_NAMES.map((n) => [n, new Float32Array(w[n].length)])) as Record<ParamName, Float32Array>;
   return { weights: w, adam: { m: zeros(), v: zeros(), steps: [0, 0, 0] }, sinceFired: new Float32Array(cfg.dSae) };
 }
 
@@ -74,7 +82,9 @@ function stateDiff(a: EngineState, b: EngineState): { worst: number; where: stri
 const TOL = 5e-5;
 
 for (const applyBDecToInput of [true, false]) {
-  test(`emulated CUDA kernels equal the native CPU addon step for step (apply_b_dec_to_input=${applyBDecToInput})`, { skip: skipCpu }, () => {
+  test(`emulated CUDA kernels equal the native CPU addon step for step (apply_b_dec_to_input=${applyBDecToInput})`, {
+    skip: skipCpu,
+  }, () => {
     const cfg: SaeConfig = { dIn: 16, dSae: 64, applyBDecToInput, bandwidth: 0.2 };
     const rng = mulberry32(21);
     const start = startState(cfg, rng);
@@ -90,9 +100,15 @@ for (const applyBDecToInput of [true, false]) {
       const [recRef, l0Ref, totalVarRef] = ref.step(x, B, 0.3, 3e-3);
       assert.ok(Math.abs(rec - recRef) <= 1e-5 * recRef, `step ${step}: rec ${rec} vs ${recRef}`);
       assert.equal(l0, l0Ref, `step ${step}: L0`);
-      assert.ok(Math.abs(totalVar - totalVarRef) <= 1e-9 * totalVarRef, `step ${step}: totalVar ${totalVar} vs ${totalVarRef}`);
+      assert.ok(
+        Math.abs(totalVar - totalVarRef) <= 1e-9 * totalVarRef,
+        `step ${step}: totalVar ${totalVar} vs ${totalVarRef}`,
+      );
       const { worst, where } = stateDiff(gpu.getState(), ref.getState());
-      assert.ok(worst < TOL, `step ${step}: emulated CUDA and CPU differ by ${worst.toExponential(2)} (relative) at ${where}`);
+      assert.ok(
+        worst < TOL,
+        `step ${step}: emulated CUDA and CPU differ by ${worst.toExponential(2)} (relative) at ${where}`,
+      );
       assert.equal(gpu.deadFraction(B), ref.deadFraction(B), `step ${step}: dead fraction`);
     }
     const firedOnce = gpu.getState().sinceFired.some((s: number) => s === 0);
@@ -103,7 +119,9 @@ for (const applyBDecToInput of [true, false]) {
   });
 }
 
-test('emulated CUDA kernels equal the CPU addon where the column sums split the batch into segments of several rows', { skip: skipCpu }, () => {
+test('emulated CUDA kernels equal the CPU addon where the column sums split the batch into segments of several rows', {
+  skip: skipCpu,
+}, () => {
   // d_sae 8192: 32 row segments of 3 rows for the feature columns, 96 of 1 row for the 8 input columns (step.cu segmentsFor).
   const cfg: SaeConfig = { dIn: 8, dSae: 8192, applyBDecToInput: true, bandwidth: 0.2 };
   const rng = mulberry32(23);
@@ -126,7 +144,9 @@ test('emulated CUDA kernels equal the CPU addon where the column sums split the 
   ref.dispose();
 });
 
-test('emulated CUDA kernels equal the tfjs reference JumpReluSae (cpu backend) over 5 steps', { skip: skipEmulated }, async () => {
+test('emulated CUDA kernels equal the tfjs reference JumpReluSae (cpu backend) over 5 steps', {
+  skip: skipEmulated,
+}, async () => {
   const { tf } = await loadTf('cpu');
   const cfg: SaeConfig = { dIn: 16, dSae: 48, applyBDecToInput: true, bandwidth: 0.2 };
   const rng = mulberry32(5);
@@ -150,7 +170,9 @@ test('emulated CUDA kernels equal the tfjs reference JumpReluSae (cpu backend) o
   gpu.dispose();
 });
 
-test('the gemm kernel (the device build without cuBLAS) gives the step of the BLAS products', { skip: skipEmulated }, () => {
+test('the gemm kernel (the device build without cuBLAS) gives the step of the BLAS products', {
+  skip: skipEmulated,
+}, () => {
   const cfg: SaeConfig = { dIn: 12, dSae: 40, applyBDecToInput: true, bandwidth: 0.2 };
   const rng = mulberry32(7);
   const start = startState(cfg, rng);
@@ -168,7 +190,11 @@ test('the gemm kernel (the device build without cuBLAS) gives the step of the BL
   try {
     assert.match(emulated.info().blas, /gemm kernel/);
     const kernel = run();
-    assert.deepEqual(kernel.stats.map((s) => s[1]), blas.stats.map((s) => s[1]), 'L0 per step');
+    assert.deepEqual(
+      kernel.stats.map((s) => s[1]),
+      blas.stats.map((s) => s[1]),
+      'L0 per step',
+    );
     const { worst, where } = stateDiff(kernel.state, blas.state);
     assert.ok(worst < TOL, `gemm kernel vs OpenBLAS: ${worst.toExponential(2)} at ${where}`);
   } finally {
@@ -176,7 +202,9 @@ test('the gemm kernel (the device build without cuBLAS) gives the step of the BL
   }
 });
 
-test('emulated CUDA: a checkpoint (state out, into a new Sae) resumes exactly; a weights-only state is a fresh start', { skip: skipEmulated }, () => {
+test('emulated CUDA: a checkpoint (state out, into a new Sae) resumes exactly; a weights-only state is a fresh start', {
+  skip: skipEmulated,
+}, () => {
   const cfg: SaeConfig = { dIn: 10, dSae: 30, applyBDecToInput: true, bandwidth: 0.2 };
   const rng = mulberry32(13);
   const start = startState(cfg, rng);
@@ -190,7 +218,8 @@ test('emulated CUDA: a checkpoint (state out, into a new Sae) resumes exactly; a
   xs.slice(0, 2).forEach((x) => first.step(x, 16, 0.1, 1e-3));
   const resumed = new emulated.Sae(cfg);
   // One array at a time, as a checkpoint writes and reads them.
-  for (const n of PARAM_NAMES) for (const p of [`weights.${n}`, `adam.m.${n}`, `adam.v.${n}`]) resumed.setArray(p, first.getArray(p));
+  for (const n of PARAM_NAMES)
+    for (const p of [`weights.${n}`, `adam.m.${n}`, `adam.v.${n}`]) resumed.setArray(p, first.getArray(p));
   resumed.setArray('sinceFired', first.getArray('sinceFired'));
   resumed.setSteps(first.getSteps());
   first.dispose();
@@ -209,7 +238,8 @@ test('emulated CUDA evaluate is the forward pass only and equals the CPU addon',
   gpu.setState(start);
   ref.setState(start);
   const x = batch(rng, 20, cfg.dIn);
-  const fired = new Float32Array(cfg.dSae), firedRef = new Float32Array(cfg.dSae);
+  const fired = new Float32Array(cfg.dSae),
+    firedRef = new Float32Array(cfg.dSae);
   const [sqErr, active] = gpu.evaluate(x, 20, fired);
   const [sqErrRef, activeRef] = ref.evaluate(x, 20, firedRef);
   assert.ok(Math.abs(sqErr - sqErrRef) <= 1e-5 * sqErrRef, `sqErr ${sqErr} vs ${sqErrRef}`);
@@ -220,7 +250,9 @@ test('emulated CUDA evaluate is the forward pass only and equals the CPU addon',
   ref.dispose();
 });
 
-test('emulated CUDA: bad arguments throw clear errors and leave the state untouched; a disposed Sae throws', { skip: skipEmulated }, () => {
+test('emulated CUDA: bad arguments throw clear errors and leave the state untouched; a disposed Sae throws', {
+  skip: skipEmulated,
+}, () => {
   const cfg: SaeConfig = { dIn: 4, dSae: 8, applyBDecToInput: true, bandwidth: 0.1 };
   const s = startState(cfg, mulberry32(1));
   assert.throws(() => new emulated.Sae({ ...cfg, dIn: 0 }), /new Sae: dIn must be a positive integer/);
@@ -234,7 +266,10 @@ test('emulated CUDA: bad arguments throw clear errors and leave the state untouc
   assert.throws(() => sae.setState(bad), /Sae.setState: state.weights.b_dec has 3 values, expected 4/);
   assert.throws(() => sae.step(new Float32Array(11), 3, 0.1, 1e-3), /Sae.step: x has 11 values, expected at least 12/);
   assert.throws(() => sae.step(new Float32Array(12), 3, NaN, 1e-3), /Sae.step: lambda must be finite/);
-  assert.throws(() => sae.evaluate(new Float32Array(12), 3, new Float32Array(7)), /Sae.evaluate: fired has 7 values, expected 8/);
+  assert.throws(
+    () => sae.evaluate(new Float32Array(12), 3, new Float32Array(7)),
+    /Sae.evaluate: fired has 7 values, expected 8/,
+  );
   assert.throws(() => sae.getArray('weights.W_foo'), /Sae.getArray: unknown array 'weights.W_foo'/);
   assert.deepEqual(sae.getState(), s, 'a rejected call changed the state');
   sae.dispose();
@@ -255,14 +290,24 @@ test('emulated CUDA: profile() times every phase when asked, and nothing otherwi
   const x = batch(rng, 16, cfg.dIn);
   for (let k = 0; k < 2; k++) assert.deepEqual(timed.step(x, 16, 0.1, 1e-3), plain.step(x, 16, 0.1, 1e-3));
   const phases = timed.profile();
-  for (const phase of ['batch to device', 'encode (gemm)', 'gate forward', 'decode (gemm)', 'dW_enc (gemm)', 'adam decoder', 'decoder renormalisation'])
+  for (const phase of [
+    'batch to device',
+    'encode (gemm)',
+    'gate forward',
+    'decode (gemm)',
+    'dW_enc (gemm)',
+    'adam decoder',
+    'decoder renormalisation',
+  ])
     assert.ok(phases[phase] >= 0, `phase '${phase}' missing from ${JSON.stringify(phases)}`);
   assert.deepEqual(plain.profile(), {});
   timed.dispose();
   plain.dispose();
 });
 
-test('the CUDA engine adapter on the emulation build: SaeEngine steps equal the native engine; auto never picks it', { skip: skipCpu }, async () => {
+test('the CUDA engine adapter on the emulation build: SaeEngine steps equal the native engine; auto never picks it', {
+  skip: skipCpu,
+}, async () => {
   const cfg: SaeConfig = { dIn: 12, dSae: 36, applyBDecToInput: true, bandwidth: 0.2 };
   const rng = mulberry32(17);
   const start = startState(cfg, rng);
@@ -293,7 +338,9 @@ test('the CUDA engine adapter on the emulation build: SaeEngine steps equal the 
   }
 });
 
-test('the CUDA device build loads without a GPU and says why it cannot run; backend: cuda is then an error naming what is missing', { skip: skipDevice }, async () => {
+test('the CUDA device build loads without a GPU and says why it cannot run; backend: cuda is then an error naming what is missing', {
+  skip: skipDevice,
+}, async () => {
   const device = require(CUDA_ADDON);
   const info = device.info();
   assert.equal(info.emulated, false);
@@ -305,11 +352,17 @@ test('the CUDA device build loads without a GPU and says why it cannot run; back
     return;
   }
   assert.match(info.error, /^no CUDA device \(/);
-  assert.throws(() => new device.Sae({ dIn: 4, dSae: 8, applyBDecToInput: true, bandwidth: 0.1 }), /new Sae: no CUDA device/);
+  assert.throws(
+    () => new device.Sae({ dIn: 4, dSae: 8, applyBDecToInput: true, bandwidth: 0.1 }),
+    /new Sae: no CUDA device/,
+  );
   assert.throws(() => device.sgemmBench(64, 64, 64, 1), /sgemmBench: no CUDA device/);
   assert.deepEqual(status, { available: false, reason: info.error });
   await assert.rejects(chooseEngine('cuda', undefined), (e: Error) => {
-    assert.match(e.message, /backend 'cuda' cannot run here \(no CUDA device \(.*\)\); it needs an NVIDIA GPU with its driver/);
+    assert.match(
+      e.message,
+      /backend 'cuda' cannot run here \(no CUDA device \(.*\)\); it needs an NVIDIA GPU with its driver/,
+    );
     assert.match(e.message, /npm run build:cuda/);
     return true;
   });
@@ -324,6 +377,12 @@ test('scripts/build-cuda.mjs never fails an install: without a compiler it says 
     env: { ...process.env, CXX: join(root, 'no-such-compiler') },
   });
   assert.equal(r.status, 0, r.stderr);
-  assert.deepEqual(r.stdout.trim().split('\n'), ["sae-pipeline: CUDA kernels' emulation build not built (needs g++, OpenBLAS and Node headers); its tests skip"]);
-  assert.equal(existsSync(CUDA_EMULATED_ADDON) ? statSync(CUDA_EMULATED_ADDON).mtimeMs : null, before, 'the existing build was touched');
+  assert.deepEqual(r.stdout.trim().split('\n'), [
+    "sae-pipeline: CUDA kernels' emulation build not built (needs g++, OpenBLAS and Node headers); its tests skip",
+  ]);
+  assert.equal(
+    existsSync(CUDA_EMULATED_ADDON) ? statSync(CUDA_EMULATED_ADDON).mtimeMs : null,
+    before,
+    'the existing build was touched',
+  );
 });

@@ -21,8 +21,14 @@ const run = promisify(execFile);
 
 async function chromium(args: string[], profile: string): Promise<string> {
   const flags = [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
     `--user-data-dir=${profile}`,
   ];
   const { stdout } = await run(CHROMIUM, [...flags, ...args], { timeout: 90_000, maxBuffer: 64 << 20 });
@@ -37,8 +43,12 @@ test('headless Chromium draws the report plots', { timeout: 240_000 }, async (t)
   const dir = mkdtempSync(join(tmpdir(), 'report-chromium-'));
   const fx = writeFixtures(join(dir, 'fx'));
   const { outDir } = await runStageDirect(reportStage, {
-    title: 'Chromium check', budget: fx.budget, loss_fits: [fx.lossVsSize, fx.lossVsData],
-    lr_fit: fx.lrFit, runs: fx.runs, final_run: fx.finalRun,
+    title: 'Chromium check',
+    budget: fx.budget,
+    loss_fits: [fx.lossVsSize, fx.lossVsData],
+    lr_fit: fx.lrFit,
+    runs: fx.runs,
+    final_run: fx.finalRun,
   });
   const url = pathToFileURL(join(outDir, 'report.html')).href;
 
@@ -55,12 +65,17 @@ test('headless Chromium draws the report plots', { timeout: 240_000 }, async (t)
 
   // The screenshot: not blank, and the plot colours are on screen.
   const png = join(dir, 'shot.png');
-  await chromium(['--hide-scrollbars', `--screenshot=${png}`, '--window-size=1200,3000', url], join(dir, 'profile-shot'));
+  await chromium(
+    ['--hide-scrollbars', `--screenshot=${png}`, '--window-size=1200,3000', url],
+    join(dir, 'profile-shot'),
+  );
   const img = decodePng(readFileSync(png));
   assert.equal(img.width, 1200);
   const ink = inkFraction(img);
   assert.ok(ink > 0.03 && ink < 0.8, `screenshot has content, ink fraction ${ink.toFixed(3)}`);
-  t.diagnostic(`ink ${ink.toFixed(3)}, law ${countColour(img, '#08519c', 30)}, band ${countColour(img, '#d3e7f1', 12)}, points ${countColour(img, '#e6550d', 30)}`);
+  t.diagnostic(
+    `ink ${ink.toFixed(3)}, law ${countColour(img, '#08519c', 30)}, band ${countColour(img, '#d3e7f1', 12)}, points ${countColour(img, '#e6550d', 30)}`,
+  );
   assert.ok(countColour(img, '#08519c', 30) > 500, 'fitted law line (dark blue) is drawn');
   // The band is #9ecae1 at opacity 0.45 over white: about #d3e7f1.
   assert.ok(countColour(img, '#d3e7f1', 12) > 5000, 'interval band (light blue) is drawn');

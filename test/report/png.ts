@@ -14,7 +14,9 @@ export interface Image {
 export function decodePng(buf: Buffer): Image {
   const signature = '89504e470d0a1a0a';
   if (buf.subarray(0, 8).toString('hex') !== signature) throw new Error('not a PNG file');
-  let width = 0, height = 0, colorType = -1;
+  let width = 0,
+    height = 0,
+    colorType = -1;
   const idat: Buffer[] = [];
   for (let pos = 8; pos < buf.length; ) {
     const len = buf.readUInt32BE(pos);
@@ -70,7 +72,9 @@ function unfilter(data: Buffer, width: number, height: number, bpp: number): Uin
 
 function paeth(a: number, b: number, c: number): number {
   const p = a + b - c;
-  const pa = Math.abs(p - a), pb = Math.abs(p - b), pc = Math.abs(p - c);
+  const pa = Math.abs(p - a),
+    pb = Math.abs(p - b),
+    pc = Math.abs(p - c);
   return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
 }
 
@@ -79,7 +83,12 @@ export function countColour(img: Image, hex: string, tolerance = 24): number {
   const [r, g, b] = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
   let n = 0;
   for (let i = 0; i < img.rgba.length; i += 4) {
-    if (Math.abs(img.rgba[i] - r) <= tolerance && Math.abs(img.rgba[i + 1] - g) <= tolerance && Math.abs(img.rgba[i + 2] - b) <= tolerance) n++;
+    if (
+      Math.abs(img.rgba[i] - r) <= tolerance &&
+      Math.abs(img.rgba[i + 1] - g) <= tolerance &&
+      Math.abs(img.rgba[i + 2] - b) <= tolerance
+    )
+      n++;
   }
   return n;
 }

@@ -41,7 +41,17 @@ test('full report: sections, inline SVG plots with marks, warnings, markdown lin
   const html = readFileSync(join(run.outDir, 'report.html'), 'utf8');
   const md = readFileSync(join(run.outDir, 'report.md'), 'utf8');
 
-  for (const id of ['summary', 'warnings', 'scaling-laws', 'lr-law', 'final-sae', 'flop-budget', 'training', 'runs', 'provenance']) {
+  for (const id of [
+    'summary',
+    'warnings',
+    'scaling-laws',
+    'lr-law',
+    'final-sae',
+    'flop-budget',
+    'training',
+    'runs',
+    'provenance',
+  ]) {
     assert.match(html, new RegExp(`<section id="${id}">`), `section ${id}`);
   }
   // Self-contained: no scripts, no external resources.
@@ -55,7 +65,14 @@ test('full report: sections, inline SVG plots with marks, warnings, markdown lin
   const svgs = html.match(/<svg[\s\S]*?<\/svg>/g) ?? [];
   assert.equal(svgs.length, 6);
   const files = readdirSync(join(run.outDir, 'plots')).sort();
-  assert.deepEqual(files, ['frontier.svg', 'loss-vs-d_sae.svg', 'loss-vs-n_samples.svg', 'lr-law.svg', 'training-final.svg', 'training-runs.svg']);
+  assert.deepEqual(files, [
+    'frontier.svg',
+    'loss-vs-d_sae.svg',
+    'loss-vs-n_samples.svg',
+    'lr-law.svg',
+    'training-final.svg',
+    'training-runs.svg',
+  ]);
   for (const f of files) assert.ok(md.includes(`![`) && md.includes(`(plots/${f})`), `markdown links ${f}`);
 
   // The loss-vs-size plot draws the band (area), the law (line) and the points (symbols).
@@ -120,8 +137,16 @@ test('minimal report: title only still renders every always-present section', as
 test('final_eval param wins over the final run eval line; null recovery reads n/a', async () => {
   const fx = writeFixtures(mkdtempSync(join(tmpdir(), 'report-fx-')));
   const run = await runStageDirect(reportStage, {
-    title: 't', final_run: fx.finalRun,
-    final_eval: { mse: 0.0123, l0: 33, fvu: 0.2, dead_frac: 0, recovery_mean_max_cos: null, recovery_frac_above_0_9: null },
+    title: 't',
+    final_run: fx.finalRun,
+    final_eval: {
+      mse: 0.0123,
+      l0: 33,
+      fvu: 0.2,
+      dead_frac: 0,
+      recovery_mean_max_cos: null,
+      recovery_frac_above_0_9: null,
+    },
   });
   const html = readFileSync(join(run.outDir, 'report.html'), 'utf8');
   assert.match(html, /reconstruction MSE \(per vector, normalised units\)<\/td><td>0\.0123/);
@@ -132,12 +157,16 @@ test('bad inputs: clear errors naming the file, line and field', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'report-bad-'));
   const badFit = join(dir, 'fit.json');
   writeFileSync(badFit, JSON.stringify({ law: 'power', params: { a: 1 }, points: [{ x: 1, y: 'high', kept: true }] }));
-  await assert.rejects(runStageDirect(reportStage, { title: 't', loss_fits: [badFit] }),
-    (e: Error) => e.message.includes(badFit) && e.message.includes('points[0]') && e.message.includes('"y"'));
+  await assert.rejects(
+    runStageDirect(reportStage, { title: 't', loss_fits: [badFit] }),
+    (e: Error) => e.message.includes(badFit) && e.message.includes('points[0]') && e.message.includes('"y"'),
+  );
   const badRun = join(dir, 'metrics.jsonl');
   writeFileSync(badRun, '{"type":"config","instance":"a"}\n{"type":"train","step":1\n');
-  await assert.rejects(runStageDirect(reportStage, { title: 't', runs: [badRun] }),
-    (e: Error) => e.message.includes(badRun) && e.message.includes('line 2'));
+  await assert.rejects(
+    runStageDirect(reportStage, { title: 't', runs: [badRun] }),
+    (e: Error) => e.message.includes(badRun) && e.message.includes('line 2'),
+  );
   await assert.rejects(runStageDirect(reportStage, { title: 't', lr_fit: join(dir, 'missing.json') }), /not found/);
   await assert.rejects(runStageDirect(reportStage, { notes: 'no title' }), /title/);
 });
@@ -154,7 +183,10 @@ test('relative input paths are resolved against the pipeline folder and declared
 test('chinchilla fit: loss against D coloured by N, a curve per N, null intervals, N/D predictions', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'report-chin-'));
   const fit = writeChinchillaFit(dir);
-  const budget = { table: [{ item: 'data budget', flops: null, hours: null, note: 'no FLOPs on this row' }], warnings: [] };
+  const budget = {
+    table: [{ item: 'data budget', flops: null, hours: null, note: 'no FLOPs on this row' }],
+    warnings: [],
+  };
   const run = await runStageDirect(reportStage, { title: 'chinchilla', loss_fits: [fit], budget });
   const svg = readFileSync(join(run.outDir, 'plots', 'loss-vs-N.svg'), 'utf8');
   assert.equal(markPaths(svg, 'symbol').length, 9, 'nine (N, D) points');
@@ -175,13 +207,23 @@ test('reads what the real fit-law and flop-budget stages write', async () => {
   // lr sweep: every (width, lr) point; select_min_by keeps the best lr per width.
   const lossOf = (w: number, lr: number) => Math.abs(Math.log(lr / (0.01 * w ** -0.5))) + 1;
   const lr = await runStageDirect(fitLaw, {
-    law: 'power', x: widths.flatMap((w) => lrs.map(() => w)), y: widths.flatMap(() => lrs),
-    select_min_by: widths.flatMap((w) => lrs.map((l) => lossOf(w, l))), predict_at: [16384],
-    x_label: 'd_sae', y_label: 'lr', bootstrap: 50,
+    law: 'power',
+    x: widths.flatMap((w) => lrs.map(() => w)),
+    y: widths.flatMap(() => lrs),
+    select_min_by: widths.flatMap((w) => lrs.map((l) => lossOf(w, l))),
+    predict_at: [16384],
+    x_label: 'd_sae',
+    y_label: 'lr',
+    bootstrap: 50,
   });
   const size = await runStageDirect(fitLaw, {
-    law: 'power_plus_constant', x: widths, y: widths.map((w) => 0.05 + 2 * w ** -0.5), predict_at: [16384],
-    x_label: 'd_sae', y_label: 'loss', bootstrap: 20,
+    law: 'power_plus_constant',
+    x: widths,
+    y: widths.map((w) => 0.05 + 2 * w ** -0.5),
+    predict_at: [16384],
+    x_label: 'd_sae',
+    y_label: 'loss',
+    bootstrap: 20,
   });
   const budget = await runStageDirect(flopBudget, { small_runs: [{ d_sae: widths, n_samples: [1e6] }] });
   const run = await runStageDirect(reportStage, {
@@ -202,13 +244,23 @@ test('a fit with a diverged run (null loss) renders, and its warning reaches the
   const fitLaw = allStageTypes.find((t) => t.name === 'fit-law')!;
   // The learning-rate law as scaling.yaml asks for it: one sweep point diverged (loss null).
   const fit = await runStageDirect(fitLaw, {
-    law: 'power', x: [64, 64, 128, 128, 256, 256], y: [1e-3, 3e-3, 1e-3, 3e-3, 1e-3, 3e-3],
-    select_min_by: [0.5, 0.4, 0.45, null, 0.3, 0.35], bootstrap: 0,
+    law: 'power',
+    x: [64, 64, 128, 128, 256, 256],
+    y: [1e-3, 3e-3, 1e-3, 3e-3, 1e-3, 3e-3],
+    select_min_by: [0.5, 0.4, 0.45, null, 0.3, 0.35],
+    bootstrap: 0,
   });
-  const loss = await runStageDirect(fitLaw, { law: 'power', x: [64, 128, 256, 512], y: [0.5, null, 0.3, 0.25], bootstrap: 0 });
+  const loss = await runStageDirect(fitLaw, {
+    law: 'power',
+    x: [64, 128, 256, 512],
+    y: [0.5, null, 0.3, 0.25],
+    bootstrap: 0,
+  });
   assert.ok((loss.outputs.warnings as string[]).some((w) => /without a value/.test(w)));
   const run = await runStageDirect(reportStage, {
-    title: 'diverged', loss_fits: [join(loss.outDir, 'fit.json')], lr_fit: join(fit.outDir, 'fit.json'),
+    title: 'diverged',
+    loss_fits: [join(loss.outDir, 'fit.json')],
+    lr_fit: join(fit.outDir, 'fit.json'),
   });
   const html = readFileSync(join(run.outDir, 'report.html'), 'utf8');
   assert.match(html, /without a value/);
@@ -216,12 +268,28 @@ test('a fit with a diverged run (null loss) renders, and its warning reaches the
 
 test('decisions, fallbacks, clamps and dead latents are stated in both documents', async () => {
   const { decide } = await import('../../src/fit/decide.js');
-  const lr = decide({ name: 'final learning rate', lawValue: 0.5, identified: true, reasons: [], fallback: 1e-3, fallbackRule: 'largest width',
-    clamp: { min: 1e-4, max: 0.02, rule: 'within a factor 2 of the swept lr range' } });
-  const data = decide({ name: 'final data size (vectors)', lawValue: 3e12, identified: false, reasons: ['condition number 5e4 > 1e3'],
-    fallback: 2.1e9, fallbackRule: "the FLOP budget's data budget" });
+  const lr = decide({
+    name: 'final learning rate',
+    lawValue: 0.5,
+    identified: true,
+    reasons: [],
+    fallback: 1e-3,
+    fallbackRule: 'largest width',
+    clamp: { min: 1e-4, max: 0.02, rule: 'within a factor 2 of the swept lr range' },
+  });
+  const data = decide({
+    name: 'final data size (vectors)',
+    lawValue: 3e12,
+    identified: false,
+    reasons: ['condition number 5e4 > 1e3'],
+    fallback: 2.1e9,
+    fallbackRule: "the FLOP budget's data budget",
+  });
   const run = await runStageDirect(reportStage, {
-    title: 'decisions', decisions: [lr, data], final_eval: { mse: 0.1, l0: 4, fvu: 0.2, dead_frac: 0.62 }, dead_warning: 0.1,
+    title: 'decisions',
+    decisions: [lr, data],
+    final_eval: { mse: 0.1, l0: 4, fvu: 0.2, dead_frac: 0.62 },
+    dead_warning: 0.1,
   });
   const md = readFileSync(join(run.outDir, 'report.md'), 'utf8');
   const html = readFileSync(join(run.outDir, 'report.html'), 'utf8');

@@ -24,7 +24,10 @@ function programCopy(): string {
 }
 
 function run(root: string, args: string[], cwd: string): Promise<CliResult> {
-  const child = spawn(process.execPath, [join(root, 'dist/src/cli.js'), ...args], { cwd, env: { ...process.env, PIPELINE_ARTIFACTS: '' } });
+  const child = spawn(process.execPath, [join(root, 'dist/src/cli.js'), ...args], {
+    cwd,
+    env: { ...process.env, PIPELINE_ARTIFACTS: '' },
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
@@ -32,16 +35,21 @@ function run(root: string, args: string[], cwd: string): Promise<CliResult> {
   return new Promise((res) => child.on('close', (code, signal) => res({ code, signal, stdout, stderr })));
 }
 
-test('editing a stage type\'s code makes its results stale: "code of shell changed"', { timeout: 120_000 }, async () => {
+test('editing a stage type\'s code makes its results stale: "code of shell changed"', {
+  timeout: 120_000,
+}, async () => {
   const root = programCopy();
   const p = makeProject('code-key-');
-  p.write('pipelines/one.yaml', `stages:
+  p.write(
+    'pipelines/one.yaml',
+    `stages:
   one:
     uses: shell
     with:
       cmd: "${count('one')}; echo one > $OUT/o.txt"
       outputs: { o: o.txt }
-`);
+`,
+  );
   assert.equal((await run(root, ['run', 'one'], p.dir)).code, 0);
   // The runner's code is not the stage's: editing it keeps the keys.
   appendFileSync(join(root, 'dist/src/runtime/format.js'), '\n// an edit of the runner\n');

@@ -108,9 +108,18 @@ stages:
 test('defaults: merged under every stage of the type; the stage wins, key by key and deeply', () => {
   const p = load(WITH_DEFAULTS);
   assert.deepEqual(p.byName.get('base')!.with, { x: 3 });
-  assert.deepEqual(p.byName.get('sweep[x=2]')!.with, { x: 2, lr: 0.5, steps: 7, opt: { beta: 0.9, eps: 1e-8 }, note: 'from defaults' });
+  assert.deepEqual(p.byName.get('sweep[x=2]')!.with, {
+    x: 2,
+    lr: 0.5,
+    steps: 7,
+    opt: { beta: 0.9, eps: 1e-8 },
+    note: 'from defaults',
+  });
   const final = p.byName.get('final')!;
-  assert.deepEqual({ ...final.with, x: 0 }, { x: 0, lr: 0.5, steps: 100, opt: { beta: 0.9, eps: 1e-6 }, note: 'from defaults' });
+  assert.deepEqual(
+    { ...final.with, x: 0 },
+    { x: 0, lr: 0.5, steps: 100, opt: { beta: 0.9, eps: 1e-6 }, note: 'from defaults' },
+  );
   // A param referred to from defaults is a param the instance uses (status explains its changes).
   assert.deepEqual(final.usedParams, ['lr']);
   assert.deepEqual(p.byName.get('sweep[x=1]')!.usedParams, ['lr', 'steps']);
@@ -119,7 +128,12 @@ test('defaults: merged under every stage of the type; the stage wins, key by key
 /** A committed entry whose output y is 3, as the toy stages would give for the upstream `base`. */
 function committed(key: string, instance: string): InstanceResult {
   const manifest: Manifest = {
-    format: 'pipeline-cache/1', key, uses: 'other', version: '1', instance, files: {},
+    format: 'pipeline-cache/1',
+    key,
+    uses: 'other',
+    version: '1',
+    instance,
+    files: {},
     outputs: { y: { kind: 'value', value: 3, digest: 'd3' } },
     digest: 'd3',
   };
@@ -152,16 +166,29 @@ test('defaults: the same cache keys as the defaults written out in each with:', 
 });
 
 test('defaults: unknown stage types and params are errors at the key; a bad value points at its default', () => {
-  loadFails('defaults:\n  trian: { lr: 1 }\nstages: {}\n', '2:3', /defaults: unknown stage type 'trian' \(known: other, train\)/);
-  loadFails('defaults:\n  train:\n    lr: 1\n    sptes: 2\nstages: {}\n', '4:5', /defaults\.train: unknown param 'sptes' of stage type train/);
-  loadFails('defaults:\n  train:\n    lr: fast\nstages:\n  a: { uses: train, with: { x: 1 } }\n', '3:9', /stage a field lr: must be number/);
+  loadFails(
+    'defaults:\n  trian: { lr: 1 }\nstages: {}\n',
+    '2:3',
+    /defaults: unknown stage type 'trian' \(known: other, train\)/,
+  );
+  loadFails(
+    'defaults:\n  train:\n    lr: 1\n    sptes: 2\nstages: {}\n',
+    '4:5',
+    /defaults\.train: unknown param 'sptes' of stage type train/,
+  );
+  loadFails(
+    'defaults:\n  train:\n    lr: fast\nstages:\n  a: { uses: train, with: { x: 1 } }\n',
+    '3:9',
+    /stage a field lr: must be number/,
+  );
   loadFails('defaults: [1]\nstages: {}\n', '1:11', /defaults/);
 });
 
 test('defaults: extends merges them key by key; the child may add a stage type', () => {
   const dir = write({
     'base.yaml': 'defaults:\n  train: { lr: 0.2, steps: 5 }\nstages:\n  a: { uses: train, with: { x: 1 } }\n',
-    'child.yaml': 'extends: base.yaml\ndefaults:\n  train: { steps: 50 }\n  other: { x: 9 }\nstages:\n  b: { uses: other }\n',
+    'child.yaml':
+      'extends: base.yaml\ndefaults:\n  train: { steps: 50 }\n  other: { x: 9 }\nstages:\n  b: { uses: other }\n',
   });
   const p = loadPipeline({ file: join(dir, 'child.yaml'), stageTypes: TYPES });
   assert.deepEqual(p.byName.get('a')!.with, { x: 1, lr: 0.2, steps: 50 });

@@ -41,11 +41,20 @@ function setup(yaml = YAML) {
 /** A fake committed upstream entry with given output value and file digest. */
 function upstream(key: string, y: number, fileDigest: string): InstanceResult {
   const manifest: Manifest = {
-    format: 'pipeline-cache/1', key, uses: 'num', version: '1', instance: 'up', files: {},
+    format: 'pipeline-cache/1',
+    key,
+    uses: 'num',
+    version: '1',
+    instance: 'up',
+    files: {},
     outputs: { y: { kind: 'value', value: y, digest: `d${y}` }, f: { kind: 'file', path: 'f', digest: fileDigest } },
     digest: `${y}-${fileDigest}`,
   };
-  return { key, manifest, outputs: { y: { run: y, key: y }, f: { run: `/art/cache/${key}/out/f`, key: `sha256:${fileDigest}` } } };
+  return {
+    key,
+    manifest,
+    outputs: { y: { run: y, key: y }, f: { run: `/art/cache/${key}/out/f`, key: `sha256:${fileDigest}` } },
+  };
 }
 
 async function keys(dir: string, set: Array<[string, string]> = [], up = upstream('k1', 5, 'aaa')) {
@@ -91,12 +100,26 @@ test('keys: stable across folders, change with params and inputs, not with upstr
 });
 
 test('stale reasons name what changed', () => {
-  const base = { uses: 'num', version: '1', params: { x: 1, lr: 7e-5 }, inputs: { 'a.csv': 'h1' }, upstream: { norm: 'o1' }, pipelineParams: { lr: 7e-5 }, key: 'k' };
+  const base = {
+    uses: 'num',
+    version: '1',
+    params: { x: 1, lr: 7e-5 },
+    inputs: { 'a.csv': 'h1' },
+    upstream: { norm: 'o1' },
+    pipelineParams: { lr: 7e-5 },
+    key: 'k',
+  };
   const entry = { ...base, outputs: 'o' };
   assert.deepEqual(staleReasons(undefined, base), ['never run']);
-  assert.deepEqual(staleReasons(entry, { ...base, key: 'k2', params: { x: 1, lr: 1e-4 }, pipelineParams: { lr: 1e-4 } }), ['param lr 7e-5 -> 1e-4']);
+  assert.deepEqual(
+    staleReasons(entry, { ...base, key: 'k2', params: { x: 1, lr: 1e-4 }, pipelineParams: { lr: 1e-4 } }),
+    ['param lr 7e-5 -> 1e-4'],
+  );
   assert.deepEqual(staleReasons(entry, { ...base, key: 'k2', params: { x: 2, lr: 7e-5 } }), ['with.x 1 -> 2']);
   assert.deepEqual(staleReasons(entry, { ...base, key: 'k2', version: '2' }), ['stage version 1 -> 2']);
-  assert.deepEqual(staleReasons(entry, { ...base, key: 'k2', inputs: { 'a.csv': 'h2', 'b.csv': 'h' } }), ['input a.csv changed', 'input b.csv added']);
+  assert.deepEqual(staleReasons(entry, { ...base, key: 'k2', inputs: { 'a.csv': 'h2', 'b.csv': 'h' } }), [
+    'input a.csv changed',
+    'input b.csv added',
+  ]);
   assert.deepEqual(staleReasons(entry, { ...base, key: 'k2', upstream: { norm: 'o2' } }), ['upstream norm changed']);
 });

@@ -78,20 +78,38 @@ test('numbers have one shortest stable form', () => {
 });
 
 test('matrix expansion: first axis outermost, declaration order', () => {
-  const combos = expandMatrix([['a', [1, 2]], ['b', ['x', 'y']]]);
-  assert.deepEqual(combos, [{ a: 1, b: 'x' }, { a: 1, b: 'y' }, { a: 2, b: 'x' }, { a: 2, b: 'y' }]);
+  const combos = expandMatrix([
+    ['a', [1, 2]],
+    ['b', ['x', 'y']],
+  ]);
+  assert.deepEqual(combos, [
+    { a: 1, b: 'x' },
+    { a: 1, b: 'y' },
+    { a: 2, b: 'x' },
+    { a: 2, b: 'y' },
+  ]);
 });
 
 test('references are parsed, not evaluated', () => {
   const t = parseTemplate('${{ stages.small[d_sae=256,lr=1e-4].outputs.fit.params[0] }}')!;
   assert.ok(t.whole);
   assert.deepEqual(t.parts[0], {
-    kind: 'stage', stage: 'small', filter: [['d_sae', '256'], ['lr', '1e-4']], output: 'fit',
-    path: [{ key: 'params' }, { index: 0 }], text: '${{ stages.small[d_sae=256,lr=1e-4].outputs.fit.params[0] }}',
+    kind: 'stage',
+    stage: 'small',
+    filter: [
+      ['d_sae', '256'],
+      ['lr', '1e-4'],
+    ],
+    output: 'fit',
+    path: [{ key: 'params' }, { index: 0 }],
+    text: '${{ stages.small[d_sae=256,lr=1e-4].outputs.fit.params[0] }}',
   });
   const e = parseTemplate('lr=${{ params.lr }} n=${{params.n}}')!;
   assert.equal(e.whole, false);
-  assert.equal(renderTemplate(e, (r) => (r.kind === 'params' && r.name === 'lr' ? 0.0001 : 5)), 'lr=1e-4 n=5');
+  assert.equal(
+    renderTemplate(e, (r) => (r.kind === 'params' && r.name === 'lr' ? 0.0001 : 5)),
+    'lr=1e-4 n=5',
+  );
   assert.equal(parseTemplate('no refs'), null);
   assert.throws(() => parseRef('process.exit(1)'), /unknown reference root 'process'/);
   assert.throws(() => parseRef('stages.a.result.x'), /expected 'outputs'/);
@@ -114,17 +132,32 @@ stages:
     uses: num
     with: { x: \${{ stages.a[x=1].outputs.y }} }
 `);
-  assert.deepEqual(p.stages.get('a')!.instances.map((i) => i.name), ['a[x=3]', 'a[x=1]', 'a[x=2]']);
+  assert.deepEqual(
+    p.stages.get('a')!.instances.map((i) => i.name),
+    ['a[x=3]', 'a[x=1]', 'a[x=2]'],
+  );
   assert.deepEqual(p.byName.get('a[x=1]')!.with, { x: 1, note: 'x=1 run' });
   const sum = p.byName.get('sum')!;
-  assert.deepEqual(sum.deps.map((d) => d.name), ['a[x=3]', 'a[x=1]', 'a[x=2]']);
-  assert.deepEqual(p.byName.get('pick')!.deps.map((d) => d.name), ['a[x=1]']);
-  assert.deepEqual(p.instances.slice(-2).map((i) => i.name), ['sum', 'pick']);
+  assert.deepEqual(
+    sum.deps.map((d) => d.name),
+    ['a[x=3]', 'a[x=1]', 'a[x=2]'],
+  );
+  assert.deepEqual(
+    p.byName.get('pick')!.deps.map((d) => d.name),
+    ['a[x=1]'],
+  );
+  assert.deepEqual(
+    p.instances.slice(-2).map((i) => i.name),
+    ['sum', 'pick'],
+  );
 });
 
 test('needs: adds ordering edges without data; an unknown one is an error at its position', () => {
   const p = load('stages:\n  a: { uses: num, with: { x: 1 } }\n  b: { uses: num, needs: [a], with: { x: 2 } }\n');
-  assert.deepEqual(p.byName.get('b')!.deps.map((d) => d.name), ['a']);
+  assert.deepEqual(
+    p.byName.get('b')!.deps.map((d) => d.name),
+    ['a'],
+  );
   assert.deepEqual(p.byName.get('b')!.holes, []);
   loadFails('stages:\n  b: { uses: num, needs: [zz], with: { x: 2 } }\n', 2, 27, /needs: unknown stage 'zz'/);
 });
@@ -136,8 +169,16 @@ stages:
   a: { uses: num, matrix: { x: \${{ params.sizes }} }, with: { x: \${{ matrix.x }} } }
 `;
   assert.equal(load(yaml).instances.length, 2);
-  assert.deepEqual(load(yaml, [['sizes', '[4,8,16]']]).instances.map((i) => i.name), ['a[x=4]', 'a[x=8]', 'a[x=16]']);
-  const params = applySet({ lr: 7e-5, on: true, name: 'a', n: 3, xs: [1] }, [['lr', '1e-4'], ['on', 'false'], ['name', '42'], ['xs', '[2,3]']]);
+  assert.deepEqual(
+    load(yaml, [['sizes', '[4,8,16]']]).instances.map((i) => i.name),
+    ['a[x=4]', 'a[x=8]', 'a[x=16]'],
+  );
+  const params = applySet({ lr: 7e-5, on: true, name: 'a', n: 3, xs: [1] }, [
+    ['lr', '1e-4'],
+    ['on', 'false'],
+    ['name', '42'],
+    ['xs', '[2,3]'],
+  ]);
   assert.deepEqual(params, { lr: 1e-4, on: false, name: '42', n: 3, xs: [2, 3] });
   assert.throws(() => applySet({ lr: 1 }, [['lr', 'fast']]), /--set lr=fast: expected a number/);
   assert.throws(() => applySet({ lr: 1 }, [['lrr', '1']]), /unknown param 'lrr' \(declared: lr\)/);
@@ -153,7 +194,12 @@ test('schema errors point at the YAML node', () => {
   // unknown param key of the stage type
   loadFails('stages:\n  a:\n    uses: num\n    with: { x: 1, y: 2 }\n', 4, 19, /stage a field y: unknown key 'y'/);
   // ... also in a stage whose other fields hold references (checked after resolution)
-  loadFails('stages:\n  a:\n    uses: num\n    with: { x: 1 }\n  b:\n    uses: num\n    with:\n      x: ${{ stages.a.outputs.y }}\n      y: 2\n', 9, 7, /stage b field y: unknown key 'y'/);
+  loadFails(
+    'stages:\n  a:\n    uses: num\n    with: { x: 1 }\n  b:\n    uses: num\n    with:\n      x: ${{ stages.a.outputs.y }}\n      y: 2\n',
+    9,
+    7,
+    /stage b field y: unknown key 'y'/,
+  );
   // missing required param
   loadFails('stages:\n  a:\n    uses: num\n    with: { note: hi }\n', 4, 11, /missing required field 'x'/);
   // missing uses
@@ -165,25 +211,43 @@ test('schema errors point at the YAML node', () => {
 });
 
 test('reference errors point at the field', () => {
-  loadFails('params: { a: 1 }\nstages:\n  s:\n    uses: num\n    with:\n      x: ${{ params.b }}\n', 6, 10, /stage s field with\.x: unknown param 'b' in \$\{\{ params\.b \}\} \(declared: a\)/);
-  loadFails('stages:\n  s:\n    uses: num\n    with:\n      x: ${{ stages.t.outputs.y }}\n', 5, 10, /unknown stage 't'/);
+  loadFails(
+    'params: { a: 1 }\nstages:\n  s:\n    uses: num\n    with:\n      x: ${{ params.b }}\n',
+    6,
+    10,
+    /stage s field with\.x: unknown param 'b' in \$\{\{ params\.b \}\} \(declared: a\)/,
+  );
+  loadFails(
+    'stages:\n  s:\n    uses: num\n    with:\n      x: ${{ stages.t.outputs.y }}\n',
+    5,
+    10,
+    /unknown stage 't'/,
+  );
   loadFails(
     'stages:\n  t: { uses: num, with: { x: 1 } }\n  s:\n    uses: num\n    with:\n      x: ${{ stages.t.outputs.nope }}\n',
-    6, 10, /stage t \(num\) declares no output 'nope' \(outputs: y, file\)/,
+    6,
+    10,
+    /stage t \(num\) declares no output 'nope' \(outputs: y, file\)/,
   );
   loadFails('stages:\n  s:\n    uses: num\n    with:\n      x: ${{ matrix.k }}\n', 5, 10, /this stage has no matrix/);
   loadFails(
     'stages:\n  t: { uses: num, matrix: { x: [1, 2] }, with: { x: "${{ matrix.x }}" } }\n  s:\n    uses: num\n    with:\n      x: ${{ stages.t[x=3].outputs.y }}\n',
-    6, 10, /matches 0 instances of t/,
+    6,
+    10,
+    /matches 0 instances of t/,
   );
   loadFails(
     'stages:\n  a:\n    uses: num\n    with: { x: "${{ stages.b.outputs.y }}" }\n  b:\n    uses: num\n    with: { x: "${{ stages.a.outputs.y }}" }\n',
-    4, 16, /dependency cycle: a -> b -> a/,
+    4,
+    16,
+    /dependency cycle: a -> b -> a/,
   );
   // shell outputs are declared by its params: a reference to an undeclared one fails
   loadFails(
     'stages:\n  sh: { uses: shell, with: { cmd: "true", outputs: { a: a.txt } } }\n  s:\n    uses: shell\n    with: { cmd: "cat ${{ stages.sh.outputs.b }}" }\n',
-    5, 18, /declares no output 'b' \(outputs: a\)/,
+    5,
+    18,
+    /declares no output 'b' \(outputs: a\)/,
   );
 });
 
@@ -213,12 +277,18 @@ stages:
   assert.deepEqual(p.byName.get('two')!.with, { x: 2, note: 'child' });
   // an error in a stage defined by the parent points into the parent file
   writeFileSync(join(dir, 'pipelines/child.yaml'), 'extends: base.yaml\nstages:\n  one: { with: { x: oops } }\n');
-  assert.throws(() => loadPipeline({ file: join(dir, 'pipelines/child.yaml'), stageTypes: TYPES }), (e: unknown) => {
-    assert.match((e as PipelineError).format(), /child\.yaml:3:21: stage one field x: must be number/);
-    return true;
-  });
+  assert.throws(
+    () => loadPipeline({ file: join(dir, 'pipelines/child.yaml'), stageTypes: TYPES }),
+    (e: unknown) => {
+      assert.match((e as PipelineError).format(), /child\.yaml:3:21: stage one field x: must be number/);
+      return true;
+    },
+  );
   writeFileSync(join(dir, 'pipelines/child.yaml'), 'extends: base.yaml\nstages:\n  one: { with: { bad: 1 } }\n');
-  assert.throws(() => loadPipeline({ file: join(dir, 'pipelines/child.yaml'), stageTypes: TYPES }), /child\.yaml:3:18: stage one field bad: unknown key/);
+  assert.throws(
+    () => loadPipeline({ file: join(dir, 'pipelines/child.yaml'), stageTypes: TYPES }),
+    /child\.yaml:3:18: stage one field bad: unknown key/,
+  );
   writeFileSync(join(dir, 'pipelines/base.yaml'), 'extends: child.yaml\nstages: {}\n');
   assert.throws(() => loadPipeline({ file: join(dir, 'pipelines/child.yaml'), stageTypes: TYPES }), /extends cycle/);
 });

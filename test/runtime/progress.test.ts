@@ -5,14 +5,18 @@ import { createReporter } from '../../src/runtime/progress.js';
 
 function fakeStream(columns = 120) {
   const writes: string[] = [];
-  return { writes, stream: { write: (s: string) => writes.push(s), columns, isTTY: false } as unknown as NodeJS.WriteStream };
+  return {
+    writes,
+    stream: { write: (s: string) => writes.push(s), columns, isTTY: false } as unknown as NodeJS.WriteStream,
+  };
 }
 
 test('plain lines: start/finish with durations, progress throttled per stage', () => {
   const { writes, stream } = fakeStream();
   const r = createReporter(stream, { tty: false, plainIntervalMs: 10_000 });
   r.started('train[d=1]');
-  for (let i = 1; i <= 50; i++) r.progress('train[d=1]', { fraction: i / 50, message: `step ${i}`, rate: 5300, unit: 'samples' });
+  for (let i = 1; i <= 50; i++)
+    r.progress('train[d=1]', { fraction: i / 50, message: `step ${i}`, rate: 5300, unit: 'samples' });
   r.finished('train[d=1]', 'ran', undefined, 61_000);
   r.finished('norm', 'cached');
   r.close();
@@ -47,6 +51,9 @@ test('live region: one line per running stage, redrawn in place, finished lines 
   assert.match(after, /\x1b\[2A\x1b\[J/, 'the region is cleared before printing above it');
   assert.match(after, /done a in 1\.5s\n/);
   r.close();
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: the test reads the terminal's escape sequences
-  assert.ok(writes.every((w) => w.split('\n').every((line) => line.replace(/\x1b\[[0-9]*[AJ]/g, '').length <= 80)), 'lines fit the terminal');
+  assert.ok(
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the test reads the terminal's escape sequences
+    writes.every((w) => w.split('\n').every((line) => line.replace(/\x1b\[[0-9]*[AJ]/g, '').length <= 80)),
+    'lines fit the terminal',
+  );
 });

@@ -4,7 +4,16 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { alive, cli, count, makeProject, showJson, startCli, waitFor } from './helpers.js';
 
@@ -52,7 +61,7 @@ test('a SIGKILLed run is redone next time and nothing half-written is reused', a
   assert.equal(p.count('slow'), 2, 'slow ran again');
   assert.equal(p.count('other'), 1, 'other was committed before the kill and reused');
   assert.equal(readFileSync((await showJson(['slow', 'slow'], p.dir)).out, 'utf8'), 'first-half\nsecond-half\n');
-  assert.deepEqual(readdirSync(join(p.dir, 'artifacts/tmp')), [], 'the dead run\'s temporary folder was removed');
+  assert.deepEqual(readdirSync(join(p.dir, 'artifacts/tmp')), [], "the dead run's temporary folder was removed");
   assert.deepEqual(readdirSync(join(p.dir, 'artifacts/locks')), [], 'the stale lock was broken and released');
 });
 
@@ -68,7 +77,10 @@ test('SIGTERM stops the run cleanly: exit 143, children ended, no half entry', a
   assert.equal(r.code, 143, r.stderr);
   await waitFor(() => !alive(shellPid), 5000);
   const cache = join(p.dir, 'artifacts/cache');
-  assert.ok(!existsSync(cache) || readdirSync(cache).every((k) => !readFileSync(join(cache, k, 'manifest.json'), 'utf8').includes('"slow"')));
+  assert.ok(
+    !existsSync(cache) ||
+      readdirSync(cache).every((k) => !readFileSync(join(cache, k, 'manifest.json'), 'utf8').includes('"slow"')),
+  );
   assert.deepEqual(readdirSync(join(p.dir, 'artifacts/tmp')), []);
   assert.deepEqual(readdirSync(join(p.dir, 'artifacts/locks')), []);
   const st = await cli(['status', 'slow'], p.dir);
@@ -86,16 +98,19 @@ test('SIGTERM stops the run cleanly: exit 143, children ended, no half entry', a
 
 test('a corrupted or deleted cache file is detected and the stage re-runs', async () => {
   const p = makeProject();
-  p.write('pipelines/c.yaml', `stages:
+  p.write(
+    'pipelines/c.yaml',
+    `stages:
   s:
     uses: shell
     with: { cmd: "${count('s')}; echo content > $OUT/f.txt; mkdir $OUT/d; echo a > $OUT/d/a", outputs: { f: f.txt, d: d/ } }
   t:
     uses: shell
     with: { cmd: "${count('t')}; cat \${{ stages.s.outputs.f }} > $OUT/g.txt", outputs: { g: g.txt } }
-`);
+`,
+  );
   await cli(['run', 'c'], p.dir);
-  const paths = (await showJson(['c', 's'], p.dir));
+  const paths = await showJson(['c', 's'], p.dir);
   assert.ok(statSync(paths.d).isDirectory());
   // Same size, new content: the mtime differs from the manifest, so the file is re-hashed.
   writeFileSync(paths.f, 'CONTENT\n');
@@ -125,7 +140,9 @@ test('a corrupted or deleted cache file is detected and the stage re-runs', asyn
 
 test('two concurrent runs on one workspace compute each entry once and end consistent', async () => {
   const p = makeProject();
-  p.write('pipelines/par.yaml', `params: { tag: x }
+  p.write(
+    'pipelines/par.yaml',
+    `params: { tag: x }
 stages:
   shared:
     uses: shell
@@ -136,7 +153,8 @@ stages:
   b:
     uses: shell
     with: { cmd: "${count('b')}; echo \${{ params.tag }} > $OUT/b", outputs: { b: b } }
-`);
+`,
+  );
   const [r1, r2] = await Promise.all([cli(['run', 'par', 'a'], p.dir), cli(['run', 'par', 'b', 'shared'], p.dir)]);
   assert.equal(r1.code, 0, r1.stderr);
   assert.equal(r2.code, 0, r2.stderr);
@@ -144,7 +162,7 @@ stages:
   assert.equal(p.count('a'), 1);
   assert.equal(p.count('b'), 1);
   const lock = JSON.parse(readFileSync(join(p.pipelines, 'par.lock.json'), 'utf8'));
-  assert.deepEqual(Object.keys(lock.instances), ['a', 'b', 'shared'], 'both runs\' entries are in the lock file');
+  assert.deepEqual(Object.keys(lock.instances), ['a', 'b', 'shared'], "both runs' entries are in the lock file");
   const [s1, s2] = await Promise.all([cli(['run', 'par'], p.dir), cli(['run', 'par'], p.dir)]);
   assert.match(s1.stderr, /0 ran, 3 cached/);
   assert.match(s2.stderr, /0 ran, 3 cached/);
@@ -152,7 +170,9 @@ stages:
 
 test('heavy stages run in a child process; a crash there fails only that stage', async () => {
   const p = makeProject();
-  p.write('pipelines/h.yaml', `stages:
+  p.write(
+    'pipelines/h.yaml',
+    `stages:
   heavy:
     uses: shell
     heavy: true
@@ -165,7 +185,8 @@ test('heavy stages run in a child process; a crash there fails only that stage',
   light:
     uses: shell
     with: { cmd: "${count('light')}; echo ok > $OUT/l", outputs: { l: l } }
-`);
+`,
+  );
   const run = startCli(['run', 'h', '--resources', 'gpu=0'], p.dir);
   const r = await run.done;
   assert.equal(r.code, 1);
@@ -177,7 +198,10 @@ test('heavy stages run in a child process; a crash there fails only that stage',
   assert.notEqual(Number(pid), run.child.pid, 'ran under a child node process, not the runner');
   assert.equal(cuda, '', 'no GPU: CUDA_VISIBLE_DEVICES is empty (CPU)');
   // With two GPUs declared, the stage gets a device id.
-  p.write('pipelines/h.yaml', readFileSync(join(p.pipelines, 'h.yaml'), 'utf8').replace('echo pid', 'echo again; echo pid'));
+  p.write(
+    'pipelines/h.yaml',
+    readFileSync(join(p.pipelines, 'h.yaml'), 'utf8').replace('echo pid', 'echo again; echo pid'),
+  );
   const r2 = await cli(['run', 'h', 'heavy', '--resources', 'gpu=2'], p.dir);
   assert.equal(r2.code, 0, r2.stderr);
   const h2 = (await showJson(['h', 'heavy'], p.dir)).h;
@@ -188,7 +212,9 @@ test('an unexpected error in one instance (a dangling link in its input folder) 
   const p = makeProject();
   p.write('pipelines/data/ok.txt', 'x\n');
   symlinkSync(join(p.pipelines, 'data/nowhere'), join(p.pipelines, 'data/dangling'));
-  p.write('pipelines/bad.yaml', `
+  p.write(
+    'pipelines/bad.yaml',
+    `
 stages:
   reads:
     uses: shell
@@ -201,7 +227,8 @@ stages:
     with:
       cmd: "${count('other')}; echo o > $OUT/o.txt"
       outputs: { o: o.txt }
-`);
+`,
+  );
   const r = await cli(['run', 'bad', '--progress', 'plain'], p.dir);
   assert.equal(r.code, 1, r.stderr);
   assert.match(r.stderr, /FAILED reads: .*ENOENT/);

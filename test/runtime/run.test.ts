@@ -48,7 +48,8 @@ function chainProject() {
   return p;
 }
 
-const counts = (p: ReturnType<typeof makeProject>) => Object.fromEntries(['a', 'b', 'c', 'd', 'e'].map((n) => [n, p.count(n)]));
+const counts = (p: ReturnType<typeof makeProject>) =>
+  Object.fromEntries(['a', 'b', 'c', 'd', 'e'].map((n) => [n, p.count(n)]));
 
 test('a changed param re-runs exactly that stage and its dependents; inputs tracked; no-op runs nothing', async () => {
   const p = chainProject();
@@ -63,7 +64,11 @@ test('a changed param re-runs exactly that stage and its dependents; inputs trac
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(counts(p), { a: 1, b: 1, c: 1, d: 1, e: 1 }, 'fully cached');
   assert.match(r.stderr, /0 ran, 5 cached/);
-  assert.equal(readFileSync(join(p.pipelines, 'chain.lock.json'), 'utf8'), lockBefore, 'no-op run leaves the lock file alone');
+  assert.equal(
+    readFileSync(join(p.pipelines, 'chain.lock.json'), 'utf8'),
+    lockBefore,
+    'no-op run leaves the lock file alone',
+  );
 
   r = await cli(['status', 'chain'], p.dir);
   assert.match(r.stdout, /all 5 instances cached/);
@@ -123,7 +128,9 @@ test('a changed param re-runs exactly that stage and its dependents; inputs trac
 
 test('early cutoff: an upstream that re-runs with identical output leaves dependents cached', async () => {
   const p = makeProject();
-  p.write('pipelines/cut.yaml', `params: { comment: one }
+  p.write(
+    'pipelines/cut.yaml',
+    `params: { comment: one }
 stages:
   up:
     uses: shell
@@ -135,7 +142,8 @@ stages:
     with:
       cmd: "${count('down')}; cp \${{ stages.up.outputs.x }} $OUT/y.txt"
       outputs: { y: y.txt }
-`);
+`,
+  );
   await cli(['run', 'cut'], p.dir);
   const r = await cli(['run', 'cut', '--set', 'comment=two'], p.dir);
   assert.equal(r.code, 0, r.stderr);
@@ -146,7 +154,9 @@ stages:
 
 test('matrix: instances named stably, consumed as a list, one picked by a filter; extends overrides', async () => {
   const p = makeProject();
-  p.write('pipelines/base.yaml', `name: base
+  p.write(
+    'pipelines/base.yaml',
+    `name: base
 params: { sizes: [1, 2], lr: 0.0001 }
 stages:
   m:
@@ -165,13 +175,17 @@ stages:
     with:
       cmd: "cp \${{ stages.m[n=2,lr=1e-4].outputs.n }} $OUT/p.txt"
       outputs: { p: p.txt }
-`);
-  p.write('pipelines/demo.yaml', `extends: base.yaml
+`,
+  );
+  p.write(
+    'pipelines/demo.yaml',
+    `extends: base.yaml
 name: demo
 params: { sizes: [2, 3, 4] }
 stages:
   pick: null
-`);
+`,
+  );
   let r = await cli(['run', 'base'], p.dir);
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(Object.keys(await showJson(['base', 'm'], p.dir)), ['m[n=1,lr=1e-4]', 'm[n=2,lr=1e-4]']);
@@ -194,7 +208,9 @@ stages:
 
 test('a failing stage: independent stages finish, dependents are skipped, exit 1 names the log', async () => {
   const p = makeProject();
-  p.write('pipelines/fail.yaml', `stages:
+  p.write(
+    'pipelines/fail.yaml',
+    `stages:
   bad:
     uses: shell
     with: { cmd: "echo about to fail; exit 3", outputs: { x: x.txt } }
@@ -207,7 +223,8 @@ test('a failing stage: independent stages finish, dependents are skipped, exit 1
   missing:
     uses: shell
     with: { cmd: "true", outputs: { never: never.txt } }
-`);
+`,
+  );
   const r = await cli(['run', 'fail', '--jobs', '4'], p.dir);
   assert.equal(r.code, 1);
   assert.equal(p.count('slow'), 1);
@@ -223,7 +240,10 @@ test('a failing stage: independent stages finish, dependents are skipped, exit 1
 
 test('bad input: exit 2 with a position, nothing runs; --set typing; unknown file', async () => {
   const p = makeProject();
-  p.write('pipelines/ok.yaml', `params: { n: 2 }\nstages:\n  s:\n    uses: shell\n    with: { cmd: "${count('s')}; echo \${{ params.n }} > $OUT/n", outputs: { n: n } }\n`);
+  p.write(
+    'pipelines/ok.yaml',
+    `params: { n: 2 }\nstages:\n  s:\n    uses: shell\n    with: { cmd: "${count('s')}; echo \${{ params.n }} > $OUT/n", outputs: { n: n } }\n`,
+  );
   let r = await cli(['run', 'ok', '--set', 'n=two'], p.dir);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /--set n=two: expected a number/);

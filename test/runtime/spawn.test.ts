@@ -13,13 +13,17 @@ import { runStageDirect } from '../helpers/run-stage.js';
 test('the shell stage starts its command through ctx.spawn', async () => {
   const asked: string[][] = [];
   const controller = new AbortController();
-  const run = await runStageDirect(shell, { cmd: 'echo hi > $OUT/x', outputs: { x: 'x' } }, {
-    signal: controller.signal,
-    spawn: (command, args, request) => {
-      asked.push([command, ...args]);
-      return spawnGroup(command, args, request, controller.signal, 1000);
+  const run = await runStageDirect(
+    shell,
+    { cmd: 'echo hi > $OUT/x', outputs: { x: 'x' } },
+    {
+      signal: controller.signal,
+      spawn: (command, args, request) => {
+        asked.push([command, ...args]);
+        return spawnGroup(command, args, request, controller.signal, 1000);
+      },
     },
-  });
+  );
   assert.deepEqual(asked, [['bash', '-c', 'echo hi > $OUT/x']]);
   assert.equal(readFileSync(join(run.outDir, 'x'), 'utf8'), 'hi\n');
 });
@@ -27,8 +31,16 @@ test('the shell stage starts its command through ctx.spawn', async () => {
 test('spawnGroup ends the whole process group when the signal aborts', async () => {
   const controller = new AbortController();
   // The grandchild outlives bash unless its whole group is ended.
-  const child = spawnGroup('bash', ['-c', 'sleep 30 & echo $!; wait'], { stdio: ['ignore', 'pipe', 'ignore'] }, controller.signal, 1000);
-  const grandchild = await new Promise<number>((resolve) => child.stdout!.once('data', (d) => resolve(Number(String(d).trim()))));
+  const child = spawnGroup(
+    'bash',
+    ['-c', 'sleep 30 & echo $!; wait'],
+    { stdio: ['ignore', 'pipe', 'ignore'] },
+    controller.signal,
+    1000,
+  );
+  const grandchild = await new Promise<number>((resolve) =>
+    child.stdout!.once('data', (d) => resolve(Number(String(d).trim()))),
+  );
   const closed = new Promise((resolve) => child.on('close', resolve));
   controller.abort();
   await closed;

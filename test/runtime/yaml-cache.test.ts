@@ -15,7 +15,10 @@ import { readYamlFile } from '../../src/runtime/yaml-source.js';
 test('cold and warm parses of one file are equal, .inf/.nan/-0 included', () => {
   const file = join(mkdtempSync(join(tmpdir(), 'yaml-cache-')), 'p.yaml');
   // A unique text, so that the cache is cold on the first read.
-  writeFileSync(file, `# ${randomBytes(8).toString('hex')}\nparams:\n  big: .inf\n  small: -.inf\n  nan: .nan\n  zero: -0\n  plain: [1, x]\n`);
+  writeFileSync(
+    file,
+    `# ${randomBytes(8).toString('hex')}\nparams:\n  big: .inf\n  small: -.inf\n  nan: .nan\n  zero: -0\n  plain: [1, x]\n`,
+  );
   const cold = readYamlFile(file, 'p.yaml');
   const warm = readYamlFile(file, 'p.yaml');
   assert.deepStrictEqual(warm.data, cold.data);
@@ -27,7 +30,10 @@ test('cold and warm parses of one file are equal, .inf/.nan/-0 included', () => 
 
 test('a plain file is cached and read back equal', () => {
   const file = join(mkdtempSync(join(tmpdir(), 'yaml-cache-')), 'p.yaml');
-  writeFileSync(file, `# ${randomBytes(8).toString('hex')}\nstages:\n  a: { uses: shell, with: { cmd: "echo \${{ params.x }}" } }\n`);
+  writeFileSync(
+    file,
+    `# ${randomBytes(8).toString('hex')}\nstages:\n  a: { uses: shell, with: { cmd: "echo \${{ params.x }}" } }\n`,
+  );
   const cold = readYamlFile(file, 'p.yaml');
   const warm = readYamlFile(file, 'p.yaml');
   assert.deepStrictEqual(warm.data, cold.data);

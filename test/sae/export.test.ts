@@ -52,12 +52,21 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 /** s * (the training-unit model on x / s): what the exported file must compute on raw x. */
 function normalisedForward(w: SaeWeights, x: Float32Array, s: number, dIn: number, dSae: number): Float32Array {
-  const out = referenceForward({ ...w, threshold: w.log_threshold.map(Math.exp) }, x.map((v) => v / s), dIn, dSae, true);
+  const out = referenceForward(
+    { ...w, threshold: w.log_threshold.map(Math.exp) },
+    x.map((v) => v / s),
+    dIn,
+    dSae,
+    true,
+  );
   return out.map((v) => v * s);
 }
 
 test('exported SAE works on raw activations; round trip; init_from un-folds exactly', async () => {
-  const dIn = 6, dSae = 12, s = 3.4, s2 = 1.7;
+  const dIn = 6,
+    dSae = 12,
+    s = 3.4,
+    s2 = 1.7;
   const w = randomWeights(dIn, dSae, 11);
   const dir = join(tempDir('export'), 'sae');
   const folded = foldNormalisation(w, s);
@@ -88,7 +97,10 @@ test('exported SAE works on raw activations; round trip; init_from un-folds exac
   // init_from with another norm scale: the un-folded model (unit decoder rows) reproduces the file.
   const unfolded = unfoldNormalisation(loaded.weights, s2, dIn, dSae);
   for (let j = 0; j < dSae; j++) {
-    assert.ok(Math.abs(Math.hypot(...unfolded.W_dec.subarray(j * dIn, (j + 1) * dIn)) - 1) < 1e-5, `row ${j} unit norm`);
+    assert.ok(
+      Math.abs(Math.hypot(...unfolded.W_dec.subarray(j * dIn, (j + 1) * dIn)) - 1) < 1e-5,
+      `row ${j} unit norm`,
+    );
   }
   const out2 = normalisedForward(unfolded, x, s2, dIn, dSae);
   assert.ok(maxAbsDiff(rawOut, out2) < 1e-4, `unfold: ${maxAbsDiff(rawOut, out2)}`);
@@ -96,18 +108,38 @@ test('exported SAE works on raw activations; round trip; init_from un-folds exac
 
 test('train-sae init_from continues from an exported SAE (same outputs after a negligible step)', async () => {
   const root = tempDir('initfrom');
-  const d = 8, dSae = 16;
+  const d = 8,
+    dSae = 16;
   const { x } = sparseData(512 + 64, d, 12, 0.15, 9, 2);
   const store = writeStore(join(root, 'store'), x, d);
-  const base = { store, eval_rows: 64, d_sae: dSae, batch_size: 32, backend: 'cpu', threshold_init: 0.05, bandwidth: 0.05, log_every: 10 };
-  const first = await runTrainSae({ ...base, steps: 30, lr: 1e-2, lr_warmup_steps: 2, l0_coefficient: 1e-2, norm_scale: 2 },
-    { outDir: join(root, 'a/out'), workDir: join(root, 'a/work') });
+  const base = {
+    store,
+    eval_rows: 64,
+    d_sae: dSae,
+    batch_size: 32,
+    backend: 'cpu',
+    threshold_init: 0.05,
+    bandwidth: 0.05,
+    log_every: 10,
+  };
+  const first = await runTrainSae(
+    { ...base, steps: 30, lr: 1e-2, lr_warmup_steps: 2, l0_coefficient: 1e-2, norm_scale: 2 },
+    { outDir: join(root, 'a/out'), workDir: join(root, 'a/work') },
+  );
   const saeDir = join(root, 'a/out/sae');
-  const second = await runTrainSae({ ...base, steps: 1, lr: 1e-12, lr_warmup_steps: 0, norm_scale: 5, init_from: saeDir },
-    { outDir: join(root, 'b/out'), workDir: join(root, 'b/work') });
-  const a = readSaeLens(saeDir).weights, b = readSaeLens(join(root, 'b/out/sae')).weights;
-  const rawA = referenceForward(a, x, d, dSae, true), rawB = referenceForward(b, x, d, dSae, true);
+  const second = await runTrainSae(
+    { ...base, steps: 1, lr: 1e-12, lr_warmup_steps: 0, norm_scale: 5, init_from: saeDir },
+    { outDir: join(root, 'b/out'), workDir: join(root, 'b/work') },
+  );
+  const a = readSaeLens(saeDir).weights,
+    b = readSaeLens(join(root, 'b/out/sae')).weights;
+  const rawA = referenceForward(a, x, d, dSae, true),
+    rawB = referenceForward(b, x, d, dSae, true);
   assert.ok(maxAbsDiff(rawA, rawB) < 1e-4, `outputs differ by ${maxAbsDiff(rawA, rawB)}`);
-  const mseA = first.outputs.mse as number, mseB = second.outputs.mse as number;
-  assert.ok(Math.abs(mseA * 4 - mseB * 25) < 1e-3 * mseA * 4, 'same raw-unit eval error (mse is in normalised units: x s^2)');
+  const mseA = first.outputs.mse as number,
+    mseB = second.outputs.mse as number;
+  assert.ok(
+    Math.abs(mseA * 4 - mseB * 25) < 1e-3 * mseA * 4,
+    'same raw-unit eval error (mse is in normalised units: x s^2)',
+  );
 });

@@ -18,10 +18,18 @@ export function writeStore(dir: string, values: Float32Array, d: number): string
   mkdirSync(dir, { recursive: true });
   const rows = values.length / d;
   writeFileSync(join(dir, 'data.bin'), Buffer.from(values.buffer, values.byteOffset, values.byteLength));
-  writeFileSync(join(dir, 'store.json'), JSON.stringify({
-    format: 'activation-store/1', rows, d, dtype: 'float32', byteOrder: 'little',
-    sources: [{ path: 'fixture', rows, sha256: '0'.repeat(64) }], column: 'activations',
-  }));
+  writeFileSync(
+    join(dir, 'store.json'),
+    JSON.stringify({
+      format: 'activation-store/1',
+      rows,
+      d,
+      dtype: 'float32',
+      byteOrder: 'little',
+      sources: [{ path: 'fixture', rows, sha256: '0'.repeat(64) }],
+      column: 'activations',
+    }),
+  );
   return dir;
 }
 
@@ -65,7 +73,10 @@ export function writeDictionary(path: string, features: Float32Array, n: number,
 /** Plain-JS JumpReLU forward: x_hat for each row of x (SAELens semantics). */
 export function referenceForward(
   w: { W_enc: Float32Array; b_enc: Float32Array; W_dec: Float32Array; b_dec: Float32Array; threshold: Float32Array },
-  x: Float32Array, dIn: number, dSae: number, applyBDecToInput: boolean,
+  x: Float32Array,
+  dIn: number,
+  dSae: number,
+  applyBDecToInput: boolean,
 ): Float32Array {
   const rows = x.length / dIn;
   const out = new Float32Array(x.length);

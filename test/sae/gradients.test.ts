@@ -12,7 +12,11 @@ import { mulberry32 } from '../../src/random.js';
 for (const applyBDecToInput of [true, false]) {
   test(`closed-form gradients match autodiff (apply_b_dec_to_input=${applyBDecToInput})`, async () => {
     const { tf } = await loadTf('cpu');
-    const dIn = 6, dSae = 10, B = 16, bw = 0.4, lambda = 0.3;
+    const dIn = 6,
+      dSae = 10,
+      B = 16,
+      bw = 0.4,
+      lambda = 0.3;
     const rng = mulberry32(7);
     const w = initialWeights({ dIn, dSae }, 0.2, rng);
     // Non-trivial biases and thresholds so every path (and the STE window) is exercised.
@@ -20,7 +24,10 @@ for (const applyBDecToInput of [true, false]) {
     w.b_dec.forEach((_, i) => (w.b_dec[i] = 0.3 * (rng() - 0.5)));
     w.log_threshold.forEach((_, i) => (w.log_threshold[i] = Math.log(0.05 + 0.3 * rng())));
     const sae = new JumpReluSae(tf, { dIn, dSae, applyBDecToInput, bandwidth: bw }, w);
-    const x = tf.tensor2d(Array.from({ length: B * dIn }, () => 2 * rng() - 1), [B, dIn]);
+    const x = tf.tensor2d(
+      Array.from({ length: B * dIn }, () => 2 * rng() - 1),
+      [B, dIn],
+    );
 
     const ours = tf.tidy(() => sae.gradients(x, lambda).grads);
     const step = tf.customGrad((z: any, thr: any, save: any) => {
@@ -29,7 +36,15 @@ for (const applyBDecToInput of [true, false]) {
         value: z.greater(thr).cast('float32'),
         gradFunc: (dy: any, saved: any) => {
           const [zs, th] = saved;
-          const k = tf.where(zs.relu().sub(th).abs().less(bw / 2), tf.fill(zs.shape, -1 / bw), tf.zerosLike(zs));
+          const k = tf.where(
+            zs
+              .relu()
+              .sub(th)
+              .abs()
+              .less(bw / 2),
+            tf.fill(zs.shape, -1 / bw),
+            tf.zerosLike(zs),
+          );
           return [tf.zerosLike(zs), k.mul(dy).sum(0)];
         },
       };
@@ -55,7 +70,10 @@ for (const applyBDecToInput of [true, false]) {
         assert.ok(Math.abs(a[i] - o[i]) <= 1e-4 * scale, `${n}[${i}]: ours ${o[i]} autodiff ${a[i]}`);
       }
       if (n === 'log_threshold') windowHits = Array.from(a).filter((v) => v !== 0).length;
-      assert.ok(Array.from(o).some((v) => v !== 0), `${n}: gradient is all zero (test would not discriminate)`);
+      assert.ok(
+        Array.from(o).some((v) => v !== 0),
+        `${n}: gradient is all zero (test would not discriminate)`,
+      );
     }
     assert.ok(windowHits > 0, 'no feature was in the STE window');
   });
@@ -63,10 +81,19 @@ for (const applyBDecToInput of [true, false]) {
 
 test('Adam step matches a scalar re-implementation of PyTorch Adam; decoder rows stay unit norm', async () => {
   const { tf } = await loadTf('cpu');
-  const dIn = 4, dSae = 5, B = 8;
+  const dIn = 4,
+    dSae = 5,
+    B = 8;
   const rng = mulberry32(3);
-  const sae = new JumpReluSae(tf, { dIn, dSae, applyBDecToInput: true, bandwidth: 0.001 }, initialWeights({ dIn, dSae }, 0.001, rng));
-  const x = tf.tensor2d(Array.from({ length: B * dIn }, () => 2 * rng() - 1), [B, dIn]);
+  const sae = new JumpReluSae(
+    tf,
+    { dIn, dSae, applyBDecToInput: true, bandwidth: 0.001 },
+    initialWeights({ dIn, dSae }, 0.001, rng),
+  );
+  const x = tf.tensor2d(
+    Array.from({ length: B * dIn }, () => 2 * rng() - 1),
+    [B, dIn],
+  );
   const lr = 0.01;
   for (let t = 1; t <= 3; t++) {
     const before = sae.state().weights;
@@ -87,7 +114,9 @@ test('Adam step matches a scalar re-implementation of PyTorch Adam; decoder rows
       const gi = gArr.log_threshold[i];
       const m = 0.99 * m0.m.log_threshold[i] + 0.01 * gi;
       const v = 0.999 * m0.v.log_threshold[i] + 0.001 * gi * gi;
-      const expect = before.log_threshold[i] - ((2 * lr) / (1 - 0.99 ** t)) * m / (Math.sqrt(v) / Math.sqrt(1 - 0.999 ** t) + 1e-8);
+      const expect =
+        before.log_threshold[i] -
+        (((2 * lr) / (1 - 0.99 ** t)) * m) / (Math.sqrt(v) / Math.sqrt(1 - 0.999 ** t) + 1e-8);
       assert.ok(Math.abs(after.log_threshold[i] - expect) < 1e-5, `log_threshold[${i}] step ${t}`);
     }
     for (let j = 0; j < dSae; j++) {

@@ -7,9 +7,15 @@ import { mulberry32 } from '../../src/random.js';
 
 test('numTensors and bytes are flat over 1000 steps', async () => {
   const { tf } = await loadTf('cpu');
-  const dIn = 8, dSae = 16, B = 16;
+  const dIn = 8,
+    dSae = 16,
+    B = 16;
   const rng = mulberry32(1);
-  const sae = new JumpReluSae(tf, { dIn, dSae, applyBDecToInput: true, bandwidth: 0.001 }, initialWeights({ dIn, dSae }, 0.001, rng));
+  const sae = new JumpReluSae(
+    tf,
+    { dIn, dSae, applyBDecToInput: true, bandwidth: 0.001 },
+    initialWeights({ dIn, dSae }, 0.001, rng),
+  );
   const data = new Float32Array(B * dIn).map(() => rng() - 0.5);
   const step = () => {
     const x = tf.tensor2d(data, [B, dIn]);

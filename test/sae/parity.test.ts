@@ -21,18 +21,27 @@ import { loadCheckpoint, saveCheckpoint } from '../../src/sae/checkpoint.js';
 import { mulberry32 } from '../../src/random.js';
 import { sparseData, tempDir } from './fixtures.js';
 
-const dIn = 24, dSae = 96, B = 64, STEPS = 24, RESUME_AT = 10;
+const dIn = 24,
+  dSae = 96,
+  B = 64,
+  STEPS = 24,
+  RESUME_AT = 10;
 const cfg: SaeConfig = { dIn, dSae, applyBDecToInput: true, bandwidth: 0.05 };
 const { x: data } = sparseData(STEPS * B, dIn, 40, 0.1, 11);
 const batch = (step: number) => data.slice(step * B * dIn, (step + 1) * B * dIn);
 const lambdaAt = (step: number) => 0.02 * Math.min(1, (step + 1) / 8);
 const LR = 3e-3;
 
-interface Trace { stats: StepStats[]; dead: number[]; state: EngineState }
+interface Trace {
+  stats: StepStats[];
+  dead: number[];
+  state: EngineState;
+}
 
 async function open(name: EngineName, threads: number, init: EngineState | null): Promise<SaeEngine> {
   const choice = await chooseEngine(name, threads);
-  const start = init ? { weights: init.weights, adam: init.adam, sinceFired: init.sinceFired }
+  const start = init
+    ? { weights: init.weights, adam: init.adam, sinceFired: init.sinceFired }
     : { weights: initialWeights({ dIn, dSae }, 0.6, mulberry32(4)) };
   return choice.create({ cfg, init: start });
 }
@@ -55,7 +64,10 @@ async function run(name: EngineName, threads: number, resume: boolean): Promise<
       const snap = await engine.snapshot();
       const dir = tempDir('parity');
       const fingerprint = { name, threads };
-      saveCheckpoint(dir, cfg, { state: { step: RESUME_AT, adamSteps: snap.adam.steps, loader: null, rng: 0, fingerprint }, ...snap });
+      saveCheckpoint(dir, cfg, {
+        state: { step: RESUME_AT, adamSteps: snap.adam.steps, loader: null, rng: 0, fingerprint },
+        ...snap,
+      });
       await engine.dispose();
       const ckpt = loadCheckpoint(dir, fingerprint)!;
       engine = await open(name, threads, { weights: ckpt.weights, adam: ckpt.adam, sinceFired: ckpt.sinceFired });
@@ -99,10 +111,20 @@ const reference = run('cpu', 1, false);
 test('the reference learns something (the comparison is not of a frozen model)', async () => {
   const ref = await reference;
   assert.ok(ref.stats.at(-1)!.rec < 0.8 * ref.stats[0].rec, `loss ${ref.stats[0].rec} -> ${ref.stats.at(-1)!.rec}`);
-  assert.ok(ref.stats.some((s) => s.l0 > 0) && ref.dead.some((d) => d > 0), `features fire (${ref.stats.map((s) => s.l0.toFixed(1))}) and some go dead (${ref.dead})`);
+  assert.ok(
+    ref.stats.some((s) => s.l0 > 0) && ref.dead.some((d) => d > 0),
+    `features fire (${ref.stats.map((s) => s.l0.toFixed(1))}) and some go dead (${ref.dead})`,
+  );
 });
 
-const CASES: Array<[EngineName, number]> = [['cpu', 2], ['wasm', 1], ['wasm', 2], ['native', 1], ['native', 2], ['cuda', 1]];
+const CASES: Array<[EngineName, number]> = [
+  ['cpu', 2],
+  ['wasm', 1],
+  ['wasm', 2],
+  ['native', 1],
+  ['native', 2],
+  ['cuda', 1],
+];
 for (const [name, threads] of CASES) {
   test(`${name} with ${threads} thread(s) equals the reference, straight and resumed from a checkpoint file`, async (t) => {
     try {

@@ -14,7 +14,7 @@ import { sparseData, tempDir, writeStore } from './fixtures.js';
 test('controller: lambda follows the schedule in the warm-up, then rises while L0 is above target and falls below', () => {
   const c = new SparsityController({ target: 4, warmupSteps: 10, gain: 0.05, smoothingSteps: 1 });
   assert.equal(c.lambda(3, 0.4), 0.4);
-  for (let s = 0; s < 10; s++) c.observe(s, 20, c.lambda(s, 0.1 * (s + 1) / 10));
+  for (let s = 0; s < 10; s++) c.observe(s, 20, c.lambda(s, (0.1 * (s + 1)) / 10));
   const start = c.current()!;
   for (let s = 10; s < 20; s++) c.observe(s, 20, c.lambda(s, 0.1));
   assert.ok(c.current()! > start * 1.5, `L0 above target: lambda rose (${start} -> ${c.current()})`);
@@ -27,18 +27,35 @@ test('controller: lambda follows the schedule in the warm-up, then rises while L
 });
 
 test('train-sae with target_l0 ends within tolerance of two different targets', { timeout: 300_000 }, async () => {
-  const d = 16, nTrue = 24, rows = 4096 + 512;
+  const d = 16,
+    nTrue = 24,
+    rows = 4096 + 512;
   const root = tempDir('sparsity');
   const { x } = sparseData(rows, d, nTrue, 0.08, 1, 3);
   const store = writeStore(join(root, 'store'), x, d);
   const common = {
-    store, eval_rows: 512, norm_scale: 3, d_sae: 48, batch_size: 64, steps: 1500, lr: 3e-3, lr_warmup_steps: 20,
-    l0_coefficient: 0.1, l0_warmup_steps: 200, threshold_init: 0.3, bandwidth: 0.2, checkpoint_every: 0, backend: 'wasm', l0_tolerance: 0.15,
+    store,
+    eval_rows: 512,
+    norm_scale: 3,
+    d_sae: 48,
+    batch_size: 64,
+    steps: 1500,
+    lr: 3e-3,
+    lr_warmup_steps: 20,
+    l0_coefficient: 0.1,
+    l0_warmup_steps: 200,
+    threshold_init: 0.3,
+    bandwidth: 0.2,
+    checkpoint_every: 0,
+    backend: 'wasm',
+    l0_tolerance: 0.15,
   };
   const results = [];
   for (const target of [2, 3]) {
     const o = (await runStageDirect(trainSaeStage, { ...common, target_l0: target })).outputs as any;
-    console.log(`# target ${target}: held-out L0 ${o.l0.toFixed(2)}, lambda ${o.lambda.toPrecision(3)}, fvu ${o.fvu.toFixed(3)}`);
+    console.log(
+      `# target ${target}: held-out L0 ${o.l0.toFixed(2)}, lambda ${o.lambda.toPrecision(3)}, fvu ${o.fvu.toFixed(3)}`,
+    );
     assert.ok(Math.abs(o.l0 - target) <= 0.15 * target, `target ${target}: held-out L0 ${o.l0}`);
     assert.equal(o.eval.l0_within_tolerance, true);
     assert.equal(o.eval.target_l0, target);

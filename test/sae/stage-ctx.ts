@@ -23,9 +23,16 @@ export async function runTrainSae(
   const logs: string[] = [];
   const signal = hooks.signal ?? new AbortController().signal;
   const outputs = await trainSaeStage.run({
-    params: p as any, instance: 'test', outDir: dirs.outDir, workDir: dirs.workDir, pipelineDir: join(dirs.outDir, '..'),
-    log: (m) => logs.push(m), progress: (x) => hooks.onProgress?.(x),
-    signal, env: {}, spawn: (command, args, request) => spawnGroup(command, args, request, signal, 3000),
+    params: p as any,
+    instance: 'test',
+    outDir: dirs.outDir,
+    workDir: dirs.workDir,
+    pipelineDir: join(dirs.outDir, '..'),
+    log: (m) => logs.push(m),
+    progress: (x) => hooks.onProgress?.(x),
+    signal,
+    env: {},
+    spawn: (command, args, request) => spawnGroup(command, args, request, signal, 3000),
   });
   return { outputs, logs };
 }

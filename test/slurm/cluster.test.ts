@@ -13,7 +13,9 @@ import { cli, count, makeProject, startCli, waitFor, type Project } from '../run
 
 const sinfo = spawnSync('sinfo', ['-h', '-N', '-o', '%t'], { encoding: 'utf8' });
 const up = sinfo.status === 0 && /^(idle|mix|alloc)/m.test(sinfo.stdout);
-const skip = up ? false : `no Slurm cluster answers (${sinfo.error ? 'sinfo not installed' : sinfo.stderr.trim() || sinfo.stdout.trim()}): start one with scripts/slurm-cluster.sh start`;
+const skip = up
+  ? false
+  : `no Slurm cluster answers (${sinfo.error ? 'sinfo not installed' : sinfo.stderr.trim() || sinfo.stdout.trim()}): start one with scripts/slurm-cluster.sh start`;
 
 /** Ids of the jobs a project's runs have recorded (and not yet collected). */
 function recordedJobs(pr: Project): string[] {
@@ -33,14 +35,27 @@ function profile(pr: Project, extra = ''): string {
   return pr.write('slurm.yaml', `poll_interval: 0.3\nwarning_seconds: 0\n${extra}`);
 }
 
-const slurm = (pr: Project, args: string[] = [], prof = 'slurm.yaml') => ['--executor', 'slurm', '--profile', join(pr.dir, prof), '--progress', 'plain', ...args];
+const slurm = (pr: Project, args: string[] = [], prof = 'slurm.yaml') => [
+  '--executor',
+  'slurm',
+  '--profile',
+  join(pr.dir, prof),
+  '--progress',
+  'plain',
+  ...args,
+];
 
 function lockKeys(pr: Project, name = 'p'): Record<string, { key: string; outputs: string }> {
-  const lock = JSON.parse(readFileSync(join(pr.pipelines, `${name}.lock.json`), 'utf8')) as { instances: Record<string, { key: string; outputs: string }> };
+  const lock = JSON.parse(readFileSync(join(pr.pipelines, `${name}.lock.json`), 'utf8')) as {
+    instances: Record<string, { key: string; outputs: string }>;
+  };
   return Object.fromEntries(Object.entries(lock.instances).map(([n, e]) => [n, { key: e.key, outputs: e.outputs }]));
 }
 
-test('a GPU stage sees CUDA_VISIBLE_DEVICES, a failing stage fails alone, a cached re-run submits nothing; keys as a local run', { skip, timeout: 180_000 }, async () => {
+test('a GPU stage sees CUDA_VISIBLE_DEVICES, a failing stage fails alone, a cached re-run submits nothing; keys as a local run', {
+  skip,
+  timeout: 180_000,
+}, async () => {
   const text = `name: p
 stages:
   gpu:
@@ -68,7 +83,10 @@ stages:
   assert.match(r.stderr, /skipped after/);
   assert.equal(pr.count('gpu'), 2);
   const entries = readdirSync(join(pr.dir, 'artifacts', 'cache'));
-  const cvds = entries.map((k) => join(pr.dir, 'artifacts', 'cache', k, 'out', 'cvd.txt')).filter(existsSync).map((f) => readFileSync(f, 'utf8').trim());
+  const cvds = entries
+    .map((k) => join(pr.dir, 'artifacts', 'cache', k, 'out', 'cvd.txt'))
+    .filter(existsSync)
+    .map((f) => readFileSync(f, 'utf8').trim());
   assert.equal(cvds.length, 2, 'two GPU results');
   for (const c of cvds) assert.match(c, /^[01]$/, 'one fake GPU per job');
   for (const k of entries) {
@@ -93,9 +111,14 @@ stages:
   for (const n of ['gpu[n=1]', 'gpu[n=2]']) assert.equal(slurmKeys[n].key, localKeys[n].key, n);
 });
 
-test('bad requests are errors with Slurm\'s reason: too many GPUs, a time limit the partition never grants', { skip, timeout: 180_000 }, async () => {
+test("bad requests are errors with Slurm's reason: too many GPUs, a time limit the partition never grants", {
+  skip,
+  timeout: 180_000,
+}, async () => {
   const pr = makeProject('slurm-bad-');
-  pr.write('pipelines/p.yaml', `name: p
+  pr.write(
+    'pipelines/p.yaml',
+    `name: p
 stages:
   greedy:
     uses: shell
@@ -106,11 +129,15 @@ stages:
     uses: shell
     heavy: true
     with: { cmd: 'true' }
-`);
+`,
+  );
   profile(pr, 'stages:\n  long: { partition: short, time: "10" }\n');
   const r = await cli(['run', 'p', ...slurm(pr)], pr.dir);
   assert.equal(r.code, 1, r.stderr);
-  assert.match(r.stderr, /FAILED greedy: sbatch refused the job: .*(Requested node configuration is not available|gres)/i);
+  assert.match(
+    r.stderr,
+    /FAILED greedy: sbatch refused the job: .*(Requested node configuration is not available|gres)/i,
+  );
   const never = /FAILED long: Slurm will never start job (\d+): Partition(TimeLimit|Config)/.exec(r.stderr);
   assert.ok(never, r.stderr);
   assert.equal(stateOf(never[1]), 'CANCELLED', 'the job that could never start is not left in the queue');
@@ -118,7 +145,9 @@ stages:
 
 test('Ctrl-C cancels running and pending jobs in one go and exits 130', { skip, timeout: 180_000 }, async (t) => {
   const pr = makeProject('slurm-int-');
-  pr.write('pipelines/p.yaml', `name: p
+  pr.write(
+    'pipelines/p.yaml',
+    `name: p
 stages:
   hog:
     uses: shell
@@ -126,7 +155,8 @@ stages:
     resources: { gpu: 2 }
     matrix: { i: [1, 2, 3] }
     with: { cmd: 'sleep 300', env: { I: \${{ matrix.i }} } }
-`);
+`,
+  );
   profile(pr);
   const run = startCli(['run', 'p', ...slurm(pr)], pr.dir);
   t.after(() => run.child.kill('SIGKILL'));
@@ -146,7 +176,10 @@ stages:
   assert.deepEqual(recordedJobs(pr), [], 'no job left for a later run to adopt');
 });
 
-test('a SIGKILLed runner\'s jobs are adopted by the next run: no second submission, same outputs as a local run; status lists them meanwhile', { skip, timeout: 180_000 }, async (t) => {
+test("a SIGKILLed runner's jobs are adopted by the next run: no second submission, same outputs as a local run; status lists them meanwhile", {
+  skip,
+  timeout: 180_000,
+}, async (t) => {
   const text = `name: p
 stages:
   first:
@@ -181,7 +214,10 @@ stages:
 
   const again = startCli(['run', 'p', ...slurm(pr)], pr.dir);
   t.after(() => again.child.kill('SIGKILL'));
-  await waitFor(() => /adopted Slurm job/.test(readFileSync(join(pr.dir, 'artifacts', 'logs', 'p', 'slow.log'), 'utf8')), 60_000);
+  await waitFor(
+    () => /adopted Slurm job/.test(readFileSync(join(pr.dir, 'artifacts', 'logs', 'p', 'slow.log'), 'utf8')),
+    60_000,
+  );
   // The stage finishes only now, watched by the second runner.
   pr.write('release', '');
   const r = await again.done;
@@ -198,11 +234,16 @@ stages:
   assert.deepEqual(lockKeys(pr), lockKeys(local));
 });
 
-test('a job stopped by its time limit is submitted again and resumes from its checkpoint', { skip, timeout: 240_000 }, async () => {
+test('a job stopped by its time limit is submitted again and resumes from its checkpoint', {
+  skip,
+  timeout: 240_000,
+}, async () => {
   const pr = makeProject('slurm-timeout-');
   // 70 steps of 1.5 s (105 s) outlast the 1-minute limit even when Slurm enforces it 30 s late;
   // the second job starts where the first stopped and needs at most 45 s more.
-  pr.write('pipelines/p.yaml', `name: p
+  pr.write(
+    'pipelines/p.yaml',
+    `name: p
 stages:
   steps:
     uses: shell
@@ -214,27 +255,44 @@ stages:
         while [ $s -lt 70 ]; do sleep 1.5; s=$((s+1)); echo $s > $WORK/step; done
         cp $WORK/starts $OUT/starts.txt
       outputs: { starts: starts.txt }
-`);
+`,
+  );
   profile(pr, 'retries: { TIMEOUT: 1 }\nstages:\n  steps: { time: "1" }\n');
   const r = await cli(['run', 'p', ...slurm(pr)], pr.dir);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /steps: job \d+ reached its time limit: submitting it again \(TIMEOUT retry 1 of 1\)/);
   const out = readFileSync(join(pr.dir, 'artifacts', 'cache', lockKeys(pr).steps.key, 'out', 'starts.txt'), 'utf8');
-  const starts = out.trim().split('\n').map((l) => Number(l.split(' ')[1]));
+  const starts = out
+    .trim()
+    .split('\n')
+    .map((l) => Number(l.split(' ')[1]));
   assert.equal(starts.length, 2, out);
   assert.equal(starts[0], 0);
   assert.ok(starts[1] >= 35 && starts[1] < 70, `resumed at step ${starts[1]}`);
 });
 
-test('the demo\'s sweeps through Slurm: the same cache keys and outputs as a local run', { skip, timeout: 480_000 }, async () => {
+test("the demo's sweeps through Slurm: the same cache keys and outputs as a local run", {
+  skip,
+  timeout: 480_000,
+}, async () => {
   // The demo's own files, shrunk by --set to 2 widths x 2 data sizes and 2 widths x 2 rates.
   const repo = join(dirname(fileURLToPath(import.meta.url)), '../../..');
   const toy = [
-    'dataset_rows=6000', 'eval_rows=1024', 'norm_batches=2', 'n_features=32', 'mean_active=3', 'l0_warmup_steps=10',
-    'small_d_sae=[16,32]', 'small_n_samples=[1000,2000]', 'sweep_d_sae=[16,32]', 'sweep_n_samples=2000', 'sweep_lrs=[5.0e-3,1.0e-2]',
+    'dataset_rows=6000',
+    'eval_rows=1024',
+    'norm_batches=2',
+    'n_features=32',
+    'mean_active=3',
+    'l0_warmup_steps=10',
+    'small_d_sae=[16,32]',
+    'small_n_samples=[1000,2000]',
+    'sweep_d_sae=[16,32]',
+    'sweep_n_samples=2000',
+    'sweep_lrs=[5.0e-3,1.0e-2]',
   ].flatMap((s) => ['--set', s]);
   const projects = [makeProject('slurm-demo-'), makeProject('slurm-demo-local-')];
-  for (const pr of projects) for (const f of ['demo.yaml', 'scaling.yaml']) copyFileSync(join(repo, 'pipelines', f), join(pr.pipelines, f));
+  for (const pr of projects)
+    for (const f of ['demo.yaml', 'scaling.yaml']) copyFileSync(join(repo, 'pipelines', f), join(pr.pipelines, f));
   const [viaSlurm, local] = projects;
   profile(viaSlurm);
   const s = await cli(['run', 'demo', 'small', 'lr_sweep', ...slurm(viaSlurm), ...toy], viaSlurm.dir);
@@ -245,12 +303,29 @@ test('the demo\'s sweeps through Slurm: the same cache keys and outputs as a loc
   assert.equal(l.code, 0, l.stderr);
   const [a, b] = [lockKeys(viaSlurm, 'demo'), lockKeys(local, 'demo')];
   assert.ok(Object.keys(a).some((n) => n.startsWith('lr_sweep[')));
-  assert.deepEqual(Object.fromEntries(Object.entries(a).map(([n, e]) => [n, e.key])), Object.fromEntries(Object.entries(b).map(([n, e]) => [n, e.key])), 'same keys');
+  assert.deepEqual(
+    Object.fromEntries(Object.entries(a).map(([n, e]) => [n, e.key])),
+    Object.fromEntries(Object.entries(b).map(([n, e]) => [n, e.key])),
+    'same keys',
+  );
   // The trained SAEs are the same bytes (metrics.jsonl differs: it names its project's store path).
   for (const [n, e] of Object.entries(a)) {
     const sae = (pr: Project) => join(pr.dir, 'artifacts', 'cache', e.key, 'out', 'sae');
     if (!existsSync(sae(viaSlurm))) continue;
-    for (const f of readdirSync(sae(viaSlurm))) assert.ok(readFileSync(join(sae(viaSlurm), f)).equals(readFileSync(join(sae(local), f))), `${n}: sae/${f}`);
+    for (const f of readdirSync(sae(viaSlurm)))
+      assert.ok(readFileSync(join(sae(viaSlurm), f)).equals(readFileSync(join(sae(local), f))), `${n}: sae/${f}`);
   }
-  assert.match(readFileSync(join(viaSlurm.dir, 'artifacts', 'logs', 'demo', `${safeName(Object.keys(a).find((n) => n.startsWith('small['))!)}.log`), 'utf8'), /submitted as Slurm job/);
+  assert.match(
+    readFileSync(
+      join(
+        viaSlurm.dir,
+        'artifacts',
+        'logs',
+        'demo',
+        `${safeName(Object.keys(a).find((n) => n.startsWith('small['))!)}.log`,
+      ),
+      'utf8',
+    ),
+    /submitted as Slurm job/,
+  );
 });

@@ -17,7 +17,14 @@ const request = (over: Partial<JobRequest> = {}): JobRequest => ({
   jobDir: '/shared/artifacts/work/0123/.slurm',
   logFile: '/shared/artifacts/logs/demo/train.log',
   warnedFile: '/shared/artifacts/work/0123/.slurm/warned',
-  command: ['/usr/bin/node', '/repo/dist/src/cli.js', 'exec', '/shared/spec.json', '--result', "/shared/it's/result.json"],
+  command: [
+    '/usr/bin/node',
+    '/repo/dist/src/cli.js',
+    'exec',
+    '/shared/spec.json',
+    '--result',
+    "/shared/it's/result.json",
+  ],
   resources: {},
   attempt: 1,
   ...over,
@@ -30,14 +37,26 @@ test('profile: defaults fill an empty profile; errors name file, line and field'
   assert.deepEqual(p.retries, { TIMEOUT: 2, NODE_FAIL: 2, PREEMPTED: 5 });
   assert.throws(
     () => parseProfile('partition: gpu\ntime: 2 hours\n', 'slurm.yaml'),
-    (e: PipelineError) => /^slurm\.yaml:2:7: Slurm profile slurm\.yaml field time: "2 hours" (does not match|is not a Slurm time limit)/.test(e.format()),
+    (e: PipelineError) =>
+      /^slurm\.yaml:2:7: Slurm profile slurm\.yaml field time: "2 hours" (does not match|is not a Slurm time limit)/.test(
+        e.format(),
+      ),
   );
-  assert.throws(() => parseProfile('stages:\n  final:\n    gpu: 2\n', 'p.yaml'), (e: PipelineError) => /^p\.yaml:3:5: .*field stages\.final\.gpu: unknown key 'gpu'/.test(e.format()));
-  assert.throws(() => parseProfile('retries: {TIMEOUT: -1}\n', 'p.yaml'), (e: PipelineError) => /field retries\.TIMEOUT/.test(e.format()));
+  assert.throws(
+    () => parseProfile('stages:\n  final:\n    gpu: 2\n', 'p.yaml'),
+    (e: PipelineError) => /^p\.yaml:3:5: .*field stages\.final\.gpu: unknown key 'gpu'/.test(e.format()),
+  );
+  assert.throws(
+    () => parseProfile('retries: {TIMEOUT: -1}\n', 'p.yaml'),
+    (e: PipelineError) => /field retries\.TIMEOUT/.test(e.format()),
+  );
 });
 
 test('profile: a stage runs locally by id, by type, or by its own override', () => {
-  const p = parseProfile('local: [fit, report]\nstages:\n  budget: { local: true }\n  fit: { local: false }\n', 'p.yaml');
+  const p = parseProfile(
+    'local: [fit, report]\nstages:\n  budget: { local: true }\n  fit: { local: false }\n',
+    'p.yaml',
+  );
   assert.equal(runsLocally(p, 'report', 'report'), true);
   assert.equal(runsLocally(p, 'x', 'fit'), true);
   assert.equal(runsLocally(p, 'fit', 'fit-law'), false);
@@ -46,13 +65,33 @@ test('profile: a stage runs locally by id, by type, or by its own override', () 
 });
 
 test('script: resources map to sbatch options, a stage override wins, GPU jobs go to the GPU partition', () => {
-  const p = parseProfile('partition: cpu\ngpu_partition: gpu\naccount: lab\nqos: short\ntime: "30"\nsbatch_args: [--constraint=a100]\n', 'p.yaml');
+  const p = parseProfile(
+    'partition: cpu\ngpu_partition: gpu\naccount: lab\nqos: short\ntime: "30"\nsbatch_args: [--constraint=a100]\n',
+    'p.yaml',
+  );
   const opts = sbatchOptions(p, request({ resources: { gpu: 2, cpu: 4, mem: 16 } }));
-  for (const o of ['--no-requeue', '--open-mode=append', '--signal=B:USR1@120', '--time=30', '--partition=gpu', '--account=lab', '--qos=short', '--gres=gpu:2', '--cpus-per-task=4', '--mem=16G', '--constraint=a100']) {
+  for (const o of [
+    '--no-requeue',
+    '--open-mode=append',
+    '--signal=B:USR1@120',
+    '--time=30',
+    '--partition=gpu',
+    '--account=lab',
+    '--qos=short',
+    '--gres=gpu:2',
+    '--cpus-per-task=4',
+    '--mem=16G',
+    '--constraint=a100',
+  ]) {
     assert.ok(opts.includes(o), `${o} in ${opts.join(' ')}`);
   }
-  const cpuOnly = sbatchOptions(p, request({ resources: { gpu: 1 }, override: { gpus: 0, time: '2:00:00', mem: '500M' } }));
-  assert.ok(cpuOnly.includes('--partition=cpu') && cpuOnly.includes('--time=2:00:00') && cpuOnly.includes('--mem=500M'));
+  const cpuOnly = sbatchOptions(
+    p,
+    request({ resources: { gpu: 1 }, override: { gpus: 0, time: '2:00:00', mem: '500M' } }),
+  );
+  assert.ok(
+    cpuOnly.includes('--partition=cpu') && cpuOnly.includes('--time=2:00:00') && cpuOnly.includes('--mem=500M'),
+  );
   assert.ok(!cpuOnly.some((o) => o.startsWith('--gres')));
 });
 
@@ -70,7 +109,9 @@ test('script: a valid bash file with setup lines, the exec command quoted, the w
 });
 
 test('squeue: one line per job, empty node and None reason normalised, odd lines ignored', () => {
-  const views = parseSqueue('12|PENDING|Priority||pl-a\n13|RUNNING|None|node07|pl-b|x\nsqueue: error: something\n14|COMPLETED|None|node07|pl-c\n');
+  const views = parseSqueue(
+    '12|PENDING|Priority||pl-a\n13|RUNNING|None|node07|pl-b|x\nsqueue: error: something\n14|COMPLETED|None|node07|pl-c\n',
+  );
   assert.deepEqual([...views.keys()], ['12', '13', '14']);
   assert.deepEqual(views.get('12'), { jobId: '12', state: 'PENDING', reason: 'Priority', node: '', name: 'pl-a' });
   assert.equal(views.get('13')!.name, 'pl-b|x');
@@ -95,7 +136,10 @@ test('decisions: the result file wins over the scheduler; end states map to retr
   // The stage failed because the time limit stopped it: a retry, known only once the job has ended.
   assert.equal(decide(v('RUNNING'), { ok: false, message: 'interrupted' }, false).kind, 'running');
   assert.equal(decide(v('TIMEOUT'), { ok: false, message: 'interrupted' }, false).kind, 'retry');
-  assert.match((decide(v('COMPLETED'), undefined, false) as { message: string }).message, /ended COMPLETED without a result/);
+  assert.match(
+    (decide(v('COMPLETED'), undefined, false) as { message: string }).message,
+    /ended COMPLETED without a result/,
+  );
   assert.match((decide(v('OUT_OF_MEMORY'), undefined, false) as { message: string }).message, /out of memory/);
   assert.match((decide(v('CANCELLED'), undefined, false) as { message: string }).message, /cancelled outside/);
 });

@@ -162,7 +162,9 @@ class Transfer {
     const { file, commit } = this.job;
     const servedCommit = headers.get('x-repo-commit');
     if (servedCommit && servedCommit !== commit) {
-      throw new HubError(`${file.path}: the hub served commit ${servedCommit}, but the download is pinned to ${commit}`);
+      throw new HubError(
+        `${file.path}: the hub served commit ${servedCommit}, but the download is pinned to ${commit}`,
+      );
     }
     const linkedSize = headers.get('x-linked-size');
     if (linkedSize && Number(linkedSize) !== file.size) {
@@ -171,7 +173,9 @@ class Transfer {
     const etag = (headers.get('x-linked-etag') ?? '').replace(/^W\//, '').replace(/"/g, '');
     if (/^[0-9a-f]{64}$/.test(etag)) {
       if (this.expected.sha256 && this.expected.sha256 !== etag) {
-        throw new HubError(`${file.path}: the listing's sha256 ${this.expected.sha256} differs from X-Linked-Etag ${etag}`);
+        throw new HubError(
+          `${file.path}: the listing's sha256 ${this.expected.sha256} differs from X-Linked-Etag ${etag}`,
+        );
       }
       this.expected.sha256 = etag;
     }

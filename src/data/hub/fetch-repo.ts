@@ -83,7 +83,10 @@ function selectFiles(all: TreeFile[], opts: RepoDownloadOptions, label: string):
   const matches = compileSelection(opts.include, opts.exclude);
   const selected = all.filter((f) => matches(f.path));
   if (selected.length === 0) {
-    const some = all.slice(0, 10).map((f) => f.path).join(', ');
+    const some = all
+      .slice(0, 10)
+      .map((f) => f.path)
+      .join(', ');
     throw new Error(
       `no file of ${label} at "${opts.revision}" matches include ${JSON.stringify(opts.include)} ` +
         `exclude ${JSON.stringify(opts.exclude)}; it has ${all.length} files${all.length ? `: ${some}` : ''}`,

@@ -213,7 +213,9 @@ export class Backoff {
     }
     const exp = Math.min(this.cfg.backoffMaxMs, this.cfg.backoffBaseMs * 2 ** (this.failures - 1));
     const delay = Math.min(this.cfg.backoffMaxMs * 4, err.retryAfterMs ?? exp * (0.5 + Math.random() * 0.5));
-    this.cfg.log(`${what}: ${err.message}; retry ${this.failures}/${this.cfg.maxRetries} in ${(delay / 1000).toFixed(1)} s`);
+    this.cfg.log(
+      `${what}: ${err.message}; retry ${this.failures}/${this.cfg.maxRetries} in ${(delay / 1000).toFixed(1)} s`,
+    );
     try {
       await sleep(delay, undefined, { signal: this.cfg.signal });
     } catch {

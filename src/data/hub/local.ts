@@ -56,7 +56,15 @@ export async function copyLocalSource(opts: LocalCopyOptions): Promise<Downloade
   if (selected.length === 0) {
     throw new Error(
       `no file under ${root} matches include ${JSON.stringify(opts.include)} exclude ${JSON.stringify(opts.exclude)} ` +
-        `(it has ${all.length} files${all.length ? ': ' + all.slice(0, 10).map((f) => f.path).join(', ') : ''})`,
+        `(it has ${all.length} files${
+          all.length
+            ? ': ' +
+              all
+                .slice(0, 10)
+                .map((f) => f.path)
+                .join(', ')
+            : ''
+        })`,
     );
   }
   const totalBytes = selected.reduce((s, f) => s + f.size, 0);
@@ -76,8 +84,12 @@ export async function copyLocalSource(opts: LocalCopyOptions): Promise<Downloade
     progress.transferredBytes(f.size);
     progress.fileDone();
   }
-  const how = Object.entries(counts).filter(([, n]) => n > 0).map(([m, n]) => `${n} ${m}`);
-  opts.log(`local source: ${how.join(', ')} (files under ${formatBytes(opts.linkThresholdBytes ?? LINK_THRESHOLD_BYTES)} are always copied)`);
+  const how = Object.entries(counts)
+    .filter(([, n]) => n > 0)
+    .map(([m, n]) => `${n} ${m}`);
+  opts.log(
+    `local source: ${how.join(', ')} (files under ${formatBytes(opts.linkThresholdBytes ?? LINK_THRESHOLD_BYTES)} are always copied)`,
+  );
   return files;
 }
 

@@ -49,7 +49,9 @@ export class BatchWorkerPool {
   }
 
   private start(): Worker {
-    const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: { dir: this.dir, simd: this.simd } });
+    const worker = new Worker(new URL('./worker.js', import.meta.url), {
+      workerData: { dir: this.dir, simd: this.simd },
+    });
     worker.unref();
     this.inFlight.set(worker, 0);
     worker.on('message', (reply: BatchReply) => {

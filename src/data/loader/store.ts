@@ -75,7 +75,9 @@ export class ActivationStore {
     this.checkRange(start, count);
     const dst = out ?? new Float32Array(count * this.d);
     if (dst.length < count * this.d) {
-      throw new Error(`readRows: output holds ${dst.length} values, ${count} rows of d=${this.d} need ${count * this.d}`);
+      throw new Error(
+        `readRows: output holds ${dst.length} values, ${count} rows of d=${this.d} need ${count * this.d}`,
+      );
     }
     let raw: RawRows;
     if (this.inMemory) {
@@ -159,7 +161,11 @@ export class ActivationStore {
           if (failed) return;
           if (err || n !== length) {
             failed = true;
-            reject(err ? new Error(`reading ${this.dataPath} at byte ${position}: ${err.message}`) : this.truncated(position + n));
+            reject(
+              err
+                ? new Error(`reading ${this.dataPath} at byte ${position}: ${err.message}`)
+                : this.truncated(position + n),
+            );
             return;
           }
           if (--pending === 0) resolve({ bytes, offsets });
@@ -233,7 +239,9 @@ export function openStore(dir: string, options: OpenStoreOptions = {}): Activati
   closeSync(fd);
   const expected = header.rows * store.bytesPerRow;
   if (size !== expected) {
-    throw new Error(`${dataPath} has ${size} bytes, store.json says ${header.rows} rows x ${header.d} ${header.dtype} = ${expected}`);
+    throw new Error(
+      `${dataPath} has ${size} bytes, store.json says ${header.rows} rows x ${header.d} ${header.dtype} = ${expected}`,
+    );
   }
   return store;
 }

@@ -28,7 +28,9 @@ export function resolveColumn(metadata: FileMetaData, column: string): ColumnLay
   let node = top;
   while (node.children.length > 0) {
     if (node.children.length > 1) {
-      throw new Error(`column "${column}" is not a list of numbers: "${node.element.name}" has ${node.children.length} fields`);
+      throw new Error(
+        `column "${column}" is not a list of numbers: "${node.element.name}" has ${node.children.length} fields`,
+      );
     }
     node = node.children[0];
     path.push(node);
@@ -36,7 +38,9 @@ export function resolveColumn(metadata: FileMetaData, column: string): ColumnLay
   const maxRep = path.filter((n) => n.element.repetition_type === 'REPEATED').length;
   const maxDef = path.filter((n) => n.element.repetition_type !== 'REQUIRED').length;
   if (maxRep !== 1) {
-    throw new Error(`column "${column}" must be a list of numbers (one repeated level), found ${maxRep} repeated levels`);
+    throw new Error(
+      `column "${column}" must be a list of numbers (one repeated level), found ${maxRep} repeated levels`,
+    );
   }
   return { column, leafPath: node.path, element: elementType(node, column), maxDef, maxRep };
 }

@@ -69,7 +69,8 @@ export function decodeChunkFast(
       const plain = decompress(body, meta.codec, header.uncompressed_page_size);
       dictionary = new Dictionary(readPlain(plain, 0, n, layout.element));
     } else if (header.type === 'DATA_PAGE' || header.type === 'DATA_PAGE_V2') {
-      const page = header.type === 'DATA_PAGE' ? splitPageV1(body, header, meta, layout) : splitPageV2(body, header, meta, layout);
+      const page =
+        header.type === 'DATA_PAGE' ? splitPageV1(body, header, meta, layout) : splitPageV2(body, header, meta, layout);
       if (!(page.n >= 0) || levelsSeen + page.n > totalLevels) {
         throw new CorruptPageError(`page of ${page.n} values overruns the column chunk's ${totalLevels}`);
       }
@@ -148,7 +149,15 @@ function splitPageV2(body: Uint8Array, header: PageHeader, meta: ColumnMetaData,
   const repLen = h.repetition_levels_byte_length;
   const defLen = h.definition_levels_byte_length;
   if (!h.encoding) throw new CorruptPageError('data page v2 header without a value encoding');
-  if (!(Number.isInteger(repLen) && Number.isInteger(defLen) && repLen >= 0 && defLen >= 0 && repLen + defLen <= body.length)) {
+  if (
+    !(
+      Number.isInteger(repLen) &&
+      Number.isInteger(defLen) &&
+      repLen >= 0 &&
+      defLen >= 0 &&
+      repLen + defLen <= body.length
+    )
+  ) {
     throw new CorruptPageError(`data page v2 level lengths ${repLen}/${defLen} do not fit the page`);
   }
   const rep = { buf: body, start: 0, end: repLen, width: bitWidth(layout.maxRep) };
@@ -187,7 +196,9 @@ function decodeValues(
     const padded = dictionary.padded(width);
     const maxIndex = decodeDictionaryGather(buf, page.pos + 1, buf.length, width, padded, out, at, n);
     if (maxIndex >= dictionary.size) {
-      throw new CorruptPageError(`dictionary index ${maxIndex} out of range (dictionary has ${dictionary.size} entries)`);
+      throw new CorruptPageError(
+        `dictionary index ${maxIndex} out of range (dictionary has ${dictionary.size} entries)`,
+      );
     }
   } else {
     throw new UnsupportedLayoutError(`value encoding ${page.encoding}`);
@@ -201,7 +212,9 @@ function decodeValues(
 function unsplitBytes(buf: Uint8Array, pos: number, n: number, out: NativeValues, at: number): void {
   const width = out.BYTES_PER_ELEMENT;
   if (pos + n * width > buf.length) {
-    throw new CorruptPageError(`byte-stream-split page holds ${buf.length - pos} value bytes, ${n} values need ${n * width}`);
+    throw new CorruptPageError(
+      `byte-stream-split page holds ${buf.length - pos} value bytes, ${n} values need ${n * width}`,
+    );
   }
   const b = buf;
   const s0 = pos;

@@ -148,9 +148,10 @@ export function decodeDictionaryGather<T extends Uint16Array | Float32Array | Fl
       const groups = Math.floor(header / 2);
       if (pos + groups * width > end) throw new CorruptPageError('bit-packed run runs past the page');
       const take = Math.min(groups * 8, stop - n);
-      const runMax = width <= 17
-        ? gatherWindow24(buf, pos, width, dictionary, out, n, n + take)
-        : gatherWindow32(buf, pos, width, dictionary, out, n, n + take);
+      const runMax =
+        width <= 17
+          ? gatherWindow24(buf, pos, width, dictionary, out, n, n + take)
+          : gatherWindow32(buf, pos, width, dictionary, out, n, n + take);
       if (runMax > maxIndex) maxIndex = runMax;
       n += take;
       pos += groups * width;
@@ -177,7 +178,13 @@ export function decodeDictionaryGather<T extends Uint16Array | Float32Array | Fl
  * which is harmless (those bits are masked off; reads past the array give undefined -> 0).
  */
 function gatherWindow24<T extends Uint16Array | Float32Array | Float64Array>(
-  buf: Uint8Array, pos: number, width: number, dictionary: T, out: T, from: number, to: number,
+  buf: Uint8Array,
+  pos: number,
+  width: number,
+  dictionary: T,
+  out: T,
+  from: number,
+  to: number,
 ): number {
   const mask = (1 << width) - 1;
   let maxIndex = 0;
@@ -193,7 +200,13 @@ function gatherWindow24<T extends Uint16Array | Float32Array | Float64Array>(
 
 /** One bit-packed run, 17 < width <= 24: the same with a 4-byte window (7 + 24 <= 32 bits). */
 function gatherWindow32<T extends Uint16Array | Float32Array | Float64Array>(
-  buf: Uint8Array, pos: number, width: number, dictionary: T, out: T, from: number, to: number,
+  buf: Uint8Array,
+  pos: number,
+  width: number,
+  dictionary: T,
+  out: T,
+  from: number,
+  to: number,
 ): number {
   const mask = (1 << width) - 1;
   let maxIndex = 0;

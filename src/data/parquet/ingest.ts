@@ -104,13 +104,27 @@ export async function ingestParquet(opts: IngestOptions): Promise<IngestResult> 
         const group = await file.readRowGroup(g, d);
         d = group.d;
         const take = Math.min(group.rows, maxRows - writer.rowCount);
-        if (opts.nonFinite !== 'keep') refuseNonFinite(group.values.subarray(0, take * d), d, opts.dtype, `${file.path}: row group ${g}`, group.firstRow, opts.column);
+        if (opts.nonFinite !== 'keep')
+          refuseNonFinite(
+            group.values.subarray(0, take * d),
+            d,
+            opts.dtype,
+            `${file.path}: row group ${g}`,
+            group.firstRow,
+            opts.column,
+          );
         await writer.append(group.values.subarray(0, take * d), take, d);
         fileRows += take;
         decoders[group.decoder]++;
         compressedBytes += group.compressedBytes;
         rowGroupsDone++;
-        opts.onProgress?.({ rowGroupsDone, rowGroupsTotal, rows: writer.rowCount, compressedBytes, seconds: seconds() });
+        opts.onProgress?.({
+          rowGroupsDone,
+          rowGroupsTotal,
+          rows: writer.rowCount,
+          compressedBytes,
+          seconds: seconds(),
+        });
       }
       const path = opts.root ? relative(opts.root, file.path) : basename(file.path);
       writer.addSource({ path, rows: fileRows, sha256: await digest });
@@ -134,7 +148,14 @@ const OVERFLOW: Record<StoreDtype, number> = { float16: 65520, float32: 2 ** 128
  * become infinite in the store. Values stay in their file's type: float16 bits are checked by
  * their exponent field, numbers by magnitude.
  */
-function refuseNonFinite(values: NativeValues, d: number, dtype: StoreDtype, where: string, firstRow: number, column: string): void {
+function refuseNonFinite(
+  values: NativeValues,
+  d: number,
+  dtype: StoreDtype,
+  where: string,
+  firstRow: number,
+  column: string,
+): void {
   let bad = -1;
   if (values instanceof Uint16Array) {
     for (let i = 0; i < values.length; i++) {
@@ -171,4 +192,3 @@ async function openAll(files: string[], column: string): Promise<ParquetColumnFi
   }
   return opened;
 }
-

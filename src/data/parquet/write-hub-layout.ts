@@ -155,12 +155,14 @@ function writerProperties(pw: typeof import('parquet-wasm'), opts: HubLayoutOpti
     gzip: pw.Compression.GZIP,
     none: pw.Compression.UNCOMPRESSED,
   }[opts.compression ?? 'zstd'];
-  return new pw.WriterPropertiesBuilder()
-    .setCompression(codec)
-    .setDictionaryEnabled(opts.dictionary ?? true)
-    // arrow-rs only dictionary-encodes FIXED_LEN_BYTE_ARRAY with writer version 2.0
-    .setWriterVersion(pw.WriterVersion.V2)
-    .setMaxRowGroupSize(rowGroupSize)
-    .setCreatedBy('sae-pipeline writeHubLayoutParquet (parquet-wasm)')
-    .build();
+  return (
+    new pw.WriterPropertiesBuilder()
+      .setCompression(codec)
+      .setDictionaryEnabled(opts.dictionary ?? true)
+      // arrow-rs only dictionary-encodes FIXED_LEN_BYTE_ARRAY with writer version 2.0
+      .setWriterVersion(pw.WriterVersion.V2)
+      .setMaxRowGroupSize(rowGroupSize)
+      .setCreatedBy('sae-pipeline writeHubLayoutParquet (parquet-wasm)')
+      .build()
+  );
 }

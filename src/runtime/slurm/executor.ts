@@ -84,7 +84,10 @@ class QueuePoller {
   private timer: NodeJS.Timeout | undefined;
   private failures = 0;
 
-  constructor(private intervalMs: number, private note: (line: string) => void) {}
+  constructor(
+    private intervalMs: number,
+    private note: (line: string) => void,
+  ) {}
 
   /** The job's state at the next poll (`soon`: within a short delay, for a first look). */
   next(jobId: string, name: string, soon = false): Promise<QueueView | undefined> {
@@ -111,7 +114,8 @@ class QueuePoller {
     const unknownOnly = answer.code !== 0 && /Invalid job id/i.test(answer.stderr);
     if (answer.code !== 0 && !unknownOnly) {
       // No answer is not an answer that the jobs are gone: ask again at the next poll.
-      if (++this.failures === 1 || this.failures % 10 === 0) this.note(`squeue failed (${answer.stderr.trim() || `exit ${answer.code}`}): asking again`);
+      if (++this.failures === 1 || this.failures % 10 === 0)
+        this.note(`squeue failed (${answer.stderr.trim() || `exit ${answer.code}`}): asking again`);
       for (const [id, list] of waiting) this.waiting.set(id, [...list, ...(this.waiting.get(id) ?? [])]);
       this.schedule(this.intervalMs);
       return;
@@ -150,13 +154,19 @@ export class SlurmExecutor {
 
   /** The runner's launcher: stages the profile keeps local run as child processes, the others as jobs. */
   readonly launcher: Launcher = (spec, specFile, onProgress, signal) =>
-    runsLocally(this.o.profile, spec.stageId, spec.stage) ? this.local(spec, specFile, onProgress, signal) : this.runJob(spec, onProgress, signal);
+    runsLocally(this.o.profile, spec.stageId, spec.stage)
+      ? this.local(spec, specFile, onProgress, signal)
+      : this.runJob(spec, onProgress, signal);
 
   close(): void {
     this.poller.stop();
   }
 
-  private async runJob(spec: LaunchSpec, onProgress: (p: Progress) => void, signal: AbortSignal): Promise<StageOutputs> {
+  private async runJob(
+    spec: LaunchSpec,
+    onProgress: (p: Progress) => void,
+    signal: AbortSignal,
+  ): Promise<StageOutputs> {
     const jobDir = jobDirOf(spec.workDir);
     let record = readJobRecord(spec.workDir);
     if (record && record.key === spec.key) {
@@ -184,7 +194,9 @@ export class SlurmExecutor {
         const decision = decide(view, this.readResult(jobDir), existsSync(join(jobDir, 'warned')));
         switch (decision.kind) {
           case 'queued':
-            onProgress({ message: `queued in Slurm${decision.reason ? ` (${decision.reason})` : ''}, job ${record.jobId}` });
+            onProgress({
+              message: `queued in Slurm${decision.reason ? ` (${decision.reason})` : ''}, job ${record.jobId}`,
+            });
             continue;
           case 'running':
             onProgress({ message: `running on ${decision.node || 'a node'}, job ${record.jobId}` });
@@ -200,11 +212,18 @@ export class SlurmExecutor {
             const used = record.retriesUsed[decision.state] ?? 0;
             if (used >= this.o.profile.retries[decision.state]) {
               this.forget(jobDir);
-              throw new Error(`${decision.detail}; no retries left for ${decision.state} (${used} used; profile retries.${decision.state})`);
+              throw new Error(
+                `${decision.detail}; no retries left for ${decision.state} (${used} used; profile retries.${decision.state})`,
+              );
             }
-            this.o.note(`${spec.instance}: ${decision.detail}: submitting it again (${decision.state} retry ${used + 1} of ${this.o.profile.retries[decision.state]})`);
+            this.o.note(
+              `${spec.instance}: ${decision.detail}: submitting it again (${decision.state} retry ${used + 1} of ${this.o.profile.retries[decision.state]})`,
+            );
             this.appendLog(spec, `# ${decision.detail}: resubmitted (${decision.state} retry ${used + 1})`);
-            record = await this.submit(spec, jobDir, record.attempt + 1, { ...record.retriesUsed, [decision.state]: used + 1 });
+            record = await this.submit(spec, jobDir, record.attempt + 1, {
+              ...record.retriesUsed,
+              [decision.state]: used + 1,
+            });
             continue;
           }
         }
@@ -215,7 +234,12 @@ export class SlurmExecutor {
   }
 
   /** Writes the job's folder afresh and submits its script; records the job before returning. */
-  private async submit(spec: LaunchSpec, jobDir: string, attempt: number, retriesUsed: JobRecord['retriesUsed']): Promise<JobRecord> {
+  private async submit(
+    spec: LaunchSpec,
+    jobDir: string,
+    attempt: number,
+    retriesUsed: JobRecord['retriesUsed'],
+  ): Promise<JobRecord> {
     rmSync(jobDir, { recursive: true, force: true });
     mkdirSync(join(jobDir, 'out'), { recursive: true });
     const specFile = join(jobDir, 'spec.json');
@@ -238,7 +262,16 @@ export class SlurmExecutor {
     const script = join(jobDir, 'job.sh');
     writeFileSync(script, batchScript(this.o.profile, req), { mode: 0o755 });
     const jobId = await this.sbatch(script, spec.env);
-    const record: JobRecord = { jobId, name, instance: spec.instance, pipeline: this.o.pipelineName, key: spec.key, attempt, retriesUsed, submittedAt: new Date().toISOString() };
+    const record: JobRecord = {
+      jobId,
+      name,
+      instance: spec.instance,
+      pipeline: this.o.pipelineName,
+      key: spec.key,
+      attempt,
+      retriesUsed,
+      submittedAt: new Date().toISOString(),
+    };
     writeFileAtomic(join(jobDir, 'job.json'), JSON.stringify(record, null, 1));
     this.appendLog(spec, `# submitted as Slurm job ${jobId} (attempt ${attempt}): ${script}`);
     return record;

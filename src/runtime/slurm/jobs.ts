@@ -27,20 +27,37 @@ export function jobsInProgress(workDirs: Map<string, string>): Map<string, JobIn
   const out = new Map<string, JobInProgress>();
   if (!records.size) return out;
   const ids = [...records.values()].map((r) => r.jobId);
-  const q = spawnSync('squeue', ['-h', '-t', 'all', '-j', ids.join(','), '-o', SQUEUE_FORMAT], { encoding: 'utf8', timeout: 30_000 });
+  const q = spawnSync('squeue', ['-h', '-t', 'all', '-j', ids.join(','), '-o', SQUEUE_FORMAT], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
   const answered = q.status === 0 || /Invalid job id/i.test(q.stderr ?? '');
   const views = answered ? parseSqueue(q.stdout ?? '') : new Map();
   for (const [key, r] of records) {
     const job = `Slurm job ${r.jobId}`;
     if (!answered) {
-      out.set(key, { record: r, label: 'unknown', text: `${job} (squeue: ${(q.stderr || q.error?.message || 'no answer').trim()})` });
+      out.set(key, {
+        record: r,
+        label: 'unknown',
+        text: `${job} (squeue: ${(q.stderr || q.error?.message || 'no answer').trim()})`,
+      });
       continue;
     }
     const v = views.get(r.jobId);
-    if (!v || v.name !== r.name) out.set(key, { record: r, label: 'ended', text: `${job} ended; the next run collects it` });
-    else if (v.state === 'PENDING') out.set(key, { record: r, label: 'queued', text: `${job} queued${v.reason ? ` (${v.reason})` : ''}`, state: v.state, reason: v.reason });
-    else if (v.state === 'RUNNING' || v.state === 'COMPLETING' || v.state === 'CONFIGURING') out.set(key, { record: r, label: 'running', text: `${job} running on ${v.node}`, state: v.state, node: v.node });
-    else out.set(key, { record: r, label: 'ended', text: `${job} ${v.state}; the next run collects it`, state: v.state });
+    if (!v || v.name !== r.name)
+      out.set(key, { record: r, label: 'ended', text: `${job} ended; the next run collects it` });
+    else if (v.state === 'PENDING')
+      out.set(key, {
+        record: r,
+        label: 'queued',
+        text: `${job} queued${v.reason ? ` (${v.reason})` : ''}`,
+        state: v.state,
+        reason: v.reason,
+      });
+    else if (v.state === 'RUNNING' || v.state === 'COMPLETING' || v.state === 'CONFIGURING')
+      out.set(key, { record: r, label: 'running', text: `${job} running on ${v.node}`, state: v.state, node: v.node });
+    else
+      out.set(key, { record: r, label: 'ended', text: `${job} ${v.state}; the next run collects it`, state: v.state });
   }
   return out;
 }

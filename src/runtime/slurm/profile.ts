@@ -40,22 +40,45 @@ const Retries = Type.Object(
 
 export const SlurmProfileSchema = Type.Object(
   {
-    partition: Type.Optional(Type.String({ minLength: 1, description: 'partition of CPU jobs (default: the cluster default)' })),
-    gpu_partition: Type.Optional(Type.String({ minLength: 1, description: 'partition of jobs that ask for GPUs (default: partition)' })),
+    partition: Type.Optional(
+      Type.String({ minLength: 1, description: 'partition of CPU jobs (default: the cluster default)' }),
+    ),
+    gpu_partition: Type.Optional(
+      Type.String({ minLength: 1, description: 'partition of jobs that ask for GPUs (default: partition)' }),
+    ),
     account: Type.Optional(Type.String({ minLength: 1 })),
     qos: Type.Optional(Type.String({ minLength: 1 })),
     // The default time limit of a job; the description is what an invalid value is told it is not.
-    time: Type.String({ pattern: TIME, default: '1:00:00', description: 'a Slurm time limit: MINUTES, H:M:S or D-H:M:S' }),
+    time: Type.String({
+      pattern: TIME,
+      default: '1:00:00',
+      description: 'a Slurm time limit: MINUTES, H:M:S or D-H:M:S',
+    }),
     mem: Type.Optional(Mem),
-    setup: Type.Array(Type.String(), { default: [], description: 'shell lines run before the stage (module load, conda activate)' }),
+    setup: Type.Array(Type.String(), {
+      default: [],
+      description: 'shell lines run before the stage (module load, conda activate)',
+    }),
     sbatch_args: Type.Array(Type.String(), { default: [], description: 'extra sbatch arguments for every job' }),
     poll_interval: Type.Number({ exclusiveMinimum: 0, default: 30, description: 'seconds between two queue queries' }),
     max_jobs: Type.Integer({ minimum: 1, default: 100, description: 'most jobs of this run in the queue at once' }),
-    warning_seconds: Type.Integer({ minimum: 0, default: 120, description: 'seconds before the time limit when the job is told to checkpoint and stop' }),
+    warning_seconds: Type.Integer({
+      minimum: 0,
+      default: 120,
+      description: 'seconds before the time limit when the job is told to checkpoint and stop',
+    }),
     retries: Retries,
-    node: Type.Optional(Type.String({ minLength: 1, description: 'node.js executable on the compute nodes (default: this one)' })),
-    local: Type.Array(Type.String(), { default: [], description: 'stage ids or stage types that run on the submitting machine' }),
-    stages: Type.Record(Type.String(), StageOverride, { default: {}, description: 'stage id -> resources and options for its jobs' }),
+    node: Type.Optional(
+      Type.String({ minLength: 1, description: 'node.js executable on the compute nodes (default: this one)' }),
+    ),
+    local: Type.Array(Type.String(), {
+      default: [],
+      description: 'stage ids or stage types that run on the submitting machine',
+    }),
+    stages: Type.Record(Type.String(), StageOverride, {
+      default: {},
+      description: 'stage id -> resources and options for its jobs',
+    }),
   },
   { additionalProperties: false },
 );
@@ -69,9 +92,11 @@ export type RetryState = keyof SlurmProfile['retries'];
 export function parseProfile(text: string, file: string): SlurmProfile {
   const doc = parseYamlText(text, file);
   const data = doc.data === null || doc.data === undefined ? {} : structuredClone(doc.data);
-  if (typeof data !== 'object' || Array.isArray(data)) throw new PipelineError(`Slurm profile ${file}: expected a mapping of settings`, { file, line: 1, col: 1 });
+  if (typeof data !== 'object' || Array.isArray(data))
+    throw new PipelineError(`Slurm profile ${file}: expected a mapping of settings`, { file, line: 1, col: 1 });
   const validate = validator(SlurmProfileSchema);
-  if (!validate(data)) throw new PipelineErrors(schemaErrors(validate.errors ?? [], new Positions([doc]), '', `Slurm profile ${file}`));
+  if (!validate(data))
+    throw new PipelineErrors(schemaErrors(validate.errors ?? [], new Positions([doc]), '', `Slurm profile ${file}`));
   return data as SlurmProfile;
 }
 

@@ -35,7 +35,7 @@ export function sbatchOptions(profile: SlurmProfile, req: JobRequest): string[] 
   const gpus = o.gpus ?? req.resources.gpu ?? 0;
   const cpus = o.cpus ?? req.resources.cpu;
   const mem = o.mem ?? (req.resources.mem !== undefined ? `${req.resources.mem}G` : profile.mem);
-  const partition = o.partition ?? (gpus > 0 ? profile.gpu_partition ?? profile.partition : profile.partition);
+  const partition = o.partition ?? (gpus > 0 ? (profile.gpu_partition ?? profile.partition) : profile.partition);
   const opts = [
     `--job-name=${req.name}`,
     `--output=${req.logFile}`,

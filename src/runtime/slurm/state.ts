@@ -26,7 +26,13 @@ export function parseSqueue(text: string): Map<string, QueueView> {
     if (parts.length < 5 || !/^\d+$/.test(parts[0])) continue;
     const [jobId, state, reason, node] = parts;
     // The name is last and may itself contain '|'.
-    out.set(jobId, { jobId, state: state.split(' ')[0], reason: reason === 'None' ? '' : reason, node: node === '(null)' ? '' : node, name: parts.slice(4).join('|') });
+    out.set(jobId, {
+      jobId,
+      state: state.split(' ')[0],
+      reason: reason === 'None' ? '' : reason,
+      node: node === '(null)' ? '' : node,
+      name: parts.slice(4).join('|'),
+    });
   }
   return out;
 }
@@ -34,17 +40,44 @@ export function parseSqueue(text: string): Map<string, QueueView> {
 /** What `pipeline exec --result FILE` writes when the stage has ended. */
 export type ResultFile = { ok: true; outputs: Record<string, Json> } | { ok: false; message: string };
 
-const ACTIVE = new Set(['PENDING', 'CONFIGURING', 'RUNNING', 'COMPLETING', 'SUSPENDED', 'REQUEUED', 'REQUEUE_HOLD', 'REQUEUE_FED', 'RESIZING', 'SIGNALING', 'STAGE_OUT', 'STOPPED']);
+const ACTIVE = new Set([
+  'PENDING',
+  'CONFIGURING',
+  'RUNNING',
+  'COMPLETING',
+  'SUSPENDED',
+  'REQUEUED',
+  'REQUEUE_HOLD',
+  'REQUEUE_FED',
+  'RESIZING',
+  'SIGNALING',
+  'STAGE_OUT',
+  'STOPPED',
+]);
 
 /**
  * Pending reasons that no amount of waiting clears: the request exceeds what the partition,
  * account or QOS allows. Reasons such as Resources, Priority or ReqNodeNotAvail do clear.
  */
 const NEVER_CLEARS = new Set([
-  'PartitionTimeLimit', 'PartitionNodeLimit', 'PartitionConfig', 'BadConstraints', 'InvalidAccount', 'InvalidQOS',
-  'DependencyNeverSatisfied', 'QOSMaxGRESPerJob', 'QOSMaxCpuPerJobLimit', 'QOSMaxMemoryPerJob', 'QOSMaxNodePerJobLimit',
-  'QOSMaxWallDurationPerJobLimit', 'AssocMaxGRESPerJob', 'AssocMaxCpuPerJobLimit', 'AssocMaxMemoryPerJob',
-  'AssocMaxNodePerJobLimit', 'AssocMaxWallDurationPerJobLimit', 'MaxMemPerLimit',
+  'PartitionTimeLimit',
+  'PartitionNodeLimit',
+  'PartitionConfig',
+  'BadConstraints',
+  'InvalidAccount',
+  'InvalidQOS',
+  'DependencyNeverSatisfied',
+  'QOSMaxGRESPerJob',
+  'QOSMaxCpuPerJobLimit',
+  'QOSMaxMemoryPerJob',
+  'QOSMaxNodePerJobLimit',
+  'QOSMaxWallDurationPerJobLimit',
+  'AssocMaxGRESPerJob',
+  'AssocMaxCpuPerJobLimit',
+  'AssocMaxMemoryPerJob',
+  'AssocMaxNodePerJobLimit',
+  'AssocMaxWallDurationPerJobLimit',
+  'MaxMemPerLimit',
 ]);
 
 export type Decision =
@@ -65,9 +98,15 @@ export function decide(view: QueueView | undefined, result: ResultFile | undefin
   // or a preemption: only the job's final state tells, so wait for it.
   if (view && ACTIVE.has(view.state)) {
     if (view.state === 'PENDING' && NEVER_CLEARS.has(view.reason)) {
-      return { kind: 'failed', message: `Slurm will never start job ${view.jobId}: ${view.reason} (check the profile's partition, time, gpus and account)`, cancel: true };
+      return {
+        kind: 'failed',
+        message: `Slurm will never start job ${view.jobId}: ${view.reason} (check the profile's partition, time, gpus and account)`,
+        cancel: true,
+      };
     }
-    return view.state === 'PENDING' || view.state === 'CONFIGURING' ? { kind: 'queued', reason: view.reason } : { kind: 'running', node: view.node };
+    return view.state === 'PENDING' || view.state === 'CONFIGURING'
+      ? { kind: 'queued', reason: view.reason }
+      : { kind: 'running', node: view.node };
   }
   if (warned) return { kind: 'retry', state: 'TIMEOUT', detail: 'stopped at the time-limit warning' };
   const id = view ? `job ${view.jobId}` : 'the job';
@@ -92,6 +131,9 @@ export function decide(view: QueueView | undefined, result: ResultFile | undefin
       // while no runner watched. Running it again is the only way to get its result.
       return { kind: 'retry', state: 'NODE_FAIL', detail: 'the job is no longer known to Slurm and wrote no result' };
     default:
-      return { kind: 'failed', message: `${id} ended ${view!.state}${view!.reason ? ` (${view!.reason})` : ''} without a result (see its log)` };
+      return {
+        kind: 'failed',
+        message: `${id} ended ${view!.state}${view!.reason ? ` (${view!.reason})` : ''} without a result (see its log)`,
+      };
   }
 }

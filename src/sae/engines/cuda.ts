@@ -21,7 +21,9 @@ import { NativeEngine, type NativeSae } from './native.js';
 /** The device build (scripts/build-cuda.mjs), seen from dist/src/sae/engines/. */
 export const CUDA_ADDON = fileURLToPath(new URL('../../../../native/build/cuda/sae_cuda.node', import.meta.url));
 /** The emulation build: the same kernels as host C++, for tests on machines without a GPU. */
-export const CUDA_EMULATED_ADDON = fileURLToPath(new URL('../../../../native/build/cuda-emulated/sae_cuda_emulated.node', import.meta.url));
+export const CUDA_EMULATED_ADDON = fileURLToPath(
+  new URL('../../../../native/build/cuda-emulated/sae_cuda_emulated.node', import.meta.url),
+);
 
 export interface CudaInfo {
   emulated: boolean;
@@ -37,7 +39,13 @@ interface CudaAddon {
   info(): CudaInfo;
   estimateBytes(dIn: number, dSae: number, rows: number): number;
   sgemmBench(m: number, n: number, k: number, reps: number, allowTf32?: boolean): number;
-  Sae: new (o: { dIn: number; dSae: number; applyBDecToInput: boolean; bandwidth: number; allowTf32?: boolean }) => NativeSae;
+  Sae: new (o: {
+    dIn: number;
+    dSae: number;
+    applyBDecToInput: boolean;
+    bandwidth: number;
+    allowTf32?: boolean;
+  }) => NativeSae;
 }
 
 const loaded = new Map<string, { addon: CudaAddon | null; error: string | null }>();
@@ -51,7 +59,10 @@ export function loadCudaAddon(): { addon: CudaAddon | null; error: string | null
       try {
         loaded.set(path, { addon: createRequire(import.meta.url)(path) as CudaAddon, error: null });
       } catch (e) {
-        loaded.set(path, { addon: null, error: `the CUDA addon does not load (${String((e as Error)?.message ?? e).split('\n')[0]})` });
+        loaded.set(path, {
+          addon: null,
+          error: `the CUDA addon does not load (${String((e as Error)?.message ?? e).split('\n')[0]})`,
+        });
       }
     }
   }
@@ -61,10 +72,17 @@ export function loadCudaAddon(): { addon: CudaAddon | null; error: string | null
 /** "NVIDIA H200 (sm_90, ...), cuBLAS 13.1.0 (libcublas.so.13), CUDA_VISIBLE_DEVICES=1". */
 export function describeCuda(info: CudaInfo): string {
   const slot = process.env.CUDA_VISIBLE_DEVICES;
-  return [info.device, info.blas, slot !== undefined && !info.emulated ? `CUDA_VISIBLE_DEVICES=${slot}` : null].filter(Boolean).join(', ');
+  return [info.device, info.blas, slot !== undefined && !info.emulated ? `CUDA_VISIBLE_DEVICES=${slot}` : null]
+    .filter(Boolean)
+    .join(', ');
 }
 
-export async function cudaStatus(): Promise<{ available: boolean; reason?: string; device?: string; emulated?: boolean }> {
+export async function cudaStatus(): Promise<{
+  available: boolean;
+  reason?: string;
+  device?: string;
+  emulated?: boolean;
+}> {
   const { addon, error } = loadCudaAddon();
   if (!addon) return { available: false, reason: error ?? 'the CUDA addon did not load' };
   const info = addon.info();
@@ -94,7 +112,9 @@ function checkDeviceMemory(addon: CudaAddon, info: CudaInfo, dIn: number, dSae: 
   const need = addon.estimateBytes(dIn, dSae, rows);
   if (!info.emulated && info.freeBytes !== undefined && need > info.freeBytes) {
     const gib = (b: number) => (b / 2 ** 30).toFixed(2);
-    throw new Error(`train-sae: d_sae=${dSae}, d_in=${dIn}, batch_size=${rows} on cuda needs about ${gib(need)} GiB of device memory ` +
-      `(weights, Adam moments, batch scratch), more than the ${gib(info.freeBytes)} GiB free on ${info.device}; use a smaller d_sae or batch_size`);
+    throw new Error(
+      `train-sae: d_sae=${dSae}, d_in=${dIn}, batch_size=${rows} on cuda needs about ${gib(need)} GiB of device memory ` +
+        `(weights, Adam moments, batch scratch), more than the ${gib(info.freeBytes)} GiB free on ${info.device}; use a smaller d_sae or batch_size`,
+    );
   }
 }

@@ -10,11 +10,20 @@
  */
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { initialState, type EngineInfo, type EngineOptions, type EngineState, type EvalStats, type SaeEngine } from '../engine.js';
+import {
+  initialState,
+  type EngineInfo,
+  type EngineOptions,
+  type EngineState,
+  type EvalStats,
+  type SaeEngine,
+} from '../engine.js';
 import type { StepStats } from '../jumprelu.js';
 
 /** The repository's native/index.cjs (seen from dist/src/sae/engines/): loads the addon after setting its environment. */
-const loader = createRequire(import.meta.url)(fileURLToPath(new URL('../../../../native/index.cjs', import.meta.url))) as {
+const loader = createRequire(import.meta.url)(
+  fileURLToPath(new URL('../../../../native/index.cjs', import.meta.url)),
+) as {
   loadNativeAddon(): { addon: NativeAddon | null; error: string | null };
   ENABLE_COMMAND: string;
 };
@@ -34,7 +43,13 @@ export interface NativeSae {
 
 interface NativeAddon {
   info(): Record<string, string | number>;
-  Sae: new (o: { dIn: number; dSae: number; applyBDecToInput: boolean; bandwidth: number; threads: number }) => NativeSae;
+  Sae: new (o: {
+    dIn: number;
+    dSae: number;
+    applyBDecToInput: boolean;
+    bandwidth: number;
+    threads: number;
+  }) => NativeSae;
 }
 
 let loading: Promise<NativeAddon> | undefined;
@@ -73,7 +88,11 @@ export async function createNativeEngine(o: EngineOptions): Promise<SaeEngine> {
 
 /** SaeEngine over an addon's `Sae`: the CPU engine here, the CUDA engine (engines/cuda.ts) too. */
 export class NativeEngine implements SaeEngine {
-  constructor(private readonly sae: NativeSae, private readonly dSae: number, readonly info: EngineInfo) {}
+  constructor(
+    private readonly sae: NativeSae,
+    private readonly dSae: number,
+    readonly info: EngineInfo,
+  ) {}
 
   trainStep(x: Float32Array, rows: number, lambda: number, lr: number): StepStats {
     const [rec, l0, totalVar] = this.sae.step(x, rows, lambda, lr);

@@ -9,16 +9,39 @@
  */
 import { Worker } from 'node:worker_threads';
 import type * as tfTypes from '@tensorflow/tfjs';
-import { initialState, type EngineInfo, type EngineOptions, type EngineState, type EvalStats, type SaeEngine } from '../engine.js';
+import {
+  initialState,
+  type EngineInfo,
+  type EngineOptions,
+  type EngineState,
+  type EvalStats,
+  type SaeEngine,
+} from '../engine.js';
 import { paramShape, type SaeConfig, type StepStats } from '../jumprelu.js';
-import { FEATURE_PARAMS, adamUpdate, encode, featureGradients, loadTf, renormaliseRows, updateSinceFired, type AdamVars, type FeatureParam, type Tf,
-  type TfjsBackend } from './tfjs.js';
+import {
+  FEATURE_PARAMS,
+  adamUpdate,
+  encode,
+  featureGradients,
+  loadTf,
+  renormaliseRows,
+  updateSinceFired,
+  type AdamVars,
+  type FeatureParam,
+  type Tf,
+  type TfjsBackend,
+} from './tfjs.js';
 
 type Variable = tfTypes.Variable;
 
 type ShardArrays = Record<FeatureParam, Float32Array>;
 /** One shard's slice of EngineState (b_dec and the Adam step counts stay with the coordinator). */
-interface ShardState { weights: ShardArrays; m: ShardArrays; v: ShardArrays; sinceFired: Float32Array }
+interface ShardState {
+  weights: ShardArrays;
+  m: ShardArrays;
+  v: ShardArrays;
+  sinceFired: Float32Array;
+}
 
 // ---------------------------------------------------------------------------------------
 // The shard (runs in a worker: tfjs-worker.ts)
@@ -32,9 +55,14 @@ export class SaeShard {
   private kept: ReturnType<typeof encode> | null = null;
 
   /** cfg.dSae is this shard's feature count. */
-  constructor(readonly tf: Tf, readonly cfg: SaeConfig, s: ShardState) {
+  constructor(
+    readonly tf: Tf,
+    readonly cfg: SaeConfig,
+    s: ShardState,
+  ) {
     const make = (n: FeatureParam, a: Float32Array) => tf.variable(tf.tensor(a, paramShape(n, cfg)), false);
-    const vars = (arrays: ShardArrays) => Object.fromEntries(FEATURE_PARAMS.map((n) => [n, make(n, arrays[n])])) as Record<FeatureParam, Variable>;
+    const vars = (arrays: ShardArrays) =>
+      Object.fromEntries(FEATURE_PARAMS.map((n) => [n, make(n, arrays[n])])) as Record<FeatureParam, Variable>;
     this.p = vars(s.weights);
     this.m = vars(s.m);
     this.v = vars(s.v);
@@ -42,12 +70,25 @@ export class SaeShard {
   }
 
   /** Phase 1: encode and partial decode f_k W_dec_k [B*d_in], firings per feature; keeps the forward pass for phase 2 if asked. */
-  forward(x: Float32Array, B: number, bDec: Float32Array, keep: boolean): { partial: Float32Array; fired: Float32Array } {
+  forward(
+    x: Float32Array,
+    B: number,
+    bDec: Float32Array,
+    keep: boolean,
+  ): { partial: Float32Array; fired: Float32Array } {
     const tf = this.tf;
     this.release();
     const out = tf.tidy(() => {
-      const enc = encode(tf, this.p, tf.tensor2d(x, [B, this.cfg.dIn]), this.cfg.applyBDecToInput ? tf.tensor1d(bDec) : null);
-      if (keep) this.kept = Object.fromEntries(Object.entries(enc).map(([k, t]) => [k, tf.keep(t)])) as ReturnType<typeof encode>;
+      const enc = encode(
+        tf,
+        this.p,
+        tf.tensor2d(x, [B, this.cfg.dIn]),
+        this.cfg.applyBDecToInput ? tf.tensor1d(bDec) : null,
+      );
+      if (keep)
+        this.kept = Object.fromEntries(Object.entries(enc).map(([k, t]) => [k, tf.keep(t)])) as ReturnType<
+          typeof encode
+        >;
       return [tf.matMul(enc.f, this.p.W_dec), tf.matMul(tf.ones([1, B]), enc.s)];
     });
     const [partial, fired] = out.map((t) => t.dataSync() as Float32Array);
@@ -87,7 +128,12 @@ export class SaeShard {
   state(): ShardState {
     const read = (r: Record<FeatureParam, Variable>) =>
       Object.fromEntries(FEATURE_PARAMS.map((n) => [n, r[n].dataSync() as Float32Array])) as ShardArrays;
-    return { weights: read(this.p), m: read(this.m), v: read(this.v), sinceFired: this.sinceFired.dataSync() as Float32Array };
+    return {
+      weights: read(this.p),
+      m: read(this.m),
+      v: read(this.v),
+      sinceFired: this.sinceFired.dataSync() as Float32Array,
+    };
   }
 
   setState(s: ShardState): void {
@@ -122,13 +168,22 @@ export function shardWorkerHandler(): (msg: any) => Promise<unknown> {
         shard = new SaeShard(tf, msg.cfg, msg.state);
         return null;
       }
-      case 'forward': return shard!.forward(msg.x, msg.B, msg.bDec, msg.keep);
-      case 'backward': return shard!.backward(msg.g, msg.B, msg.lambda, msg.lr, msg.steps);
-      case 'dead': return shard!.deadCount(msg.window);
-      case 'state': return shard!.state();
-      case 'restore': return shard!.setState(msg.state);
-      case 'close': shard?.dispose(); shard = null; return null;
-      default: throw new Error(`shard worker: unknown op ${msg.op}`);
+      case 'forward':
+        return shard!.forward(msg.x, msg.B, msg.bDec, msg.keep);
+      case 'backward':
+        return shard!.backward(msg.g, msg.B, msg.lambda, msg.lr, msg.steps);
+      case 'dead':
+        return shard!.deadCount(msg.window);
+      case 'state':
+        return shard!.state();
+      case 'restore':
+        return shard!.setState(msg.state);
+      case 'close':
+        shard?.dispose();
+        shard = null;
+        return null;
+      default:
+        throw new Error(`shard worker: unknown op ${msg.op}`);
     }
   };
 }
@@ -145,7 +200,10 @@ class ShardWorker {
       if (m.error) p?.reject(new Error(m.error));
       else p?.resolve(m.result);
     });
-    this.worker.on('error', (e) => { for (const p of this.pending.values()) p.reject(e); this.pending.clear(); });
+    this.worker.on('error', (e) => {
+      for (const p of this.pending.values()) p.reject(e);
+      this.pending.clear();
+    });
   }
 
   call<T>(op: string, args: Record<string, unknown> = {}): Promise<T> {
@@ -176,7 +234,12 @@ function sliceState(s: EngineState, cfg: SaeConfig, a: number, b: number): Shard
   const slice = (w: Record<FeatureParam, Float32Array>): ShardArrays => {
     const W_enc = new Float32Array(dIn * (b - a));
     for (let r = 0; r < dIn; r++) W_enc.set(w.W_enc.subarray(r * dSae + a, r * dSae + b), r * (b - a));
-    return { W_enc, b_enc: w.b_enc.slice(a, b), W_dec: w.W_dec.slice(a * dIn, b * dIn), log_threshold: w.log_threshold.slice(a, b) };
+    return {
+      W_enc,
+      b_enc: w.b_enc.slice(a, b),
+      W_dec: w.W_dec.slice(a * dIn, b * dIn),
+      log_threshold: w.log_threshold.slice(a, b),
+    };
   };
   return { weights: slice(s.weights), m: slice(s.adam.m), v: slice(s.adam.v), sinceFired: s.sinceFired.slice(a, b) };
 }
@@ -189,8 +252,12 @@ function joinShards(parts: ShardArrays[], cfg: SaeConfig): ShardArrays {
     const [a, b] = range(k, parts.length, dSae);
     for (let r = 0; r < dIn; r++) W_enc.set(part.W_enc.subarray(r * (b - a), (r + 1) * (b - a)), r * dSae + a);
   });
-  return { W_enc, b_enc: concat(parts.map((p) => p.b_enc)), W_dec: concat(parts.map((p) => p.W_dec)),
-    log_threshold: concat(parts.map((p) => p.log_threshold)) };
+  return {
+    W_enc,
+    b_enc: concat(parts.map((p) => p.b_enc)),
+    W_dec: concat(parts.map((p) => p.W_dec)),
+    log_threshold: concat(parts.map((p) => p.log_threshold)),
+  };
 }
 
 export class ParallelTfjsEngine implements SaeEngine {
@@ -200,10 +267,19 @@ export class ParallelTfjsEngine implements SaeEngine {
   /** b_dec as an array for the shards' forward pass (refreshed after each update). */
   private bDecArray: Float32Array;
 
-  private constructor(private readonly tf: Tf, readonly cfg: SaeConfig, private readonly shards: ShardWorker[], s: EngineState,
-    readonly info: EngineInfo) {
+  private constructor(
+    private readonly tf: Tf,
+    readonly cfg: SaeConfig,
+    private readonly shards: ShardWorker[],
+    s: EngineState,
+    readonly info: EngineInfo,
+  ) {
     const make = (a: Float32Array) => tf.variable(tf.tensor1d(a), false);
-    this.bDec = { p: { b_dec: make(s.weights.b_dec) }, m: { b_dec: make(s.adam.m.b_dec) }, v: { b_dec: make(s.adam.v.b_dec) } };
+    this.bDec = {
+      p: { b_dec: make(s.weights.b_dec) },
+      m: { b_dec: make(s.adam.m.b_dec) },
+      v: { b_dec: make(s.adam.v.b_dec) },
+    };
     this.bDecArray = new Float32Array(s.weights.b_dec);
     this.adamSteps = [...s.adam.steps];
   }
@@ -212,10 +288,12 @@ export class ParallelTfjsEngine implements SaeEngine {
     const state = initialState(o);
     const shards = Array.from({ length: o.threads }, () => new ShardWorker());
     try {
-      await Promise.all(shards.map((s, k) => {
-        const [a, b] = range(k, o.threads, o.cfg.dSae);
-        return s.call('init', { cfg: { ...o.cfg, dSae: b - a, backend }, state: sliceState(state, o.cfg, a, b) });
-      }));
+      await Promise.all(
+        shards.map((s, k) => {
+          const [a, b] = range(k, o.threads, o.cfg.dSae);
+          return s.call('init', { cfg: { ...o.cfg, dSae: b - a, backend }, state: sliceState(state, o.cfg, a, b) });
+        }),
+      );
     } catch (e) {
       await Promise.all(shards.map((s) => s.terminate()));
       throw e;
@@ -228,14 +306,17 @@ export class ParallelTfjsEngine implements SaeEngine {
     const steps = this.adamSteps.map((s) => s + 1);
     const parts = await this.forward(x, B, true);
     const g = new Float32Array(B * dIn);
-    let rec = 0, active = 0;
+    let rec = 0,
+      active = 0;
     for (let i = 0; i < g.length; i++) {
       const e = this.reconstruction(parts, i) - x[i];
       rec += e * e;
       g[i] = (2 * e) / B;
     }
     for (const p of parts) for (const c of p.fired) active += c;
-    const encoderPaths = await Promise.all(this.shards.map((s) => s.call<Float32Array>('backward', { g, B, lambda, lr, steps })));
+    const encoderPaths = await Promise.all(
+      this.shards.map((s) => s.call<Float32Array>('backward', { g, B, lambda, lr, steps })),
+    );
     // b_dec's gradient: the output bias sum_b g, minus the encoder path when b_dec is subtracted from the input.
     const grad = new Float64Array(dIn);
     for (let i = 0; i < g.length; i++) grad[i % dIn] += g[i];
@@ -274,19 +355,28 @@ export class ParallelTfjsEngine implements SaeEngine {
   async snapshot(): Promise<EngineState> {
     const states = await Promise.all(this.shards.map((s) => s.call<ShardState>('state')));
     const read = (v: Variable) => new Float32Array(v.dataSync() as Float32Array);
-    const whole = (pick: (s: ShardState) => ShardArrays, bDec: Variable) => ({ ...joinShards(states.map(pick), this.cfg), b_dec: read(bDec) });
+    const whole = (pick: (s: ShardState) => ShardArrays, bDec: Variable) => ({
+      ...joinShards(states.map(pick), this.cfg),
+      b_dec: read(bDec),
+    });
     return {
       weights: whole((s) => s.weights, this.bDec.p.b_dec),
-      adam: { m: whole((s) => s.m, this.bDec.m.b_dec), v: whole((s) => s.v, this.bDec.v.b_dec), steps: [...this.adamSteps] },
+      adam: {
+        m: whole((s) => s.m, this.bDec.m.b_dec),
+        v: whole((s) => s.v, this.bDec.v.b_dec),
+        steps: [...this.adamSteps],
+      },
       sinceFired: concat(states.map((s) => s.sinceFired)),
     };
   }
 
   async restore(s: EngineState): Promise<void> {
-    await Promise.all(this.shards.map((w, k) => {
-      const [a, b] = range(k, this.shards.length, this.cfg.dSae);
-      return w.call('restore', { state: sliceState(s, this.cfg, a, b) });
-    }));
+    await Promise.all(
+      this.shards.map((w, k) => {
+        const [a, b] = range(k, this.shards.length, this.cfg.dSae);
+        return w.call('restore', { state: sliceState(s, this.cfg, a, b) });
+      }),
+    );
     this.bDec.p.b_dec.assign(this.tf.tensor1d(s.weights.b_dec));
     this.bDec.m.b_dec.assign(this.tf.tensor1d(s.adam.m.b_dec));
     this.bDec.v.b_dec.assign(this.tf.tensor1d(s.adam.v.b_dec));
@@ -304,7 +394,10 @@ export class ParallelTfjsEngine implements SaeEngine {
 function concat(parts: Float32Array[]): Float32Array {
   const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
   let o = 0;
-  for (const p of parts) { out.set(p, o); o += p.length; }
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
   return out;
 }
 

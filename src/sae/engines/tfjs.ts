@@ -18,8 +18,19 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type * as tfTypes from '@tensorflow/tfjs';
 import type { EngineInfo, EngineOptions, EngineState, EvalStats, SaeEngine } from '../engine.js';
-import { ADAM_EPS, ADAM_GROUPS, PARAM_NAMES, mapParams, paramShape, type AdamGroup, type AdamState, type ParamName, type SaeConfig,
-  type SaeWeights, type StepStats } from '../jumprelu.js';
+import {
+  ADAM_EPS,
+  ADAM_GROUPS,
+  PARAM_NAMES,
+  mapParams,
+  paramShape,
+  type AdamGroup,
+  type AdamState,
+  type ParamName,
+  type SaeConfig,
+  type SaeWeights,
+  type StepStats,
+} from '../jumprelu.js';
 
 export type Tf = typeof import('@tensorflow/tfjs');
 type Tensor = tfTypes.Tensor;
@@ -47,7 +58,8 @@ let loaded: LoadedTf | undefined;
  */
 export async function loadTf(name: TfjsBackend): Promise<LoadedTf> {
   if (loaded?.name === name) return loaded;
-  if (loaded?.name === 'tensorflow') throw new Error(`tfjs backend '${name}' requested after 'tensorflow' was initialised in this process`);
+  if (loaded?.name === 'tensorflow')
+    throw new Error(`tfjs backend '${name}' requested after 'tensorflow' was initialised in this process`);
   if (name === 'tensorflow') {
     const reasons: string[] = [];
     for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
@@ -59,7 +71,9 @@ export async function loadTf(name: TfjsBackend): Promise<LoadedTf> {
         loaded = { tf, name, onGpu, device: `${onGpu ? 'GPU' : 'CPU'} (${pkg})` };
         return loaded;
       } catch (e) {
-        reasons.push((e as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' ? `${pkg} not installed` : `${pkg}: ${firstLine(e)}`);
+        reasons.push(
+          (e as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' ? `${pkg} not installed` : `${pkg}: ${firstLine(e)}`,
+        );
       }
     }
     throw new Error(reasons.join('; '));
@@ -111,8 +125,14 @@ function columnSummer(tf: Tf, B: number): (m: Tensor) => Tensor {
  * each (unit-norm) decoder row removed, as the seed's hook does. Also returns the batch's
  * firings per feature and W_enc (sum_b dz), the pre-encoder path of b_dec's gradient.
  */
-export function featureGradients(tf: Tf, p: Record<FeatureParam, Tensor>, enc: ReturnType<typeof encode>, g: Tensor, lambda: number,
-  bandwidth: number) {
+export function featureGradients(
+  tf: Tf,
+  p: Record<FeatureParam, Tensor>,
+  enc: ReturnType<typeof encode>,
+  g: Tensor,
+  lambda: number,
+  bandwidth: number,
+) {
   const colSum = columnSummer(tf, g.shape[0]);
   const df = tf.matMul(g, tf.transpose(p.W_dec));
   const dz = df.mul(enc.s); // the gate passes no gradient to z (straight-through: zero)
@@ -134,10 +154,25 @@ export function featureGradients(tf: Tf, p: Record<FeatureParam, Tensor>, enc: R
  * |relu(z) - thr| < bw/2, else 0. So d thr = -1/bw [sum_b w df z + lambda/B sum_b w] (w the
  * window indicator), and d log_thr = d thr * thr.
  */
-function logThresholdGrad(z: Tensor, thr: Tensor, df: Tensor, lambda: number, bw: number, colSum: (m: Tensor) => Tensor): Tensor {
+function logThresholdGrad(
+  z: Tensor,
+  thr: Tensor,
+  df: Tensor,
+  lambda: number,
+  bw: number,
+  colSum: (m: Tensor) => Tensor,
+): Tensor {
   const B = z.shape[0];
-  const inWindow = z.relu().sub(thr).abs().less(bw / 2).cast('float32');
-  return colSum(inWindow.mul(df).mul(z)).add(colSum(inWindow).mul(lambda / B)).mul(-1 / bw).mul(thr);
+  const inWindow = z
+    .relu()
+    .sub(thr)
+    .abs()
+    .less(bw / 2)
+    .cast('float32');
+  return colSum(inWindow.mul(df).mul(z))
+    .add(colSum(inWindow).mul(lambda / B))
+    .mul(-1 / bw)
+    .mul(thr);
 }
 
 /** The decoder gradient without its component parallel to each (unit-norm) decoder row. */
@@ -156,7 +191,12 @@ export interface AdamVars<N extends ParamName> {
  * Adam over ADAM_GROUPS, PyTorch's rule (bias correction on both moments, eps outside the
  * sqrt), for the parameters present in `grads`; `steps` holds each group's new step count.
  */
-export function adamUpdate<N extends ParamName>(vars: AdamVars<N>, grads: Record<N, Tensor>, steps: number[], lr: number): void {
+export function adamUpdate<N extends ParamName>(
+  vars: AdamVars<N>,
+  grads: Record<N, Tensor>,
+  steps: number[],
+  lr: number,
+): void {
   ADAM_GROUPS.forEach((group, gi) => {
     for (const name of group.params as N[]) {
       if (name in grads) adamStep(vars.p[name], vars.m[name], vars.v[name], grads[name], group, steps[gi], lr);
@@ -202,7 +242,13 @@ export class JumpReluSae {
   /** Samples seen since each feature last fired (for the dead-feature fraction). */
   readonly sinceFired: Variable;
 
-  constructor(readonly tf: Tf, readonly cfg: SaeConfig, w: SaeWeights, adam?: AdamState, sinceFired?: Float32Array) {
+  constructor(
+    readonly tf: Tf,
+    readonly cfg: SaeConfig,
+    w: SaeWeights,
+    adam?: AdamState,
+    sinceFired?: Float32Array,
+  ) {
     const make = (name: ParamName, data?: Float32Array) =>
       tf.variable(data ? tf.tensor(data, paramShape(name, cfg)) : tf.zeros(paramShape(name, cfg)), false);
     this.p = mapParams((n) => make(n, w[n]));
@@ -269,8 +315,11 @@ export class JumpReluSae {
 
   state(): EngineState {
     const read = (vars: Record<ParamName, Variable>) => mapParams((n) => vars[n].dataSync() as Float32Array);
-    return { weights: read(this.p), adam: { m: read(this.m), v: read(this.v), steps: [...this.adamSteps] },
-      sinceFired: this.sinceFired.dataSync() as Float32Array };
+    return {
+      weights: read(this.p),
+      adam: { m: read(this.m), v: read(this.v), steps: [...this.adamSteps] },
+      sinceFired: this.sinceFired.dataSync() as Float32Array,
+    };
   }
 
   setState(s: EngineState): void {
@@ -295,7 +344,10 @@ export class JumpReluSae {
 
 /** JumpReluSae in this thread, fed with plain arrays. */
 class TfjsEngine implements SaeEngine {
-  constructor(private readonly sae: JumpReluSae, readonly info: EngineInfo) {}
+  constructor(
+    private readonly sae: JumpReluSae,
+    readonly info: EngineInfo,
+  ) {}
 
   trainStep(x: Float32Array, rows: number, lambda: number, lr: number): StepStats {
     return this.withBatch(x, rows, (t) => this.sae.trainStep(t, lambda, lr));
@@ -339,7 +391,8 @@ class TfjsEngine implements SaeEngine {
 export async function createTfjsEngine(name: TfjsBackend, o: EngineOptions): Promise<SaeEngine> {
   const { tf, device } = await loadTf(name);
   if (o.threads > 1) {
-    if (name === 'tensorflow') throw new Error('train-sae: threads > 1 is for the wasm/cpu backends (tensorflow uses its own threads)');
+    if (name === 'tensorflow')
+      throw new Error('train-sae: threads > 1 is for the wasm/cpu backends (tensorflow uses its own threads)');
     const { ParallelTfjsEngine } = await import('./tfjs-parallel.js');
     const info = { name, device: `${device.slice(0, -1)}; features split over worker threads)`, threads: o.threads };
     return ParallelTfjsEngine.create(tf, name, o, info);
