@@ -112,18 +112,14 @@ export async function trainSae(
     p.max_memory_gb === undefined ? undefined : p.max_memory_gb * 2 ** 30,
   );
 
-  // Resume from our own checkpoint if this run was interrupted; else init_from / the seed's init.
   const checkpoints = new Checkpoints(io.workDir, shape, run, data.train, hooks);
-  const resumed = checkpoints.load();
-  const cfg: SaeConfig = { ...shape, applyBDecToInput: p.apply_b_dec_to_input, bandwidth: p.bandwidth };
-  const init = resumed?.init ?? { weights: run.initFrom ?? initialWeights(shape, p.threshold_init, checkpoints.rng) };
-  const engine = await choice.create({ cfg, init, allowTf32: p.allow_tf32, batchSize: p.batch_size });
+  const { engine, resumedStep } = await startEngine(choice, run, shape, checkpoints);
   io.log(`backend: ${describeEngine(engine.info)}${choice.why}`);
-  if (resumed) io.log(`resuming from checkpoint at step ${resumed.step}/${run.steps}`);
+  if (resumedStep !== null) io.log(`resuming from checkpoint at step ${resumedStep}/${run.steps}`);
   try {
     const metrics = new MetricsLog(join(io.workDir, 'metrics.jsonl'));
-    metrics.start(configRecord(run, data.dIn, engine.info), resumed ? resumed.step : null);
-    await trainLoop({ run, data, io, hooks, engine, metrics, checkpoints, startStep: resumed?.step ?? 0 });
+    metrics.start(configRecord(run, data.dIn, engine.info), resumedStep);
+    await trainLoop({ run, data, io, hooks, engine, metrics, checkpoints, startStep: resumedStep ?? 0 });
     const { weights } = await engine.snapshot();
     const evalResult = await evaluateHeldOut(engine, run, data, weights, hooks);
     metrics.write({ type: 'eval', ...evalResult });
@@ -132,6 +128,25 @@ export async function trainSae(
   } finally {
     await engine.dispose();
   }
+}
+
+/**
+ * The engine, holding the weights to start from: our own checkpoint if this run was interrupted,
+ * else init_from or the seed's init. A function of its own so that the initial weights (as large
+ * as the model itself) are garbage once the engine has its copy, not alive for the whole training.
+ */
+async function startEngine(
+  choice: Awaited<ReturnType<typeof chooseEngine>>,
+  run: TrainRun,
+  shape: SaeShape,
+  checkpoints: Checkpoints,
+): Promise<{ engine: SaeEngine; resumedStep: number | null }> {
+  const p = run.params;
+  const resumed = checkpoints.load();
+  const cfg: SaeConfig = { ...shape, applyBDecToInput: p.apply_b_dec_to_input, bandwidth: p.bandwidth };
+  const init = resumed?.init ?? { weights: run.initFrom ?? initialWeights(shape, p.threshold_init, checkpoints.rng) };
+  const engine = await choice.create({ cfg, init, allowTf32: p.allow_tf32, batchSize: p.batch_size });
+  return { engine, resumedStep: resumed?.step ?? null };
 }
 
 interface Loop {
@@ -302,7 +317,9 @@ export function describeEngine(e: { name: string; device: string; threads: numbe
 
 /** The first metrics line: the params, with `backend` the engine that ran (not the requested "auto"). */
 function configRecord(run: TrainRun, dIn: number, engine: EngineInfo): Omit<MetricsConfig, 'type'> {
-  const p = run.params;
+  // Input paths are where the cache happened to place the inputs (they change with the
+  // checkout and with upstream code); the cache key already records their content.
+  const { store: _store, init_from: _initFrom, ground_truth: _groundTruth, ...p } = run.params;
   return {
     format: METRICS_FORMAT,
     ...p,
