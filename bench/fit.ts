@@ -39,7 +39,7 @@ console.log(
 );
 for (const k of Object.keys(reference) as Array<keyof typeof reference>) {
   console.log(
-    `  ${k.padEnd(5)} ours ${p[k].toPrecision(6).padStart(10)}  scipy ${String(reference[k]).padStart(8)}  ` +
+    `  ${k.padEnd(5)} ours ${String(p[k]?.toPrecision(6)).padStart(10)}  scipy ${String(reference[k]).padStart(8)}  ` +
       `CI95 [${result.intervals[k]?.map((v) => v.toPrecision(4)).join(', ') ?? '-'}]`,
   );
 }

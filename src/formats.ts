@@ -123,7 +123,8 @@ export const FitFile = Type.Object({
   y_label: Type.Optional(Type.String()),
   /** chinchilla: the data variable's name (x_label is N's). */
   d_label: Type.Optional(Type.String()),
-  params: Type.Record(Type.String(), Type.Number()),
+  /** null: the fit drove the parameter out of floating-point range (the law is then not identified). */
+  params: Type.Record(Type.String(), Num),
   intervals: Type.Optional(Type.Record(Type.String(), Interval)),
   confidence: Type.Optional(Type.Number()),
   points: Type.Array(FitPointRecord),

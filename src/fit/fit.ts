@@ -72,7 +72,8 @@ export interface FitOptions {
 type Interval = [number, number] | null;
 
 export interface FitOutcome {
-  params: Record<string, number>;
+  /** The fitted parameters; null where the fit ran off to infinity (the law is then not identified). */
+  params: Record<string, number | null>;
   intervals: Record<string, Interval>;
   predictions: number[];
   optimalData: number[];
@@ -112,9 +113,7 @@ export function fitLaw(points: FitPoint[], opts: FitOptions): FitOutcome {
   const best = fitBest(law, data, lossKind, loss, opts);
   const fitSeconds = (performance.now() - t0) / 1000;
   const params = law.toPublic(best.theta);
-  for (const [k, v] of Object.entries(params)) {
-    if (!Number.isFinite(v)) throw new Error(`fit-law: the ${law.name} fit produced ${k} = ${v}: no usable fit`);
-  }
+  const unbounded = unboundedParams(params);
   if (!best.run.converged) {
     warnings.push(
       `the ${law.name} fit did not converge: L-BFGS stopped (${best.run.reason}) after ${best.run.iterations} ` +
@@ -124,7 +123,8 @@ export function fitLaw(points: FitPoint[], opts: FitOptions): FitOutcome {
   warnings.push(...sanityWarnings(law, params));
 
   const t1 = performance.now();
-  const boot = bootstrap(law, data, lossKind, loss, best.theta, opts, warnings);
+  // Resampling a fit that already ran off to infinity only measures where the optimiser stopped.
+  const boot = unbounded.length ? [] : bootstrap(law, data, lossKind, loss, best.theta, opts, warnings);
   const bootstrapSeconds = (performance.now() - t1) / 1000;
   const lo = (1 - confidence) / 2;
   const band = (values: number[]): Interval =>
@@ -144,8 +144,12 @@ export function fitLaw(points: FitPoint[], opts: FitOptions): FitOutcome {
     intervals,
     axes(law, kept),
     rule,
-    judgeIntervals,
+    judgeIntervals && unbounded.length === 0,
   );
+  if (unbounded.length) {
+    identification.reasons.unshift(...unbounded);
+    identification.identified = false;
+  }
   if (!identification.identified) {
     warnings.push(
       `the ${law.name} law is NOT identified by its data: ${identification.reasons.join('; ')}; ` +
@@ -161,6 +165,7 @@ export function fitLaw(points: FitPoint[], opts: FitOptions): FitOutcome {
     optimalOne(law, best.theta, boot, N, band, warnings, repetition),
   );
 
+  const finiteParams = Object.fromEntries(Object.entries(params).map(([k, v]) => [k, finiteOrNull(v)]));
   const residuals = points.map((p) => law.logPredict(best.theta, logFeatures(law, p)) - Math.log(p.y));
   const json: FitFile = {
     format: FIT_FORMAT,
@@ -169,7 +174,7 @@ export function fitLaw(points: FitPoint[], opts: FitOptions): FitOutcome {
     x_label: opts.xLabel ?? (law.name === 'chinchilla' ? 'N' : 'x'),
     y_label: opts.yLabel ?? 'y',
     ...(law.name === 'chinchilla' ? { d_label: 'D' } : {}),
-    params,
+    params: finiteParams,
     intervals,
     confidence,
     points: points.map((p, i) => ({
@@ -219,7 +224,7 @@ export function fitLaw(points: FitPoint[], opts: FitOptions): FitOutcome {
     warnings,
   };
   return {
-    params,
+    params: finiteParams,
     intervals,
     predictions: predicted.map((p) => p.y),
     optimalData: optimal.map((o) => o.D),
@@ -228,6 +233,22 @@ export function fitLaw(points: FitPoint[], opts: FitOptions): FitOutcome {
     json,
     timing: { fitSeconds, bootstrapSeconds, starts: best.starts },
   };
+}
+
+/**
+ * Parameters the fit drove out of floating-point range, one sentence each. The optimiser works
+ * in log coordinates (A = exp(a)), so a best fit can be finite there and still overflow: data
+ * whose loss drops once and then stays flat make the data term a cliff (beta in the tens, log B
+ * in the hundreds). Such a law has no usable value; it is reported as not identified.
+ */
+function unboundedParams(params: Record<string, number>): string[] {
+  return Object.entries(params)
+    .filter(([, v]) => !Number.isFinite(v))
+    .map(
+      ([name, v]) =>
+        `the best fit drove ${name} = ${v}: ${name} is not bounded by the data ` +
+        '(typically a loss that stops falling within the measured range)',
+    );
 }
 
 function checkEnoughPoints(law: Law, points: FitPoint[], kept: FitPoint[]): void {
@@ -565,9 +586,11 @@ function optimalOne(
   const p = law.toPublic(theta);
   const effective = optimalData(p, N);
   if (!Number.isFinite(effective)) {
-    warnings.push(
-      `no compute-optimal data size for N=${fmt(N)}: it needs alpha > 0 and beta > 0 (got ${p.alpha}, ${p.beta})`,
-    );
+    const why =
+      p.alpha > 0 && p.beta > 0
+        ? 'the fitted parameters are not all finite'
+        : `it needs alpha > 0 and beta > 0 (got ${p.alpha}, ${p.beta})`;
+    warnings.push(`no compute-optimal data size for N=${fmt(N)}: ${why}`);
   }
   // The law's D is effective data; the run needs vectors, repeating the unique ones available.
   const toVectors = (d: number) => (repetition ? dataForEffective(d, repetition.uniqueAvailable, repetition.rStar) : d);

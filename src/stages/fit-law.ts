@@ -189,7 +189,7 @@ export default defineStage({
     });
     const kept = points.filter((q) => q.kept).length;
     const shown = Object.entries(result.params)
-      .map(([k, v]) => `${k}=${v.toPrecision(5)}`)
+      .map(([k, v]) => `${k}=${v === null ? 'unbounded' : v.toPrecision(5)}`)
       .join(' ');
     ctx.log(
       `${p.law} fit on ${kept} of ${points.length} points: ${shown} (${result.timing.starts} start(s), ${result.timing.fitSeconds.toFixed(2)} s; bootstrap ${result.timing.bootstrapSeconds.toFixed(2)} s)`,

@@ -190,9 +190,10 @@ function lawFromOptima(optima: LrOptimum[], p: P) {
     identified = fit.identification.identified && reasons.length === 0;
     reasons.push(...fit.identification.reasons);
     warnings.push(...fit.warnings);
-    if (fit.params.b > 0) {
+    const exponent = fit.params.b;
+    if (exponent !== null && exponent > 0) {
       warnings.push(
-        `the optimal lr rises with the width (exponent b = ${fit.params.b.toPrecision(3)}); the literature finds it falling ` +
+        `the optimal lr rises with the width (exponent b = ${exponent.toPrecision(3)}); the literature finds it falling ` +
           '(about d_sae^-0.5, Gao et al. 2024): check the sweep',
       );
     }

@@ -10,6 +10,11 @@ import { pointsFromLists } from '../../src/fit/points.js';
 import { seededRandom } from '../../src/fit/stats.js';
 import { symmetricEigenvalues } from '../../src/fit/identify.js';
 import { decide } from '../../src/fit/decide.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import fitLawStage from '../../src/stages/fit-law.js';
+import { FitFile, readFormat } from '../../src/formats.js';
+import { runStageDirect } from '../helpers/run-stage.js';
 
 const TRUE = { E: 1.7, A: 400, B: 2500, alpha: 0.34, beta: 0.37 };
 const SMALL_GRID = { alpha: [0.5, 1], beta: [0.5, 1], e: [0, 1], a: [5, 10], b: [5, 10] };
@@ -113,4 +118,55 @@ test('eigenvalues of a symmetric matrix (the condition number rests on them)', (
     [0, 0, 5],
   ]).sort((a, b) => a - b);
   [1, 3, 5].forEach((v, i) => assert.ok(Math.abs(e[i] - v) < 1e-12, `${e}`));
+});
+
+/**
+ * Held-out loss that drops once between the two smallest data sizes and is flat after: the
+ * best Chinchilla fit makes the data term a cliff (beta in the tens), which needs log B in
+ * the hundreds, and B = exp(log B) overflows to Infinity. The demo's synthetic task saturates
+ * like this. The stage must report a law that is not identified, not fail.
+ */
+function cliffInData() {
+  const N: number[] = [],
+    D: number[] = [],
+    y: number[] = [];
+  for (const n of [32, 64, 128, 256]) {
+    for (const d of [6.4e4, 1.28e5, 2.56e5, 5.12e5]) {
+      N.push(n);
+      D.push(d);
+      y.push(0.05 + 2 / n ** 0.5 + (d === 6.4e4 ? 0.05 : 0));
+    }
+  }
+  return { N, D, y };
+}
+
+test('a fit that drives B to Infinity is reported as not identified, and the decision falls back', async () => {
+  const { outputs, outDir } = await runStageDirect(fitLawStage, {
+    law: 'chinchilla',
+    ...cliffInData(),
+    bootstrap: 20,
+    optimal_data_for: [512],
+  });
+  assert.equal(outputs.identified, false);
+  const identification = outputs.identification as { reasons: string[] };
+  assert.ok(
+    identification.reasons.some((r) => /B = Infinity/.test(r) && /not bounded by the data/.test(r)),
+    identification.reasons.join('; '),
+  );
+  assert.equal((outputs.params as Record<string, unknown>).B, null, 'a non-finite parameter is null in the outputs');
+  assert.deepEqual(outputs.optimal_data, [null]);
+  const fit = readFormat(FitFile, JSON.parse(readFileSync(join(outDir, 'fit.json'), 'utf8')), 'fit.json');
+  assert.equal(fit.params.B, null);
+  assert.equal(fit.identification?.identified, false);
+  assert.ok(fit.warnings?.some((w) => w.includes('NOT identified')));
+  const d = decide({
+    name: 'final data size',
+    lawValue: (outputs.optimal_data as (number | null)[])[0],
+    identified: outputs.identified as boolean,
+    reasons: identification.reasons,
+    fallback: 2.1e9,
+    fallbackRule: "the seed's data budget",
+  });
+  assert.equal(d.source, 'fallback');
+  assert.match(d.warnings[0], /B = Infinity/);
 });
