@@ -11,7 +11,9 @@
 # Every command can be repeated (start on a started cluster does nothing). The node has two
 # fake GPUs (gres files that are links to /dev/null): jobs asking for --gres=gpu:N get
 # CUDA_VISIBLE_DEVICES, nothing else. Partitions: `debug` (default, no time limit) and
-# `short` (1 minute at most: a job asking for more pends forever with PartitionTimeLimit).
+# `short` (1 minute at most: a job asking for more pends forever with PartitionTimeLimit),
+# `low` and `high` (a job of `high` preempts the jobs of `low` it needs the resources of).
+# No slurmdbd: `sacct -c` reads the job completion file (the end state of finished jobs).
 set -euo pipefail
 
 CONF_DIR=/etc/slurm
@@ -30,16 +32,12 @@ node_ready() {
   [[ "$state" == idle* || "$state" == mix* || "$state" == alloc* ]]
 }
 
-write_config() {
-  if [[ -f $CONF_DIR/slurm.conf ]] && ! grep -qF "$MARK" "$CONF_DIR/slurm.conf"; then
-    die "$CONF_DIR/slurm.conf exists and is not ours: not touching a real cluster's configuration"
-  fi
+# The configuration files' text, from this machine's CPUs and memory.
+slurm_conf() {
   local cpus mem
   cpus=$(nproc)
   mem=$(awk '/MemTotal/ { print int($2 / 1024) - 512 }' /proc/meminfo)
-  mkdir -p "$CONF_DIR" "$STATE_DIR/ctld" "$STATE_DIR/d" "$STATE_DIR/gpus" "$STATE_DIR/log"
-  for g in 0 1; do ln -sfn /dev/null "$STATE_DIR/gpus/gpu$g"; done
-  cat > "$CONF_DIR/slurm.conf" <<CONF
+  cat <<CONF
 $MARK
 ClusterName=testcluster
 SlurmctldHost=localhost
@@ -60,28 +58,58 @@ GresTypes=gpu
 SchedulerParameters=batch_sched_delay=0
 MinJobAge=600
 AccountingStorageType=accounting_storage/none
+# No slurmdbd: \`sacct -c\` answers from this file (the end state of every finished job).
 JobCompType=jobcomp/filetxt
 JobCompLoc=$STATE_DIR/log/jobcomp.txt
 SlurmdTimeout=30
 ReturnToService=2
 KillWait=5
+# Only jobs of partition low can be preempted, by jobs of partition high (REQUEUE cancels a
+# job submitted with --no-requeue: it ends PREEMPTED); the other partitions are never touched.
+PreemptType=preempt/partition_prio
+PreemptMode=REQUEUE
 NodeName=localhost NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem Gres=gpu:2 State=UNKNOWN
-PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
-PartitionName=short Nodes=localhost MaxTime=1 State=UP
+PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP PreemptMode=OFF
+PartitionName=short Nodes=localhost MaxTime=1 State=UP PreemptMode=OFF
+PartitionName=low Nodes=localhost MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE
+PartitionName=high Nodes=localhost MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF
 CONF
-  cat > "$CONF_DIR/gres.conf" <<CONF
+}
+
+gres_conf() {
+  cat <<CONF
 $MARK
 AutoDetect=off
 NodeName=localhost Name=gpu File=$STATE_DIR/gpus/gpu[0-1]
 CONF
 }
 
+# Writes the configuration; exit status 0 when a file changed.
+write_config() {
+  if [[ -f $CONF_DIR/slurm.conf ]] && ! grep -qF "$MARK" "$CONF_DIR/slurm.conf"; then
+    die "$CONF_DIR/slurm.conf exists and is not ours: not touching a real cluster's configuration"
+  fi
+  mkdir -p "$CONF_DIR" "$STATE_DIR/ctld" "$STATE_DIR/d" "$STATE_DIR/gpus" "$STATE_DIR/log"
+  for g in 0 1; do ln -sfn /dev/null "$STATE_DIR/gpus/gpu$g"; done
+  local changed=1 text
+  text=$(slurm_conf)
+  if [[ "$text" != "$(cat "$CONF_DIR/slurm.conf" 2>/dev/null)" ]]; then echo "$text" > "$CONF_DIR/slurm.conf"; changed=0; fi
+  text=$(gres_conf)
+  if [[ "$text" != "$(cat "$CONF_DIR/gres.conf" 2>/dev/null)" ]]; then echo "$text" > "$CONF_DIR/gres.conf"; changed=0; fi
+  return $changed
+}
+
 start() {
   command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null \
     || die "Slurm is not installed (scripts/slurm-cluster.sh install, as root)"
   [[ $(id -u) == 0 ]] || die "start needs root (the daemons run as root here)"
-  if node_ready; then echo "slurm-cluster: already running"; return 0; fi
-  write_config
+  if node_ready; then
+    # A cluster started by an older version of this script gets the current configuration.
+    if write_config; then scontrol reconfigure && echo "slurm-cluster: configuration updated"; fi
+    echo "slurm-cluster: already running"
+    return 0
+  fi
+  write_config || true
   mkdir -p /run/munge && chown munge:munge /run/munge
   alive "$MUNGE_PID" || runuser -u munge -- munged
   alive "$STATE_DIR/slurmctld.pid" || slurmctld -c

@@ -65,9 +65,9 @@ const VERBS: Record<string, { usage: string; help: string; flags: Record<string,
     flags: { markdown: 'bool' },
   },
   exec: {
-    usage: 'pipeline exec SPEC [--result FILE]',
-    help: 'Internal: runs one stage from a resolved spec file (what the runner starts for heavy stages; --result: where a batch job writes how it ended).',
-    flags: { result: 'value' },
+    usage: 'pipeline exec SPEC [--result FILE] [--progress-file FILE]',
+    help: 'Internal: runs one stage from a resolved spec file (what the runner starts for heavy stages; --result: where a batch job writes how it ended; --progress-file: where it writes its progress).',
+    flags: { result: 'value', 'progress-file': 'value' },
   },
 };
 
@@ -270,7 +270,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'exec': {
       const [spec] = positionals(p, verb, 1, 1);
-      const code = await cmd.execCommand(spec, await stageTypes(), one(p, 'result'));
+      const code = await cmd.execCommand(spec, await stageTypes(), one(p, 'result'), one(p, 'progress-file'));
       // The result has been delivered; the open IPC channel (or a handle a stage library
       // leaves behind) must not keep the child alive.
       process.exit(code);

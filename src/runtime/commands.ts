@@ -523,7 +523,8 @@ export async function execCommand(
   specFile: string,
   stageTypes: StageType<any>[],
   resultFile?: string,
+  progressFile?: string,
 ): Promise<number> {
   const { execSpec } = await import('./exec.js');
-  return execSpec(specFile, stageTypes, resultFile);
+  return execSpec(specFile, stageTypes, resultFile, progressFile);
 }

@@ -2,14 +2,21 @@
  * The child side of a heavy stage: `pipeline exec SPEC` reads the spec, runs the stage, and
  * reports progress and the result to the parent over IPC. stdout/stderr are the log file.
  * Without an IPC channel (e.g. started by hand), the result is printed as the last line of
- * stdout instead; with `--result FILE` (a batch job) it is written to FILE, success or not.
+ * stdout instead; with `--result FILE` (a batch job) it is written to FILE, success or not, and
+ * with `--progress-file FILE` the progress goes to FILE (see progress-file.ts).
  */
 import { readFileSync } from 'node:fs';
 import { stageContext, type ChildMessage, type LaunchSpec } from './launch.js';
 import type { StageType } from './stage.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
+import { progressFileWriter } from './progress-file.js';
 
-export async function execSpec(specFile: string, stageTypes: StageType<any>[], resultFile?: string): Promise<number> {
+export async function execSpec(
+  specFile: string,
+  stageTypes: StageType<any>[],
+  resultFile?: string,
+  progressFile?: string,
+): Promise<number> {
   const spec: LaunchSpec = JSON.parse(readFileSync(specFile, 'utf8'));
   const send = (m: ChildMessage) => {
     if (process.send) process.send(m);
@@ -36,6 +43,7 @@ export async function execSpec(specFile: string, stageTypes: StageType<any>[], r
   process.on('disconnect', stop);
   if (process.send && !process.connected) stop();
   let lastProgress = 0;
+  const progressToFile = progressFile ? progressFileWriter(progressFile) : undefined;
   try {
     const outputs = await type.run(
       stageContext(
@@ -44,6 +52,7 @@ export async function execSpec(specFile: string, stageTypes: StageType<any>[], r
         {
           log: (line) => process.stdout.write(line.endsWith('\n') ? line : `${line}\n`),
           progress: (progress) => {
+            progressToFile?.report(progress);
             // The parent redraws at most ~10 Hz; don't flood the channel.
             const now = Date.now();
             if (now - lastProgress < 100 && progress.fraction !== 1) return;
@@ -68,6 +77,7 @@ export async function execSpec(specFile: string, stageTypes: StageType<any>[], r
       );
     return 1;
   } finally {
+    progressToFile?.close();
     // The IPC channel would keep this process alive after the stage is done.
     if (process.connected) process.disconnect();
   }

@@ -17,14 +17,23 @@ const skip = up
   ? false
   : `no Slurm cluster answers (${sinfo.error ? 'sinfo not installed' : sinfo.stderr.trim() || sinfo.stdout.trim()}): start one with scripts/slurm-cluster.sh start`;
 
-/** Ids of the jobs a project's runs have recorded (and not yet collected). */
-function recordedJobs(pr: Project): string[] {
+/** The files at a given path in each of a project's work folders. */
+function workFiles(pr: Project, path: string): string[] {
   const work = join(pr.dir, 'artifacts', 'work');
   if (!existsSync(work)) return [];
   return readdirSync(work)
-    .map((k) => join(work, k, '.slurm', 'job.json'))
-    .filter(existsSync)
-    .map((f) => (JSON.parse(readFileSync(f, 'utf8')) as { jobId: string }).jobId);
+    .map((k) => join(work, k, path))
+    .filter(existsSync);
+}
+
+/** The files of a given name in the job folders (`.slurm/`) of a project's work folders. */
+function jobFiles(pr: Project, name: string): string[] {
+  return workFiles(pr, join('.slurm', name));
+}
+
+/** Ids of the jobs a project's runs have recorded (and not yet collected). */
+function recordedJobs(pr: Project): string[] {
+  return jobFiles(pr, 'job.json').map((f) => (JSON.parse(readFileSync(f, 'utf8')) as { jobId: string }).jobId);
 }
 
 function stateOf(id: string): string {
@@ -190,7 +199,7 @@ stages:
     uses: shell
     heavy: true
     needs: [first]
-    with: { cmd: '${count('slow')}; until [ -f $PIPELINE_DIR/../release ]; do sleep 0.2; done; echo done > $OUT/b.txt', outputs: { b: b.txt } }
+    with: { cmd: '${count('slow')}; echo "::progress 0.5 halfway"; until [ -f $PIPELINE_DIR/../release ]; do sleep 0.2; done; echo done > $OUT/b.txt', outputs: { b: b.txt } }
 `;
   const pr = makeProject('slurm-adopt-');
   pr.write('pipelines/p.yaml', text);
@@ -201,14 +210,14 @@ stages:
   await waitFor(() => {
     if (pr.count('slow') !== 1) return false;
     ids = recordedJobs(pr);
-    return ids.length === 1;
+    return ids.length === 1 && jobFiles(pr, 'progress.json').length === 1;
   }, 60_000);
   run.child.kill('SIGKILL');
   await run.done;
   assert.equal(stateOf(ids[0]), 'RUNNING', 'the job outlives its runner');
 
   const status = await cli(['status', 'p'], pr.dir);
-  assert.match(status.stdout, new RegExp(`running +slow +Slurm job ${ids[0]} running on localhost`));
+  assert.match(status.stdout, new RegExp(`running +slow +Slurm job ${ids[0]} running on localhost: 50% halfway`));
   const show = await cli(['show', 'p', 'slow'], pr.dir);
   assert.match(show.stderr, new RegExp(`slow is not computed: in progress elsewhere, Slurm job ${ids[0]}`));
 
@@ -218,6 +227,12 @@ stages:
     () => /adopted Slurm job/.test(readFileSync(join(pr.dir, 'artifacts', 'logs', 'p', 'slow.log'), 'utf8')),
     60_000,
   );
+  // The job's progress reaches the runner's display (plain: one line per stage every 5 s).
+  let shown = '';
+  again.child.stderr!.on('data', (d) => {
+    shown += d;
+  });
+  await waitFor(() => /slow {2}50% {2}halfway \(job \d+ on localhost\)/.test(shown), 30_000);
   // The stage finishes only now, watched by the second runner.
   pr.write('release', '');
   const r = await again.done;
@@ -269,6 +284,66 @@ stages:
   assert.equal(starts.length, 2, out);
   assert.equal(starts[0], 0);
   assert.ok(starts[1] >= 35 && starts[1] < 70, `resumed at step ${starts[1]}`);
+});
+
+test('a preempted job is submitted again and resumes from its checkpoint; sacct tells PREEMPTED once squeue has forgotten the job', {
+  skip,
+  timeout: 180_000,
+}, async (t) => {
+  const pr = makeProject('slurm-preempt-');
+  pr.write(
+    'pipelines/p.yaml',
+    `name: p
+stages:
+  steps:
+    uses: shell
+    heavy: true
+    resources: { gpu: 2 }
+    with:
+      cmd: |
+        s=$(cat $WORK/step 2>/dev/null || echo 0)
+        echo "start $s" >> $WORK/starts
+        while [ $s -lt 16 ]; do sleep 0.5; s=$((s+1)); echo $s > $WORK/step; done
+        cp $WORK/starts $PIPELINE_DIR/../starts.txt
+        echo $s > $OUT/steps.txt
+      outputs: { steps: steps.txt }
+`,
+  );
+  // Jobs of partition low are preempted by jobs of partition high (scripts/slurm-cluster.sh).
+  profile(pr, 'stages:\n  steps: { partition: low }\n');
+  // An squeue that forgets a job as soon as it has ended, as on a busy cluster with a short
+  // MinJobAge: the runner learns how the job ended from sacct (here the job completion log).
+  const squeue = spawnSync('bash', ['-c', 'command -v squeue'], { encoding: 'utf8' }).stdout.trim();
+  pr.write(
+    'bin/squeue',
+    `#!/bin/sh\n${squeue} "$@" | grep -E '^[0-9]+[|](PENDING|CONFIGURING|RUNNING|COMPLETING)[|]'\nexit 0\n`,
+  );
+  spawnSync('chmod', ['+x', join(pr.dir, 'bin', 'squeue')]);
+  const run = startCli(['run', 'p', ...slurm(pr)], pr.dir, { PATH: `${join(pr.dir, 'bin')}:${process.env.PATH}` });
+  t.after(() => run.child.kill('SIGKILL'));
+  const step = () => workFiles(pr, 'step').map((f) => Number(readFileSync(f, 'utf8')))[0] ?? 0;
+  await waitFor(() => step() >= 3, 60_000);
+  const high = spawnSync(
+    'sbatch',
+    ['--parsable', '-p', 'high', '--gres=gpu:2', '-o', '/dev/null', '--wrap', 'sleep 1'],
+    {
+      cwd: pr.dir,
+      encoding: 'utf8',
+    },
+  );
+  assert.equal(high.status, 0, high.stderr);
+  const r = await run.done;
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /steps: job \d+ was preempted: submitting it again \(PREEMPTED retry 1 of 5\)/);
+  const starts = readFileSync(join(pr.dir, 'starts.txt'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => Number(l.split(' ')[1]));
+  assert.equal(starts.length, 2, String(starts));
+  assert.ok(starts[0] === 0 && starts[1] >= 3 && starts[1] < 16, `resumed at step ${starts[1]}`);
+  // The same output as an uninterrupted run.
+  const out = readFileSync(join(pr.dir, 'artifacts', 'cache', lockKeys(pr).steps.key, 'out', 'steps.txt'), 'utf8');
+  assert.equal(out.trim(), '16');
 });
 
 test("the demo's sweeps through Slurm: the same cache keys and outputs as a local run", {

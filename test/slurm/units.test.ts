@@ -5,10 +5,21 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Accounting } from '../../src/runtime/slurm/accounting.js';
 import type { PipelineError } from '../../src/runtime/errors.js';
 import { parseProfile, runsLocally } from '../../src/runtime/slurm/profile.js';
 import { batchScript, sbatchOptions, shellQuote, type JobRequest } from '../../src/runtime/slurm/script.js';
-import { decide, parseSqueue, type QueueView } from '../../src/runtime/slurm/state.js';
+import {
+  decide,
+  nextSource,
+  parseJobLines,
+  parseSqueue,
+  viewOf,
+  type QueueView,
+} from '../../src/runtime/slurm/state.js';
 
 const request = (over: Partial<JobRequest> = {}): JobRequest => ({
   name: 'pl-0123456789ab-train',
@@ -142,4 +153,56 @@ test('decisions: the result file wins over the scheduler; end states map to retr
   );
   assert.match((decide(v('OUT_OF_MEMORY'), undefined, false) as { message: string }).message, /out of memory/);
   assert.match((decide(v('CANCELLED'), undefined, false) as { message: string }).message, /cancelled outside/);
+});
+
+test('sacct: job lines parsed like squeue\'s (steps skipped, "CANCELLED by 0", no node); the last job of an id and name wins', () => {
+  // Captured from `sacct -c -X -P -n -j ... -o JobID,State,Reason,NodeList,JobName` on the test
+  // cluster (a job id used twice: the controller was restarted), plus lines slurmdbd's sacct adds.
+  const text = [
+    '3|PREEMPTED||localhost|pl-0123456789ab-steps',
+    '4|COMPLETED||localhost|wrap',
+    '5|CANCELLED by 0|None|None assigned|pl-aaaaaaaaaaaa-x',
+    '5.batch|CANCELLED||localhost|batch',
+    '3|TIMEOUT||localhost|pl-0123456789ab-steps',
+    '3|FAILED||localhost|pl-ffffffffffff-other',
+  ].join('\n');
+  const views = parseJobLines(text);
+  assert.equal(views.length, 5);
+  assert.deepEqual(views[2], { jobId: '5', state: 'CANCELLED', reason: '', node: '', name: 'pl-aaaaaaaaaaaa-x' });
+  assert.equal(viewOf(views, '3', 'pl-0123456789ab-steps')?.state, 'TIMEOUT');
+  assert.equal(viewOf(views, '3', 'pl-nobody')?.state, undefined);
+  assert.equal(
+    decide(viewOf(views, '3', 'pl-0123456789ab-steps'), { ok: false, message: 'interrupted' }, false).kind,
+    'retry',
+  );
+});
+
+test('sacct: without slurmdbd the job completion log answers; with neither, no accounting (one note, no error)', async () => {
+  assert.equal(nextSource('sacct', 'Slurm accounting storage is disabled\n'), 'sacct -c');
+  assert.equal(nextSource('sacct -c', 'Slurm job completion is disabled\n'), 'none');
+  assert.equal(nextSource('sacct', 'sacct: error: Problem talking to the database: Connection refused'), undefined);
+  // A sacct that answers as on a cluster whose JobCompType is none: both sources disabled.
+  const bin = mkdtempSync(join(tmpdir(), 'sacct-'));
+  const calls = join(bin, 'calls');
+  writeFileSync(
+    join(bin, 'sacct'),
+    `#!/bin/sh\necho "$*" >> ${calls}\ncase " $* " in *" -c "*) echo "Slurm job completion is disabled" >&2;; *) echo "Slurm accounting storage is disabled" >&2;; esac\nexit 1\n`,
+  );
+  chmodSync(join(bin, 'sacct'), 0o755);
+  const path = process.env.PATH;
+  process.env.PATH = `${bin}:${path}`;
+  try {
+    const notes: string[] = [];
+    const accounting = new Accounting((line) => notes.push(line));
+    assert.deepEqual(await accounting.endStates(['12', '13']), []);
+    assert.deepEqual(await accounting.endStates(['14']), []);
+    assert.equal(notes.length, 1);
+    assert.match(notes[0], /no Slurm accounting \(Slurm job completion is disabled\): .*result file alone/);
+    const asked = readFileSync(calls, 'utf8').trim().split('\n');
+    assert.equal(asked.length, 2, 'each source asked once, then never again');
+    assert.match(asked[0], /^-X -P -n -j 12,13 -o JobID,State,Reason,NodeList,JobName$/);
+    assert.match(asked[1], /^-c -X /);
+  } finally {
+    process.env.PATH = path;
+  }
 });

@@ -6,18 +6,21 @@
  * `job.json`, the record of the submitted job. The record is what lets a new runner adopt the
  * jobs of one that was killed: it finds the record, and waits for that job instead of
  * submitting the stage again (the work folder survives crashes; the entry lock keeps two live
- * runners from sharing one). One squeue query per poll serves all the run's jobs.
+ * runners from sharing one). One squeue query per poll serves all the run's jobs, and one
+ * sacct query those of them that have left the queue (see accounting.ts).
  */
-import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { localLauncher, type Launcher, type LaunchSpec } from '../launch.js';
 import type { StageOutputs } from '../stage.js';
 import type { Progress } from '../../util/progress.js';
 import { writeFileAtomic } from '../../util/atomic-write.js';
+import { readProgressFile, type ProgressFile } from '../progress-file.js';
 import { runsLocally, type RetryState, type SlurmProfile } from './profile.js';
 import { batchScript, type JobRequest } from './script.js';
-import { decide, parseSqueue, SQUEUE_FORMAT, type QueueView, type ResultFile } from './state.js';
+import { Accounting } from './accounting.js';
+import { decide, parseSqueue, SQUEUE_FORMAT, viewOf, type QueueView, type ResultFile } from './state.js';
+import { runTool } from './tool.js';
 
 /** What `job.json` holds: enough to find the job again and to go on counting its retries. */
 export interface JobRecord {
@@ -35,6 +38,19 @@ export const JOB_DIR = '.slurm';
 
 export function jobDirOf(workDir: string): string {
   return join(workDir, JOB_DIR);
+}
+
+/** Where the job's `pipeline exec` writes the stage's progress. */
+export function progressFileOf(jobDir: string): string {
+  return join(jobDir, 'progress.json');
+}
+
+/** What the display shows of a running job: the stage's own progress, if it has reported any, and where it runs. */
+export function runningProgress(jobId: string, node: string, file: ProgressFile | undefined): Progress {
+  const where = `job ${jobId} on ${node || 'a node'}`;
+  if (!file) return { message: `running, ${where}` };
+  const { message, ...rest } = file.progress;
+  return { ...rest, message: message ? `${message} (${where})` : where };
 }
 
 export function readJobRecord(workDir: string): JobRecord | undefined {
@@ -56,47 +72,43 @@ function submitEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
-interface Answer {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function runTool(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Answer> {
-  return new Promise((resolve) => {
-    execFile(cmd, args, { env, timeout: 60_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 127) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr || (err && code === 127 ? err.message : '')) });
-    });
-  });
-}
-
 /** Transient errors of a busy controller: sbatch is retried on these, not failed. */
 const TRANSIENT = /Socket timed out|Unable to contact slurm controller|Resource temporarily unavailable|try again/i;
 
+interface Watcher {
+  name: string;
+  resolve: (v: QueueView | undefined) => void;
+}
+
 /**
- * One squeue query for every job being watched, each poll interval. Watchers get the job's
- * line, or undefined when Slurm does not know the job (or knows another job under that id:
- * ids restart when a controller starts afresh, so the name must match too).
+ * One squeue query for every job being watched, each poll interval, and one sacct query for
+ * those that have left the queue. Watchers get the job's line, or undefined when Slurm does
+ * not know the job (or knows another job under that id: ids restart when a controller starts
+ * afresh, so the name must match too).
  */
 class QueuePoller {
-  private waiting = new Map<string, Array<{ name: string; resolve: (v: QueueView | undefined) => void }>>();
+  private waiting = new Map<string, Watcher[]>();
   private timer: NodeJS.Timeout | undefined;
   private failures = 0;
+  private accounting: Accounting;
 
   constructor(
     private intervalMs: number,
     private note: (line: string) => void,
-  ) {}
+  ) {
+    this.accounting = new Accounting(note);
+  }
 
   /** The job's state at the next poll (`soon`: within a short delay, for a first look). */
   next(jobId: string, name: string, soon = false): Promise<QueueView | undefined> {
     return new Promise((resolve) => {
-      const list = this.waiting.get(jobId) ?? [];
-      list.push({ name, resolve });
-      this.waiting.set(jobId, list);
+      this.watch(jobId, [{ name, resolve }]);
       this.schedule(soon ? Math.min(this.intervalMs, 200) : this.intervalMs);
     });
+  }
+
+  private watch(jobId: string, watchers: Watcher[]): void {
+    this.waiting.set(jobId, [...watchers, ...(this.waiting.get(jobId) ?? [])]);
   }
 
   private schedule(ms: number): void {
@@ -116,16 +128,21 @@ class QueuePoller {
       // No answer is not an answer that the jobs are gone: ask again at the next poll.
       if (++this.failures === 1 || this.failures % 10 === 0)
         this.note(`squeue failed (${answer.stderr.trim() || `exit ${answer.code}`}): asking again`);
-      for (const [id, list] of waiting) this.waiting.set(id, [...list, ...(this.waiting.get(id) ?? [])]);
-      this.schedule(this.intervalMs);
+      this.askAgain(waiting);
       return;
     }
     this.failures = 0;
-    const views = parseSqueue(answer.stdout);
-    for (const [id, list] of waiting) {
-      const view = views.get(id);
-      for (const w of list) w.resolve(view && view.name === w.name ? view : undefined);
-    }
+    const queued = parseSqueue(answer.stdout);
+    const inQueue = (id: string, name: string) => (queued.get(id)?.name === name ? queued.get(id) : undefined);
+    const left = ids.filter((id) => waiting.get(id)!.some((w) => !inQueue(id, w.name)));
+    const ended = await this.accounting.endStates(left);
+    if (!ended) return this.askAgain(waiting);
+    for (const [id, list] of waiting) for (const w of list) w.resolve(inQueue(id, w.name) ?? viewOf(ended, id, w.name));
+  }
+
+  private askAgain(waiting: Map<string, Watcher[]>): void {
+    for (const [id, list] of waiting) this.watch(id, list);
+    this.schedule(this.intervalMs);
   }
 
   stop(): void {
@@ -199,7 +216,7 @@ export class SlurmExecutor {
             });
             continue;
           case 'running':
-            onProgress({ message: `running on ${decision.node || 'a node'}, job ${record.jobId}` });
+            onProgress(runningProgress(record.jobId, decision.node, readProgressFile(progressFileOf(jobDir))));
             continue;
           case 'done':
             this.collect(jobDir, spec.outDir);
@@ -254,7 +271,16 @@ export class SlurmExecutor {
       jobDir,
       logFile: spec.logFile,
       warnedFile: join(jobDir, 'warned'),
-      command: [this.o.profile.node ?? process.execPath, this.o.cliPath, 'exec', specFile, '--result', resultFile],
+      command: [
+        this.o.profile.node ?? process.execPath,
+        this.o.cliPath,
+        'exec',
+        specFile,
+        '--result',
+        resultFile,
+        '--progress-file',
+        progressFileOf(jobDir),
+      ],
       resources: spec.resources,
       override: this.o.profile.stages[spec.stageId],
       attempt,

@@ -3,7 +3,9 @@
  * the instances' work folders, with one squeue query for all of them.
  */
 import { spawnSync } from 'node:child_process';
-import { readJobRecord, type JobRecord } from './executor.js';
+import { jobDirOf, progressFileOf, readJobRecord, type JobRecord } from './executor.js';
+import { readProgressFile } from '../progress-file.js';
+import { formatDuration } from '../format.js';
 import { parseSqueue, SQUEUE_FORMAT } from './state.js';
 
 export interface JobInProgress {
@@ -55,9 +57,27 @@ export function jobsInProgress(workDirs: Map<string, string>): Map<string, JobIn
         reason: v.reason,
       });
     else if (v.state === 'RUNNING' || v.state === 'COMPLETING' || v.state === 'CONFIGURING')
-      out.set(key, { record: r, label: 'running', text: `${job} running on ${v.node}`, state: v.state, node: v.node });
+      out.set(key, {
+        record: r,
+        label: 'running',
+        text: `${job} running on ${v.node}${progressText(workDirs.get(key)!)}`,
+        state: v.state,
+        node: v.node,
+      });
     else
       out.set(key, { record: r, label: 'ended', text: `${job} ${v.state}; the next run collects it`, state: v.state });
   }
   return out;
+}
+
+/** ": 40% step 400/1000 loss 0.05 ETA 3m" from the job's progress file, or nothing. */
+function progressText(workDir: string): string {
+  const p = readProgressFile(progressFileOf(jobDirOf(workDir)))?.progress;
+  if (!p) return '';
+  const parts = [
+    p.fraction !== undefined ? `${Math.round(p.fraction * 100)}%` : '',
+    p.message ?? '',
+    p.etaSeconds !== undefined ? `ETA ${formatDuration(p.etaSeconds * 1000)}` : '',
+  ].filter(Boolean);
+  return parts.length ? `: ${parts.join(' ')}` : '';
 }

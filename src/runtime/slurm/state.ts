@@ -10,6 +10,12 @@ import type { RetryState } from './profile.js';
 /** Output format of the runner's squeue query: `-o` and how to split one line of it. */
 export const SQUEUE_FORMAT = '%i|%T|%r|%N|%j';
 
+/**
+ * The same fields from sacct (`-P -o`), for jobs that have left the queue: squeue forgets a
+ * job MinJobAge seconds after it ended, accounting (or the job completion log) keeps it.
+ */
+export const SACCT_FIELDS = 'JobID,State,Reason,NodeList,JobName';
+
 export interface QueueView {
   jobId: string;
   state: string;
@@ -18,23 +24,54 @@ export interface QueueView {
   name: string;
 }
 
-/** Parses `squeue -h -o SQUEUE_FORMAT` output; lines of another form are ignored. */
-export function parseSqueue(text: string): Map<string, QueueView> {
-  const out = new Map<string, QueueView>();
+/**
+ * Parses `squeue -h -o SQUEUE_FORMAT` or `sacct -n -P -o SACCT_FIELDS` output, one view per
+ * line in order; lines of another form (job steps such as `12.batch`, errors) are ignored.
+ */
+export function parseJobLines(text: string): QueueView[] {
+  const out: QueueView[] = [];
   for (const line of text.split('\n')) {
     const parts = line.trim().split('|');
     if (parts.length < 5 || !/^\d+$/.test(parts[0])) continue;
     const [jobId, state, reason, node] = parts;
-    // The name is last and may itself contain '|'.
-    out.set(jobId, {
+    out.push({
       jobId,
+      // sacct writes "CANCELLED by 0".
       state: state.split(' ')[0],
       reason: reason === 'None' ? '' : reason,
-      node: node === '(null)' ? '' : node,
+      node: node === '(null)' || node === 'None assigned' ? '' : node,
+      // The name is last and may itself contain '|'.
       name: parts.slice(4).join('|'),
     });
   }
   return out;
+}
+
+/** squeue's answer by job id. */
+export function parseSqueue(text: string): Map<string, QueueView> {
+  return new Map(parseJobLines(text).map((v) => [v.jobId, v]));
+}
+
+/**
+ * The view of job `jobId` named `name` in an answer: the last one, since job ids restart when
+ * a controller starts afresh and the job completion log then holds several jobs of one id.
+ */
+export function viewOf(views: QueueView[], jobId: string, name: string): QueueView | undefined {
+  for (let i = views.length - 1; i >= 0; i--) if (views[i].jobId === jobId && views[i].name === name) return views[i];
+  return undefined;
+}
+
+/**
+ * Where end states of finished jobs come from: `sacct` (the accounting database, slurmdbd),
+ * `sacct -c` (the job completion log, JobCompType, on clusters without slurmdbd), or nowhere.
+ * A source that says it is disabled is not asked again; the next one is tried.
+ */
+export type AccountingSource = 'sacct' | 'sacct -c' | 'none';
+
+export function nextSource(source: AccountingSource, stderr: string): AccountingSource | undefined {
+  if (source === 'sacct' && /accounting storage is disabled/i.test(stderr)) return 'sacct -c';
+  if (source === 'sacct -c' && /job completion is disabled/i.test(stderr)) return 'none';
+  return undefined;
 }
 
 /** What `pipeline exec --result FILE` writes when the stage has ended. */
@@ -127,8 +164,9 @@ export function decide(view: QueueView | undefined, result: ResultFile | undefin
     case 'CANCELLED':
       return { kind: 'failed', message: `${id} was cancelled outside this run` };
     case undefined:
-      // Gone from the queue without a result: its node died with it, or it ended long ago
-      // while no runner watched. Running it again is the only way to get its result.
+      // Gone from the queue (and from accounting, if any) without a result: its node died
+      // with it, or it ended long ago while no runner watched. Running it again is the only
+      // way to get its result.
       return { kind: 'retry', state: 'NODE_FAIL', detail: 'the job is no longer known to Slurm and wrote no result' };
     default:
       return {

@@ -1,0 +1,53 @@
+/**
+ * End states of jobs that have left the queue. squeue forgets a job MinJobAge seconds after it
+ * ended (300 by default, less on busy clusters); a job that ended while no runner watched, or
+ * between two polls on such a cluster, is then known only to accounting. Without it a job
+ * stopped by its time limit or a preemption (its stage wrote "interrupted") would look like a
+ * stage that failed, and a job killed with its node like one that vanished.
+ */
+import { nextSource, parseJobLines, SACCT_FIELDS, type AccountingSource, type QueueView } from './state.js';
+import { runTool } from './tool.js';
+
+export class Accounting {
+  private source: AccountingSource = 'sacct';
+  private failures = 0;
+
+  constructor(private note: (line: string) => void) {}
+
+  /**
+   * One sacct query for all the given jobs: their views (as many as accounting knows), [] when
+   * the cluster has no accounting, undefined when sacct did not answer (ask again later).
+   */
+  async endStates(jobIds: string[]): Promise<QueueView[] | undefined> {
+    while (jobIds.length && this.source !== 'none') {
+      const completionLog = this.source === 'sacct -c' ? ['-c'] : [];
+      const a = await runTool('sacct', [
+        ...completionLog,
+        '-X',
+        '-P',
+        '-n',
+        '-j',
+        jobIds.join(','),
+        '-o',
+        SACCT_FIELDS,
+      ]);
+      if (a.code === 0) {
+        this.failures = 0;
+        return parseJobLines(a.stdout);
+      }
+      const next = a.code === 127 ? 'none' : nextSource(this.source, a.stderr);
+      if (next) {
+        this.source = next;
+        if (next === 'none')
+          this.note(
+            `no Slurm accounting (${a.stderr.trim()}): a job that has left the queue is judged by its result file alone`,
+          );
+        continue;
+      }
+      if (++this.failures === 1 || this.failures % 10 === 0)
+        this.note(`sacct failed (${a.stderr.trim() || `exit ${a.code}`}): asking again`);
+      return undefined;
+    }
+    return [];
+  }
+}
