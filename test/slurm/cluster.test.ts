@@ -267,7 +267,7 @@ stages:
       cmd: |
         s=$(cat $WORK/step 2>/dev/null || echo 0)
         echo "start $s" >> $WORK/starts
-        while [ $s -lt 70 ]; do sleep 1.5; s=$((s+1)); echo $s > $WORK/step; done
+        while [ $s -lt 70 ]; do sleep 1.5; s=$((s+1)); echo $s > $WORK/step.new; mv $WORK/step.new $WORK/step; done
         cp $WORK/starts $OUT/starts.txt
       outputs: { starts: starts.txt }
 `,
@@ -303,12 +303,13 @@ stages:
       cmd: |
         s=$(cat $WORK/step 2>/dev/null || echo 0)
         echo "start $s" >> $WORK/starts
-        while [ $s -lt 16 ]; do sleep 0.5; s=$((s+1)); echo $s > $WORK/step; done
+        while [ $s -lt 16 ]; do sleep 0.5; s=$((s+1)); echo $s > $WORK/step.new; mv $WORK/step.new $WORK/step; done
         cp $WORK/starts $PIPELINE_DIR/../starts.txt
         echo $s > $OUT/steps.txt
       outputs: { steps: steps.txt }
 `,
   );
+  // The checkpoint is replaced by a rename: a kill in the middle of a write must not empty it.
   // Jobs of partition low are preempted by jobs of partition high (scripts/slurm-cluster.sh).
   profile(pr, 'stages:\n  steps: { partition: low }\n');
   // An squeue that forgets a job as soon as it has ended, as on a busy cluster with a short
