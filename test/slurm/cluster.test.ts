@@ -249,41 +249,56 @@ stages:
   assert.deepEqual(lockKeys(pr), lockKeys(local));
 });
 
-test('a job stopped by its time limit is submitted again and resumes from its checkpoint', {
-  skip,
-  timeout: 240_000,
-}, async () => {
-  const pr = makeProject('slurm-timeout-');
-  // 70 steps of 1.5 s (105 s) outlast the 1-minute limit even when Slurm enforces it 30 s late;
-  // the second job starts where the first stopped and needs at most 45 s more.
-  pr.write(
-    'pipelines/p.yaml',
-    `name: p
-stages:
-  steps:
+/** A shell stage that counts to `steps`, one step per `seconds`, resuming from its checkpoint. */
+function stepper(id: string, steps: number, seconds: number): string {
+  // The checkpoint is replaced by a rename: a kill in the middle of a write must not empty it.
+  return `  ${id}:
     uses: shell
     heavy: true
     with:
       cmd: |
         s=$(cat $WORK/step 2>/dev/null || echo 0)
         echo "start $s" >> $WORK/starts
-        while [ $s -lt 70 ]; do sleep 1.5; s=$((s+1)); echo $s > $WORK/step.new; mv $WORK/step.new $WORK/step; done
+        while [ $s -lt ${steps} ]; do sleep ${seconds}; s=$((s+1)); echo $s > $WORK/step.new; mv $WORK/step.new $WORK/step; done
         cp $WORK/starts $OUT/starts.txt
       outputs: { starts: starts.txt }
-`,
-  );
-  profile(pr, 'retries: { TIMEOUT: 1 }\nstages:\n  steps: { time: "1" }\n');
-  const r = await cli(['run', 'p', ...slurm(pr)], pr.dir);
-  assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stderr, /steps: job \d+ reached its time limit: submitting it again \(TIMEOUT retry 1 of 1\)/);
-  const out = readFileSync(join(pr.dir, 'artifacts', 'cache', lockKeys(pr).steps.key, 'out', 'starts.txt'), 'utf8');
-  const starts = out
+`;
+}
+
+/** The steps each job of a stepper started from. */
+function startsOf(pr: Project, instance: string): number[] {
+  const file = join(pr.dir, 'artifacts', 'cache', lockKeys(pr)[instance].key, 'out', 'starts.txt');
+  return readFileSync(file, 'utf8')
     .trim()
     .split('\n')
     .map((l) => Number(l.split(' ')[1]));
-  assert.equal(starts.length, 2, out);
-  assert.equal(starts[0], 0);
-  assert.ok(starts[1] >= 35 && starts[1] < 70, `resumed at step ${starts[1]}`);
+}
+
+test('a job stopped by its time limit, or by the warning before it, is submitted again and resumes from its checkpoint', {
+  skip,
+  timeout: 240_000,
+}, async () => {
+  const pr = makeProject('slurm-timeout-');
+  // steps: 70 steps of 1.5 s (105 s) outlast the 1-minute limit even when Slurm enforces it 30 s
+  // late; the second job starts where the first stopped and needs at most 45 s more.
+  // warned: told to stop by USR1 50 s before its 1-minute limit (Slurm sends it at its next
+  // time check: 10-40 s into the job), 45 steps of 1 s need two jobs or more. Both run at once.
+  pr.write('pipelines/p.yaml', `name: p\nstages:\n${stepper('steps', 70, 1.5)}${stepper('warned', 45, 1)}`);
+  profile(
+    pr,
+    'retries: { TIMEOUT: 5 }\nstages:\n  steps: { time: "1" }\n  warned: { time: "1", sbatch_args: ["--signal=B:USR1@50"] }\n',
+  );
+  const r = await cli(['run', 'p', ...slurm(pr)], pr.dir);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /steps: job \d+ reached its time limit: submitting it again \(TIMEOUT retry 1 of 5\)/);
+  const steps = startsOf(pr, 'steps');
+  assert.equal(steps.length, 2, String(steps));
+  assert.equal(steps[0], 0);
+  assert.ok(steps[1] >= 35 && steps[1] < 70, `resumed at step ${steps[1]}`);
+  assert.match(r.stderr, /warned: stopped at the time-limit warning: submitting it again \(TIMEOUT retry 1 of 5\)/);
+  const warned = startsOf(pr, 'warned');
+  assert.ok(warned.length >= 2 && warned[0] === 0, String(warned));
+  for (let i = 1; i < warned.length; i++) assert.ok(warned[i] > warned[i - 1] && warned[i] < 45, String(warned));
 });
 
 test('a preempted job is submitted again and resumes from its checkpoint; sacct tells PREEMPTED once squeue has forgotten the job', {
