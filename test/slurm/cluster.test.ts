@@ -31,6 +31,20 @@ function jobFiles(pr: Project, name: string): string[] {
   return workFiles(pr, join('.slurm', name));
 }
 
+/**
+ * Taking the node down kills every job on it, other users' too: that test runs only where the
+ * cluster is the test run's alone (.ci/run starts one and says so).
+ */
+const exclusive =
+  process.env.SLURM_TEST_EXCLUSIVE === '1'
+    ? false
+    : 'takes the node down: runs only on a cluster of its own (SLURM_TEST_EXCLUSIVE=1, as .ci/run sets)';
+
+/** Brings the node back if it is down (ReturnToService=2 usually does it by itself). */
+function resumeNode(): void {
+  spawnSync('scontrol', ['update', 'nodename=localhost', 'state=resume'], { encoding: 'utf8' });
+}
+
 /** Ids of the jobs a project's runs have recorded (and not yet collected). */
 function recordedJobs(pr: Project): string[] {
   return jobFiles(pr, 'job.json').map((f) => (JSON.parse(readFileSync(f, 'utf8')) as { jobId: string }).jobId);
@@ -360,6 +374,42 @@ stages:
   // The same output as an uninterrupted run.
   const out = readFileSync(join(pr.dir, 'artifacts', 'cache', lockKeys(pr).steps.key, 'out', 'steps.txt'), 'utf8');
   assert.equal(out.trim(), '16');
+});
+
+test('a job whose node fails is submitted again and resumes from its checkpoint', {
+  skip: skip || exclusive,
+  timeout: 180_000,
+}, async (t) => {
+  const pr = makeProject('slurm-nodefail-');
+  pr.write('pipelines/p.yaml', `name: p\nstages:\n${stepper('steps', 16, 0.5)}`);
+  profile(pr);
+  const run = startCli(['run', 'p', ...slurm(pr)], pr.dir);
+  t.after(() => {
+    run.child.kill('SIGKILL');
+    resumeNode();
+  });
+  const step = () => workFiles(pr, 'step').map((f) => Number(readFileSync(f, 'utf8')))[0] ?? 0;
+  await waitFor(() => step() >= 3, 60_000);
+  const down = spawnSync(
+    'scontrol',
+    ['update', 'nodename=localhost', 'state=down', 'reason=pipeline node failure test'],
+    {
+      encoding: 'utf8',
+    },
+  );
+  assert.equal(down.status, 0, down.stderr);
+  await waitFor(() => {
+    if (/^(idle|mix|alloc)/m.test(spawnSync('sinfo', ['-h', '-N', '-o', '%t'], { encoding: 'utf8' }).stdout))
+      return true;
+    resumeNode();
+    return false;
+  }, 60_000);
+  const r = await run.done;
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /steps: job \d+ lost its node \(NODE_FAIL\): submitting it again \(NODE_FAIL retry 1 of 2\)/);
+  const starts = startsOf(pr, 'steps');
+  assert.equal(starts.length, 2, String(starts));
+  assert.ok(starts[0] === 0 && starts[1] >= 3 && starts[1] < 16, `resumed at step ${starts[1]}`);
 });
 
 test("the demo's sweeps through Slurm: the same cache keys and outputs as a local run", {
