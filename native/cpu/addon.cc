@@ -57,6 +57,7 @@ class Sae : public Napi::ObjectWrap<Sae> {
                         InstanceMethod<&Sae::DeadFraction>("deadFraction"), InstanceMethod<&Sae::Bytes>("bytes"),
                         InstanceMethod<&Sae::LastPath>("lastPath"), InstanceMethod<&Sae::Profile>("profile"),
                         InstanceMethod<&Sae::GetArray>("getArray"), InstanceMethod<&Sae::SetArray>("setArray"),
+                        InstanceMethod<&Sae::EndTraining>("endTraining"),
                         InstanceMethod<&Sae::GetSteps>("getSteps"), InstanceMethod<&Sae::SetSteps>("setSteps"),
                         InstanceMethod<&Sae::Dispose>("dispose")});
   }
@@ -109,11 +110,24 @@ class Sae : public Napi::ObjectWrap<Sae> {
     return *core_;
   }
 
+  // Methods that read or write the optimiser state or step refuse once endTraining() freed it.
+  sae::SaeCore& training(Napi::Env env, const char* method) {
+    sae::SaeCore& c = live(env, method);
+    if (!c.training())
+      fail(env, std::string("Sae.") + method + ": training was ended (endTraining): only evaluate and the weights remain");
+    return c;
+  }
+
+  void EndTraining(const Napi::CallbackInfo& info) {
+    live(info.Env(), "endTraining").endTraining();
+    track(info.Env());
+  }
+
   // setState(state): weights required; adam and sinceFired optional (a fresh start: zero moments,
   // step counts and counters, so a caller need not allocate 4 x d_in x d_sae zeros in JS).
   void SetState(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    sae::SaeCore& c = live(env, "setState");
+    sae::SaeCore& c = training(env, "setState");
     if (!info[0].IsObject()) fail(env, "Sae.setState: state must be an object");
     const Napi::Object s = info[0].As<Napi::Object>();
     // Validate everything first: a bad state leaves the old one untouched.
@@ -177,24 +191,36 @@ class Sae : public Napi::ObjectWrap<Sae> {
     return path;
   }
 
+  // getArray(path[, offset, count]): a copy of one array, or of values [offset, offset + count)
+  // of it (W_enc: whole rows of d_sae), so that a checkpoint is written in chunks.
   Napi::Value GetArray(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     sae::SaeCore& c = live(env, "getArray");
     int which, param;
-    pathArg(env, info[0], "getArray", which, param);
-    if (which < 0) {
-      Napi::Float32Array a = Napi::Float32Array::New(env, c.config().dSae);
-      std::copy(c.sinceFired(), c.sinceFired() + c.config().dSae, a.Data());
-      return a;
+    const std::string path = pathArg(env, info[0], "getArray", which, param);
+    if (which > 0) training(env, "getArray");
+    const size_t size = which < 0 ? size_t(c.config().dSae) : c.paramSize(Param(param));
+    size_t offset = 0, count = size;
+    if (!info[1].IsUndefined()) {
+      const double o = info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : -1;
+      const double n = info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : -1;
+      const size_t row = which >= 0 && Param(param) == sae::W_ENC ? size_t(c.config().dSae) : 1;
+      if (!(o >= 0 && n >= 0 && std::floor(o) == o && std::floor(n) == n && o + n <= double(size)) ||
+          size_t(o) % row || size_t(n) % row)
+        fail(env, "Sae.getArray: " + path + ": range [" + std::to_string(o) + ", +" + std::to_string(n) +
+                      ") is not within its " + std::to_string(size) + " values" +
+                      (row > 1 ? " in whole rows of " + std::to_string(row) : ""));
+      offset = size_t(o), count = size_t(n);
     }
-    Napi::Float32Array a = Napi::Float32Array::New(env, c.paramSize(Param(param)));
-    c.getArray(which, Param(param), a.Data());
+    Napi::Float32Array a = Napi::Float32Array::New(env, count);
+    if (which < 0) std::copy(c.sinceFired() + offset, c.sinceFired() + offset + count, a.Data());
+    else c.getArrayRange(which, Param(param), offset, count, a.Data());
     return a;
   }
 
   void SetArray(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    sae::SaeCore& c = live(env, "setArray");
+    sae::SaeCore& c = training(env, "setArray");
     int which, param;
     const std::string path = pathArg(env, info[0], "setArray", which, param);
     const size_t n = which < 0 ? size_t(c.config().dSae) : c.paramSize(Param(param));
@@ -211,7 +237,7 @@ class Sae : public Napi::ObjectWrap<Sae> {
   }
 
   void SetSteps(const Napi::CallbackInfo& info) {
-    sae::SaeCore& c = live(info.Env(), "setSteps");
+    sae::SaeCore& c = training(info.Env(), "setSteps");
     double steps[sae::N_GROUPS];
     readSteps(info.Env(), info[0], "Sae.setSteps: steps", steps);
     for (int g = 0; g < sae::N_GROUPS; g++) c.adamSteps[g] = steps[g];
@@ -219,7 +245,7 @@ class Sae : public Napi::ObjectWrap<Sae> {
 
   Napi::Value GetState(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    sae::SaeCore& c = live(env, "getState");
+    sae::SaeCore& c = training(env, "getState");
     Napi::Object groups[3] = {Napi::Object::New(env), Napi::Object::New(env), Napi::Object::New(env)};
     for (int w = 0; w < 3; w++)
       for (int p = 0; p < N_PARAMS; p++) {
@@ -268,6 +294,7 @@ class Sae : public Napi::ObjectWrap<Sae> {
   Napi::Value Step(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     int rows;
+    training(env, "step");
     const float* x = batch(info, "step", rows);
     const double lambda = finiteNumber(env, info[2], "Sae.step: lambda");
     const double lr = finiteNumber(env, info[3], "Sae.step: lr");
@@ -358,8 +385,19 @@ Napi::Value SgemmBench(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, 2.0 * m * n * k * reps / s / 1e9);
 }
 
+// detach(typedArray): frees the array's buffer now (napi_detach_arraybuffer; the array then has
+// length 0) instead of at the next garbage collection, which may come long after a model-sized
+// array became garbage. Returns whether it was detached.
+Napi::Value Detach(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray()) fail(env, "detach: expected a typed array");
+  Napi::ArrayBuffer buffer = info[0].As<Napi::TypedArray>().ArrayBuffer();
+  return Napi::Boolean::New(env, napi_detach_arraybuffer(env, buffer) == napi_ok);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Sae", Sae::Define(env));
+  exports.Set("detach", Napi::Function::New(env, Detach, "detach"));
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   exports.Set("estimateBytes", Napi::Function::New(env, EstimateBytes, "estimateBytes"));
   exports.Set("sgemmBench", Napi::Function::New(env, SgemmBench, "sgemmBench"));

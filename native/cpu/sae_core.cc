@@ -10,6 +10,8 @@
 #include <ctime>
 #include <new>
 
+#include <sys/mman.h>
+
 namespace sae {
 
 const char* const PARAM_NAMES[N_PARAMS] = {"W_enc", "b_enc", "W_dec", "b_dec", "log_threshold"};
@@ -18,18 +20,39 @@ const AdamGroup ADAM_GROUPS[N_GROUPS] = {{0.0, 0.999, 1}, {0.0, 0.999, 1}, {0.99
 // ---------------------------------------------------------------------------------------------
 // Buffers and parallel helpers
 
+// Large buffers are anonymous mappings: zero pages that become resident only when written, so
+// that Adam moments zeroed at a fresh start cost no memory before the first step (when the
+// caller's copy of the initial weights is already freed), and zeroing gives the pages back.
+static size_t bytesOf(size_t n) { return ((n * sizeof(float) + 4095) / 4096) * 4096; }
+
 FloatBuffer::FloatBuffer(size_t n) : n_(n) {
   if (n == 0) return;
-  const size_t bytes = ((n * sizeof(float) + 63) / 64) * 64;
-  p_ = static_cast<float*>(std::aligned_alloc(64, bytes));
-  if (!p_) throw std::bad_alloc();
-  std::memset(p_, 0, bytes);
+  mapped_ = bytesOf(n) >= MAPPED_MIN_BYTES;
+  if (mapped_) {
+    void* p = mmap(nullptr, bytesOf(n), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    p_ = static_cast<float*>(p);
+  } else {
+    p_ = static_cast<float*>(std::aligned_alloc(64, bytesOf(n)));
+    if (!p_) throw std::bad_alloc();
+    std::memset(p_, 0, bytesOf(n));
+  }
 }
-FloatBuffer::~FloatBuffer() { std::free(p_); }
-FloatBuffer::FloatBuffer(FloatBuffer&& o) noexcept : p_(o.p_), n_(o.n_) { o.p_ = nullptr, o.n_ = 0; }
+FloatBuffer::~FloatBuffer() {
+  if (mapped_) munmap(p_, bytesOf(n_));
+  else std::free(p_);
+}
+void FloatBuffer::zero() {
+  if (mapped_ && madvise(p_, bytesOf(n_), MADV_DONTNEED) == 0) return;  // reads as zeros from now on
+  std::memset(p_, 0, n_ * sizeof(float));
+}
+FloatBuffer::FloatBuffer(FloatBuffer&& o) noexcept : p_(o.p_), n_(o.n_), mapped_(o.mapped_) {
+  o.p_ = nullptr, o.n_ = 0, o.mapped_ = false;
+}
 FloatBuffer& FloatBuffer::operator=(FloatBuffer&& o) noexcept {
   std::swap(p_, o.p_);
   std::swap(n_, o.n_);
+  std::swap(mapped_, o.mapped_);
   return *this;
 }
 
@@ -159,9 +182,7 @@ void SaeCore::setArray(int which, Param p, const float* src) {
   else std::memcpy(dst, src, paramSize(p) * sizeof(float));
 }
 
-void SaeCore::zeroArray(int which, Param p) {
-  std::memset(slots(which, value_, m_, v_)[p].data(), 0, paramSize(p) * sizeof(float));
-}
+void SaeCore::zeroArray(int which, Param p) { slots(which, value_, m_, v_)[p].zero(); }
 
 void SaeCore::getArray(int which, Param p, float* dst) const {
   useThreads(0);
@@ -169,6 +190,32 @@ void SaeCore::getArray(int which, Param p, float* dst) const {
                            const_cast<FloatBuffer*>(v_))[p].data();
   if (p == W_ENC) transpose(src, dst, cfg_.dSae, cfg_.dIn);
   else std::memcpy(dst, src, paramSize(p) * sizeof(float));
+}
+
+void SaeCore::getArrayRange(int which, Param p, size_t offset, size_t count, float* dst) const {
+  const float* src = slots(which, const_cast<FloatBuffer*>(value_), const_cast<FloatBuffer*>(m_),
+                           const_cast<FloatBuffer*>(v_))[p].data();
+  if (p != W_ENC) {
+    std::memcpy(dst, src + offset, count * sizeof(float));
+    return;
+  }
+  // Rows [r0, r1) of W_enc [d_in, d_sae] are columns of the stored W_enc^T [d_sae, d_in]: gathered
+  // in 64 x 64 tiles so that both sides stay in cache.
+  const size_t dIn = cfg_.dIn, dSae = cfg_.dSae, r0 = offset / dSae, r1 = (offset + count) / dSae;
+  for (size_t rb = r0; rb < r1; rb += 64)
+    for (size_t cb = 0; cb < dSae; cb += 64)
+      for (size_t c = cb; c < std::min(cb + 64, dSae); c++)
+        for (size_t r = rb; r < std::min(rb + 64, r1); r++) dst[(r - r0) * dSae + c] = src[c * dIn + r];
+}
+
+void SaeCore::endTraining() {
+  for (int p = 0; p < N_PARAMS; p++) m_[p] = FloatBuffer(), v_[p] = FloatBuffer();
+  gFull_ = FloatBuffer();
+  for (auto& v : threadEntries_) std::vector<Entry>().swap(v);
+  std::vector<int32_t>().swap(entryRow_);
+  std::vector<float>().swap(entryZ_);
+  std::vector<float>().swap(entryDf_);
+  training_ = false;
 }
 
 int SaeCore::rowChunk(int dSae, int rows) {

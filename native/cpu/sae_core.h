@@ -63,10 +63,14 @@ class FloatBuffer {
   FloatBuffer& operator=(FloatBuffer&& o) noexcept;
   float* data() const { return p_; }
   size_t size() const { return n_; }
+  /** Sets every value to 0 (a large buffer gives its pages back instead of writing zeros). */
+  void zero();
 
  private:
+  static constexpr size_t MAPPED_MIN_BYTES = 1 << 20;
   float* p_ = nullptr;
   size_t n_ = 0;
+  bool mapped_ = false;
 };
 
 enum Path { PATH_AUTO = 0, PATH_DENSE = 1, PATH_SPARSE = 2 };
@@ -94,6 +98,13 @@ class SaeCore {
   void setArray(int which, Param p, const float* src);
   void getArray(int which, Param p, float* dst) const;
   void zeroArray(int which, Param p);
+  // Values [offset, offset + count) of an array in the API layout: a checkpoint is written in
+  // chunks, never a second copy of the state. For W_enc, offset and count are whole rows (d_sae).
+  void getArrayRange(int which, Param p, size_t offset, size_t count, float* dst) const;
+  // Frees what only training needs (Adam moments, step scratch): after the last step, the
+  // evaluation and the export then run beside the weights alone. step() and the moments refuse after.
+  void endTraining();
+  bool training() const { return training_; }
   double adamSteps[N_GROUPS] = {0, 0, 0};
   float* sinceFired() const { return sinceFired_.data(); }
 
@@ -117,6 +128,7 @@ class SaeCore {
 
  private:
   Config cfg_;
+  bool training_ = true;
   FloatBuffer value_[N_PARAMS], m_[N_PARAMS], v_[N_PARAMS];  // W_ENC slots hold W_enc^T
   FloatBuffer sinceFired_;
   // Per-feature and per-input accumulators of one step (double: they become statistics or grads).

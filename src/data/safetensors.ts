@@ -6,6 +6,7 @@
  * Output is deterministic: tensors are written in the order given.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileAtomicWith } from '../util/atomic-write.js';
 
 export type SafetensorsDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -39,34 +40,58 @@ const BYTES: Record<SafetensorsDtype, number> = {
   BOOL: 1,
 };
 
-/** Builds the bytes of a safetensors file. */
-export function encodeSafetensors(tensors: Record<string, Tensor>, metadata?: Record<string, string>): Uint8Array {
+/** A tensor's description in the header, without its bytes. */
+export interface TensorHeader {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: number[];
+}
+
+/**
+ * The bytes before the data (8-byte length, JSON header padded so the data starts 8-byte
+ * aligned) and each tensor's byte length, in the order given.
+ */
+function encodeHeader(entries: TensorHeader[], metadata?: Record<string, string>) {
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;
   let offset = 0;
-  for (const [name, t] of Object.entries(tensors)) {
+  const sizes: number[] = [];
+  for (const { name, dtype, shape } of entries) {
     if (name === '__metadata__') throw new Error('safetensors: "__metadata__" is not a valid tensor name');
-    const count = t.shape.reduce((a, b) => a * b, 1);
-    const bytes = count * BYTES[t.dtype];
-    if (t.data.byteLength !== bytes) {
-      throw new Error(
-        `safetensors: tensor "${name}" has ${t.data.byteLength} bytes, shape [${t.shape}] of ${t.dtype} needs ${bytes}`,
-      );
-    }
-    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
+    const bytes = shape.reduce((a, b) => a * b, 1) * BYTES[dtype];
+    header[name] = { dtype, shape, data_offsets: [offset, offset + bytes] };
+    sizes.push(bytes);
     offset += bytes;
   }
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
-  const headerBytes = Buffer.from(json, 'utf8');
-  const out = new Uint8Array(8 + headerBytes.length + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(headerBytes.length), true);
-  out.set(headerBytes, 8);
-  let at = 8 + headerBytes.length;
-  for (const t of Object.values(tensors)) {
-    out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), at);
-    at += t.data.byteLength;
-  }
+  const head = Buffer.alloc(8 + Buffer.byteLength(json));
+  head.writeBigUInt64LE(BigInt(head.length - 8), 0);
+  head.write(json, 8, 'utf8');
+  return { head, sizes, dataBytes: offset };
+}
+
+function checkSize(name: string, t: { dtype: SafetensorsDtype; shape: number[] }, data: TensorData, bytes: number) {
+  if (data.byteLength !== bytes)
+    throw new Error(
+      `safetensors: tensor "${name}" has ${data.byteLength} bytes, shape [${t.shape}] of ${t.dtype} needs ${bytes}`,
+    );
+}
+
+const bytesOf = (d: TensorData) => new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+
+/** Builds the bytes of a safetensors file. */
+export function encodeSafetensors(tensors: Record<string, Tensor>, metadata?: Record<string, string>): Uint8Array {
+  const entries = Object.entries(tensors).map(([name, t]) => ({ name, ...t }));
+  const { head, sizes, dataBytes } = encodeHeader(entries, metadata);
+  const out = new Uint8Array(head.length + dataBytes);
+  out.set(head, 0);
+  let at = head.length;
+  entries.forEach((t, i) => {
+    checkSize(t.name, t, t.data, sizes[i]);
+    out.set(bytesOf(t.data), at);
+    at += sizes[i];
+  });
   return out;
 }
 
@@ -76,6 +101,41 @@ export function writeSafetensors(
   metadata?: Record<string, string>,
 ): void {
   writeFileSync(path, encodeSafetensors(tensors, metadata));
+}
+
+/** A tensor to stream: its bytes are asked for only when its turn comes, in one or more chunks. */
+export interface StreamedTensor extends TensorHeader {
+  chunks: () => Iterable<TensorData> | AsyncIterable<TensorData>;
+}
+
+/**
+ * Writes a safetensors file atomically, chunk by chunk: memory holds one chunk, not the file (a
+ * checkpoint of the seed's final SAE is 800 MB). The bytes equal encodeSafetensors'.
+ */
+export async function writeSafetensorsStreamed(
+  path: string,
+  entries: StreamedTensor[],
+  metadata?: Record<string, string>,
+  /** Called with each chunk once written (e.g. to free a copy made for this write). */
+  written?: (chunk: TensorData) => void,
+): Promise<void> {
+  const { head, sizes } = encodeHeader(entries, metadata);
+  await writeFileAtomicWith(path, async (fd) => {
+    writeFileSync(fd, head);
+    for (const [i, t] of entries.entries()) {
+      let bytes = 0;
+      for await (const chunk of t.chunks()) {
+        bytes += chunk.byteLength;
+        if (bytes > sizes[i]) break;
+        writeFileSync(fd, bytesOf(chunk));
+        written?.(chunk);
+      }
+      if (bytes !== sizes[i])
+        throw new Error(
+          `safetensors: tensor "${t.name}" has ${bytes} bytes, shape [${t.shape}] of ${t.dtype} needs ${sizes[i]}`,
+        );
+    }
+  });
 }
 
 export interface SafetensorsFile {

@@ -7,7 +7,10 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { readSafetensors, writeSafetensors, type NamedTensor } from './safetensors.js';
+import { readSafetensors } from './safetensors.js';
+import { writeSafetensorsStreamed, type StreamedTensor } from '../data/safetensors.js';
+import { stateReader, type SaeEngine, type StatePath, type StateReader } from './engine.js';
+import { freeNow } from '../util/free-now.js';
 import { PARAM_NAMES, paramShape, type AdamState, type SaeShape, type SaeWeights } from './jumprelu.js';
 
 export const CHECKPOINT_FILE = 'checkpoint.safetensors';
@@ -35,18 +38,67 @@ export function checkpointPath(workDir: string): string {
   return join(workDir, CHECKPOINT_FILE);
 }
 
-export function saveCheckpoint(workDir: string, shape: SaeShape, c: Checkpoint): void {
-  const tensors: Record<string, NamedTensor> = {};
-  for (const n of PARAM_NAMES) {
-    const s = paramShape(n, shape);
-    tensors[n] = { shape: s, data: c.weights[n] };
-    tensors[`adam_m.${n}`] = { shape: s, data: c.adam.m[n] };
-    tensors[`adam_v.${n}`] = { shape: s, data: c.adam.v[n] };
-  }
-  tensors.since_fired = { shape: [shape.dSae], data: c.sinceFired };
-  writeSafetensors(checkpointPath(workDir), tensors, {
-    state: JSON.stringify({ ...c.state, adamSteps: c.adam.steps }),
+/**
+ * Writes the engine's checkpoint, streaming its state array by array (a second copy of an
+ * 800 MB model would double the training's memory). A non-finite weight aborts the write: the
+ * previous checkpoint stays.
+ */
+export async function saveEngineCheckpoint(
+  workDir: string,
+  shape: SaeShape,
+  engine: SaeEngine,
+  state: Omit<CheckpointState, 'adamSteps'>,
+  /** Named in the error when a weight is not finite, e.g. "step 2000" or "none". */
+  lastGood: string,
+): Promise<void> {
+  const reader = await stateReader(engine);
+  const tensor = (name: string, path: StatePath, shape: number[], finite = false): StreamedTensor => ({
+    name,
+    dtype: 'F32',
+    shape,
+    chunks: async function* () {
+      for await (const chunk of arrayChunks(reader, path, shape)) {
+        if (finite && !allFinite(chunk))
+          throw new Error(
+            `train-sae: parameter ${name} is not finite after step ${state.step}; not checkpointing ` +
+              `(last good checkpoint: ${lastGood})`,
+          );
+        yield chunk;
+      }
+    },
   });
+  const entries = PARAM_NAMES.flatMap((n) => {
+    const s = paramShape(n, shape);
+    return [
+      tensor(n, `weights.${n}`, s, true),
+      tensor(`adam_m.${n}`, `adam.m.${n}`, s),
+      tensor(`adam_v.${n}`, `adam.v.${n}`, s),
+    ];
+  });
+  entries.push(tensor('since_fired', 'sinceFired', [shape.dSae]));
+  const metadata = { state: JSON.stringify({ ...state, adamSteps: reader.adamSteps }) };
+  // Each chunk is a copy made for this write (where the engine reads ranges): freed once written.
+  await writeSafetensorsStreamed(checkpointPath(workDir), entries, metadata, reader.range ? freeNow : undefined);
+}
+
+/** Floats per chunk of a streamed checkpoint (16 MiB), rounded down to whole rows. */
+const CHUNK_FLOATS = 1 << 22;
+
+async function* arrayChunks(reader: StateReader, path: StatePath, shape: number[]): AsyncIterable<Float32Array> {
+  if (!reader.range) {
+    yield await reader.array(path);
+    return;
+  }
+  const total = shape.reduce((a, b) => a * b, 1);
+  const row = shape[shape.length - 1];
+  const step = Math.max(1, Math.floor(CHUNK_FLOATS / row)) * row;
+  for (let offset = 0; offset < total; offset += step)
+    yield await reader.range(path, offset, Math.min(step, total - offset));
+}
+
+function allFinite(a: Float32Array): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] - a[i] !== 0) return false; // NaN or +-Infinity
+  return true;
 }
 
 /** The checkpoint in workDir, or null if there is none. Throws if it belongs to another run shape. */

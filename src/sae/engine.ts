@@ -18,12 +18,15 @@
 import {
   ADAM_GROUPS,
   mapParams,
+  PARAM_NAMES,
   paramShape,
+  type ParamName,
   type AdamState,
   type SaeConfig,
   type SaeWeights,
   type StepStats,
 } from './jumprelu.js';
+import { freeNow } from '../util/free-now.js';
 
 /** The engines, in the order `backend: auto` tries them. */
 export const ENGINE_NAMES = ['cuda', 'tensorflow', 'native', 'wasm', 'cpu'] as const;
@@ -59,6 +62,11 @@ export interface EngineOptions {
   cfg: SaeConfig;
   /** Start state: weights, and Adam moments / counters when resuming (zeros otherwise). */
   init: { weights: SaeWeights; adam?: AdamState; sinceFired?: Float32Array };
+  /**
+   * The caller will not use `init` again: an engine that copies it (native, cuda) frees it at
+   * once rather than leaving a model's worth of garbage to the collector.
+   */
+  initDisposable?: boolean;
   /** CPU threads (native) or worker threads (wasm/cpu model parallel). */
   threads: number;
   /** GPU engines only: allow TF32 matmuls (an explicit opt-in; float32 otherwise). */
@@ -81,9 +89,60 @@ export interface SaeEngine {
   deadFraction(windowSamples: number): number | Promise<number>;
   /** A copy of the whole state (new arrays, owned by the caller). */
   snapshot(): EngineState | Promise<EngineState>;
+  /**
+   * The state one array at a time, for engines whose state lives outside JS (native, cuda):
+   * checkpoints and the export then hold one array in JS, not a second copy of the model.
+   * Engines without it are read through one snapshot (stateReader).
+   */
+  readState?(): StateReader;
+  /**
+   * Frees what only training needs (Adam moments, step scratch) once the last step ran, so that
+   * the evaluation and the weights' export do not add to the training's peak memory. Only
+   * evaluate, deadFraction, the weights and dispose may follow. Engines without it keep all.
+   */
+  endTraining?(): void | Promise<void>;
   /** Replaces the whole state (e.g. after resampling dead features). */
   restore(state: EngineState): void | Promise<void>;
   dispose(): void | Promise<void>;
+}
+
+/** One array of the state: 'weights.W_enc', 'adam.m.b_dec', 'adam.v.log_threshold', 'sinceFired'. */
+export type StatePath = `weights.${ParamName}` | `adam.${'m' | 'v'}.${ParamName}` | 'sinceFired';
+
+/** Reads an engine's state array by array (each a copy owned by the caller). */
+export interface StateReader {
+  adamSteps: number[];
+  array(path: StatePath): Float32Array | Promise<Float32Array>;
+  /** Values [offset, offset + count) of an array, in whole rows: a checkpoint then holds one chunk in JS. */
+  range?(path: StatePath, offset: number, count: number): Float32Array | Promise<Float32Array>;
+}
+
+export async function stateReader(engine: SaeEngine): Promise<StateReader> {
+  if (engine.readState) return engine.readState();
+  const s = await engine.snapshot();
+  return {
+    adamSteps: s.adam.steps,
+    array(path) {
+      if (path === 'sinceFired') return s.sinceFired;
+      const [group, ...rest] = path.split('.');
+      const name = rest.pop() as ParamName;
+      return group === 'weights' ? s.weights[name] : s.adam[rest[0] as 'm' | 'v'][name];
+    },
+  };
+}
+
+/** The weights alone, one array at a time where the engine allows (the final snapshot for export). */
+export async function readWeights(engine: SaeEngine): Promise<SaeWeights> {
+  const reader = await stateReader(engine);
+  const weights: Partial<SaeWeights> = {};
+  for (const n of PARAM_NAMES) weights[n] = await reader.array(`weights.${n}`);
+  return weights as SaeWeights;
+}
+
+/** Frees every array of a start state now (see util/free-now). */
+export function freeInit(init: EngineOptions['init']): void {
+  freeNow(...Object.values(init.weights), init.sinceFired);
+  if (init.adam) freeNow(...Object.values(init.adam.m), ...Object.values(init.adam.v));
 }
 
 /** The whole start state of `o`: zero Adam moments and counters where none were given (a fresh run). */

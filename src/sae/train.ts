@@ -11,13 +11,13 @@
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chooseEngine } from './backend.js';
-import type { EngineInfo, SaeEngine } from './engine.js';
+import { readWeights, type EngineInfo, type SaeEngine } from './engine.js';
 import { initialWeights, type SaeConfig, type SaeShape, type SaeWeights, type StepStats } from './jumprelu.js';
 import type { TrainSaeParams } from './params.js';
 import { checkMemory } from './memory.js';
 import { lambdaAt, lrFactor } from './schedules.js';
 import { mulberry32 } from '../random.js';
-import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { loadCheckpoint, saveEngineCheckpoint } from './checkpoint.js';
 import { EvalAccumulator, MetricsLog, recovery } from './metrics.js';
 import { foldNormalisation, writeSaeLens } from './export.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
@@ -116,18 +116,20 @@ export async function trainSae(
   const { engine, resumedStep } = await startEngine(choice, run, shape, checkpoints);
   io.log(`backend: ${describeEngine(engine.info)}${choice.why}`);
   if (resumedStep !== null) io.log(`resuming from checkpoint at step ${resumedStep}/${run.steps}`);
+  let weights: SaeWeights, evalResult: EvalSummary;
   try {
     const metrics = new MetricsLog(join(io.workDir, 'metrics.jsonl'));
     metrics.start(configRecord(run, data.dIn, engine.info), resumedStep);
     await trainLoop({ run, data, io, hooks, engine, metrics, checkpoints, startStep: resumedStep ?? 0 });
-    const { weights } = await engine.snapshot();
-    const evalResult = await evaluateHeldOut(engine, run, data, weights, hooks);
+    await engine.endTraining?.(); // the optimiser state is not needed any more: free it before reading the weights
+    weights = await readWeights(engine);
+    evalResult = await evaluateHeldOut(engine, run, data, weights, hooks);
     metrics.write({ type: 'eval', ...evalResult });
-    const saeDir = exportSae(io, run, data.dIn, weights, evalResult, engine.info);
-    return { eval: evalResult, backend: engine.info, saeDir, metricsFile: 'metrics.jsonl', weights };
   } finally {
-    await engine.dispose();
+    await engine.dispose(); // before the export, which needs only the weights: the peak stays the training's
   }
+  const saeDir = exportSae(io, run, data.dIn, weights, evalResult, engine.info);
+  return { eval: evalResult, backend: engine.info, saeDir, metricsFile: 'metrics.jsonl', weights };
 }
 
 /**
@@ -145,7 +147,8 @@ async function startEngine(
   const resumed = checkpoints.load();
   const cfg: SaeConfig = { ...shape, applyBDecToInput: p.apply_b_dec_to_input, bandwidth: p.bandwidth };
   const init = resumed?.init ?? { weights: run.initFrom ?? initialWeights(shape, p.threshold_init, checkpoints.rng) };
-  const engine = await choice.create({ cfg, init, allowTf32: p.allow_tf32, batchSize: p.batch_size });
+  const initDisposable = init.weights !== run.initFrom; // ours, not the caller's
+  const engine = await choice.create({ cfg, init, initDisposable, allowTf32: p.allow_tf32, batchSize: p.batch_size });
   return { engine, resumedStep: resumed?.step ?? null };
 }
 
@@ -284,28 +287,20 @@ class Checkpoints {
   }
 
   async save(engine: SaeEngine, step: number): Promise<void> {
-    const snap = await engine.snapshot();
-    for (const [name, arr] of Object.entries(snap.weights)) {
-      if (!allFinite(arr)) {
-        throw new Error(
-          `train-sae: parameter ${name} is not finite after step ${step}; not checkpointing (last good checkpoint: ` +
-            `${this.lastStep === null ? 'none' : `step ${this.lastStep}`})`,
-        );
-      }
-    }
-    saveCheckpoint(this.workDir, this.shape, {
-      state: {
-        step,
-        adamSteps: snap.adam.steps,
-        loader: this.loader.state(),
-        rng: this.resumedRngState ?? this.rng.state(),
-        fingerprint: this.fingerprint,
-        hooks: this.hooks.state?.(),
-      },
-      weights: snap.weights,
-      adam: snap.adam,
-      sinceFired: snap.sinceFired,
-    });
+    const state = {
+      step,
+      loader: this.loader.state(),
+      rng: this.resumedRngState ?? this.rng.state(),
+      fingerprint: this.fingerprint,
+      hooks: this.hooks.state?.(),
+    };
+    await saveEngineCheckpoint(
+      this.workDir,
+      this.shape,
+      engine,
+      state,
+      this.lastStep === null ? 'none' : `step ${this.lastStep}`,
+    );
     this.lastStep = step;
   }
 }
@@ -452,9 +447,4 @@ function checkBatch(x: Float32Array, rows: number, dIn: number, step: number, wh
       );
     }
   }
-}
-
-function allFinite(a: Float32Array): boolean {
-  for (let i = 0; i < a.length; i++) if (a[i] - a[i] !== 0) return false;
-  return true;
 }

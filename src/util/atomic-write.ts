@@ -8,8 +8,7 @@ import { randomBytes } from 'node:crypto';
  * half, and after a crash of the machine too.
  */
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = join(dirname(path), `.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
+  const tmp = tempSibling(path);
   try {
     const fd = openSync(tmp, 'w');
     try {
@@ -23,4 +22,31 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
     rmSync(tmp, { force: true });
     throw e;
   }
+}
+
+/**
+ * The same, for a file written piece by piece (`write` gets the open descriptor): a checkpoint
+ * as large as the model is streamed from the engine instead of assembled in memory first. If
+ * `write` throws, the previous file stays as it was.
+ */
+export async function writeFileAtomicWith(path: string, write: (fd: number) => Promise<void>): Promise<void> {
+  const tmp = tempSibling(path);
+  try {
+    const fd = openSync(tmp, 'w');
+    try {
+      await write(fd);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+function tempSibling(path: string): string {
+  mkdirSync(dirname(path), { recursive: true });
+  return join(dirname(path), `.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
 }

@@ -1,8 +1,9 @@
 /**
  * Engine parity: every engine present runs N steps from the same weights on the same batches
  * and must match the reference (tfjs cpu, in process) within float32 tolerances, in weights,
- * loss, L0 and dead-feature counters, also when the run is checkpointed to a file, the
- * engine thrown away and a new one resumed from the file half-way. Engines that cannot run
+ * loss, L0 and dead-feature counters, also when the run is checkpointed to a file (streamed
+ * from the engine array by array), the engine thrown away and a new one resumed from the file
+ * half-way. Engines that cannot run
  * here (native not built, no GPU) are skipped with the reason.
  *
  * Tolerances (float32, weights of order 1, 24 steps of lr 3e-3): weights and Adam moments
@@ -17,7 +18,7 @@ import { chooseEngine } from '../../src/sae/backend.js';
 import { CUDA_EMULATED_ADDON } from '../../src/sae/engines/cuda.js';
 import type { EngineName, EngineState, SaeEngine } from '../../src/sae/engine.js';
 import { initialWeights, PARAM_NAMES, type SaeConfig, type StepStats } from '../../src/sae/jumprelu.js';
-import { loadCheckpoint, saveCheckpoint } from '../../src/sae/checkpoint.js';
+import { loadCheckpoint, saveEngineCheckpoint } from '../../src/sae/checkpoint.js';
 import { mulberry32 } from '../../src/random.js';
 import { sparseData, tempDir } from './fixtures.js';
 
@@ -43,7 +44,7 @@ async function open(name: EngineName, threads: number, init: EngineState | null)
   const start = init
     ? { weights: init.weights, adam: init.adam, sinceFired: init.sinceFired }
     : { weights: initialWeights({ dIn, dSae }, 0.6, mulberry32(4)) };
-  return choice.create({ cfg, init: start });
+  return choice.create({ cfg, init: start, initDisposable: init !== null }); // a checkpoint's arrays are ours
 }
 
 /** Steps [from, to) on `engine`, recording each step's stats and the dead fraction after it. */
@@ -61,13 +62,9 @@ async function run(name: EngineName, threads: number, resume: boolean): Promise<
   try {
     if (resume) {
       await steps(engine, 0, RESUME_AT, trace);
-      const snap = await engine.snapshot();
       const dir = tempDir('parity');
       const fingerprint = { name, threads };
-      saveCheckpoint(dir, cfg, {
-        state: { step: RESUME_AT, adamSteps: snap.adam.steps, loader: null, rng: 0, fingerprint },
-        ...snap,
-      });
+      await saveEngineCheckpoint(dir, cfg, engine, { step: RESUME_AT, loader: null, rng: 0, fingerprint }, 'none');
       await engine.dispose();
       const ckpt = loadCheckpoint(dir, fingerprint)!;
       engine = await open(name, threads, { weights: ckpt.weights, adam: ckpt.adam, sinceFired: ckpt.sinceFired });

@@ -15,7 +15,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { initialState, type EngineOptions, type SaeEngine } from '../engine.js';
+import { freeInit, type EngineOptions, type SaeEngine } from '../engine.js';
 import { NativeEngine, type NativeSae } from './native.js';
 
 /** The device build (scripts/build-cuda.mjs), seen from dist/src/sae/engines/. */
@@ -99,7 +99,8 @@ export async function createCudaEngine(o: EngineOptions): Promise<SaeEngine> {
   checkDeviceMemory(addon, info, dIn, dSae, o.batchSize ?? 1);
   const sae = new addon.Sae({ dIn, dSae, applyBDecToInput, bandwidth, allowTf32: o.allowTf32 ?? false });
   try {
-    sae.setState(initialState(o));
+    sae.setState(o.init); // the addon zeroes Adam moments and counters on the device
+    if (o.initDisposable) freeInit(o.init);
   } catch (e) {
     sae.dispose();
     throw e;

@@ -11,12 +11,14 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import {
-  initialState,
+  freeInit,
   type EngineInfo,
   type EngineOptions,
   type EngineState,
   type EvalStats,
   type SaeEngine,
+  type StatePath,
+  type StateReader,
 } from '../engine.js';
 import type { StepStats } from '../jumprelu.js';
 
@@ -33,8 +35,14 @@ export const ENABLE_NATIVE = loader.ENABLE_COMMAND;
 
 /** The addons' common `Sae` class (native/cpu/addon.cc; native/cuda/addon.cc mirrors it). */
 export interface NativeSae {
-  setState(s: EngineState): void;
+  /** Adam moments and counters may be left out: a fresh start (the addon zeroes them). */
+  setState(s: EngineOptions['init']): void;
   getState(): EngineState;
+  /** The CPU addon also reads a range [offset, offset + count) in whole rows. */
+  getArray(path: StatePath, offset?: number, count?: number): Float32Array;
+  /** CPU addon only: frees the Adam moments and step scratch after the last step. */
+  endTraining?(): void;
+  getSteps(): number[];
   step(x: Float32Array, rows: number, lambda: number, lr: number): Float64Array;
   evaluate(x: Float32Array, rows: number, fired: Float32Array): Float64Array;
   deadFraction(windowSamples: number): number;
@@ -82,8 +90,9 @@ export async function createNativeEngine(o: EngineOptions): Promise<SaeEngine> {
   const addon = await loadAddon();
   const { dIn, dSae, applyBDecToInput, bandwidth } = o.cfg;
   const sae = new addon.Sae({ dIn, dSae, applyBDecToInput, bandwidth, threads: o.threads });
-  sae.setState(initialState(o));
-  return new NativeEngine(sae, dSae, { name: 'native', device: describe(addon.info()), threads: o.threads });
+  sae.setState(o.init); // zero Adam moments and counters are made by the addon, not allocated in JS
+  if (o.initDisposable) freeInit(o.init);
+  return new NativeEngine(sae, dSae, { name: 'native', device: describe(addon.info()), threads: o.threads }, true);
 }
 
 /** SaeEngine over an addon's `Sae`: the CPU engine here, the CUDA engine (engines/cuda.ts) too. */
@@ -92,6 +101,8 @@ export class NativeEngine implements SaeEngine {
     private readonly sae: NativeSae,
     private readonly dSae: number,
     readonly info: EngineInfo,
+    /** Whether the addon reads ranges of an array (the CPU addon; the CUDA addon copies whole arrays). */
+    private readonly rangeReads = false,
   ) {}
 
   trainStep(x: Float32Array, rows: number, lambda: number, lr: number): StepStats {
@@ -111,6 +122,16 @@ export class NativeEngine implements SaeEngine {
 
   snapshot(): EngineState {
     return this.sae.getState();
+  }
+
+  readState(): StateReader {
+    const reader: StateReader = { adamSteps: this.sae.getSteps(), array: (path) => this.sae.getArray(path) };
+    if (this.rangeReads) reader.range = (path, offset, count) => this.sae.getArray(path, offset, count);
+    return reader;
+  }
+
+  endTraining(): void {
+    this.sae.endTraining?.();
   }
 
   restore(state: EngineState): void {
