@@ -8,20 +8,14 @@ import { randomBytes } from 'node:crypto';
  * half, and after a crash of the machine too.
  */
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
-  const tmp = tempSibling(path);
+  const temp = new TempSibling(path);
   try {
-    const fd = openSync(tmp, 'w');
-    try {
-      writeFileSync(fd, data); // loops until all is written, unlike writeSync
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
+    writeFileSync(temp.fd, data); // loops until all is written, unlike writeSync
   } catch (e) {
-    rmSync(tmp, { force: true });
+    temp.abandon();
     throw e;
   }
+  temp.commit();
 }
 
 /**
@@ -30,23 +24,44 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
  * `write` throws, the previous file stays as it was.
  */
 export async function writeFileAtomicWith(path: string, write: (fd: number) => Promise<void>): Promise<void> {
-  const tmp = tempSibling(path);
+  const temp = new TempSibling(path);
   try {
-    const fd = openSync(tmp, 'w');
-    try {
-      await write(fd);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
+    await write(temp.fd);
   } catch (e) {
-    rmSync(tmp, { force: true });
+    temp.abandon();
     throw e;
   }
+  temp.commit();
 }
 
-function tempSibling(path: string): string {
-  mkdirSync(dirname(path), { recursive: true });
-  return join(dirname(path), `.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
+/** An open temporary file beside `path`, renamed over it once complete or removed. */
+class TempSibling {
+  readonly tmp: string;
+  readonly fd: number;
+
+  constructor(readonly path: string) {
+    mkdirSync(dirname(path), { recursive: true });
+    this.tmp = join(dirname(path), `.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
+    this.fd = openSync(this.tmp, 'w');
+  }
+
+  commit(): void {
+    try {
+      fsyncSync(this.fd);
+      closeSync(this.fd);
+      renameSync(this.tmp, this.path);
+    } catch (e) {
+      this.abandon();
+      throw e;
+    }
+  }
+
+  abandon(): void {
+    try {
+      closeSync(this.fd);
+    } catch {
+      // already closed (a failed commit)
+    }
+    rmSync(this.tmp, { force: true });
+  }
 }
