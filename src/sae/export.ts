@@ -33,6 +33,8 @@ export interface SaeLensMeta {
   modelName: string;
   hookName: string;
   datasetPath: string;
+  /** Tokens per sequence the activations came from; null when unknown (SAELens's evaluation then raises). */
+  contextSize: number | null;
   /** Extra, informative metadata (norm_scale, training params...). */
   extra?: Record<string, unknown>;
 }
@@ -108,7 +110,7 @@ export function writeSaeLens(dir: string, w: SaeLensWeights, meta: SaeLensMeta):
       hook_name: meta.hookName,
       hook_head_index: null,
       dataset_path: meta.datasetPath,
-      context_size: null,
+      context_size: meta.contextSize,
       prepend_bos: true,
       model_from_pretrained_kwargs: {},
       ...(meta.extra ?? {}),

@@ -149,5 +149,11 @@ export const TrainSaeParams = Type.Object({
   model_name: Type.String({ default: 'meta-llama/Llama-3.2-1B', description: 'For cfg.json metadata.' }),
   hook_name: Type.String({ default: 'blocks.8.hook_mlp_out', description: 'For cfg.json metadata.' }),
   dataset_path: Type.String({ default: 'mech-interp-uam/llama-mlp8-outputs', description: 'For cfg.json metadata.' }),
+  context_size: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()], {
+    default: null,
+    description:
+      'For cfg.json metadata: tokens per sequence of the text the activations were taken from. ' +
+      "SAELens's evaluation tokenizes its text to this length and raises when it is null (unknown; the stage logs a warning).",
+  }),
 });
 export type TrainSaeParams = Static<typeof TrainSaeParams>;

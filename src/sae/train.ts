@@ -374,6 +374,8 @@ function exportSae(
 ): string {
   const p = run.params;
   const saeDir = 'sae';
+  if (p.context_size === null)
+    io.log('warning: context_size is not set: cfg.json says null, and SAELens evaluation raises on it');
   writeSaeLens(join(io.outDir, saeDir), foldNormalisation(weights, p.norm_scale), {
     dIn,
     dSae: p.d_sae,
@@ -381,6 +383,7 @@ function exportSae(
     modelName: p.model_name,
     hookName: p.hook_name,
     datasetPath: p.dataset_path,
+    contextSize: p.context_size,
     extra: {
       norm_scale: p.norm_scale,
       trained_steps: run.steps,

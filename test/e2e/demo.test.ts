@@ -59,6 +59,10 @@ test('demo pipeline: end to end, cached re-run, one-param change re-runs only fi
   assert.ok(final.fvu > 0 && final.fvu < 1, `final FVU ${final.fvu}`);
   assert.ok(final.eval.recovery_mean_max_cos > 0, 'ground-truth recovery reported');
   assert.ok(existsSync(join(final.sae, 'sae_weights.safetensors')));
+  // The exported SAE says it was trained on synthetic data, not on Llama's activations.
+  const meta = JSON.parse(readFileSync(join(final.sae, 'cfg.json'), 'utf8')).metadata;
+  assert.equal(meta.model_name, 'none (synthetic activations)');
+  assert.match(meta.dataset_path, /^synthetic-activations d=\d+ features=\d+ seed=\d+$/);
 
   // The decisions: the final run used the lr-law's lr and the decided data size, and the
   // outputs and the report say where each came from (law or fallback) and every clamp.

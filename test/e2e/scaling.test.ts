@@ -94,6 +94,7 @@ test('scaling.yaml at toy sizes: hub download -> ingest -> norm -> sweeps -> law
     'l0_coefficient=0.01',
     'final_d_sae=128',
     'final_l0_coefficient=0.01',
+    'context_size=128',
   ].flatMap((s) => ['--set', s]);
   const env = { HF_ENDPOINT: hub.endpoint };
   const file = join(project.pipelines, 'toy.yaml');
@@ -120,6 +121,12 @@ test('scaling.yaml at toy sizes: hub download -> ingest -> norm -> sweeps -> law
   assert.ok(['law', 'fallback'].includes(lrLaw.decision.source));
   assert.equal(final.d_sae, 128);
   assert.ok(final.fvu > 0 && final.fvu < 1, `final FVU ${final.fvu}`);
+  // SAELens's metadata: what the activations are, and the --set context length (its evaluation needs one).
+  const meta = JSON.parse(readFileSync(join(final.sae, 'cfg.json'), 'utf8')).metadata;
+  assert.deepEqual(
+    [meta.model_name, meta.hook_name, meta.dataset_path, meta.context_size],
+    ['meta-llama/Llama-3.2-1B', 'blocks.8.hook_mlp_out', 'mech-interp-uam/llama-mlp8-outputs', 128],
+  );
   const report = JSON.parse((await cli(['show', file, 'report', '--json', ...set], project.dir, env)).stdout);
   assert.match(readFileSync(report.html, 'utf8'), /Learning-rate law/);
 });

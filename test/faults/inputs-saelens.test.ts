@@ -44,7 +44,15 @@ const SHAPES: Record<keyof SaeLensWeights, number[]> = {
 
 function saeFolder(w: SaeLensWeights, dtype: 'F32' | 'F16' | 'BF16', cfg: Record<string, unknown> = {}): string {
   const dir = mkdtempSync(join(tmpdir(), 'saelens-'));
-  writeSaeLens(dir, w, { dIn, dSae, applyBDecToInput: true, modelName: 'm', hookName: 'h', datasetPath: 'd' });
+  writeSaeLens(dir, w, {
+    dIn,
+    dSae,
+    applyBDecToInput: true,
+    modelName: 'm',
+    hookName: 'h',
+    datasetPath: 'd',
+    contextSize: null,
+  });
   const encode = (x: Float32Array) =>
     dtype === 'F16'
       ? Uint16Array.from(x, encodeHalf)

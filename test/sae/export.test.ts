@@ -70,7 +70,15 @@ test('exported SAE works on raw activations; round trip; init_from un-folds exac
   const w = randomWeights(dIn, dSae, 11);
   const dir = join(tempDir('export'), 'sae');
   const folded = foldNormalisation(w, s);
-  writeSaeLens(dir, folded, { dIn, dSae, applyBDecToInput: true, modelName: 'm', hookName: 'h', datasetPath: 'ds' });
+  writeSaeLens(dir, folded, {
+    dIn,
+    dSae,
+    applyBDecToInput: true,
+    modelName: 'm',
+    hookName: 'h',
+    datasetPath: 'ds',
+    contextSize: 1024,
+  });
 
   const cfg = JSON.parse(readFileSync(join(dir, 'cfg.json'), 'utf8'));
   assert.equal(cfg.architecture, 'jumprelu');
@@ -81,6 +89,8 @@ test('exported SAE works on raw activations; round trip; init_from un-folds exac
   assert.equal(cfg.apply_b_dec_to_input, true);
   assert.equal(cfg.metadata.sae_lens_version, '6.0.0');
   assert.equal(cfg.metadata.hook_name, 'h');
+  // SAELens's evaluation tokenizes to this length: null makes it raise.
+  assert.equal(cfg.metadata.context_size, 1024);
   const loaded = readSaeLens(dir);
   for (const k of Object.keys(folded) as Array<keyof typeof folded>) assert.deepEqual(loaded.weights[k], folded[k], k);
 

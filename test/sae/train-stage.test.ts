@@ -45,6 +45,7 @@ test('train-sae learns a synthetic dictionary and writes every output', async ()
     backend: 'wasm',
     model_name: 'test-model',
     hook_name: 'blocks.0.hook_test',
+    context_size: 128,
   });
   const seconds = (performance.now() - t0) / 1000;
   const o = run.outputs as any;
@@ -116,5 +117,6 @@ test('train-sae learns a synthetic dictionary and writes every output', async ()
   const cfg = JSON.parse(readFileSync(join(run.outDir, 'sae', 'cfg.json'), 'utf8'));
   assert.equal(cfg.architecture, 'jumprelu');
   assert.equal(cfg.metadata.model_name, 'test-model');
+  assert.equal(cfg.metadata.context_size, 128);
   assert.equal(cfg.metadata.sae_lens_version, '6.0.0');
 });
