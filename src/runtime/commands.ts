@@ -3,12 +3,12 @@
  * process exit code: 0 ok, 1 a stage failed (or `show` of a stage not computed), 2 invalid
  * pipeline or usage, 129/130/143 interrupted by SIGHUP/SIGINT/SIGTERM.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, type Dirent } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { Artifacts, artifactsRoot, outputPath, type Manifest } from './cache.js';
-import { EnvironmentError, EXIT, PipelineError } from './errors.js';
+import { EXIT, PipelineError } from './errors.js';
 import { formatValue } from './format.js';
 import { FileHashMemo, RACY_MS } from './hash.js';
 import { sha256 } from '../util/hash.js';
@@ -19,9 +19,6 @@ import { createReporter, type Reporter } from './progress.js';
 import { ResourcePool, detectGpus, parseResources } from './resources.js';
 import { resolveNames, runPipeline, selectInstances, summarize, type Outcome } from './run.js';
 import { explainAll } from './status.js';
-import { lockHeldByLiveProcess, lockSync, unlock } from './fsutil.js';
-import { gcLockPath, leasedKeys } from './lease.js';
-import { PARSE_CACHE } from './yaml-source.js';
 import { findPipelineFile } from './project.js';
 import { codeDigest, dirListing, lockStat, snapshotArgs, snapshotPath, writeSnapshot } from './noop.js';
 import type { Json, StageType } from './stage.js';
@@ -34,6 +31,7 @@ export interface Common {
 }
 
 export { findPipelineFile };
+export { gcCommand } from './gc.js';
 
 function load(o: Common): Pipeline {
   return loadPipeline({ file: findPipelineFile(o.file), stageTypes: o.stageTypes, set: o.set });
@@ -424,100 +422,6 @@ export function dagCommand(o: Common & { format: 'text' | 'mermaid' | 'dot' }): 
 }
 
 // ---------------------------------------------------------------------------------------------
-
-/**
- * Removes cache entries no lock file references: the lock files under the project's
- * `pipelines/` folder and those recorded in artifacts/locks-index.json by past runs.
- * Entries a live run may use (its lease, or an entry lock it holds) are kept, as are their
- * work folders.
- */
-export function gcCommand(o: { file?: string; artifacts?: string; dryRun: boolean }): number {
-  const root = o.file ? artifactsRoot(findPipelineFile(o.file), o.artifacts) : artifactsRoot(undefined, o.artifacts);
-  const art = new Artifacts(root);
-  if (!existsSync(art.cache)) {
-    console.log(`nothing to collect: ${root} has no cache`);
-    return EXIT.ok;
-  }
-  const gcLock = gcLockPath(art);
-  try {
-    lockSync(gcLock, 60_000);
-  } catch {
-    throw new EnvironmentError(`another pipeline gc is collecting ${root} (${gcLock}): try again when it is done`);
-  }
-  try {
-    // Leases first, lock files second: a run records its lock file before it drops its lease.
-    const keep = leasedKeys(art);
-    const lockFiles = findLockFiles(root);
-    for (const f of lockFiles) for (const e of Object.values(readLock(f)?.instances ?? {})) keep.add(e.key);
-    const { entries, works } = collect(art, keep, o.dryRun);
-    const verb = o.dryRun ? 'would remove' : 'removed';
-    console.log(
-      `${verb} ${entries.removed} cache entries and ${works} work folders; kept ${entries.kept} referenced by ${lockFiles.size} lock files or live runs`,
-    );
-    return EXIT.ok;
-  } finally {
-    unlock(gcLock);
-  }
-}
-
-/** Every *.lock.json under the project's pipelines/ folder, and those runs recorded in the index. */
-function findLockFiles(root: string): Set<string> {
-  const lockFiles = new Set<string>();
-  const scan = (dir: string, depth: number) => {
-    let entries: Dirent[];
-    try {
-      entries = readdirSync(dir, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      if (e.isDirectory() && depth < 6 && e.name !== 'node_modules' && !e.name.startsWith('.'))
-        scan(join(dir, e.name), depth + 1);
-      else if (e.isFile() && e.name.endsWith('.lock.json')) lockFiles.add(join(dir, e.name));
-    }
-  };
-  scan(join(dirname(root), 'pipelines'), 0);
-  try {
-    for (const f of JSON.parse(readFileSync(join(root, 'locks-index.json'), 'utf8')) as string[])
-      if (existsSync(f)) lockFiles.add(f);
-  } catch {
-    /* no index */
-  }
-  return lockFiles;
-}
-
-/** Removes the entries and work folders not in `keep` nor locked by a live run; under the gc lock. */
-function collect(
-  art: Artifacts,
-  keep: Set<string>,
-  dryRun: boolean,
-): { entries: { removed: number; kept: number }; works: number } {
-  const inUse = (key: string) => keep.has(key) || lockHeldByLiveProcess(art.entryLock(key));
-  const entries = { removed: 0, kept: 0 };
-  for (const key of readdirSync(art.cache)) {
-    if (inUse(key)) {
-      entries.kept++;
-      continue;
-    }
-    entries.removed++;
-    if (!dryRun) rmSync(art.entryDir(key), { recursive: true, force: true });
-  }
-  let works = 0;
-  for (const name of existsSync(art.work) ? readdirSync(art.work) : []) {
-    // A work folder, or the record of the processes started for it (<key>.processes).
-    const key = name.replace(/\.processes$/, '');
-    // A Slurm job recorded there may still be running for a runner that died: the next run adopts it.
-    if (inUse(key) || existsSync(join(art.workDir(key), '.slurm', 'job.json'))) continue;
-    if (name === key) works++;
-    if (!dryRun) rmSync(join(art.work, name), { recursive: true, force: true });
-  }
-  if (!dryRun) {
-    art.removeOrphanTmp();
-    // The per-user cache of parsed pipeline files: a cache only, rebuilt on demand.
-    rmSync(PARSE_CACHE, { recursive: true, force: true });
-  }
-  return { entries, works };
-}
 
 export async function execCommand(
   specFile: string,
