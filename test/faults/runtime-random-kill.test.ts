@@ -8,17 +8,23 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { processStart } from '../../src/runtime/fsutil.js';
 import { alive, cli, makeProject, startCli, waitFor } from '../runtime/helpers.js';
 
 /** step.sh NAME N [INPUT]: counts to N in $WORK (resuming after a kill), then writes its output. */
 const STEP = `name=$1; n=$2; in=$3
 marker=$PIPELINE_DIR/running-$name
+# A process is its pid and start time (field 22 of /proc/PID/stat): pids are recycled (pid_max
+# may be 32768), and a busy machine reuses a dead step's pid within a minute.
+started() { local s; s=$(cat /proc/$1/stat 2>/dev/null) || return; s=\${s##*) }; set -- $s; [ "$1" != Z ] && echo "\${20}"; }
 if [ -f "$marker" ]; then
-  old=$(cat "$marker")
-  if [ -d /proc/$old ] && ! grep -q ') Z' /proc/$old/stat 2>/dev/null; then echo "$name $old $$" >> $PIPELINE_DIR/races; fi
+  read -r old old_start < "$marker"
+  if [ -n "$old_start" ] && [ "$(started $old)" = "$old_start" ]; then echo "$name $old $$" >> $PIPELINE_DIR/races; fi
+  if [ -n "$(started $old)" ] && [ "$(started $old)" != "$old_start" ]; then
+    echo "$name $old: $(tr '\\0' ' ' < /proc/$old/cmdline 2>/dev/null)" >> $PIPELINE_DIR/recycled; fi
 fi
-echo $$ > "$marker"
-echo $$ > $PIPELINE_DIR/pid-$name
+echo "$$ $(started $$)" > "$marker"
+echo "$$ $(started $$)" > $PIPELINE_DIR/pid-$name
 i=$(cat $WORK/i 2>/dev/null || echo 0)
 while [ "$i" -lt "$n" ]; do sleep 0.05; i=$((i+1)); echo $i > $WORK/i.tmp; mv $WORK/i.tmp $WORK/i; done
 { if [ -n "$in" ]; then cat "$in"; fi; echo "$name $i"; } > $OUT/out.txt
@@ -71,15 +77,15 @@ test('random SIGKILLs of runner and stages: the resumed pipeline ends right, not
     );
     await new Promise((r) => setTimeout(r, random() * 2500));
     const stages = Object.keys(EXPECTED)
-      .map((id) => ({ id, file: join(p.pipelines, `pid-${id}`) }))
-      .filter((s) => existsSync(s.file) && alive(Number(readFileSync(s.file, 'utf8'))));
+      .map((id) => ({ id, pid: runningStep(join(p.pipelines, `pid-${id}`)) }))
+      .filter((s) => s.pid !== undefined);
     if (random() < 0.5 || !stages.length) {
       run.child.kill('SIGKILL');
       kills.push('runner');
     } else {
       const victim = stages[Math.floor(random() * stages.length)];
       try {
-        process.kill(Number(readFileSync(victim.file, 'utf8')), 'SIGKILL');
+        process.kill(victim.pid!, 'SIGKILL');
         kills.push(victim.id);
       } catch {
         kills.push(`${victim.id} (already done)`);
@@ -98,11 +104,21 @@ test('random SIGKILLs of runner and stages: the resumed pipeline ends right, not
   assert.equal(readFileSync(shown.o, 'utf8'), EXPECTED.c);
   const status = await cli(['status', 'kill', '--verify'], p.dir);
   assert.match(status.stdout, /all 4 instances cached/, status.stdout);
+  const recycled = join(p.pipelines, 'recycled');
+  if (existsSync(recycled))
+    t.diagnostic(`a dead step's pid was reused (not a race): ${readFileSync(recycled, 'utf8')}`);
   assert.ok(
     !existsSync(join(p.pipelines, 'races')),
     `stages raced: ${existsSync(join(p.pipelines, 'races')) ? readFileSync(join(p.pipelines, 'races'), 'utf8') : ''}`,
   );
 });
+
+/** The pid of the step a pid file names while that very process runs (not one that reuses its pid). */
+function runningStep(file: string): number | undefined {
+  if (!existsSync(file)) return undefined;
+  const [pid, start] = readFileSync(file, 'utf8').trim().split(' ').map(Number);
+  return alive(pid) && processStart(pid) === start ? pid : undefined;
+}
 
 /** The file a successful run reported for instance `id` (`id.o: PATH` lines, sinks only). */
 function resultFile(stderr: string, id: string): string {
