@@ -468,6 +468,8 @@ const verdicts = Object.entries(result.sections).flatMap(([name, s]) =>
 result.parityFailed = verdicts.filter(([, pass]) => !pass).map(([name]) => name);
 save();
 console.log(
-  `gpu-check: parity ${result.parityFailed.length ? `FAILED in ${result.parityFailed.join(', ')}` : `passed (${verdicts.length} checks)`}; results in ${outPath}`,
+  `gpu-check: parity ` +
+    `${result.parityFailed.length ? `FAILED in ${result.parityFailed.join(', ')}` : `passed (${verdicts.length} checks)`}; ` +
+    `results in ${outPath}`,
 );
 process.exit(result.error || result.parityFailed.length || Object.values(result.sections).some((s) => !s.ok) ? 1 : 0);

@@ -152,7 +152,10 @@ function measure(name: string, file: string, out: string): Measure {
 function show(m: Measure): string {
   const mvs = m.values / m.seconds / 1e6;
   const mbs = m.bytes / m.seconds / 1e6;
-  return `${m.name.padEnd(13)} ${m.seconds.toFixed(1).padStart(7)} s ${mvs.toFixed(1).padStart(7)}M values/s ${mbs.toFixed(0).padStart(5)} MB/s   peak RSS ${m.maxRssMiB.toFixed(0).padStart(5)} MiB`;
+  return (
+    `${m.name.padEnd(13)} ${m.seconds.toFixed(1).padStart(7)} s ${mvs.toFixed(1).padStart(7)}M ` +
+    `values/s ${mbs.toFixed(0).padStart(5)} MB/s   peak RSS ${m.maxRssMiB.toFixed(0).padStart(5)} MiB`
+  );
 }
 
 async function main(): Promise<void> {
@@ -178,7 +181,8 @@ async function main(): Promise<void> {
     const rate = (m: Measure) => m.values / m.seconds;
     const [ours, decode, wasm] = results;
     console.log(
-      `ratio ours / parquet-wasm: ${(rate(ours) / rate(wasm)).toFixed(2)}x (full ingest), ${(rate(decode) / rate(wasm)).toFixed(2)}x (decode only)`,
+      `ratio ours / parquet-wasm: ${(rate(ours) / rate(wasm)).toFixed(2)}x (full ingest), ` +
+        `${(rate(decode) / rate(wasm)).toFixed(2)}x (decode only)`,
     );
   }
 }

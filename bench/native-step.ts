@@ -57,9 +57,9 @@ function timeStep(addon: any, dIn: number, dSae: number, B: number, o: Options) 
     const prof = sae.profile() as Record<string, number>;
     const total = Object.values(prof).reduce((a, b) => a + b, 0);
     for (const [phase, s] of Object.entries(prof).sort((a, b) => b[1] - a[1])) {
-      console.log(
-        `  ${phase.padEnd(36)} ${((1000 * s) / (steps + 2)).toFixed(1).padStart(8)} ms/step  ${((100 * s) / total).toFixed(0).padStart(3)}%`,
-      );
+      const msPerStep = ((1000 * s) / (steps + 2)).toFixed(1).padStart(8);
+      const share = ((100 * s) / total).toFixed(0).padStart(3);
+      console.log(`  ${phase.padEnd(36)} ${msPerStep} ms/step  ${share}%`);
     }
   }
   sae.dispose();

@@ -277,7 +277,8 @@ function main(): void {
   if (version) tools.push(snakemake(w, root, opts.jobs));
 
   console.log(
-    `runtime benchmark: ${opts.stages} shell stages (${w.shape.layers} layers of ${WIDTH}, each reads 2 of the layer above), --jobs ${opts.jobs}, in ${root}`,
+    `runtime benchmark: ${opts.stages} shell stages (${w.shape.layers} layers of ${WIDTH}, each reads 2 ` +
+      `of the layer above), --jobs ${opts.jobs}, in ${root}`,
   );
   console.log(
     version
@@ -287,7 +288,8 @@ function main(): void {
         : 'snakemake skipped (--no-snakemake): ours alone',
   );
   console.log(
-    `machine: ${cpus().length} cores shared with other work (load average now ${loadavg()[0].toFixed(1)}); times are wall-clock of the whole command,`,
+    `machine: ${cpus().length} cores shared with other work (load average now ` +
+      `${loadavg()[0].toFixed(1)}); times are wall-clock of the whole command,`,
   );
   console.log('process start included (median); cpu s = user+sys CPU of the command and its children (median)\n');
 

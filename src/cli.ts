@@ -9,7 +9,9 @@ import { isSystemError } from './runtime/errors.js';
 const VERBS: Record<string, { usage: string; help: string; flags: Record<string, 'bool' | 'value' | 'list'> }> = {
   run: {
     usage:
-      'pipeline run FILE [TARGET...] [--set k=v]... [--jobs N] [--force STAGE]... [--dry-run] [--verify] [--resources gpu=N,...] [--artifacts DIR] [--progress tty|plain] [--executor local|slurm] [--profile FILE]',
+      'pipeline run FILE [TARGET...] [--set k=v]... [--jobs N] [--force STAGE]... [--dry-run] [--verify] ' +
+      '[--resources gpu=N,...] [--artifacts DIR] [--progress tty|plain] [--executor local|slurm] ' +
+      '[--profile FILE]',
     help: `Runs the pipeline (or only the TARGET stages/instances and what they need), reusing cached results.
   --set k=v          override a pipeline param (typed by its declared default); repeatable
   --jobs N           at most N stages at once (default: number of CPUs)
@@ -66,12 +68,16 @@ const VERBS: Record<string, { usage: string; help: string; flags: Record<string,
   },
   exec: {
     usage: 'pipeline exec SPEC [--result FILE] [--progress-file FILE]',
-    help: 'Internal: runs one stage from a resolved spec file (what the runner starts for heavy stages; --result: where a batch job writes how it ended; --progress-file: where it writes its progress).',
+    help:
+      'Internal: runs one stage from a resolved spec file (what the runner starts for heavy stages; ' +
+      '--result: where a batch job writes how it ended; --progress-file: where it writes its progress).',
     flags: { result: 'value', 'progress-file': 'value' },
   },
 };
 
-const EXIT_CODES = `Exit codes: 0 ok; 1 a stage failed (or show: stage not computed); 2 invalid pipeline or usage; 129 hung up (SIGHUP); 130 interrupted (SIGINT); 143 terminated (SIGTERM).`;
+const EXIT_CODES =
+  `Exit codes: 0 ok; 1 a stage failed (or show: stage not computed); 2 invalid pipeline ` +
+  `or usage; 129 hung up (SIGHUP); 130 interrupted (SIGINT); 143 terminated (SIGTERM).`;
 
 function mainHelp(): string {
   return `pipeline: a cached DAG runner for YAML pipelines\n\nUsage:\n${Object.entries(VERBS)

@@ -64,7 +64,9 @@ export function collectWarnings(inputs: ReportInputs): ReportWarning[] {
     if (run.run?.l0_within_tolerance === false) {
       out.push({
         source: run.label,
-        message: `held-out L0 ${formatNumber(run.eval?.l0 as number)} is outside the tolerance of its target_l0 ${formatNumber(run.run.target_l0 as number)}`,
+        message:
+          `held-out L0 ${formatNumber(run.eval?.l0 as number)} is outside the tolerance of its ` +
+          `target_l0 ${formatNumber(run.run.target_l0 as number)}`,
       });
     }
   }
@@ -329,7 +331,8 @@ function htmlFitSection({ fit, plot }: { fit: LoadedFit; plot: RenderedPlot }): 
     `<p class="fit-summary">${escapeHtml(fitSummaryLine(f))}</p>`,
     identificationLine(f) ? `<p class="identification">${escapeHtml(identificationLine(f))}</p>` : '',
     f.repetition
-      ? `<p class="repetition">Repetition: ${escapeHtml(f.repetition.model)}; the runs made up to ${escapeHtml(formatNumber(f.repetition.max_measured_passes))} passes.</p>`
+      ? `<p class="repetition">Repetition: ${escapeHtml(f.repetition.model)}; the runs made up to ` +
+        `${escapeHtml(formatNumber(f.repetition.max_measured_passes))} passes.</p>`
       : '',
     htmlTable(fitParamsTable(f)),
     optimaTable(f) ? `<h4>Optimum per width</h4>${htmlTable(optimaTable(f)!)}` : '',
@@ -342,7 +345,8 @@ function htmlFitSection({ fit, plot }: { fit: LoadedFit; plot: RenderedPlot }): 
 }
 
 const CSS = `
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:#222;max-width:1100px;margin:2em auto;padding:0 1.5em;line-height:1.45}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:#222;
+max-width:1100px;margin:2em auto;padding:0 1.5em;line-height:1.45}
 h1{font-size:1.9em;margin-bottom:.2em}h2{border-bottom:2px solid #2c3e50;padding-bottom:.2em;margin-top:2em;color:#2c3e50}
 h3{margin-top:1.6em}nav ol{columns:2;font-size:.95em}table{border-collapse:collapse;margin:.6em 0;font-size:.92em}
 th,td{border:1px solid #ccd;padding:.3em .6em;text-align:left;vertical-align:top}th{background:#eef3fa}

@@ -600,15 +600,17 @@ function refTargets(p: Pipeline, inst: Instance, ref: Extract<Ref, { kind: 'stag
     );
     if (instances.length !== 1) {
       throw new PipelineError(
-        `${where}: the filter matches ${instances.length} instances of ${ref.stage}, it must match exactly one (instances: ${target.instances.map((t) => t.name).join(', ')})`,
+        `${where}: the filter matches ${instances.length} instances of ${ref.stage}, it must match ` +
+          `exactly one (instances: ${target.instances.map((t) => t.name).join(', ')})`,
         pos,
       );
     }
   }
   for (const t of instances) {
     if (!Object.hasOwn(t.outputs, ref.output)) {
+      const declared = Object.keys(t.outputs).join(', ') || 'none';
       throw new PipelineError(
-        `${where}: stage ${ref.stage} (${t.stage.type.name}) declares no output '${ref.output}' (outputs: ${Object.keys(t.outputs).join(', ') || 'none'})`,
+        `${where}: stage ${ref.stage} (${t.stage.type.name}) declares no output '${ref.output}' (outputs: ${declared})`,
         pos,
       );
     }

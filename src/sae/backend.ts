@@ -16,7 +16,9 @@ type Availability =
 
 /** How to get each engine, for the messages of an engine that cannot run. */
 const HOW_TO_GET: Record<EngineName, string> = {
-  cuda: 'it needs an NVIDIA GPU with its driver (libcuda.so.1; for speed cuBLAS, libcublas.so.13 or .12, or SAE_CUBLAS=<path>) and the CUDA addon (`npm run build:cuda` where nvcc is installed; README: GPU)',
+  cuda:
+    'it needs an NVIDIA GPU with its driver (libcuda.so.1; for speed cuBLAS, libcublas.so.13 or .12, ' +
+    'or SAE_CUBLAS=<path>) and the CUDA addon (`npm run build:cuda` where nvcc is installed; README: GPU)',
   tensorflow:
     'it needs @tensorflow/tfjs-node-gpu (npm install; it downloads libtensorflow 2.9.1, which wants CUDA 11.2 and cuDNN 8.1)',
   native: `build it with: ${ENABLE_NATIVE}`,

@@ -50,7 +50,8 @@ export const TrainSaeParams = Type.Object({
     Type.Number({
       exclusiveMinimum: 0,
       description:
-        "Train to this L0: after the lambda warm-up a controller steers lambda (multiplicatively, from l0_coefficient) so the run ends at this L0 (src/sae/sparsity.ts). Unset: the seed's fixed lambda.",
+        'Train to this L0: after the lambda warm-up a controller steers lambda (multiplicatively, from ' +
+        "l0_coefficient) so the run ends at this L0 (src/sae/sparsity.ts). Unset: the seed's fixed lambda.",
     }),
   ),
   l0_tolerance: Type.Number({
@@ -74,7 +75,8 @@ export const TrainSaeParams = Type.Object({
     minimum: 0,
     default: 0,
     description:
-      'Every this many steps, re-initialise latents dead for dead_window_samples towards badly reconstructed inputs (Bricken et al. 2023). 0: never (the seed).',
+      'Every this many steps, re-initialise latents dead for dead_window_samples towards badly ' +
+      'reconstructed inputs (Bricken et al. 2023). 0: never (the seed).',
   }),
   resample_dead_until: Type.Number({
     minimum: 0,
@@ -97,14 +99,16 @@ export const TrainSaeParams = Type.Object({
   backend: Type.Union([Type.Literal('auto'), ...ENGINE_NAMES.map((n) => Type.Literal(n))], {
     default: 'auto',
     description:
-      'Compute engine. auto tries cuda, tensorflow (tfjs-node-gpu on a GPU), native (the OpenBLAS addon), wasm, cpu, and records which ran.',
+      'Compute engine. auto tries cuda, tensorflow (tfjs-node-gpu on a GPU), native (the OpenBLAS addon), ' +
+      'wasm, cpu, and records which ran.',
   }),
   threads: Type.Optional(
     Type.Integer({
       minimum: 1,
       maximum: 256,
       description:
-        'CPU threads. native: default all cores. wasm/cpu: worker threads, each training a slice of the features (model parallel), default 1.',
+        'CPU threads. native: default all cores. wasm/cpu: worker threads, each training a slice of the ' +
+        'features (model parallel), default 1.',
     }),
   ),
   workers: Type.Optional(
@@ -132,7 +136,8 @@ export const TrainSaeParams = Type.Object({
   on_divergence: Type.Union([Type.Literal('fail'), Type.Literal('record')], {
     default: 'fail',
     description:
-      'fail: a diverged run is an error (last good checkpoint kept). record: it is a result (loss, mse, fvu, l0 null; metrics and eval say at which step), so a learning-rate sweep survives its largest rates.',
+      'fail: a diverged run is an error (last good checkpoint kept). record: it is a result (loss, mse, ' +
+      'fvu, l0 null; metrics and eval say at which step), so a learning-rate sweep survives its largest rates.',
   }),
   max_loss: Type.Number({
     exclusiveMinimum: 0,

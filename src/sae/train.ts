@@ -208,7 +208,8 @@ async function trainLoop({ run, data, io, hooks, engine, metrics, checkpoints, s
   const seconds = (performance.now() - t0) / 1000;
   const samples = (run.steps - startStep) * B;
   io.log(
-    `trained ${run.steps - startStep} steps in ${seconds.toFixed(1)} s (${(samples / seconds).toFixed(0)} samples/s on ${engine.info.name})`,
+    `trained ${run.steps - startStep} steps in ${seconds.toFixed(1)} s (${(samples / seconds).toFixed(0)} ` +
+      `samples/s on ${engine.info.name})`,
   );
 }
 

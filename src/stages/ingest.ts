@@ -80,7 +80,8 @@ export default defineStage({
     const { header } = result;
     ctx.log(
       `ingest: ${header.rows} rows x ${header.d} in ${result.seconds.toFixed(1)} s ` +
-        `(${(result.values / result.seconds / 1e6).toFixed(1)}M values/s; row groups: ${result.decoders.typed} typed, ${result.decoders.generic} generic)`,
+        `(${(result.values / result.seconds / 1e6).toFixed(1)}M values/s; row groups: ` +
+        `${result.decoders.typed} typed, ${result.decoders.generic} generic)`,
     );
     return { store: 'store', rows: header.rows, d: header.d, dtype: header.dtype };
   },

@@ -139,7 +139,8 @@ export default defineStage({
     }
     const l0 = gen.activeCounts.reduce((a, b) => a + b, 0) / p.rows;
     ctx.log(
-      `${p.rows} rows of d=${p.d} from ${nFeatures} features in ${((Date.now() - started) / 1000).toFixed(1)} s; empirical L0 ${l0.toFixed(3)} (expected ${p.mean_active})`,
+      `${p.rows} rows of d=${p.d} from ${nFeatures} features in ` +
+        `${((Date.now() - started) / 1000).toFixed(1)} s; empirical L0 ${l0.toFixed(3)} (expected ${p.mean_active})`,
     );
     return { dir: 'data', dictionary: 'dictionary.safetensors', d: p.d, rows: p.rows, n_features: nFeatures };
   },

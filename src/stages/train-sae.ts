@@ -26,7 +26,8 @@ export default defineStage({
     loss: {
       kind: 'value',
       description:
-        'Held-out training objective: mse + lambda * l0 (the final lambda). What the scaling laws fit: at a fixed lambda, MSE alone rewards denser codes.',
+        'Held-out training objective: mse + lambda * l0 (the final lambda). What the scaling laws fit: at ' +
+        'a fixed lambda, MSE alone rewards denser codes.',
     },
     mse: {
       kind: 'value',

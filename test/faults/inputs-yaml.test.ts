@@ -128,7 +128,10 @@ const CASES: Case[] = [
   },
   {
     name: '300x300x300 matrix',
-    text: `params: { a: [${Array.from({ length: 300 }, (_, i) => i).join(',')}] }\nstages:\n  s:\n    uses: shell\n    matrix: { x: \${{ params.a }}, y: \${{ params.a }}, z: \${{ params.a }} }\n    with: { cmd: "true" }\n`,
+    text:
+      `params: { a: [${Array.from({ length: 300 }, (_, i) => i).join(',')}] }\nstages:\n  s:\n    ` +
+      `uses: shell\n    matrix: { x: \${{ params.a }}, y: \${{ params.a }}, z: \${{ params.a }} }\n    ` +
+      `with: { cmd: "true" }\n`,
     line: 5,
     col: 13,
     message:

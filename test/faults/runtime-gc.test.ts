@@ -73,7 +73,9 @@ stages:
   b:
     uses: shell
     with:
-      cmd: "echo \${{ params.m }} > /dev/null; touch $PIPELINE_DIR/b-started; while [ ! -f $PIPELINE_DIR/go ]; do sleep 0.1; done; cat $INPUT_0 > $OUT/b.txt"
+      cmd: >-
+        echo \${{ params.m }} > /dev/null; touch $PIPELINE_DIR/b-started;
+        while [ ! -f $PIPELINE_DIR/go ]; do sleep 0.1; done; cat $INPUT_0 > $OUT/b.txt
       inputs: ["\${{ stages.a.outputs.o }}"]
       outputs: { o: b.txt }
 `;

@@ -74,7 +74,8 @@ test('headless Chromium draws the report plots', { timeout: 240_000 }, async (t)
   const ink = inkFraction(img);
   assert.ok(ink > 0.03 && ink < 0.8, `screenshot has content, ink fraction ${ink.toFixed(3)}`);
   t.diagnostic(
-    `ink ${ink.toFixed(3)}, law ${countColour(img, '#08519c', 30)}, band ${countColour(img, '#d3e7f1', 12)}, points ${countColour(img, '#e6550d', 30)}`,
+    `ink ${ink.toFixed(3)}, law ${countColour(img, '#08519c', 30)}, band ` +
+      `${countColour(img, '#d3e7f1', 12)}, points ${countColour(img, '#e6550d', 30)}`,
   );
   assert.ok(countColour(img, '#08519c', 30) > 500, 'fitted law line (dark blue) is drawn');
   // The band is #9ecae1 at opacity 0.45 over white: about #d3e7f1.

@@ -231,20 +231,23 @@ test('reference errors point at the field', () => {
   );
   loadFails('stages:\n  s:\n    uses: num\n    with:\n      x: ${{ matrix.k }}\n', 5, 10, /this stage has no matrix/);
   loadFails(
-    'stages:\n  t: { uses: num, matrix: { x: [1, 2] }, with: { x: "${{ matrix.x }}" } }\n  s:\n    uses: num\n    with:\n      x: ${{ stages.t[x=3].outputs.y }}\n',
+    'stages:\n  t: { uses: num, matrix: { x: [1, 2] }, with: { x: "${{ matrix.x }}" } }\n  s:\n    uses: ' +
+      'num\n    with:\n      x: ${{ stages.t[x=3].outputs.y }}\n',
     6,
     10,
     /matches 0 instances of t/,
   );
   loadFails(
-    'stages:\n  a:\n    uses: num\n    with: { x: "${{ stages.b.outputs.y }}" }\n  b:\n    uses: num\n    with: { x: "${{ stages.a.outputs.y }}" }\n',
+    'stages:\n  a:\n    uses: num\n    with: { x: "${{ stages.b.outputs.y }}" }\n  b:\n    uses: num\n    ' +
+      'with: { x: "${{ stages.a.outputs.y }}" }\n',
     4,
     16,
     /dependency cycle: a -> b -> a/,
   );
   // shell outputs are declared by its params: a reference to an undeclared one fails
   loadFails(
-    'stages:\n  sh: { uses: shell, with: { cmd: "true", outputs: { a: a.txt } } }\n  s:\n    uses: shell\n    with: { cmd: "cat ${{ stages.sh.outputs.b }}" }\n',
+    'stages:\n  sh: { uses: shell, with: { cmd: "true", outputs: { a: a.txt } } }\n  s:\n    uses: ' +
+      'shell\n    with: { cmd: "cat ${{ stages.sh.outputs.b }}" }\n',
     5,
     18,
     /declares no output 'b' \(outputs: a\)/,

@@ -242,7 +242,8 @@ test('bad input: exit 2 with a position, nothing runs; --set typing; unknown fil
   const p = makeProject();
   p.write(
     'pipelines/ok.yaml',
-    `params: { n: 2 }\nstages:\n  s:\n    uses: shell\n    with: { cmd: "${count('s')}; echo \${{ params.n }} > $OUT/n", outputs: { n: n } }\n`,
+    `params: { n: 2 }\nstages:\n  s:\n    uses: shell\n` +
+      `    with: { cmd: "${count('s')}; echo \${{ params.n }} > $OUT/n", outputs: { n: n } }\n`,
   );
   let r = await cli(['run', 'ok', '--set', 'n=two'], p.dir);
   assert.equal(r.code, 2);

@@ -90,7 +90,8 @@ test('synthetic benchmark: resampling leaves fewer dead latents than the seed re
     await runStageDirect(trainSaeStage, { ...common, resample_dead_every: 100, resample_dead_until: 0.6 })
   ).outputs as any;
   console.log(
-    `# dead latents held out: seed recipe ${seed.eval.dead_frac}, with resampling ${resampled.eval.dead_frac} (${resampled.eval.resampled} resampled)`,
+    `# dead latents held out: seed recipe ${seed.eval.dead_frac}, with resampling ` +
+      `${resampled.eval.dead_frac} (${resampled.eval.resampled} resampled)`,
   );
   assert.equal(seed.eval.resampled, 0);
   assert.ok(resampled.eval.resampled > 0);

@@ -214,7 +214,8 @@ export class ActivationStore {
 
   private truncated(atByte: number): Error {
     return new Error(
-      `${this.dataPath} is truncated: expected ${this.rows * this.bytesPerRow} bytes (${this.rows} rows x ${this.bytesPerRow}), read ended at ${atByte}`,
+      `${this.dataPath} is truncated: expected ${this.rows * this.bytesPerRow} bytes (${this.rows} rows x ` +
+        `${this.bytesPerRow}), read ended at ${atByte}`,
     );
   }
 }

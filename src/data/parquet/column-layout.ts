@@ -52,6 +52,7 @@ function elementType(leaf: SchemaTree, column: string): ElementType {
   if (e.type === 'DOUBLE') return 'double';
   const logical = e.logical_type ? ` (${e.logical_type.type})` : '';
   throw new Error(
-    `column "${column}": element type ${e.type}${e.type_length ? `(${e.type_length})` : ''}${logical} is not supported; expected float16, float or double`,
+    `column "${column}": element type ${e.type}${e.type_length ? `(${e.type_length})` : ''}${logical} is ` +
+      `not supported; expected float16, float or double`,
   );
 }

@@ -115,7 +115,8 @@ function checkDeviceMemory(addon: CudaAddon, info: CudaInfo, dIn: number, dSae: 
     const gib = (b: number) => (b / 2 ** 30).toFixed(2);
     throw new Error(
       `train-sae: d_sae=${dSae}, d_in=${dIn}, batch_size=${rows} on cuda needs about ${gib(need)} GiB of device memory ` +
-        `(weights, Adam moments, batch scratch), more than the ${gib(info.freeBytes)} GiB free on ${info.device}; use a smaller d_sae or batch_size`,
+        `(weights, Adam moments, batch scratch), more than the ${gib(info.freeBytes)} GiB free on ` +
+        `${info.device}; use a smaller d_sae or batch_size`,
     );
   }
 }
