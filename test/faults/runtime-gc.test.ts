@@ -8,27 +8,20 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cli, makeProject, startCli, waitFor } from '../runtime/helpers.js';
 
+/** A shell stage writing $OUT/<id>.txt, with the output `o` of stage `from` as $INPUT_0. */
+const stage = (id: string, cmd: string, from?: string) => `  ${id}:
+    uses: shell
+    with:
+      cmd: ${JSON.stringify(cmd)}
+${from ? `      inputs: ["\${{ stages.${from}.outputs.o }}"]\n` : ''}      outputs: { o: ${id}.txt }
+`;
+
 /** A chain whose last output is a function of `n` through every upstream file. */
 const CHAIN = `params: { n: 0 }
 stages:
-  a:
-    uses: shell
-    with:
-      cmd: "sleep 0.2; echo \${{ params.n }} > $OUT/a.txt"
-      outputs: { o: a.txt }
-  b:
-    uses: shell
-    with:
-      cmd: "sleep 0.2; cat $INPUT_0 > $OUT/b.txt; echo b >> $OUT/b.txt"
-      inputs: ["\${{ stages.a.outputs.o }}"]
-      outputs: { o: b.txt }
-  c:
-    uses: shell
-    with:
-      cmd: "cat $INPUT_0 > $OUT/c.txt; echo c >> $OUT/c.txt"
-      inputs: ["\${{ stages.b.outputs.o }}"]
-      outputs: { o: c.txt }
-`;
+${stage('a', 'sleep 0.2; echo ${{ params.n }} > $OUT/a.txt')}\
+${stage('b', 'sleep 0.2; cat $INPUT_0 > $OUT/b.txt; echo b >> $OUT/b.txt', 'a')}\
+${stage('c', 'cat $INPUT_0 > $OUT/c.txt; echo c >> $OUT/c.txt', 'b')}`;
 
 test('gc in a loop during runs never deletes what a run uses or reports', { timeout: 150_000 }, async () => {
   const p = makeProject('faults-gc-');
@@ -62,23 +55,14 @@ test('gc in a loop during runs never deletes what a run uses or reports', { time
   assert.match(status.stdout, /all 3 instances cached/, status.stdout);
 });
 
+/** Says it started (pipelines/b-started), then waits until the test writes pipelines/go. */
+const START_AND_WAIT = 'touch $PIPELINE_DIR/b-started; while [ ! -f $PIPELINE_DIR/go ]; do sleep 0.1; done';
+
 /** `a` is reused from an entry no lock file references any more; `b` reads it only once gc has run. */
 const REUSE = `params: { n: 0, m: 0 }
 stages:
-  a:
-    uses: shell
-    with:
-      cmd: "echo \${{ params.n }} > $OUT/a.txt"
-      outputs: { o: a.txt }
-  b:
-    uses: shell
-    with:
-      cmd: >-
-        echo \${{ params.m }} > /dev/null; touch $PIPELINE_DIR/b-started;
-        while [ ! -f $PIPELINE_DIR/go ]; do sleep 0.1; done; cat $INPUT_0 > $OUT/b.txt
-      inputs: ["\${{ stages.a.outputs.o }}"]
-      outputs: { o: b.txt }
-`;
+${stage('a', 'echo ${{ params.n }} > $OUT/a.txt')}\
+${stage('b', `echo \${{ params.m }} > /dev/null; ${START_AND_WAIT}; cat $INPUT_0 > $OUT/b.txt`, 'a')}`;
 
 test('gc while a run uses a reused entry no lock file references keeps that entry', { timeout: 150_000 }, async () => {
   const p = makeProject('faults-gc-');
