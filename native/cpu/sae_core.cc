@@ -14,9 +14,6 @@
 
 namespace sae {
 
-const char* const PARAM_NAMES[N_PARAMS] = {"W_enc", "b_enc", "W_dec", "b_dec", "log_threshold"};
-const AdamGroup ADAM_GROUPS[N_GROUPS] = {{0.0, 0.999, 1}, {0.0, 0.999, 1}, {0.99, 0.999, 2}};
-
 // ---------------------------------------------------------------------------------------------
 // Buffers and parallel helpers
 
@@ -93,19 +90,6 @@ void transpose(const float* src, float* dst, int rows, int cols) {
       for (int r = r0; r < std::min(rows, r0 + T); r++)
         for (int c = c0; c < std::min(cols, c0 + T); c++) dst[(size_t)c * rows + r] = src[(size_t)r * cols + c];
 }
-
-// The scalars of one Adam update of one group at step t (PyTorch's rule, jumprelu.ts adamStep).
-struct AdamScalars {
-  float beta1, oneMinusBeta1, beta2, oneMinusBeta2, stepSize, sqrtBc2, eps;
-  AdamScalars(const AdamGroup& g, double t, double lr)
-      : beta1(float(g.beta1)),
-        oneMinusBeta1(float(1 - g.beta1)),
-        beta2(float(g.beta2)),
-        oneMinusBeta2(float(1 - g.beta2)),
-        stepSize(float(lr * g.lrScale / (1 - std::pow(g.beta1, t)))),
-        sqrtBc2(float(std::sqrt(1 - std::pow(g.beta2, t)))),
-        eps(float(ADAM_EPS)) {}
-};
 
 // One Adam update of n values. With beta1 = 0 the caller has put the gradient in m already
 // (grad == nullptr); otherwise m is the running first moment and grad the new gradient.

@@ -26,7 +26,12 @@
 #include <string>
 #include <vector>
 
+#include "../common/sae_shared.h"
+
 namespace sae {
+
+// Param, PARAM_NAMES, the Adam groups and scalars, StepStats and EvalStats: one definition for both engines.
+using namespace sae_shared;
 
 struct Config {
   int dIn;
@@ -39,17 +44,6 @@ struct Config {
   /** PATH_AUTO: the sparse path once few features fire; PATH_DENSE / PATH_SPARSE force one (tests, benchmarks). */
   int path = 0;
 };
-
-enum Param { W_ENC = 0, B_ENC, W_DEC, B_DEC, LOG_THRESHOLD, N_PARAMS };
-extern const char* const PARAM_NAMES[N_PARAMS];
-
-/** Adam groups (src/sae/jumprelu.ts ADAM_GROUPS): encoder, decoder, threshold. */
-struct AdamGroup {
-  double beta1, beta2, lrScale;
-};
-constexpr int N_GROUPS = 3;
-extern const AdamGroup ADAM_GROUPS[N_GROUPS];
-constexpr double ADAM_EPS = 1e-8;
 
 /** A zero-initialised float array aligned to 64 bytes (throws std::bad_alloc). */
 class FloatBuffer {
@@ -79,13 +73,6 @@ enum Path { PATH_AUTO = 0, PATH_DENSE = 1, PATH_SPARSE = 2 };
 constexpr double SPARSE_ENTER = 0.05, SPARSE_BAIL = 0.10;
 /** Bytes per kept entry (collected + grouped), and the most the entries may take. */
 constexpr size_t SPARSE_ENTRY_BYTES = 24, SPARSE_ENTRY_BYTES_MAX = size_t(64) << 20;
-
-struct StepStats {
-  double rec, l0, totalVar;
-};
-struct EvalStats {
-  double sqErr, active;
-};
 
 class SaeCore {
  public:

@@ -22,18 +22,12 @@
 #include <map>
 #include <string>
 
+#include "../common/sae_shared.h"
+
 namespace sae_cuda {
 
-enum Param { W_ENC = 0, B_ENC, W_DEC, B_DEC, LOG_THRESHOLD, N_PARAMS };
-extern const char* const PARAM_NAMES[N_PARAMS];
-
-/** Adam groups (src/sae/jumprelu.ts ADAM_GROUPS): encoder, decoder, threshold. */
-struct AdamGroup {
-  double beta1, beta2, lrScale;
-};
-constexpr int N_GROUPS = 3;
-extern const AdamGroup ADAM_GROUPS[N_GROUPS];
-constexpr double ADAM_EPS = 1e-8;
+// Param, PARAM_NAMES, the Adam groups and scalars, StepStats and EvalStats: one definition for both engines.
+using namespace sae_shared;
 
 struct Config {
   int dIn;
@@ -46,12 +40,6 @@ struct Config {
   bool profile = false;
 };
 
-struct StepStats {
-  double rec, l0, totalVar;
-};
-struct EvalStats {
-  double sqErr, active;
-};
 
 /** A device array of T, zeroed on allocation, freed with its owner. */
 template <class T>

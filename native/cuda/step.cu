@@ -14,9 +14,6 @@
 
 namespace sae_cuda {
 
-const char* const PARAM_NAMES[N_PARAMS] = {"W_enc", "b_enc", "W_dec", "b_dec", "log_threshold"};
-const AdamGroup ADAM_GROUPS[N_GROUPS] = {{0.0, 0.999, 1}, {0.0, 0.999, 1}, {0.99, 0.999, 2}};
-
 // ---------------------------------------------------------------------------------------------
 // Device arrays
 
@@ -66,10 +63,29 @@ __global__ void subtractBias(float* __restrict__ out, const float* __restrict__ 
 // thread and writes that segment's partial sums to [segments, cols]; the second adds each
 // column's partials in segment order. Deterministic for a given shape, like every sum here.
 
-// The rows [r0, r1) of segment `seg` of `segments`.
-__device__ inline void segmentRows(int seg, int segments, int rows, int& r0, int& r1) {
-  r0 = int(int64_t(rows) * seg / segments);
-  r1 = int(int64_t(rows) * (seg + 1) / segments);
+// The (segment, column) pair thread `e` of a first kernel reduces: rows [r0, r1) of column `col`,
+// its partial sums going to part[e] ([segments, cols] in row-major order).
+struct SegmentCell {
+  size_t col;
+  int r0, r1;
+};
+
+// The pair of thread `e`; false for the threads past the last pair (they do nothing).
+__device__ inline bool segmentCell(size_t e, int cols, int segments, int rows, SegmentCell& c) {
+  if (e >= size_t(segments) * cols) return false;
+  const int seg = int(e / cols);
+  c.col = e % cols;
+  c.r0 = int(int64_t(rows) * seg / segments);
+  c.r1 = int(int64_t(rows) * (seg + 1) / segments);
+  return true;
+}
+
+// The second kernel's sum for column c: part[seg, c] over the segments, in segment order.
+template <class T>
+__device__ inline T sumOverSegments(const T* __restrict__ part, size_t c, int cols, int segments) {
+  T total = 0;
+  for (int seg = 0; seg < segments; seg++) total += part[size_t(seg) * cols + c];
+  return total;
 }
 
 // Per (segment, feature j): z += b_enc; f = z * 1{z > thr}; the segment's firings and entries in
@@ -78,14 +94,12 @@ __global__ void gateForward(float* __restrict__ Z, float* __restrict__ F, const 
                             const float* __restrict__ logThr, int* __restrict__ firedPart,
                             int* __restrict__ windowPart, int rows, int dSae, int segments, float halfBw) {
   const size_t e = threadIndex();
-  if (e >= size_t(segments) * dSae) return;
-  const int seg = int(e / dSae);
-  const size_t j = e % dSae;
+  SegmentCell c;
+  if (!segmentCell(e, dSae, segments, rows, c)) return;
+  const size_t j = c.col;
   const float thr = expf(logThr[j]), b = bEnc[j];
-  int r0, r1;
-  segmentRows(seg, segments, rows, r0, r1);
   int on = 0, inWindow = 0;
-  for (int r = r0; r < r1; r++) {
+  for (int r = c.r0; r < c.r1; r++) {
     const size_t k = size_t(r) * dSae + j;
     const float z = Z[k] + b;
     Z[k] = z;
@@ -103,14 +117,9 @@ __global__ void countFirings(const int* __restrict__ firedPart, const int* __res
                              int* __restrict__ window, int dSae, int segments) {
   const size_t j = threadIndex();
   if (j >= size_t(dSae)) return;
-  int on = 0, inWindow = 0;
-  for (int seg = 0; seg < segments; seg++) {
-    on += firedPart[size_t(seg) * dSae + j];
-    inWindow += windowPart[size_t(seg) * dSae + j];
-  }
   thr[j] = expf(logThr[j]);
-  fired[j] = on;
-  window[j] = inWindow;
+  fired[j] = sumOverSegments(firedPart, j, dSae, segments);
+  window[j] = sumOverSegments(windowPart, j, dSae, segments);
 }
 
 // Per (segment, input column i), on G = f W_dec: err = (G + b_dec) - x; the squared error;
@@ -119,13 +128,11 @@ __global__ void errorColumns(float* __restrict__ G, const float* __restrict__ x,
                              double* __restrict__ sqPart, double* __restrict__ gPart, int rows, int dIn,
                              int segments, float gradScale, bool training) {
   const size_t e = threadIndex();
-  if (e >= size_t(segments) * dIn) return;
-  const int seg = int(e / dIn);
-  const size_t i = e % dIn;
-  int r0, r1;
-  segmentRows(seg, segments, rows, r0, r1);
+  SegmentCell c;
+  if (!segmentCell(e, dIn, segments, rows, c)) return;
+  const size_t i = c.col;
   double sq = 0, gs = 0;
-  for (int r = r0; r < r1; r++) {
+  for (int r = c.r0; r < c.r1; r++) {
     const size_t k = size_t(r) * dIn + i;
     const float err = (G[k] + bDec[i]) - x[k];
     sq += double(err) * err;
@@ -144,14 +151,12 @@ __global__ void gateBackward(float* __restrict__ DF, const float* __restrict__ Z
                              double* __restrict__ windowDotPart, double* __restrict__ bEncPart, int rows, int dSae,
                              int segments, float halfBw) {
   const size_t e = threadIndex();
-  if (e >= size_t(segments) * dSae) return;
-  const int seg = int(e / dSae);
-  const size_t j = e % dSae;
+  SegmentCell c;
+  if (!segmentCell(e, dSae, segments, rows, c)) return;
+  const size_t j = c.col;
   const float t = thr[j];
-  int r0, r1;
-  segmentRows(seg, segments, rows, r0, r1);
   double windowDot = 0, bEnc = 0;
-  for (int r = r0; r < r1; r++) {
+  for (int r = c.r0; r < c.r1; r++) {
     const size_t k = size_t(r) * dSae + j;
     const float z = Z[k], df = DF[k];
     windowDot += fabsf(fmaxf(z, 0.f) - t) < halfBw ? double(df * z) : 0.0;
@@ -168,13 +173,8 @@ __global__ void sumSegments(const double* __restrict__ partA, double* __restrict
                             const double* __restrict__ partB, double* __restrict__ outB, int cols, int segments) {
   const size_t c = threadIndex();
   if (c >= size_t(cols)) return;
-  double a = 0, b = 0;
-  for (int seg = 0; seg < segments; seg++) {
-    a += partA[size_t(seg) * cols + c];
-    b += partB[size_t(seg) * cols + c];
-  }
-  outA[c] = a;
-  outB[c] = b;
+  outA[c] = sumOverSegments(partA, c, cols, segments);
+  outB[c] = sumOverSegments(partB, c, cols, segments);
 }
 
 // Per feature j, from the summed window term and dz: the b_enc gradient (into Adam's m, beta1 = 0,
@@ -202,13 +202,11 @@ __global__ void bDecGradient(float* __restrict__ gBdec, const double* __restrict
 __global__ void momentColumns(const float* __restrict__ x, double* __restrict__ sumPart, double* __restrict__ sqPart,
                               int rows, int dIn, int segments) {
   const size_t e = threadIndex();
-  if (e >= size_t(segments) * dIn) return;
-  const int seg = int(e / dIn);
-  const size_t i = e % dIn;
-  int r0, r1;
-  segmentRows(seg, segments, rows, r0, r1);
+  SegmentCell c;
+  if (!segmentCell(e, dIn, segments, rows, c)) return;
+  const size_t i = c.col;
   double sum = 0, sq = 0;
-  for (int r = r0; r < r1; r++) {
+  for (int r = c.r0; r < c.r1; r++) {
     const double v = x[size_t(r) * dIn + i];
     sum += v;
     sq += v * v;
@@ -225,19 +223,6 @@ __global__ void varianceColumns(const double* __restrict__ sum, const double* __
   const size_t i = threadIndex();
   if (i < size_t(dIn)) colVar[i] = sq[i] - sum[i] * sum[i] / rows;
 }
-
-// The scalars of one Adam update of one group at step t (PyTorch's rule, jumprelu.ts adamStep).
-struct AdamScalars {
-  float beta1, oneMinusBeta1, beta2, oneMinusBeta2, stepSize, sqrtBc2, eps;
-  AdamScalars(const AdamGroup& g, double t, double lr)
-      : beta1(float(g.beta1)),
-        oneMinusBeta1(float(1 - g.beta1)),
-        beta2(float(g.beta2)),
-        oneMinusBeta2(float(1 - g.beta2)),
-        stepSize(float(lr * g.lrScale / (1 - std::pow(g.beta1, t)))),
-        sqrtBc2(float(std::sqrt(1 - std::pow(g.beta2, t)))),
-        eps(float(ADAM_EPS)) {}
-};
 
 // Adam on n values. grad == nullptr: beta1 = 0 and m already holds the gradient.
 __global__ void adam(float* __restrict__ p, float* __restrict__ m, float* __restrict__ v,
