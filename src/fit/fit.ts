@@ -104,6 +104,11 @@ export function fitLaw(points: FitPoint[], opts: FitOptions): FitOutcome {
     warnings.push(
       `${missing.length} point(s) without a value (a diverged or failed run) left out: ${missing.map((p) => p.source).join('; ')}`,
     );
+  const offTarget = points.filter((p) => p.dropped_by === 'off_target');
+  if (offTarget.length)
+    warnings.push(
+      `${offTarget.length} point(s) left out because their run ended outside its target L0's tolerance (not at matched sparsity): ${offTarget.map((p) => p.source).join('; ')}`,
+    );
   const kept = points.filter((p) => p.kept);
   checkEnoughPoints(law, points, kept);
   const repetition = law.name === 'chinchilla' ? setEffectiveData(points, opts, warnings) : null;

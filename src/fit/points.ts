@@ -45,6 +45,8 @@ export interface CsvInput {
 }
 
 export interface Filters {
+  /** Parallel to the points: false drops the point (a run that missed its target L0: not at matched sparsity). */
+  on_target?: Array<boolean | null>;
   select_min_by?: number[];
   x_min?: number;
   x_max?: number;
@@ -136,6 +138,7 @@ export function applyFilters(law: LawName, points: FitPoint[], filters: Filters)
       p.dropped_by = 'no_value';
     }
   }
+  if (filters.on_target) dropOffTarget(points, filters.on_target);
   if (filters.select_min_by) selectMinBy(law, points, filters.select_min_by);
   const xOf = (p: FitPoint) => (law === 'chinchilla' ? p.N! : p.x!);
   for (const p of points) {
@@ -154,6 +157,18 @@ export function applyFilters(law: LawName, points: FitPoint[], filters: Filters)
       p.dropped_by = 'drop_highest';
     }
   }
+}
+
+function dropOffTarget(points: FitPoint[], onTarget: Array<boolean | null>): void {
+  if (onTarget.length !== points.length) {
+    throw new Error(`fit-law: on_target has ${onTarget.length} values but there are ${points.length} points`);
+  }
+  points.forEach((p, i) => {
+    if (p.kept && onTarget[i] === false) {
+      p.kept = false;
+      p.dropped_by = 'off_target';
+    }
+  });
 }
 
 /** For each distinct x keep only the point with the lowest score (e.g. the best learning rate). */

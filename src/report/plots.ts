@@ -81,6 +81,7 @@ const DROP_REASONS: Record<string, string> = {
   select_min_by: 'runs not best at their x (not fitted)',
   x_range: 'runs outside the fitted x range',
   drop_highest: 'runs dropped: highest loss',
+  off_target: 'runs off their target L0 (not fitted)',
 };
 const DROP_SHAPES = ['cross', 'triangle-up', 'square', 'triangle-down'];
 

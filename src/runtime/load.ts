@@ -636,7 +636,11 @@ export function underHole(inst: Instance, rel: string): boolean {
 function checkLiteralParams(p: Pipeline, inst: Instance): PipelineError[] {
   const validate = validator(inst.stage.type.params, true);
   const copy = structuredClone(inst.with);
-  if (validate(copy)) return [];
+  if (validate(copy)) {
+    const problems = inst.stage.type.checkParams?.(inst.with as never) ?? [];
+    const where = p.positions.at(`${inst.stage.pointer}/with`);
+    return problems.map((m) => new PipelineError(`stage ${inst.name}: ${m}`, where));
+  }
   const errors = (validate.errors ?? []).filter(
     (e) =>
       !(

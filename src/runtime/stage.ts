@@ -83,6 +83,13 @@ export interface StageType<S extends TObject = TObject> {
    */
   dynamicOutputs?(params: Static<S>): Record<string, OutputDecl>;
   /**
+   * Checks across fields that a schema cannot say (two options that do not work together):
+   * one message per problem, naming the fields. Called at load time on the `with:` params as
+   * written (as dynamicOutputs: a field that references another stage still holds the
+   * reference text, so check only literal values); the stage should apply it again at run time.
+   */
+  checkParams?(params: Static<S>): string[];
+  /**
    * A string param that bash interprets (the `shell` stage's command). References in it are
    * never pasted into its text: each becomes a variable reference, and the variable is added,
    * set to the reference's value, to the record param named `env` (see shell-refs.ts).

@@ -66,6 +66,12 @@ export const TrainSaeParams = Type.Object({
     description:
       'With target_l0: per-step change of log lambda per unit of log L0 error (clipped at 1), scaled by lr / peak lr.',
   }),
+  l0_controller_damping: Type.Number({
+    minimum: 0,
+    default: 100,
+    description:
+      'With target_l0: derivative action, in steps: the controller adds this many steps of the L0 trend to its error, so lambda stops rising while L0 is already falling (no overshoot that kills latents). 0: a pure integral controller.',
+  }),
   l0_smoothing_steps: Type.Number({
     minimum: 1,
     default: 20,
@@ -162,3 +168,21 @@ export const TrainSaeParams = Type.Object({
   }),
 });
 export type TrainSaeParams = Static<typeof TrainSaeParams>;
+
+/**
+ * Options that do not work together, one message each. Resampling with target_l0: a resampled
+ * latent starts by firing on many inputs, the controller answers the L0 spike by raising lambda,
+ * and the raised lambda kills the other latents (measured on the demo: lambda 0.03 -> 831, 94%
+ * dead). Until resampling and the controller are made to cooperate, the combination is refused.
+ * Takes the params as written (load time: a field may still be a reference's text).
+ */
+export function conflictingParams(p: { target_l0?: unknown; resample_dead_every?: unknown }): string[] {
+  const resampling = typeof p.resample_dead_every === 'number' && p.resample_dead_every > 0;
+  if (p.target_l0 === undefined || !resampling) return [];
+  return [
+    `target_l0 (${JSON.stringify(p.target_l0)}) and resample_dead_every (${p.resample_dead_every}) do not work ` +
+      'together: each resampling makes L0 spike, the L0 controller answers with a larger lambda, and that kills ' +
+      'the other latents (lambda 0.03 -> 831 and 94% dead latents in the demo); set resample_dead_every: 0 or ' +
+      'drop target_l0 (a fixed lambda)',
+  ];
+}

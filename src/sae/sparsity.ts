@@ -4,10 +4,22 @@
  * sparsity (as Gao et al. 2024 compare at fixed k, and Gemma Scope along the L0 frontier).
  *
  * During the sparsity warm-up lambda follows the seed's linear ramp to the configured
- * coefficient (the controller's first guess). After it, an integral controller on log lambda:
- * each step, log lambda += gain * (lr / peak lr) * clip(ln(L0_smoothed / target), -1, 1), where
- * L0_smoothed is an exponential moving average of the batch L0. Multiplicative, so it works at
- * any scale of lambda; the clip bounds the change per step (at gain 0.005, at most 0.5%).
+ * coefficient (the controller's first guess). After it, an integral controller on log lambda
+ * with derivative action: each step
+ *
+ *   log lambda += gain * (lr / peak lr) * clip(ln(L0_s / target) + damping * trend, -1, 1)
+ *
+ * where L0_s is an exponential moving average of the batch L0 and trend the smoothed per-step
+ * change of ln L0_s. Multiplicative, so it works at any scale of lambda; the clip bounds the
+ * change per step (at gain 0.005, at most 0.5%).
+ *
+ * Why the derivative term: L0 answers lambda with a lag (the thresholds move at the lr's pace),
+ * so a pure integral controller keeps raising lambda while L0 is already falling and overshoots
+ * below the target. Below it, JumpReLU latents die (a latent that never fires gets no gradient)
+ * and lowering lambda does not bring them back: measured on the demo's data (d = 64, 1,000-2,000
+ * steps of batch 64, widths 32-256, lr 2.5e-3-2e-2), 0 of 8 short runs ended within 10% of
+ * L0 = 4 without it (L0 0.4-31), 5 of 8 with damping 100 steps (the default) and a 150-step warm-up,
+ * 6 of 8 with damping 200; the runs that still miss say so (l0_within_tolerance false).
  */
 
 export interface TargetL0Options {
@@ -18,15 +30,22 @@ export interface TargetL0Options {
   gain: number;
   /** Time constant (steps) of the moving average of the batch L0. */
   smoothingSteps: number;
+  /**
+   * Derivative action (steps): the error the controller sees is the log error plus this many
+   * steps of its current trend, so lambda stops rising while L0 is already falling fast.
+   */
+  damping: number;
 }
 
 export interface SparsityState {
   logLambda: number | null;
   smoothedL0: number | null;
+  trend?: number | null;
 }
 
 export class SparsityController {
   private logLambda: number | null = null;
+  private trend: number | null = null;
   private smoothedL0: number | null = null;
 
   constructor(readonly o: TargetL0Options) {
@@ -45,11 +64,16 @@ export class SparsityController {
    */
   observe(step: number, l0: number, lambdaUsed: number, lrScale = 1): void {
     if (!Number.isFinite(l0)) return;
+    const before = this.smoothedL0;
     this.smoothedL0 = this.smoothedL0 === null ? l0 : this.smoothedL0 + (l0 - this.smoothedL0) / this.o.smoothingSteps;
     if (step + 1 < this.o.warmupSteps) return;
     if (this.logLambda === null) this.logLambda = Math.log(Math.max(lambdaUsed, 1e-12));
-    const error = Math.log(Math.max(this.smoothedL0, 1e-3) / this.o.target);
-    this.logLambda += this.o.gain * lrScale * Math.max(-1, Math.min(1, error));
+    // Per-step change of log L0, smoothed like L0 itself.
+    const change = before === null ? 0 : Math.log(Math.max(this.smoothedL0, 1e-3) / Math.max(before, 1e-3));
+    this.trend = this.trend === null ? change : this.trend + (change - this.trend) / this.o.smoothingSteps;
+    const logError = Math.log(Math.max(this.smoothedL0, 1e-3) / this.o.target);
+    const error = Math.max(-1, Math.min(1, logError + this.o.damping * this.trend));
+    this.logLambda += this.o.gain * lrScale * error;
   }
 
   /** The lambda the controller ends at (null before the warm-up ended). */
@@ -58,13 +82,14 @@ export class SparsityController {
   }
 
   state(): SparsityState {
-    return { logLambda: this.logLambda, smoothedL0: this.smoothedL0 };
+    return { logLambda: this.logLambda, smoothedL0: this.smoothedL0, trend: this.trend };
   }
 
   restore(s: SparsityState | undefined): void {
     if (!s) return;
     this.logLambda = s.logLambda;
     this.smoothedL0 = s.smoothedL0;
+    this.trend = s.trend ?? null;
   }
 }
 

@@ -12,6 +12,7 @@ export interface HookParams {
   target_l0?: number;
   lr: number;
   l0_controller_gain: number;
+  l0_controller_damping: number;
   l0_smoothing_steps: number;
   resample_dead_every: number;
   resample_dead_until: number;
@@ -58,6 +59,7 @@ export function trainingHooks(
           warmupSteps: lWarmupSteps,
           gain: p.l0_controller_gain,
           smoothingSteps: p.l0_smoothing_steps,
+          damping: p.l0_controller_damping,
         });
   const resampleUntil = Math.floor(p.resample_dead_until * steps);
   let random = mulberry32((p.seed ^ 0x5eed) >>> 0);

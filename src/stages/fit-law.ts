@@ -53,6 +53,12 @@ const Params = Type.Object(
     N_column: Columns('N (model size)'),
     D_column: Columns('D (training samples/tokens)'),
     C_column: Columns('C (training FLOPs; D = C / (6 N))'),
+    on_target: Type.Optional(
+      Type.Array(Type.Union([Type.Boolean(), Type.Null()]), {
+        description:
+          'Parallel to the points (train-sae `l0_on_target`): false leaves the point out, stated in the warnings: a run that ended outside its target L0 is not at matched sparsity',
+      }),
+    ),
     select_min_by: Type.Optional(
       Type.Array(Type.Union([Type.Number(), Type.Null()]), {
         description:
@@ -120,6 +126,12 @@ const Params = Type.Object(
       default: 1,
       description: "Identified only if every exponent's interval is at most this many times |exponent| wide",
     }),
+    max_null_exponent_factor: Type.Number({
+      minimum: 1,
+      default: 2,
+      description:
+        'Identified only if every exponent whose interval contains 0 moves the law by at most this factor across the measured range',
+    }),
   },
   { additionalProperties: false },
 );
@@ -160,6 +172,7 @@ export default defineStage({
     const p = ctx.params;
     const points = gatherPoints(p, ctx.pipelineDir);
     applyFilters(p.law, points, {
+      on_target: p.on_target,
       select_min_by: p.select_min_by?.map(nullToNaN),
       x_min: p.x_min,
       x_max: p.x_max,
@@ -184,6 +197,7 @@ export default defineStage({
         maxCondition: p.max_condition,
         maxIntervalRatio: p.max_interval_ratio,
         maxExponentWidth: p.max_exponent_width,
+        maxNullExponentFactor: p.max_null_exponent_factor,
       },
       repetition: p.U ? { rStar: p.repetition_r_star, uniqueAvailable: p.unique_available } : undefined,
     });

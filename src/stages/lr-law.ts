@@ -25,6 +25,12 @@ const Params = Type.Object(
       description: 'Learning rate of each sweep run (parallel to d_sae)',
     }),
     loss: { ...Values, description: 'Held-out loss of each sweep run (null: diverged)' },
+    on_target: Type.Optional(
+      Type.Array(Type.Union([Type.Boolean(), Type.Null()]), {
+        description:
+          'Parallel to d_sae (train-sae `l0_on_target`): runs that ended off their target L0 stay in (a learning rate that wrecks the sparsity is a bad one) but are flagged in the warnings and the report',
+      }),
+    ),
     predict_at: Type.Number({ exclusiveMinimum: 0, description: 'The final width' }),
     clamp_factor: Type.Number({
       minimum: 1,
@@ -53,6 +59,12 @@ const Params = Type.Object(
       exclusiveMinimum: 0,
       default: 1,
       description: 'Identification limit (as fit-law)',
+    }),
+    max_null_exponent_factor: Type.Number({
+      minimum: 1,
+      default: 2,
+      description:
+        'Identified only if every exponent whose interval contains 0 moves the law by at most this factor across the measured range',
     }),
   },
   { additionalProperties: false },
@@ -99,6 +111,7 @@ export default defineStage({
       );
     });
     const result = lawFromOptima(optima, p);
+    result.warnings.push(...offTargetFlags(p));
     for (const o of optima) {
       ctx.log(
         `d_sae ${o.width}: best swept lr ${o.best_swept}, optimum ${o.optimum ?? '-'} ${o.interval ? `[${o.interval.map((v) => v.toPrecision(3)).join(', ')}]` : ''}${o.note ? ` (${o.note})` : ''}`,
@@ -134,6 +147,7 @@ type P = {
   max_condition: number;
   max_interval_ratio: number;
   max_exponent_width: number;
+  max_null_exponent_factor: number;
 };
 
 function lawFromOptima(optima: LrOptimum[], p: P) {
@@ -182,6 +196,7 @@ function lawFromOptima(optima: LrOptimum[], p: P) {
           maxCondition: p.max_condition,
           maxIntervalRatio: p.max_interval_ratio,
           maxExponentWidth: p.max_exponent_width,
+          maxNullExponentFactor: p.max_null_exponent_factor,
         },
       },
     );
@@ -222,6 +237,21 @@ function lawFromOptima(optima: LrOptimum[], p: P) {
   const allWarnings = [...new Set([...(json.warnings ?? []), ...warnings])];
   json = { ...json, optima, decision, warnings: allWarnings };
   return { json, decision, warnings: allWarnings };
+}
+
+/** One warning per sweep run that missed its target L0 (kept in the law, but not at matched sparsity). */
+function offTargetFlags(p: { d_sae: number[]; lr: number[]; on_target?: Array<boolean | null> }): string[] {
+  if (p.on_target === undefined) return [];
+  if (p.on_target.length !== p.d_sae.length) {
+    throw new Error(`lr-law: on_target has ${p.on_target.length} values but there are ${p.d_sae.length} runs`);
+  }
+  return p.d_sae
+    .map((w, i) =>
+      p.on_target![i] === false
+        ? `OFF TARGET: d_sae ${w}, lr ${fmt(p.lr[i])} ended outside its target L0's tolerance: its loss is at a different sparsity (kept: a learning rate that cannot hold the sparsity is a worse one)`
+        : '',
+    )
+    .filter(Boolean);
 }
 
 function fmt(v: number): string {

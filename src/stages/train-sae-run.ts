@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { StageContext, StageOutputs } from '../runtime/stage.js';
-import type { TrainSaeParams as Params } from '../sae/params.js';
+import { conflictingParams, type TrainSaeParams as Params } from '../sae/params.js';
 import { openStore, BatchLoader } from '../data/loader.js';
 import { DivergenceError, trainSae, type TrainData, type TrainRun } from '../sae/train.js';
 import { readSaeLens, unfoldNormalisation } from '../sae/export.js';
@@ -30,6 +30,8 @@ export function resolveSteps(p: Pick<Params, 'steps' | 'n_samples' | 'max_n_samp
 export async function runTrainSae(ctx: StageContext<Params>): Promise<StageOutputs> {
   const p = ctx.params;
   const at = (path: string) => resolve(ctx.pipelineDir, path);
+  const conflicts = conflictingParams(p);
+  if (conflicts.length) throw new Error(`train-sae: ${conflicts.join('; ')}`);
   const steps = resolveSteps(p);
   if (p.n_samples !== undefined && p.max_n_samples !== undefined && p.n_samples > p.max_n_samples) {
     ctx.log(`n_samples ${p.n_samples.toPrecision(3)} capped at max_n_samples ${p.max_n_samples.toPrecision(3)}`);
@@ -109,6 +111,7 @@ export async function runTrainSae(ctx: StageContext<Params>): Promise<StageOutpu
       passes: record.passes,
       train_rows: trainRows,
       lambda: record.lambda_end,
+      l0_on_target: record.l0_within_tolerance,
     };
   } catch (e) {
     if (!(e instanceof DivergenceError) || p.on_divergence !== 'record') throw e;
@@ -164,6 +167,7 @@ function recordDivergence(ctx: StageContext<Params>, steps: number, e: Divergenc
     passes: null,
     train_rows: null,
     lambda: null,
+    l0_on_target: null,
   };
 }
 

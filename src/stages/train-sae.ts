@@ -4,7 +4,7 @@
  * SAELens layout. The params schema is src/sae/params.ts, the work src/sae/train.ts; this file is the contract.
  */
 import { defineStage } from '../runtime/stage.js';
-import { TrainSaeParams } from '../sae/params.js';
+import { TrainSaeParams, conflictingParams } from '../sae/params.js';
 
 export default defineStage({
   name: 'train-sae',
@@ -40,6 +40,11 @@ export default defineStage({
     unique_samples: { kind: 'value', description: 'Distinct training vectors seen: min(n_samples, train_rows).' },
     passes: { kind: 'value', description: 'Passes (epochs) over the training split: n_samples / train_rows.' },
     train_rows: { kind: 'value', description: 'Rows of the training split (the store less the held-out rows).' },
+    l0_on_target: {
+      kind: 'value',
+      description:
+        'With target_l0: whether the held-out L0 ended within l0_tolerance of the target (false: not at matched sparsity; fit-law `on_target` leaves it out); null without a target.',
+    },
     lambda: {
       kind: 'value',
       description: "Sparsity coefficient at the last step (the controller's when target_l0 is set).",
@@ -48,6 +53,7 @@ export default defineStage({
     lr: { kind: 'value', description: 'Peak learning rate.' },
     backend: { kind: 'value', description: '{name, device, threads} of the compute engine that trained it.' },
   },
+  checkParams: conflictingParams,
   inputFiles(p) {
     return [p.store, p.init_from, p.ground_truth].filter((x): x is string => typeof x === 'string');
   },

@@ -170,3 +170,48 @@ test('a fit that drives B to Infinity is reported as not identified, and the dec
   assert.equal(d.source, 'fallback');
   assert.match(d.warnings[0], /B = Infinity/);
 });
+
+test('fit-law leaves out runs that missed their target L0, and says so', async () => {
+  const N = [1, 2, 4, 8, 16].map((k) => 32 * k);
+  const y = N.map((n) => 2 * n ** -0.5);
+  const { outputs } = await runStageDirect(fitLawStage, {
+    law: 'power',
+    x: N,
+    y: y.map((v, i) => (i === 1 ? v * 3 : v)),
+    on_target: N.map((_, i) => i !== 1),
+    bootstrap: 0,
+  });
+  const params = outputs.params as { b: number };
+  assert.ok(Math.abs(params.b + 0.5) < 1e-9, `the off-target point does not bend the law (b = ${params.b})`);
+  const warnings = outputs.warnings as string[];
+  assert.ok(
+    warnings.some((w) => /1 point\(s\) left out because their run ended outside its target L0's tolerance/.test(w)),
+    warnings.join('\n'),
+  );
+});
+
+test('an exponent whose interval contains 0 is judged by what it does across the data, not by its relative width', () => {
+  const x = [32, 48, 64, 96, 128, 256];
+  const wobble = [1.02, 0.98, 1.01, 0.99, 1.02, 0.98];
+  const flat = fitLaw(pointsFromLists('power', { x, y: x.map((_, i) => 6e-3 * wobble[i]) }), {
+    law: 'power',
+    bootstrap: 200,
+  });
+  const b = flat.intervals.b!;
+  assert.ok(b[0] < 0 && b[1] > 0, `the interval contains 0: ${b}`);
+  assert.equal(flat.identification.identified, true, flat.identification.reasons.join('; '));
+  assert.ok(flat.identification.interval_spread.b! <= 2, 'spread is the factor across the span');
+
+  const noisy = [1.5, 0.6, 1.4, 0.7, 1.6, 0.65];
+  const loose = fitLaw(pointsFromLists('power', { x, y: x.map((_, i) => 6e-3 * noisy[i]) }), {
+    law: 'power',
+    bootstrap: 200,
+  });
+  assert.equal(loose.identification.identified, false);
+  assert.ok(
+    loose.identification.reasons.some((r) =>
+      /b's interval .* contains 0 and its width moves the law by a factor/.test(r),
+    ),
+    loose.identification.reasons.join('; '),
+  );
+});

@@ -92,6 +92,10 @@ test('lr-law stage: an edge makes the law refuse (fallback), and a far extrapola
   assert.equal(o.identified, false);
   assert.equal(o.decision.source, 'fallback');
   assert.ok(
+    readFileSync(join(run.outDir, 'fit.json'), 'utf8').includes('FALLBACK: final learning rate'),
+    'the fallback is in fit.json (the report shows its warnings)',
+  );
+  assert.ok(
     o.warnings.some((w: string) => w.startsWith('EDGE: d_sae 256')),
     o.warnings.join('\n'),
   );
@@ -111,4 +115,20 @@ test('lr-law stage: an edge makes the law refuse (fallback), and a far extrapola
   assert.equal(o2.lr, lowest / 2);
   assert.ok(o2.decision.clamped, 'clamped');
   assert.ok(o2.warnings.some((w: string) => w.startsWith('CLAMP: final learning rate')));
+});
+
+test('lr-law stage: a sweep run that missed its target L0 is kept and flagged', async () => {
+  const widths = [64, 128, 256];
+  const d_sae = widths.flatMap((n) => GRID(n).map(() => n));
+  const run = await runStageDirect(lrLawStage, {
+    d_sae,
+    lr: widths.flatMap((n) => GRID(n)),
+    loss: widths.flatMap((n) => GRID(n).map((l) => loss(n, l))),
+    on_target: d_sae.map((_, i) => i !== 2),
+    predict_at: 512,
+  });
+  const o = run.outputs as any;
+  const flags = o.warnings.filter((w: string) => w.startsWith('OFF TARGET: d_sae 64'));
+  assert.equal(flags.length, 1, o.warnings.join('\n'));
+  assert.ok(readFileSync(join(run.outDir, 'fit.json'), 'utf8').includes('OFF TARGET: d_sae 64'));
 });

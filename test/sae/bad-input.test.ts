@@ -12,6 +12,7 @@ import { CHECKPOINT_FILE } from '../../src/sae/checkpoint.js';
 import { resolveSteps } from '../../src/stages/train-sae-run.js';
 import { sparseData, tempDir, writeStore } from './fixtures.js';
 import { runTrainSae } from './stage-ctx.js';
+import { cli, makeProject } from '../runtime/helpers.js';
 
 const d = 8;
 const root = tempDir('bad');
@@ -108,4 +109,31 @@ test('shape, memory and parameter errors come before training', async () => {
   checkNothingTrained(dd.workDir);
   await assert.rejects(runTrainSae({ ...base, init_from: join(root, 'nowhere') }, dirs()), /missing .*cfg\.json/);
   await assert.rejects(runTrainSae({ ...base, store: join(root, 'nowhere') }, dirs()), /nowhere/);
+});
+
+test('target_l0 with resampling is refused: at load time, naming the stage and its position, and at run time', async () => {
+  const p = makeProject('conflict-');
+  p.write(
+    'pipelines/p.yaml',
+    `params: { target: 4 }
+stages:
+  train:
+    uses: train-sae
+    with:
+      store: nowhere
+      target_l0: \${{ params.target }}
+      resample_dead_every: 100
+`,
+  );
+  const r = await cli(['run', 'p'], p.dir);
+  assert.equal(r.code, 2, `exit ${r.code}\n${r.stderr}`);
+  assert.match(
+    r.stderr,
+    /p\.yaml:6:7: stage train: target_l0 \(4\) and resample_dead_every \(100\) do not work together/,
+  );
+  assert.doesNotMatch(r.stderr, /\n\s+at /);
+  await assert.rejects(
+    runTrainSae({ ...base, target_l0: 4, resample_dead_every: 5 }, dirs()),
+    /train-sae: target_l0 \(4\) and resample_dead_every \(5\) do not work together.*set resample_dead_every: 0/,
+  );
 });
