@@ -110,6 +110,12 @@ export function fitLaw(points: FitPoint[], opts: FitOptions): FitOutcome {
       `${offTarget.length} point(s) left out because their run ended outside its target L0's tolerance (not at matched sparsity): ${offTarget.map((p) => p.source).join('; ')}`,
     );
   const kept = points.filter((p) => p.kept);
+  const offTargetFitted = kept.filter((p) => p.off_target);
+  if (offTargetFitted.length)
+    warnings.push(
+      `${offTargetFitted.length} point(s) whose run ended outside its target L0's tolerance are fitted anyway: too few runs ` +
+        `were on target for the law's ${law.paramNames.length} parameters; the law is not identified`,
+    );
   checkEnoughPoints(law, points, kept);
   const repetition = law.name === 'chinchilla' ? setEffectiveData(points, opts, warnings) : null;
   const data = toLogData(law, kept);
@@ -153,6 +159,12 @@ export function fitLaw(points: FitPoint[], opts: FitOptions): FitOutcome {
   );
   if (unbounded.length) {
     identification.reasons.unshift(...unbounded);
+    identification.identified = false;
+  }
+  if (offTargetFitted.length) {
+    identification.reasons.unshift(
+      `${offTargetFitted.length} of the ${kept.length} fitted runs missed their target L0 (too few on target): not at matched sparsity`,
+    );
     identification.identified = false;
   }
   if (!identification.identified) {

@@ -8,13 +8,13 @@
  *   so that units do not count: a large value means some combination of parameters barely
  *   changes the predictions (e.g. A and alpha trading off when N spans little);
  * - the bootstrap interval widths: for a positive coefficient (A, B, E, a, c) the ratio
- *   hi / lo, for an exponent (alpha, beta, b) the width hi - lo relative to |value|. A relative
- *   width means nothing for an exponent whose interval contains 0 (it is then >= 1 however
- *   narrow the interval: the coefficient of variation of a quantity near zero diverges), so
- *   such an exponent is judged on what its uncertainty does to the law across the measured
- *   range: exp((hi - lo) ln(span of its axis)) must be at most a stated factor. The law then
- *   says "no dependence, pinned to within that factor over the data" (e.g. an optimal lr that
- *   does not move with the width).
+ *   hi / lo; for an exponent (alpha, beta, b) the width hi - lo relative to |value|, or, failing
+ *   that, what the width does to the law across the measured range: exp((hi - lo) ln(span of
+ *   its axis)) at most a stated factor. The second test is for exponents near zero: a relative
+ *   width can never pass there (an interval that contains 0 is at least |value| wide however
+ *   narrow it is: the coefficient of variation of a quantity near zero diverges), yet a law
+ *   whose exponent is pinned to within +-0.05 says something definite ("the optimal lr does not
+ *   move with the width, within 10% over the data").
  *
  * Design checks (points per parameter, span of each axis) are reported beside them as
  * warnings: they explain an unidentified law, they do not decide it.
@@ -26,10 +26,10 @@ export interface IdentificationRule {
   maxCondition: number;
   /** Largest acceptable hi / lo of a positive coefficient's interval. */
   maxIntervalRatio: number;
-  /** Largest acceptable (hi - lo) / |value| of an exponent's interval (one that excludes 0). */
+  /** An exponent is pinned when (hi - lo) / |value| is at most this... */
   maxExponentWidth: number;
-  /** An exponent whose interval contains 0: largest factor its interval width makes across the axis's span. */
-  maxNullExponentFactor: number;
+  /** ...or when its interval's width moves the law by at most this factor across its axis's span. */
+  maxExponentFactor: number;
   /** Design: distinct points per parameter, and max / min of each axis. */
   minPointsPerParameter: number;
   minSpan: number;
@@ -39,7 +39,7 @@ export const DEFAULT_RULE: IdentificationRule = {
   maxCondition: 1e3,
   maxIntervalRatio: 100,
   maxExponentWidth: 1,
-  maxNullExponentFactor: 2,
+  maxExponentFactor: 2,
   minPointsPerParameter: 3,
   minSpan: 8,
 };
@@ -48,10 +48,7 @@ export interface Identification {
   identified: boolean;
   /** Column-scaled condition number of the Jacobian; null when it is singular. */
   condition_number: number | null;
-  /**
-   * Per parameter: hi / lo (coefficients), (hi - lo) / |value| (exponents), or for an exponent whose
-   * interval contains 0 the factor its width makes across the measured range; null without an interval.
-   */
+  /** Per parameter: hi / lo (coefficients) or (hi - lo) / |value| (exponents); null without an interval. */
   interval_spread: Record<string, number | null>;
   points_per_parameter: number;
   /** Per axis (x, or N and D): largest / smallest fitted value. */
@@ -99,22 +96,16 @@ export function identify(
       reasons.push(`${name} has no bootstrap interval`);
       continue;
     }
-    if (EXPONENTS.has(name) && iv[0] <= 0 && iv[1] >= 0) {
+    if (EXPONENTS.has(name)) {
+      const width = (iv[1] - iv[0]) / Math.abs(params[name]);
       const values = axes[EXPONENT_AXIS[name]] ?? [];
       const factor = Math.exp((iv[1] - iv[0]) * Math.log(Math.max(...values) / Math.min(...values)));
-      spread[name] = Number.isFinite(factor) ? factor : null;
-      if (!(factor <= rule.maxNullExponentFactor)) {
-        reasons.push(
-          `${name}'s interval [${fmt(iv[0])}, ${fmt(iv[1])}] contains 0 and its width moves the law by a factor ` +
-            `${fmt(factor)} across the measured range (limit ${rule.maxNullExponentFactor})`,
-        );
-      }
-    } else if (EXPONENTS.has(name)) {
-      const width = (iv[1] - iv[0]) / Math.abs(params[name]);
       spread[name] = Number.isFinite(width) ? width : null;
-      if (!(width <= rule.maxExponentWidth)) {
+      if (!(width <= rule.maxExponentWidth) && !(factor <= rule.maxExponentFactor)) {
         reasons.push(
-          `${name}'s interval [${fmt(iv[0])}, ${fmt(iv[1])}] is ${fmt(width)}x |${name}| wide (limit ${rule.maxExponentWidth}x)`,
+          `${name}'s interval [${fmt(iv[0])}, ${fmt(iv[1])}] is ${fmt(width)}x |${name}| wide (limit ` +
+            `${rule.maxExponentWidth}x) and moves the law by a factor ${fmt(factor)} across the measured range ` +
+            `(limit ${rule.maxExponentFactor})`,
         );
       }
     } else {
@@ -158,8 +149,8 @@ export function describeRule(rule: IdentificationRule): string {
   return (
     `identified when the column-scaled condition number of the Jacobian is <= ${fmt(rule.maxCondition)}, every ` +
     `coefficient's interval spans a factor <= ${rule.maxIntervalRatio} and every exponent's interval is <= ` +
-    `${rule.maxExponentWidth}x its |value| wide (one whose interval contains 0: moves the law by a factor <= ` +
-    `${rule.maxNullExponentFactor} across the measured range); design: >= ${rule.minPointsPerParameter} points per parameter, ` +
+    `${rule.maxExponentWidth}x its |value| wide or moves the law by a factor <= ${rule.maxExponentFactor} across ` +
+    `the measured range; design: >= ${rule.minPointsPerParameter} points per parameter, ` +
     `each axis spanning >= ${rule.minSpan}x`
   );
 }

@@ -4,7 +4,7 @@
  * about a bad value names the exact input, and every dropped point says which filter dropped it.
  */
 import { readFileSync } from 'node:fs';
-import type { LawName } from './laws.js';
+import { LAWS, type LawName } from './laws.js';
 
 export interface FitPoint {
   /** power laws: the abscissa; chinchilla: unused. */
@@ -21,6 +21,8 @@ export interface FitPoint {
   dropped_by?: string;
   /** Where the point came from, for error messages. */
   source: string;
+  /** Its run missed its target L0 but is fitted anyway: too few runs were on target (the law is then not identified). */
+  off_target?: boolean;
 }
 
 /** Lists given directly (usually references to upstream outputs). */
@@ -138,7 +140,7 @@ export function applyFilters(law: LawName, points: FitPoint[], filters: Filters)
       p.dropped_by = 'no_value';
     }
   }
-  if (filters.on_target) dropOffTarget(points, filters.on_target);
+  if (filters.on_target) dropOffTarget(law, points, filters.on_target);
   if (filters.select_min_by) selectMinBy(law, points, filters.select_min_by);
   const xOf = (p: FitPoint) => (law === 'chinchilla' ? p.N! : p.x!);
   for (const p of points) {
@@ -159,16 +161,26 @@ export function applyFilters(law: LawName, points: FitPoint[], filters: Filters)
   }
 }
 
-function dropOffTarget(points: FitPoint[], onTarget: Array<boolean | null>): void {
+/**
+ * Leaves out the points whose run missed its target L0. When that leaves fewer distinct points
+ * than the law has parameters, they are fitted after all and marked `off_target`: the fit then
+ * reports itself not identified (a decision falls back) instead of failing the pipeline.
+ */
+function dropOffTarget(law: LawName, points: FitPoint[], onTarget: Array<boolean | null>): void {
   if (onTarget.length !== points.length) {
     throw new Error(`fit-law: on_target has ${onTarget.length} values but there are ${points.length} points`);
   }
-  points.forEach((p, i) => {
-    if (p.kept && onTarget[i] === false) {
+  const off = points.filter((p, i) => p.kept && onTarget[i] === false);
+  const key = (p: FitPoint) => (law === 'chinchilla' ? `${p.N},${p.D}` : `${p.x}`);
+  const onTargetLeft = new Set(points.filter((p) => p.kept && !off.includes(p)).map(key)).size;
+  const tooFew = onTargetLeft < LAWS[law].paramNames.length;
+  for (const p of off) {
+    if (tooFew) p.off_target = true;
+    else {
       p.kept = false;
       p.dropped_by = 'off_target';
     }
-  });
+  }
 }
 
 /** For each distinct x keep only the point with the lowest score (e.g. the best learning rate). */

@@ -126,11 +126,11 @@ const Params = Type.Object(
       default: 1,
       description: "Identified only if every exponent's interval is at most this many times |exponent| wide",
     }),
-    max_null_exponent_factor: Type.Number({
+    max_exponent_factor: Type.Number({
       minimum: 1,
       default: 2,
       description:
-        'Identified only if every exponent whose interval contains 0 moves the law by at most this factor across the measured range',
+        'An exponent wider than max_exponent_width is still pinned if its interval moves the law by at most this factor across the measured range (exponents near zero)',
     }),
   },
   { additionalProperties: false },
@@ -197,7 +197,7 @@ export default defineStage({
         maxCondition: p.max_condition,
         maxIntervalRatio: p.max_interval_ratio,
         maxExponentWidth: p.max_exponent_width,
-        maxNullExponentFactor: p.max_null_exponent_factor,
+        maxExponentFactor: p.max_exponent_factor,
       },
       repetition: p.U ? { rStar: p.repetition_r_star, uniqueAvailable: p.unique_available } : undefined,
     });

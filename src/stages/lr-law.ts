@@ -60,11 +60,11 @@ const Params = Type.Object(
       default: 1,
       description: 'Identification limit (as fit-law)',
     }),
-    max_null_exponent_factor: Type.Number({
+    max_exponent_factor: Type.Number({
       minimum: 1,
       default: 2,
       description:
-        'Identified only if every exponent whose interval contains 0 moves the law by at most this factor across the measured range',
+        'An exponent wider than max_exponent_width is still pinned if its interval moves the law by at most this factor across the measured range (exponents near zero)',
     }),
   },
   { additionalProperties: false },
@@ -147,7 +147,7 @@ type P = {
   max_condition: number;
   max_interval_ratio: number;
   max_exponent_width: number;
-  max_null_exponent_factor: number;
+  max_exponent_factor: number;
 };
 
 function lawFromOptima(optima: LrOptimum[], p: P) {
@@ -196,7 +196,7 @@ function lawFromOptima(optima: LrOptimum[], p: P) {
           maxCondition: p.max_condition,
           maxIntervalRatio: p.max_interval_ratio,
           maxExponentWidth: p.max_exponent_width,
-          maxNullExponentFactor: p.max_null_exponent_factor,
+          maxExponentFactor: p.max_exponent_factor,
         },
       },
     );
