@@ -5,7 +5,7 @@
  * working-tree copy without node_modules or dist/:
  *   1. info: the device, the CUDA runtime and driver, the BLAS;
  *   2. parity on small shapes: N steps from the same weights and batches against a float64
- *      reference step written out here (the math of src/sae/jumprelu.ts), and against the native
+ *      reference step (parity-reference.mjs: the math of src/sae/jumprelu.ts), and against the native
  *      CPU addon where it loads; a checkpoint/resume against an uninterrupted run; TF32 beside float32;
  *   3. samples/s at 512/4096/1024, 2048/16384/1024 and 2048/16384/4096 (d_in/d_sae/batch);
  *   4. milliseconds per phase of the step at the two large shapes (the device waited for after each);
@@ -19,6 +19,8 @@ import { createRequire } from 'node:module';
 import { existsSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+// The float64 reference step, start states and state comparison, shared with test/native.
+import { batch, mulberry32, referenceStep, startState, stateDiff, toRef } from './parity-reference.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -50,177 +52,6 @@ async function section(name, fn) {
   result.sections[name].seconds = +((performance.now() - t0) / 1000).toFixed(2);
   console.log(`   ${JSON.stringify(result.sections[name]).slice(0, 600)}`);
   save();
-}
-
-// ---------------------------------------------------------------------------------------------
-// The reference: one step in float64, loop by loop (as test/native/addon.test.ts).
-
-const PARAMS = ['W_enc', 'b_enc', 'W_dec', 'b_dec', 'log_threshold'];
-const GROUPS = [
-  { beta1: 0, beta2: 0.999, lrScale: 1, params: ['W_enc', 'b_enc'] },
-  { beta1: 0, beta2: 0.999, lrScale: 1, params: ['W_dec', 'b_dec'] },
-  { beta1: 0.99, beta2: 0.999, lrScale: 2, params: ['log_threshold'] },
-];
-const EPS = 1e-8;
-
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function sizes(cfg) {
-  return {
-    W_enc: cfg.dIn * cfg.dSae,
-    b_enc: cfg.dSae,
-    W_dec: cfg.dSae * cfg.dIn,
-    b_dec: cfg.dIn,
-    log_threshold: cfg.dSae,
-  };
-}
-
-/** Weights as the seed initialises them (W_dec unit rows, W_enc its transpose), non-trivial biases and thresholds. */
-function startState(cfg, rng) {
-  const n = sizes(cfg);
-  const w = Object.fromEntries(PARAMS.map((p) => [p, new Float32Array(n[p])]));
-  for (let j = 0; j < cfg.dSae; j++) {
-    let sq = 0;
-    for (let i = 0; i < cfg.dIn; i++) {
-      w.W_dec[j * cfg.dIn + i] = rng() - 0.5;
-      sq += w.W_dec[j * cfg.dIn + i] ** 2;
-    }
-    for (let i = 0; i < cfg.dIn; i++) w.W_enc[i * cfg.dSae + j] = w.W_dec[j * cfg.dIn + i] /= Math.sqrt(sq);
-    w.b_enc[j] = 0.3 * (rng() - 0.5);
-    w.log_threshold[j] = Math.log(0.05 + 0.3 * rng());
-  }
-  for (let i = 0; i < cfg.dIn; i++) w.b_dec[i] = 0.3 * (rng() - 0.5);
-  const zeros = () => Object.fromEntries(PARAMS.map((p) => [p, new Float32Array(n[p])]));
-  return { weights: w, adam: { m: zeros(), v: zeros(), steps: [0, 0, 0] }, sinceFired: new Float32Array(cfg.dSae) };
-}
-
-const batch = (rng, rows, dIn) => Float32Array.from({ length: rows * dIn }, () => 2 * rng() - 1);
-
-function toRef(s) {
-  const f64 = (r) => Object.fromEntries(PARAMS.map((p) => [p, Float64Array.from(r[p])]));
-  return {
-    p: f64(s.weights),
-    m: f64(s.adam.m),
-    v: f64(s.adam.v),
-    steps: [...s.adam.steps],
-    sinceFired: Float64Array.from(s.sinceFired),
-  };
-}
-
-function referenceStep(cfg, st, x, B, lambda, lr) {
-  const { dIn, dSae, bandwidth: bw } = cfg;
-  const { W_enc, b_enc, W_dec, b_dec, log_threshold } = st.p;
-  const thr = log_threshold.map(Math.exp);
-  const xc = new Float64Array(B * dIn);
-  for (let b = 0; b < B; b++)
-    for (let i = 0; i < dIn; i++) xc[b * dIn + i] = x[b * dIn + i] - (cfg.applyBDecToInput ? b_dec[i] : 0);
-  const z = new Float64Array(B * dSae);
-  for (let b = 0; b < B; b++)
-    for (let j = 0; j < dSae; j++) {
-      let s = b_enc[j];
-      for (let i = 0; i < dIn; i++) s += xc[b * dIn + i] * W_enc[i * dSae + j];
-      z[b * dSae + j] = s;
-    }
-  const f = z.map((v, k) => (v > thr[k % dSae] ? v : 0));
-  const g = new Float64Array(B * dIn);
-  let rec = 0;
-  for (let b = 0; b < B; b++)
-    for (let i = 0; i < dIn; i++) {
-      let s = b_dec[i];
-      for (let j = 0; j < dSae; j++) s += f[b * dSae + j] * W_dec[j * dIn + i];
-      const e = s - x[b * dIn + i];
-      rec += e * e;
-      g[b * dIn + i] = (2 * e) / B;
-    }
-  let active = 0;
-  const fired = new Float64Array(dSae);
-  f.forEach((v, k) => {
-    if (v === 0) return;
-    fired[k % dSae]++;
-    active++;
-  });
-  const grad = Object.fromEntries(PARAMS.map((p) => [p, new Float64Array(st.p[p].length)]));
-  for (let b = 0; b < B; b++)
-    for (let j = 0; j < dSae; j++) {
-      let df = 0;
-      for (let i = 0; i < dIn; i++) df += g[b * dIn + i] * W_dec[j * dIn + i];
-      const zj = z[b * dSae + j];
-      const dz = zj > thr[j] ? df : 0;
-      for (let i = 0; i < dIn; i++) {
-        grad.W_dec[j * dIn + i] += f[b * dSae + j] * g[b * dIn + i];
-        grad.W_enc[i * dSae + j] += xc[b * dIn + i] * dz;
-      }
-      grad.b_enc[j] += dz;
-      if (Math.abs(Math.max(zj, 0) - thr[j]) < bw / 2)
-        grad.log_threshold[j] += (-1 / bw) * (df * zj + lambda / B) * thr[j];
-    }
-  for (let i = 0; i < dIn; i++) {
-    for (let b = 0; b < B; b++) grad.b_dec[i] += g[b * dIn + i];
-    if (cfg.applyBDecToInput) for (let j = 0; j < dSae; j++) grad.b_dec[i] -= W_enc[i * dSae + j] * grad.b_enc[j];
-  }
-  for (let j = 0; j < dSae; j++) {
-    let along = 0;
-    for (let i = 0; i < dIn; i++) along += W_dec[j * dIn + i] * grad.W_dec[j * dIn + i];
-    for (let i = 0; i < dIn; i++) grad.W_dec[j * dIn + i] -= along * W_dec[j * dIn + i];
-  }
-  GROUPS.forEach((group, gi) => {
-    const t = ++st.steps[gi];
-    const stepSize = (lr * group.lrScale) / (1 - group.beta1 ** t);
-    const sqrtBc2 = Math.sqrt(1 - group.beta2 ** t);
-    for (const n of group.params) {
-      const { p, m, v } = { p: st.p[n], m: st.m[n], v: st.v[n] };
-      for (let k = 0; k < p.length; k++) {
-        m[k] = group.beta1 * m[k] + (1 - group.beta1) * grad[n][k];
-        v[k] = group.beta2 * v[k] + (1 - group.beta2) * grad[n][k] ** 2;
-        p[k] -= (stepSize * m[k]) / (Math.sqrt(v[k]) / sqrtBc2 + EPS);
-      }
-    }
-  });
-  for (let j = 0; j < dSae; j++) {
-    let n2 = 0;
-    for (let i = 0; i < dIn; i++) n2 += W_dec[j * dIn + i] ** 2;
-    for (let i = 0; i < dIn; i++) W_dec[j * dIn + i] /= Math.sqrt(n2);
-  }
-  fired.forEach((c, j) => (st.sinceFired[j] = c > 0 ? 0 : st.sinceFired[j] + B));
-  return { rec: rec / B, l0: active / B };
-}
-
-/**
- * Largest |a - b| relative to each array's largest |b|: over the weights, and over everything
- * (weights, Adam moments, counters). The moments of log_threshold can differ by more than float
- * rounding and legitimately: an entry whose z sits within rounding of the STE window's edge
- * counts on one side and not the other (seen in emulation vs the CPU: 2e-3 on one feature's m).
- */
-function stateDiff(a, b) {
-  const ref = 'p' in b ? b : toRef(b);
-  const worst = { weights: 0, all: 0 };
-  let where = 'nowhere';
-  const cmp = (label, x, y, isWeight) => {
-    let scale = 1e-12;
-    for (let k = 0; k < y.length; k++) scale = Math.max(scale, Math.abs(y[k]));
-    for (let k = 0; k < y.length; k++) {
-      const d = Math.abs(x[k] - y[k]) / scale;
-      const dd = Number.isNaN(d) ? Infinity : d;
-      if (isWeight && !(dd <= worst.weights)) worst.weights = dd;
-      if (!(dd <= worst.all)) [worst.all, where] = [dd, `${label}[${k}]: ${x[k]} vs ${y[k]}`];
-    }
-  };
-  for (const n of PARAMS) {
-    cmp(`weights.${n}`, a.weights[n], ref.p[n], true);
-    cmp(`adam.m.${n}`, a.adam.m[n], ref.m[n], false);
-    cmp(`adam.v.${n}`, a.adam.v[n], ref.v[n], false);
-  }
-  cmp('sinceFired', a.sinceFired, ref.sinceFired, false);
-  return { worstWeights: worst.weights, worst: worst.all, where };
 }
 
 /** The stated float32 tolerance on the weights, relative to each array's largest value (as test/native). */

@@ -1,6 +1,7 @@
 /**
  * The native CPU addon (native/cpu) driven directly, on small shapes: its fused step against a
- * plain float64 reimplementation of one step written here (and against the tfjs reference
+ * plain float64 reimplementation of one step (bench/parity-reference.mjs, which the GPU check
+ * shares; checked here against src/sae/jumprelu.ts's constants) and against the tfjs reference
  * JumpReluSae), 1 vs 2 threads, chunked vs whole-batch accumulation, the forward-only pass,
  * state round trips and the errors a caller can provoke. Skipped, saying why, when the addon
  * is not built (no compiler or OpenBLAS: `npm run build:native`).
@@ -9,175 +10,30 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { JumpReluSae, loadTf } from '../../src/sae/engines/tfjs.js';
-import {
-  ADAM_EPS,
-  ADAM_GROUPS,
-  PARAM_NAMES,
-  initialWeights,
-  type ParamName,
-  type SaeConfig,
-} from '../../src/sae/jumprelu.js';
+import { ADAM_EPS, ADAM_GROUPS, PARAM_NAMES, initialWeights, type SaeConfig } from '../../src/sae/jumprelu.js';
 import type { EngineState } from '../../src/sae/engine.js';
-import { mulberry32, type Rng } from '../../src/random.js';
+import { mulberry32 } from '../../src/random.js';
+import type * as Parity from '../../bench/parity-reference.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const { loadNativeAddon } = createRequire(import.meta.url)(join(root, 'native', 'index.cjs'));
 const { addon, error: loadError } = loadNativeAddon() as { addon: any; error: string | null };
 const skip = loadError ? `native addon not available: ${loadError}` : false;
+// The float64 reference step, start states and state comparison, shared with bench/gpu-check.mjs.
+const parity: typeof Parity = await import(pathToFileURL(join(root, 'bench', 'parity-reference.mjs')).href);
+const { batch, referenceStep, startState, stateDiff, toRef } = parity;
 
-type Arrays = Record<ParamName, Float64Array>;
-
-/** The whole training state in float64: what the reference step reads and writes. */
-interface RefState {
-  p: Arrays;
-  m: Arrays;
-  v: Arrays;
-  steps: number[];
-  sinceFired: Float64Array;
-}
-
-/** Fresh weights with non-trivial biases and thresholds (so every path and the STE window is exercised). */
-function startState(cfg: SaeConfig, rng: Rng): EngineState {
-  const w = initialWeights(cfg, 0.2, rng);
-  w.b_enc.forEach((_, i) => (w.b_enc[i] = 0.3 * (rng() - 0.5)));
-  w.b_dec.forEach((_, i) => (w.b_dec[i] = 0.3 * (rng() - 0.5)));
-  w.log_threshold.forEach((_, i) => (w.log_threshold[i] = Math.log(0.05 + 0.3 * rng())));
-  const zeros = () =>
-    Object.fromEntries(PARAM_NAMES.map((n) => [n, new Float32Array(w[n].length)])) as Record<ParamName, Float32Array>;
-  return { weights: w, adam: { m: zeros(), v: zeros(), steps: [0, 0, 0] }, sinceFired: new Float32Array(cfg.dSae) };
-}
-
-function toRef(s: EngineState): RefState {
-  const f64 = (r: Record<ParamName, Float32Array>) =>
-    Object.fromEntries(PARAM_NAMES.map((n) => [n, Float64Array.from(r[n])])) as Arrays;
-  return {
-    p: f64(s.weights),
-    m: f64(s.adam.m),
-    v: f64(s.adam.v),
-    steps: [...s.adam.steps],
-    sinceFired: Float64Array.from(s.sinceFired),
-  };
-}
-
-function batch(rng: Rng, rows: number, dIn: number): Float32Array {
-  return Float32Array.from({ length: rows * dIn }, () => 2 * rng() - 1);
-}
-
-/** One step in float64, written out loop by loop from jumprelu.ts (forward, gradients, Adam, renormalisation). */
-function referenceStep(cfg: SaeConfig, st: RefState, x: Float32Array, B: number, lambda: number, lr: number) {
-  const { dIn, dSae, bandwidth: bw } = cfg;
-  const { W_enc, b_enc, W_dec, b_dec, log_threshold } = st.p;
-  const thr = log_threshold.map(Math.exp);
-  const xc = new Float64Array(B * dIn);
-  for (let b = 0; b < B; b++)
-    for (let i = 0; i < dIn; i++) xc[b * dIn + i] = x[b * dIn + i] - (cfg.applyBDecToInput ? b_dec[i] : 0);
-  const z = new Float64Array(B * dSae);
-  for (let b = 0; b < B; b++)
-    for (let j = 0; j < dSae; j++) {
-      let s = b_enc[j];
-      for (let i = 0; i < dIn; i++) s += xc[b * dIn + i] * W_enc[i * dSae + j];
-      z[b * dSae + j] = s;
-    }
-  const f = z.map((v, k) => (v > thr[k % dSae] ? v : 0));
-  const g = new Float64Array(B * dIn);
-  let rec = 0;
-  for (let b = 0; b < B; b++)
-    for (let i = 0; i < dIn; i++) {
-      let s = b_dec[i];
-      for (let j = 0; j < dSae; j++) s += f[b * dSae + j] * W_dec[j * dIn + i];
-      const e = s - x[b * dIn + i];
-      rec += e * e;
-      g[b * dIn + i] = (2 * e) / B;
-    }
-  let active = 0;
-  const fired = new Float64Array(dSae);
-  f.forEach((v, k) => {
-    if (v === 0) return;
-    fired[k % dSae]++;
-    active++;
-  });
-  // Backward.
-  const grad = Object.fromEntries(PARAM_NAMES.map((n) => [n, new Float64Array(st.p[n].length)])) as Arrays;
-  let windowHits = 0;
-  for (let b = 0; b < B; b++)
-    for (let j = 0; j < dSae; j++) {
-      let df = 0;
-      for (let i = 0; i < dIn; i++) df += g[b * dIn + i] * W_dec[j * dIn + i];
-      const zj = z[b * dSae + j];
-      const dz = zj > thr[j] ? df : 0;
-      for (let i = 0; i < dIn; i++) {
-        grad.W_dec[j * dIn + i] += f[b * dSae + j] * g[b * dIn + i];
-        grad.W_enc[i * dSae + j] += xc[b * dIn + i] * dz;
-      }
-      grad.b_enc[j] += dz;
-      if (Math.abs(Math.max(zj, 0) - thr[j]) < bw / 2) {
-        windowHits++;
-        grad.log_threshold[j] += (-1 / bw) * (df * zj + lambda / B) * thr[j];
-      }
-    }
-  for (let i = 0; i < dIn; i++) {
-    for (let b = 0; b < B; b++) grad.b_dec[i] += g[b * dIn + i];
-    if (cfg.applyBDecToInput) for (let j = 0; j < dSae; j++) grad.b_dec[i] -= W_enc[i * dSae + j] * grad.b_enc[j];
-  }
-  for (let j = 0; j < dSae; j++) {
-    let along = 0;
-    for (let i = 0; i < dIn; i++) along += W_dec[j * dIn + i] * grad.W_dec[j * dIn + i];
-    for (let i = 0; i < dIn; i++) grad.W_dec[j * dIn + i] -= along * W_dec[j * dIn + i];
-  }
-  // Adam, PyTorch's rule, three groups.
-  ADAM_GROUPS.forEach((group, gi) => {
-    const t = ++st.steps[gi];
-    const stepSize = (lr * group.lrScale) / (1 - group.beta1 ** t);
-    const sqrtBc2 = Math.sqrt(1 - group.beta2 ** t);
-    for (const n of group.params) {
-      const { p, m, v } = { p: st.p[n], m: st.m[n], v: st.v[n] };
-      for (let k = 0; k < p.length; k++) {
-        m[k] = group.beta1 * m[k] + (1 - group.beta1) * grad[n][k];
-        v[k] = group.beta2 * v[k] + (1 - group.beta2) * grad[n][k] ** 2;
-        p[k] -= (stepSize * m[k]) / (Math.sqrt(v[k]) / sqrtBc2 + ADAM_EPS);
-      }
-    }
-  });
-  for (let j = 0; j < dSae; j++) {
-    let n2 = 0;
-    for (let i = 0; i < dIn; i++) n2 += W_dec[j * dIn + i] ** 2;
-    for (let i = 0; i < dIn; i++) W_dec[j * dIn + i] /= Math.sqrt(n2);
-  }
-  fired.forEach((c, j) => (st.sinceFired[j] = c > 0 ? 0 : st.sinceFired[j] + B));
-  let totalVar = 0;
-  for (let i = 0; i < dIn; i++) {
-    let mean = 0;
-    for (let b = 0; b < B; b++) mean += x[b * dIn + i] / B;
-    for (let b = 0; b < B; b++) totalVar += (x[b * dIn + i] - mean) ** 2;
-  }
-  return { rec: rec / B, l0: active / B, totalVar, fired, windowHits, sqErr: rec, active };
-}
-
-/** Largest |a - b| over every parameter, Adam moment and the counters, each scaled by that array's largest |b|. */
-function stateDiff(a: EngineState, b: RefState | EngineState): { worst: number; where: string } {
-  const asRef = 'p' in b ? b : toRef(b);
-  let worst = 0;
-  let where = '';
-  const cmp = (label: string, x: ArrayLike<number>, y: ArrayLike<number>) => {
-    assert.equal(x.length, y.length, `${label}: length`);
-    let scale = 1e-12;
-    for (let k = 0; k < y.length; k++) scale = Math.max(scale, Math.abs(y[k]));
-    for (let k = 0; k < y.length; k++) {
-      const d = Math.abs(x[k] - y[k]) / scale;
-      if (!(d <= worst)) [worst, where] = [Number.isNaN(d) ? Infinity : d, `${label}[${k}]: ${x[k]} vs ${y[k]}`];
-    }
-  };
-  for (const n of PARAM_NAMES) {
-    cmp(`weights.${n}`, a.weights[n], asRef.p[n]);
-    cmp(`adam.m.${n}`, a.adam.m[n], asRef.m[n]);
-    cmp(`adam.v.${n}`, a.adam.v[n], asRef.v[n]);
-  }
-  cmp('sinceFired', a.sinceFired, asRef.sinceFired);
-  assert.deepEqual(a.adam.steps, asRef.steps);
-  return { worst, where };
-}
+test('the shared parity harness (plain JavaScript) has the constants and initialisation of jumprelu.ts', () => {
+  assert.deepEqual(parity.PARAM_NAMES, [...PARAM_NAMES]);
+  assert.deepEqual(parity.ADAM_GROUPS, ADAM_GROUPS);
+  assert.equal(parity.ADAM_EPS, ADAM_EPS);
+  const [ours, theirs] = [parity.mulberry32(9), mulberry32(9)];
+  for (let k = 0; k < 5; k++) assert.equal(ours(), theirs());
+  const shape = { dIn: 5, dSae: 7 };
+  assert.deepEqual(parity.seedWeights(shape, 0.2, mulberry32(3)), initialWeights(shape, 0.2, mulberry32(3)));
+});
 
 function newSae(cfg: SaeConfig, threads: number, extra: Record<string, unknown> = {}) {
   return new addon.Sae({ ...cfg, threads, ...extra });

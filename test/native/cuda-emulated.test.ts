@@ -15,14 +15,15 @@ import { createRequire } from 'node:module';
 import { existsSync, statSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { JumpReluSae, loadTf } from '../../src/sae/engines/tfjs.js';
-import { PARAM_NAMES, initialWeights, type ParamName, type SaeConfig } from '../../src/sae/jumprelu.js';
+import { PARAM_NAMES, type SaeConfig } from '../../src/sae/jumprelu.js';
 import type { EngineState } from '../../src/sae/engine.js';
 import { CUDA_ADDON, CUDA_EMULATED_ADDON, createCudaEngine, cudaStatus } from '../../src/sae/engines/cuda.js';
 import { createNativeEngine } from '../../src/sae/engines/native.js';
 import { chooseEngine } from '../../src/sae/backend.js';
-import { mulberry32, type Rng } from '../../src/random.js';
+import { mulberry32 } from '../../src/random.js';
+import type * as Parity from '../../bench/parity-reference.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const require = createRequire(import.meta.url);
@@ -39,42 +40,11 @@ const skipDevice = existsSync(CUDA_ADDON)
   ? false
   : `the CUDA device build is missing (${CUDA_ADDON}; npm run build:cuda needs nvcc)`;
 
-/** Fresh weights with non-trivial biases and thresholds (every path and the STE window exercised). */
-function startState(cfg: SaeConfig, rng: Rng): EngineState {
-  const w = initialWeights(cfg, 0.2, rng);
-  w.b_enc.forEach((_, i) => (w.b_enc[i] = 0.3 * (rng() - 0.5)));
-  w.b_dec.forEach((_, i) => (w.b_dec[i] = 0.3 * (rng() - 0.5)));
-  w.log_threshold.forEach((_, i) => (w.log_threshold[i] = Math.log(0.05 + 0.3 * rng())));
-  const zeros = () =>
-    Object.fromEntries(PARAM_NAMES.map((n) => [n, new Float32Array(w[n].length)])) as Record<ParamName, Float32Array>;
-  return { weights: w, adam: { m: zeros(), v: zeros(), steps: [0, 0, 0] }, sinceFired: new Float32Array(cfg.dSae) };
-}
-
-function batch(rng: Rng, rows: number, dIn: number): Float32Array {
-  return Float32Array.from({ length: rows * dIn }, () => 2 * rng() - 1);
-}
-
-/** Largest |a - b| over every parameter, Adam moment and the counters, each relative to that array's largest |b|. */
-function stateDiff(a: EngineState, b: EngineState): { worst: number; where: string } {
-  let worst = 0;
-  let where = 'nowhere';
-  const cmp = (label: string, x: Float32Array, y: Float32Array) => {
-    assert.equal(x.length, y.length, `${label}: length`);
-    const scale = y.reduce((m, v) => Math.max(m, Math.abs(v)), 1e-12);
-    x.forEach((v, k) => {
-      const d = Math.abs(v - y[k]) / scale;
-      if (!(d <= worst)) [worst, where] = [Number.isNaN(d) ? Infinity : d, `${label}[${k}]: ${v} vs ${y[k]}`];
-    });
-  };
-  for (const n of PARAM_NAMES) {
-    cmp(`weights.${n}`, a.weights[n], b.weights[n]);
-    cmp(`adam.m.${n}`, a.adam.m[n], b.adam.m[n]);
-    cmp(`adam.v.${n}`, a.adam.v[n], b.adam.v[n]);
-  }
-  cmp('sinceFired', a.sinceFired, b.sinceFired);
-  assert.deepEqual(a.adam.steps, b.adam.steps);
-  return { worst, where };
-}
+// Start states, batches and the state comparison: the parity harness test/native/addon.test.ts and
+// bench/gpu-check.mjs share.
+const { batch, startState, stateDiff }: typeof Parity = await import(
+  pathToFileURL(join(root, 'bench', 'parity-reference.mjs')).href
+);
 
 // Stated tolerance, relative to each array's largest value, as for the CPU addon: 5e-5. The two
 // sum in another order (BLAS partitioning, float vs double accumulators), and Adam's m / sqrt(v)
