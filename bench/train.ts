@@ -1,6 +1,7 @@
 /**
- * Training-step throughput of our engines (samples/s) beside the PyTorch peer
- * (../shared/bench/seed_sae.py: the seed's step), same shapes, same threads, interleaved:
+ * Training-step throughput of our engines (samples/s) beside the PyTorch peer (the seed's step
+ * as a script, which is not part of this repository: PEER_SCRIPT=path, else looked for as
+ * shared/bench/seed_sae.py beside the checkout), same shapes, same threads, interleaved:
  * for each shape and round, each engine present at each thread count, then the peer at
  * that thread count. Also prints the torch version and this machine's sgemm GFLOP/s
  * (numpy, float32, one 2048 x 2048 x 2048 product per call), so that a figure can be read as

@@ -1,6 +1,6 @@
 // The JumpReLU SAE training step on the CPU, fused: forward, closed-form gradients, the three
 // Adam groups, decoder projection and renormalisation, firing counters. Plain C++ over CBLAS
-// (OpenBLAS) and OpenMP; addon.cc maps it onto the JS class of native/ADDON-API (ADDON-API.md).
+// (OpenBLAS) and OpenMP; addon.cc maps it onto the JS class that src/sae/engines/native.ts drives.
 //
 // The math is src/sae/jumprelu.ts (JumpReluSae.trainStep), the reference this is tested against:
 //
