@@ -17,12 +17,10 @@ import { availableParallelism } from 'node:os';
 import type { ActivationStore } from './loader/store.js';
 import { BatchWorkerPool } from './loader/pool.js';
 import { Rng, permutation } from './loader/rng.js';
+import { DEFAULT_EVAL_ROWS } from './store-format.js';
 
 export { ActivationStore, openStore } from './loader/store.js';
 export type { OpenStoreOptions, StoreHeader, StoreDtype } from './loader/store.js';
-
-/** Held-out rows at the end of the store, unless told otherwise (train-sae and estimate-norm agree on it). */
-export const DEFAULT_EVAL_ROWS = 8192;
 
 /** Batch-assembly threads: two keep up with ~100k rows/s of d=2048; leave a core for training. */
 export const DEFAULT_WORKERS = Math.max(1, Math.min(2, availableParallelism() - 1));

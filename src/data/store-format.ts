@@ -6,3 +6,6 @@
 
 export const STORE_HEADER_FILE = 'store.json';
 export const STORE_DATA_FILE = 'data.bin';
+
+/** Held-out rows at the end of the store, unless told otherwise (train-sae and estimate-norm agree on it). */
+export const DEFAULT_EVAL_ROWS = 8192;

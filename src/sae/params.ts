@@ -5,13 +5,14 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { ENGINE_NAMES } from './engine.js';
+import { DEFAULT_EVAL_ROWS } from '../data/store-format.js';
 
 export const TrainSaeParams = Type.Object({
   store: Type.String({ description: 'Activation store folder (output of ingest / synthetic data).' }),
   d_in: Type.Optional(Type.Integer({ minimum: 1, description: "Expected input width; must equal the store's d." })),
   eval_rows: Type.Integer({
     minimum: 1,
-    default: 8192,
+    default: DEFAULT_EVAL_ROWS,
     description: 'Held-out rows at the end of the store (not trained on).',
   }),
   norm_scale: Type.Number({

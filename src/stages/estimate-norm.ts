@@ -5,6 +5,7 @@
 import { resolve } from 'node:path';
 import { Type } from '@sinclair/typebox';
 import { defineStage } from '../runtime/stage.js';
+import { DEFAULT_EVAL_ROWS } from '../data/store-format.js';
 
 const Params = Type.Object(
   {
@@ -14,7 +15,7 @@ const Params = Type.Object(
     seed: Type.Integer({ default: 0, description: 'Seed of the batch sampling' }),
     eval_rows: Type.Integer({
       minimum: 0,
-      default: 8192,
+      default: DEFAULT_EVAL_ROWS,
       description:
         "Rows held out at the end of the store (must match train-sae's eval split; 0 = sample from every row)",
     }),
