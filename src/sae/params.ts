@@ -71,7 +71,9 @@ export const TrainSaeParams = Type.Object({
     minimum: 0,
     default: 100,
     description:
-      'With target_l0: derivative action, in steps: the controller adds this many steps of the L0 trend to its error, so lambda stops rising while L0 is already falling (no overshoot that kills latents). 0: a pure integral controller.',
+      'With target_l0: derivative action, in steps: the controller adds this many steps of the L0 trend ' +
+      'to its error, so lambda stops rising while L0 is already falling (no overshoot that kills ' +
+      'latents). 0: a pure integral controller.',
   }),
   l0_smoothing_steps: Type.Number({
     minimum: 1,

@@ -43,7 +43,8 @@ export default defineStage({
     l0_on_target: {
       kind: 'value',
       description:
-        'With target_l0: whether the held-out L0 ended within l0_tolerance of the target (false: not at matched sparsity; fit-law `on_target` leaves it out); null without a target.',
+        'With target_l0: whether the held-out L0 ended within l0_tolerance of the target (false: not at ' +
+        'matched sparsity; fit-law `on_target` leaves it out); null without a target.',
     },
     lambda: {
       kind: 'value',
