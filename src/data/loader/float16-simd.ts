@@ -262,7 +262,12 @@ export function halfRowsToFloatSimd(
   const have = k.memory.buffer.byteLength;
   if (need > have) k.memory.grow(Math.ceil((need - have) / 65536));
   const src = new Uint16Array(k.memory.buffer, 0, n);
-  for (let r = 0; r < rows; r++) src.set(halves.subarray(starts[r], starts[r] + d), r * d);
+  if (d >= 256) for (let r = 0; r < rows; r++) src.set(halves.subarray(starts[r], starts[r] + d), r * d);
+  else {
+    // Short rows: a plain copy beats creating a subarray view per row (the demo's rows are 64 wide).
+    for (let r = 0; r < rows; r++)
+      for (let i = 0, from = starts[r], to = r * d; i < d; i++) src[to + i] = halves[from + i];
+  }
   k.convert(0, n * 2, n, scale);
   out.set(new Float32Array(k.memory.buffer, n * 2, n));
   return true;

@@ -18,9 +18,11 @@ export type BatchReply = { id: number; batch: Float32Array } | { id: number; err
 
 const port = parentPort;
 if (!port) throw new Error('loader worker: must run as a worker thread');
-// Positional reads, never an in-memory copy per worker: the page cache is shared, copies are not.
+// Positional reads through the shared page cache, except for a small store (the demo's is 38 MB):
+// one read per row costs more than the step there, and a copy of a few tens of MB is cheap.
+const SMALL_STORE_BYTES = 64 * 2 ** 20;
 const { dir, simd } = workerData as { dir: string; simd: boolean };
-const store = openStore(dir, { maxInMemoryBytes: 0, simd });
+const store = openStore(dir, { maxInMemoryBytes: SMALL_STORE_BYTES, simd });
 
 port.on('message', (req: BatchRequest) => {
   try {
