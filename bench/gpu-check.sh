@@ -30,7 +30,11 @@ step() {
   shift 2
   say "$name ..."
   timeout "$limit" "$@" || rc=$?
-  if [ "$rc" -eq 0 ]; then say "$name: ok ($(($(date +%s) - t))s)"; else say "$name: FAILED (exit $rc$([ "$rc" -eq 124 ] && echo ", over ${limit}s"), $(($(date +%s) - t))s)"; fi
+  if [ "$rc" -eq 0 ]; then
+    say "$name: ok ($(($(date +%s) - t))s)"
+  else
+    say "$name: FAILED (exit $rc$([ "$rc" -eq 124 ] && echo ", over ${limit}s"), $(($(date +%s) - t))s)"
+  fi
   return "$rc"
 }
 # fail MESSAGE: the one-line reason into the JSON too, then stop.
@@ -54,7 +58,8 @@ if [ -z "$NODE_BIN" ] && [ -f native/build/node/node.xz ]; then
   if command -v xz >/dev/null; then
     step "unpack node (xz)" 60 bash -c "xz -dc native/build/node/node.xz > '$NODE_BIN'" || fail "cannot unpack native/build/node/node.xz"
   else
-    step "unpack node (python lzma)" 60 python3 -c "import lzma,shutil,sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2],'wb'))" \
+    UNXZ="import lzma,shutil,sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2],'wb'))"
+    step "unpack node (python lzma)" 60 python3 -c "$UNXZ" \
       native/build/node/node.xz "$NODE_BIN" || fail "cannot unpack native/build/node/node.xz (no xz, python3 lzma failed)"
   fi
   chmod +x "$NODE_BIN"
@@ -66,7 +71,12 @@ step "node" 20 "$NODE_BIN" -e 'console.log(process.version, process.arch)' || fa
 if [ -z "${SAE_CUBLAS:-}" ] && ! (ldconfig -p 2>/dev/null | grep -qE 'libcublas\.so\.1[23]'); then
   FOUND="$(timeout 40 find /usr/local /usr/lib /usr/lib64 /opt /usr/local/lib/python3* /usr/lib/python3* "${HOME:-/root}" \
     -maxdepth 7 -name 'libcublas.so.1[23]*' 2>/dev/null | grep -v Lt | sort -r | head -1 || true)"
-  if [ -n "$FOUND" ]; then export SAE_CUBLAS="$FOUND"; say "cuBLAS: $FOUND"; else say "cuBLAS: not found (the step falls back to a plain gemm kernel: slow)"; fi
+  if [ -n "$FOUND" ]; then
+    export SAE_CUBLAS="$FOUND"
+    say "cuBLAS: $FOUND"
+  else
+    say "cuBLAS: not found (the step falls back to a plain gemm kernel: slow)"
+  fi
 else
   say "cuBLAS: ${SAE_CUBLAS:-found by the loader}"
 fi
@@ -84,7 +94,8 @@ elif [ -z "${GPU_CHECK_NO_BUILD:-}" ] && (command -v nvcc >/dev/null || [ -x /us
   cp native/build/cuda/build-cuda.log "$OUT_DIR/" 2>/dev/null || true
   step "load the built addon" 60 "$NODE_BIN" -e "$PROBE" || fail "the addon built here does not run (see the info above)"
 else
-  fail "no usable addon: $ADDON $([ -f "$ADDON" ] && echo 'does not run here (see above)' || echo 'is missing') and it cannot be built here (no nvcc, or GPU_CHECK_NO_BUILD is set)"
+  WHY=$([ -f "$ADDON" ] && echo 'does not run here (see above)' || echo 'is missing')
+  fail "no usable addon: $ADDON $WHY and it cannot be built here (no nvcc, or GPU_CHECK_NO_BUILD is set)"
 fi
 
 # 5. The check itself; its JSON is written after every section.

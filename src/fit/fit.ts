@@ -107,7 +107,8 @@ export function fitLaw(points: FitPoint[], opts: FitOptions): FitOutcome {
   const offTarget = points.filter((p) => p.dropped_by === 'off_target');
   if (offTarget.length)
     warnings.push(
-      `${offTarget.length} point(s) left out because their run ended outside its target L0's tolerance (not at matched sparsity): ${offTarget.map((p) => p.source).join('; ')}`,
+      `${offTarget.length} point(s) left out because their run ended outside its target L0's tolerance (not at ` +
+        `matched sparsity): ${offTarget.map((p) => p.source).join('; ')}`,
     );
   const kept = points.filter((p) => p.kept);
   const offTargetFitted = kept.filter((p) => p.off_target);
@@ -461,7 +462,8 @@ function bootstrap(
   }
   if (failed > 0.05 * resamples) {
     warnings.push(
-      `${failed} of ${resamples} bootstrap refits (${method}) failed or did not converge (degenerate resamples); intervals use the other ${samples.length}`,
+      `${failed} of ${resamples} bootstrap refits (${method}) failed or did not converge (degenerate resamples); ` +
+        `intervals use the other ${samples.length}`,
     );
   }
   return samples;
@@ -552,7 +554,8 @@ function predictOne(
   const where = values.map((v, j) => `${names[j]}=${fmt(v)}`).join(', ');
   if (extrapolation > 2) {
     warnings.push(
-      `prediction ${i} at ${where} is ${extrapolation.toFixed(1)}x the largest fitted value (${names.map((n, j) => `${n} <= ${fmt(range.max[j])}`).join(', ')}): extrapolation`,
+      `prediction ${i} at ${where} is ${extrapolation.toFixed(1)}x the largest fitted value ` +
+        `(${names.map((n, j) => `${n} <= ${fmt(range.max[j])}`).join(', ')}): extrapolation`,
     );
   } else if (below < 0.5) {
     warnings.push(`prediction ${i} at ${where} is below half the smallest fitted value: extrapolation`);
@@ -619,12 +622,14 @@ function optimalOne(
   if (Number.isFinite(effective) && !Number.isFinite(D)) {
     warnings.push(
       `the compute-optimal effective data for N=${fmt(N)} (${fmt(effective)}) is more than repeating ` +
-        `${fmt(repetition.uniqueAvailable)} unique vectors can give (at most ${fmt(repetition.uniqueAvailable * (1 + repetition.rStar))}): no data size`,
+        `${fmt(repetition.uniqueAvailable)} unique vectors can give (at most ` +
+        `${fmt(repetition.uniqueAvailable * (1 + repetition.rStar))}): no data size`,
     );
   } else if (passes > repetition.maxPasses) {
     warnings.push(
       `the compute-optimal data size for N=${fmt(N)} (${fmt(D)} vectors) makes ${fmt(passes)} passes over the ` +
-        `${fmt(repetition.uniqueAvailable)} unique vectors, beyond the ${fmt(repetition.maxPasses)} passes measured: the repetition model is extrapolated`,
+        `${fmt(repetition.uniqueAvailable)} unique vectors, beyond the ${fmt(repetition.maxPasses)} passes ` +
+        `measured: the repetition model is extrapolated`,
     );
   }
   return {
@@ -707,7 +712,8 @@ function sanityWarnings(law: Law, p: Record<string, number>): string[] {
   const w: string[] = [];
   if (law.name === 'chinchilla' && (p.alpha <= 0 || p.beta <= 0)) {
     w.push(
-      `fitted exponents alpha=${p.alpha.toPrecision(4)}, beta=${p.beta.toPrecision(4)}: a non-positive exponent means the loss does not fall with that variable in this data`,
+      `fitted exponents alpha=${p.alpha.toPrecision(4)}, beta=${p.beta.toPrecision(4)}: a non-positive exponent ` +
+        `means the loss does not fall with that variable in this data`,
     );
   }
   if (law.name === 'power_plus_constant' && p.c < 1e-6 * p.a) {

@@ -63,7 +63,9 @@ export function lrOptimum(
   // A diverged run above the best one still bounds the optimum from above: only the grid's own ends are edges.
   const edge = finite[bestIdx].k === 0 ? 'lower' : finite[bestIdx].k === sortedLrs.length - 1 ? 'upper' : null;
   if (edge) {
-    const note = `the lowest loss is at the ${edge} end of the swept grid (lr ${fmt(bestSwept)}): the optimum lies ${edge === 'lower' ? 'below' : 'above'} it`;
+    const note =
+      `the lowest loss is at the ${edge} end of the swept grid (lr ${fmt(bestSwept)}): the optimum lies ` +
+      `${edge === 'lower' ? 'below' : 'above'} it`;
     return { ...base, best_swept: bestSwept, optimum: null, interval: null, edge, parabola: null, note };
   }
   const half = Math.max(1, Math.floor((opts.window ?? 5) / 2));

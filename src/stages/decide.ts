@@ -80,7 +80,8 @@ export default defineStage({
       if (Number.isFinite(measured) && passes > measured) {
         const w =
           `PASSES: ${d.name} = ${d.value.toPrecision(3)} makes ${passes.toPrecision(3)} passes over ${p.unique_available} unique ` +
-          `vectors, beyond the ${measured.toPrecision(3)} passes the most-repeated measured run made: the data law is extrapolated in repetition`;
+          `vectors, beyond the ${measured.toPrecision(3)} passes the most-repeated measured run made: the data law ` +
+          `is extrapolated in repetition`;
         d.warnings.push(w);
         record.beyond_measured_passes = true;
       }

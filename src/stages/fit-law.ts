@@ -29,20 +29,23 @@ const Params = Type.Object(
     U: Type.Optional(
       Type.Array(Type.Number(), {
         description:
-          'chinchilla: unique vectors each run trained on (train-sae `unique_samples`); with it the data term is fitted in effective data (repetition_r_star)',
+          'chinchilla: unique vectors each run trained on (train-sae `unique_samples`); with it the data term is ' +
+          'fitted in effective data (repetition_r_star)',
       }),
     ),
     repetition_r_star: Type.Number({
       exclusiveMinimum: 0,
       default: 15.4,
       description:
-        "Muennighoff et al.'s R*: effective data D' = U + U R* (1 - exp(-(D/U - 1)/R*)); 15.4 is their language-model value, an assumption here",
+        "Muennighoff et al.'s R*: effective data D' = U + U R* (1 - exp(-(D/U - 1)/R*)); 15.4 is their " +
+        'language-model value, an assumption here',
     }),
     unique_available: Type.Optional(
       Type.Number({
         exclusiveMinimum: 0,
         description:
-          'chinchilla with U: unique vectors the planned run can draw on (train-sae `train_rows`); optimal data sizes are converted to vectors with it (default: the largest U)',
+          'chinchilla with U: unique vectors the planned run can draw on (train-sae `train_rows`); optimal data ' +
+          'sizes are converted to vectors with it (default: the largest U)',
       }),
     ),
     csv: Type.Optional(
@@ -56,7 +59,8 @@ const Params = Type.Object(
     on_target: Type.Optional(
       Type.Array(Type.Union([Type.Boolean(), Type.Null()]), {
         description:
-          'Parallel to the points (train-sae `l0_on_target`): false leaves the point out, stated in the warnings: a run that ended outside its target L0 is not at matched sparsity',
+          'Parallel to the points (train-sae `l0_on_target`): false leaves the point out, stated in the warnings: a ' +
+          'run that ended outside its target L0 is not at matched sparsity',
       }),
     ),
     select_min_by: Type.Optional(
@@ -95,7 +99,8 @@ const Params = Type.Object(
     bootstrap_method: Type.Optional(
       Type.Union([Type.Literal('cases'), Type.Literal('residuals')], {
         description:
-          'cases: resample points (default for chinchilla, as Besiroglu et al.); residuals: keep x, resample log residuals (default for power laws fitted to a few chosen sizes)',
+          'cases: resample points (default for chinchilla, as Besiroglu et al.); residuals: keep x, resample log ' +
+          'residuals (default for power laws fitted to a few chosen sizes)',
       }),
     ),
     seed: Type.Integer({ default: 0, description: 'Seed of the bootstrap resampling' }),
@@ -130,7 +135,8 @@ const Params = Type.Object(
       minimum: 1,
       default: 2,
       description:
-        'An exponent wider than max_exponent_width is still pinned if its interval moves the law by at most this factor across the measured range (exponents near zero)',
+        'An exponent wider than max_exponent_width is still pinned if its interval moves the law by at most this ' +
+        'factor across the measured range (exponents near zero)',
     }),
   },
   { additionalProperties: false },
@@ -206,7 +212,8 @@ export default defineStage({
       .map(([k, v]) => `${k}=${v === null ? 'unbounded' : v.toPrecision(5)}`)
       .join(' ');
     ctx.log(
-      `${p.law} fit on ${kept} of ${points.length} points: ${shown} (${result.timing.starts} start(s), ${result.timing.fitSeconds.toFixed(2)} s; bootstrap ${result.timing.bootstrapSeconds.toFixed(2)} s)`,
+      `${p.law} fit on ${kept} of ${points.length} points: ${shown} (${result.timing.starts} start(s), ` +
+        `${result.timing.fitSeconds.toFixed(2)} s; bootstrap ${result.timing.bootstrapSeconds.toFixed(2)} s)`,
     );
     for (const w of result.warnings) ctx.log(`warning: ${w}`);
     writeFileSync(join(ctx.outDir, 'fit.json'), JSON.stringify(result.json, null, 2) + '\n');

@@ -28,7 +28,8 @@ const Params = Type.Object(
     on_target: Type.Optional(
       Type.Array(Type.Union([Type.Boolean(), Type.Null()]), {
         description:
-          'Parallel to d_sae (train-sae `l0_on_target`): runs that ended off their target L0 stay in (a learning rate that wrecks the sparsity is a bad one) but are flagged in the warnings and the report',
+          'Parallel to d_sae (train-sae `l0_on_target`): runs that ended off their target L0 stay in (a learning ' +
+          'rate that wrecks the sparsity is a bad one) but are flagged in the warnings and the report',
       }),
     ),
     predict_at: Type.Number({ exclusiveMinimum: 0, description: 'The final width' }),
@@ -64,7 +65,8 @@ const Params = Type.Object(
       minimum: 1,
       default: 2,
       description:
-        'An exponent wider than max_exponent_width is still pinned if its interval moves the law by at most this factor across the measured range (exponents near zero)',
+        'An exponent wider than max_exponent_width is still pinned if its interval moves the law by at most this ' +
+        'factor across the measured range (exponents near zero)',
     }),
   },
   { additionalProperties: false },
@@ -114,7 +116,8 @@ export default defineStage({
     result.warnings.push(...offTargetFlags(p));
     for (const o of optima) {
       ctx.log(
-        `d_sae ${o.width}: best swept lr ${o.best_swept}, optimum ${o.optimum ?? '-'} ${o.interval ? `[${o.interval.map((v) => v.toPrecision(3)).join(', ')}]` : ''}${o.note ? ` (${o.note})` : ''}`,
+        `d_sae ${o.width}: best swept lr ${o.best_swept}, optimum ${o.optimum ?? '-'} ` +
+          `${o.interval ? `[${o.interval.map((v) => v.toPrecision(3)).join(', ')}]` : ''}${o.note ? ` (${o.note})` : ''}`,
       );
     }
     for (const w of result.decision.warnings) ctx.log(`warning: ${w}`);
@@ -225,7 +228,9 @@ function lawFromOptima(optima: LrOptimum[], p: P) {
     identified,
     reasons,
     fallback,
-    fallbackRule: `the ${largest.optimum !== null ? 'parabola optimum' : 'best swept lr'} of the largest swept width (d_sae ${largest.width})`,
+    fallbackRule:
+      `the ${largest.optimum !== null ? 'parabola optimum' : 'best swept lr'} of the largest swept ` +
+      `width (d_sae ${largest.width})`,
     clamp: {
       min: lo,
       max: hi,
@@ -248,7 +253,8 @@ function offTargetFlags(p: { d_sae: number[]; lr: number[]; on_target?: Array<bo
   return p.d_sae
     .map((w, i) =>
       p.on_target![i] === false
-        ? `OFF TARGET: d_sae ${w}, lr ${fmt(p.lr[i])} ended outside its target L0's tolerance: its loss is at a different sparsity (kept: a learning rate that cannot hold the sparsity is a worse one)`
+        ? `OFF TARGET: d_sae ${w}, lr ${fmt(p.lr[i])} ended outside its target L0's tolerance: its loss is at a ` +
+          `different sparsity (kept: a learning rate that cannot hold the sparsity is a worse one)`
         : '',
     )
     .filter(Boolean);

@@ -15,7 +15,8 @@ const sinfo = spawnSync('sinfo', ['-h', '-N', '-o', '%t'], { encoding: 'utf8' })
 const up = sinfo.status === 0 && /^(idle|mix|alloc)/m.test(sinfo.stdout);
 const skip = up
   ? false
-  : `no Slurm cluster answers (${sinfo.error ? 'sinfo not installed' : sinfo.stderr.trim() || sinfo.stdout.trim()}): start one with scripts/slurm-cluster.sh start`;
+  : `no Slurm cluster answers (${sinfo.error ? 'sinfo not installed' : sinfo.stderr.trim() || sinfo.stdout.trim()}): ` +
+    'start one with scripts/slurm-cluster.sh start';
 
 /** The files at a given path in each of a project's work folders. */
 function workFiles(pr: Project, path: string): string[] {
@@ -86,7 +87,10 @@ stages:
     heavy: true
     resources: { gpu: 1 }
     matrix: { n: [1, 2] }
-    with: { cmd: '${count('gpu')}; echo "$CUDA_VISIBLE_DEVICES" > $OUT/cvd.txt; echo "\${SLURM_LEAK:-none}" > $OUT/leak.txt', outputs: { cvd: cvd.txt, leak: leak.txt }, env: { N: \${{ matrix.n }} } }
+    with:
+      cmd: '${count('gpu')}; echo "$CUDA_VISIBLE_DEVICES" > $OUT/cvd.txt; echo "\${SLURM_LEAK:-none}" > $OUT/leak.txt'
+      outputs: { cvd: cvd.txt, leak: leak.txt }
+      env: { N: \${{ matrix.n }} }
   broken:
     uses: shell
     heavy: true
@@ -199,7 +203,8 @@ stages:
   assert.deepEqual(recordedJobs(pr), [], 'no job left for a later run to adopt');
 });
 
-test("a SIGKILLed runner's jobs are adopted by the next run: no second submission, same outputs as a local run; status lists them meanwhile", {
+test("a SIGKILLed runner's jobs are adopted by the next run: no second submission, same outputs as a local run; " +
+  'status lists them meanwhile', {
   skip,
   timeout: 180_000,
 }, async (t) => {
@@ -213,7 +218,9 @@ stages:
     uses: shell
     heavy: true
     needs: [first]
-    with: { cmd: '${count('slow')}; echo "::progress 0.5 halfway"; until [ -f $PIPELINE_DIR/../release ]; do sleep 0.2; done; echo done > $OUT/b.txt', outputs: { b: b.txt } }
+    with:
+      cmd: '${count('slow')}; echo "::progress 0.5 halfway"; until [ -f $PIPELINE_DIR/../release ]; do sleep 0.2; done; echo done > $OUT/b.txt'
+      outputs: { b: b.txt }
 `;
   const pr = makeProject('slurm-adopt-');
   pr.write('pipelines/p.yaml', text);

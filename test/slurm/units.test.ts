@@ -186,7 +186,8 @@ test('sacct: without slurmdbd the job completion log answers; with neither, no a
   const calls = join(bin, 'calls');
   writeFileSync(
     join(bin, 'sacct'),
-    `#!/bin/sh\necho "$*" >> ${calls}\ncase " $* " in *" -c "*) echo "Slurm job completion is disabled" >&2;; *) echo "Slurm accounting storage is disabled" >&2;; esac\nexit 1\n`,
+    `#!/bin/sh\necho "$*" >> ${calls}\ncase " $* " in *" -c "*) echo "Slurm job completion is disabled" >&2;; *) ` +
+      `echo "Slurm accounting storage is disabled" >&2;; esac\nexit 1\n`,
   );
   chmodSync(join(bin, 'sacct'), 0o755);
   const path = process.env.PATH;

@@ -234,7 +234,8 @@ export class SlurmExecutor {
               );
             }
             this.o.note(
-              `${spec.instance}: ${decision.detail}: submitting it again (${decision.state} retry ${used + 1} of ${this.o.profile.retries[decision.state]})`,
+              `${spec.instance}: ${decision.detail}: submitting it again (${decision.state} retry ${used + 1} of ` +
+                `${this.o.profile.retries[decision.state]})`,
             );
             this.appendLog(spec, `# ${decision.detail}: resubmitted (${decision.state} retry ${used + 1})`);
             record = await this.submit(spec, jobDir, record.attempt + 1, {
