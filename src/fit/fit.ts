@@ -81,6 +81,7 @@ export interface FitOutcome {
   warnings: string[];
   /** The fit.json object. */
   json: FitFile;
+  /** Wall-clock seconds, for the log only: fit.json stays a pure function of the inputs (its digest feeds the cache). */
   timing: { fitSeconds: number; bootstrapSeconds: number; starts: number };
 }
 
@@ -230,14 +231,12 @@ export function fitLaw(points: FitPoint[], opts: FitOptions): FitOutcome {
       converged: best.run.converged,
       stop_reason: best.run.reason,
       iterations: best.run.iterations,
-      seconds: fitSeconds,
     },
     bootstrap: {
       method: bootstrapMethod(opts),
       resamples: opts.bootstrap ?? 200,
       used: boot.length,
       seed: opts.seed ?? 0,
-      seconds: bootstrapSeconds,
     },
     warnings,
   };

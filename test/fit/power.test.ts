@@ -79,6 +79,16 @@ test('bootstrap intervals are deterministic for a seed and change with it', asyn
   assert.notDeepEqual(await run(7), await run(8));
 });
 
+test('fit.json is the same bytes when the fit runs again (no timings: its digest feeds the cache)', async () => {
+  const x = [1, 2, 4, 8, 16, 32];
+  const y = [1.0, 1.9, 4.3, 7.6, 16.8, 31];
+  const fitFile = async () => {
+    const { outDir } = await runStageDirect(fitLawStage, { x, y, seed: 3, bootstrap: 50 });
+    return readFileSync(join(outDir, 'fit.json'), 'utf8');
+  };
+  assert.equal(await fitFile(), await fitFile());
+});
+
 test('power_plus_constant recovers c + a x^b', async () => {
   const x = [10, 30, 100, 300, 1000, 3000, 10000, 30000];
   const y = x.map((v) => 0.5 + 3 * v ** -0.4);
