@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { Type, type Static } from '@sinclair/typebox';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import type { Progress } from '../util/progress.js';
+import { etaSeconds } from './progress.js';
 import { validator } from './validate.js';
 
 const ProgressSchema = Type.Object({
@@ -52,7 +53,7 @@ export function progressFileWriter(file: string, intervalMs = PROGRESS_FILE_INTE
     pending = undefined;
     lastWrite = Date.now();
     const elapsedSeconds = (lastWrite - started) / 1000;
-    const eta = p.etaSeconds ?? (p.fraction && p.fraction < 1 ? elapsedSeconds * (1 / p.fraction - 1) : undefined);
+    const eta = etaSeconds(p, elapsedSeconds);
     const record: ProgressFile = {
       version: 1,
       at: new Date(lastWrite).toISOString(),

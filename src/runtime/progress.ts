@@ -43,17 +43,30 @@ export function createReporter(
   return tty ? new LiveReporter(out) : new PlainReporter(out, opts.plainIntervalMs ?? 5000);
 }
 
-function describe(p: Progress, elapsedMs: number): string {
+/**
+ * A report as text: "40%  step 400/1000  5300 samples/s  ETA 15.0s  10.0s" (the last part
+ * the elapsed time, when given). The live display, plain lines and `pipeline status` all
+ * show a report this way.
+ */
+export function describeProgress(p: Progress, elapsedMs?: number): string {
   const parts: string[] = [];
   if (p.fraction !== undefined) parts.push(`${(p.fraction * 100).toFixed(p.fraction < 0.1 ? 1 : 0)}%`);
   if (p.message) parts.push(p.message);
   if (p.rate !== undefined) parts.push(`${compact(p.rate)} ${p.unit ?? 'it'}/s`);
-  const eta =
-    p.etaSeconds ??
-    (p.fraction && p.fraction > 0.001 && p.fraction < 1 ? (elapsedMs / 1000) * (1 / p.fraction - 1) : undefined);
+  const eta = elapsedMs === undefined ? p.etaSeconds : etaSeconds(p, elapsedMs / 1000);
   if (eta !== undefined) parts.push(`ETA ${formatDuration(eta * 1000)}`);
-  parts.push(formatDuration(elapsedMs));
+  if (elapsedMs !== undefined) parts.push(formatDuration(elapsedMs));
   return parts.join('  ');
+}
+
+/**
+ * Seconds left: the stage's own estimate, else extrapolated from the fraction done in the
+ * elapsed time; none before 0.1% is done (too early to tell) or once all is.
+ */
+export function etaSeconds(p: Progress, elapsedSeconds: number): number | undefined {
+  if (p.etaSeconds !== undefined) return p.etaSeconds;
+  const f = p.fraction;
+  return f !== undefined && f > 0.001 && f < 1 ? elapsedSeconds * (1 / f - 1) : undefined;
 }
 
 function compact(n: number): string {
@@ -87,7 +100,7 @@ class PlainReporter implements Reporter {
     const now = Date.now();
     if (now - r.lastPrinted < this.intervalMs) return;
     r.lastPrinted = now;
-    this.line(`${instance}  ${describe(p, now - r.since)}`);
+    this.line(`${instance}  ${describeProgress(p, now - r.since)}`);
   }
   finished(instance: string, status: keyof typeof SYMBOL, detail?: string, ms?: number): void {
     this.running.delete(instance);
@@ -117,7 +130,7 @@ class LiveReporter implements Reporter {
     const lines = [...this.running].map(([name, r]) => {
       const f = r.p.fraction;
       const bar = f === undefined ? '' : `[${'#'.repeat(Math.round(f * 20)).padEnd(20, '.')}] `;
-      return `${spin} ${name}  ${bar}${describe(r.p, now - r.since)}`.slice(0, width);
+      return `${spin} ${name}  ${bar}${describeProgress(r.p, now - r.since)}`.slice(0, width);
     });
     this.clear();
     if (lines.length) this.out.write(lines.join('\n') + '\n');

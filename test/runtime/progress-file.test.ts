@@ -37,6 +37,14 @@ test('progress file: the first report at once, later ones held back until the in
   assert.deepEqual(readdirSync(dir), ['progress.json'], 'no temporary file left');
 });
 
+test('progress file: no ETA extrapolated from a fraction too small to tell (0.05%)', () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'progress-file-')), 'progress.json');
+  const writer = progressFileWriter(file, 3_600_000);
+  writer.report({ fraction: 0.0005, message: 'step 1/2000' });
+  writer.close();
+  assert.deepEqual(readProgressFile(file)?.progress, { fraction: 0.0005, message: 'step 1/2000' });
+});
+
 test('progress file: a file of another form is no progress', () => {
   const dir = mkdtempSync(join(tmpdir(), 'progress-file-'));
   const file = join(dir, 'progress.json');

@@ -1,7 +1,7 @@
 /** Unit tests of the two progress renderings: plain timestamped lines (CI) and the live region (TTY). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createReporter } from '../../src/runtime/progress.js';
+import { createReporter, describeProgress, etaSeconds } from '../../src/runtime/progress.js';
 
 function fakeStream(columns = 120) {
   const writes: string[] = [];
@@ -56,4 +56,20 @@ test('live region: one line per running stage, redrawn in place, finished lines 
     writes.every((w) => w.split('\n').every((line) => line.replace(/\x1b\[[0-9]*[AJ]/g, '').length <= 80)),
     'lines fit the terminal',
   );
+});
+
+test("ETA: the stage's own, else from fraction and elapsed time; none at 0, at 1 or below 0.1% done", () => {
+  assert.equal(etaSeconds({ fraction: 0.25 }, 10), 30);
+  assert.equal(etaSeconds({ fraction: 0.25, etaSeconds: 7 }, 10), 7, "the stage's own ETA wins");
+  assert.equal(etaSeconds({ message: 'no fraction' }, 10), undefined);
+  assert.equal(etaSeconds({ fraction: 0 }, 10), undefined);
+  assert.equal(etaSeconds({ fraction: 1 }, 10), undefined);
+  assert.equal(etaSeconds({ fraction: 0.0005 }, 10), undefined, 'too early to extrapolate');
+});
+
+test('a report as text: percent, message, rate, ETA, and the elapsed time when given', () => {
+  const p = { fraction: 0.4, message: 'step 400/1000', rate: 5300, unit: 'samples' };
+  assert.equal(describeProgress(p, 10_000), '40%  step 400/1000  5300 samples/s  ETA 15.0s  10.0s');
+  assert.equal(describeProgress({ fraction: 0.05, etaSeconds: 90 }), '5.0%  ETA 1m30s');
+  assert.equal(describeProgress({ message: 'waiting' }), 'waiting');
 });
