@@ -55,6 +55,20 @@ function stateOf(id: string): string {
   return spawnSync('squeue', ['-h', '-t', 'all', '-j', id, '-o', '%T'], { encoding: 'utf8' }).stdout.trim();
 }
 
+/**
+ * The environment of a command that sees an squeue that forgets a job as soon as it has ended,
+ * as on a busy cluster with a short MinJobAge: only accounting then tells how a job ended.
+ */
+function forgetfulSqueue(pr: Project): Record<string, string> {
+  const squeue = spawnSync('bash', ['-c', 'command -v squeue'], { encoding: 'utf8' }).stdout.trim();
+  pr.write(
+    'bin/squeue',
+    `#!/bin/sh\n${squeue} "$@" | grep -E '^[0-9]+[|](PENDING|CONFIGURING|RUNNING|COMPLETING)[|]'\nexit 0\n`,
+  );
+  spawnSync('chmod', ['+x', join(pr.dir, 'bin', 'squeue')]);
+  return { PATH: `${join(pr.dir, 'bin')}:${process.env.PATH}` };
+}
+
 function profile(pr: Project, extra = ''): string {
   return pr.write('slurm.yaml', `poll_interval: 0.3\nwarning_seconds: 0\n${extra}`);
 }
@@ -238,7 +252,11 @@ stages:
   assert.equal(stateOf(ids[0]), 'RUNNING', 'the job outlives its runner');
 
   const status = await cli(['status', 'p'], pr.dir);
-  assert.match(status.stdout, new RegExp(`running +slow +Slurm job ${ids[0]} running on localhost: 50% halfway`));
+  // The stage's latest report, described as the live display does (percent, message, ETA).
+  assert.match(
+    status.stdout,
+    new RegExp(`running +slow +Slurm job ${ids[0]} running on localhost: 50% {2}halfway {2}ETA \\d[\\d.]*m?s\n`),
+  );
   const show = await cli(['show', 'p', 'slow'], pr.dir);
   assert.match(show.stderr, new RegExp(`slow is not computed: in progress elsewhere, Slurm job ${ids[0]}`));
 
@@ -268,6 +286,49 @@ stages:
   const l = await cli(['run', 'p', '--progress', 'plain'], local.dir);
   assert.equal(l.code, 0, l.stderr);
   assert.deepEqual(lockKeys(pr), lockKeys(local));
+});
+
+test('status tells how a job ended while no runner watched: from squeue, and from sacct once squeue has forgotten it', {
+  skip,
+  timeout: 120_000,
+}, async (t) => {
+  const pr = makeProject('slurm-status-');
+  pr.write(
+    'pipelines/p.yaml',
+    `name: p\nstages:\n  long:\n    uses: shell\n    heavy: true\n    with: { cmd: '${count('long')}; sleep 300' }\n`,
+  );
+  profile(pr);
+  const run = startCli(['run', 'p', ...slurm(pr)], pr.dir);
+  t.after(() => run.child.kill('SIGKILL'));
+  let ids: string[] = [];
+  await waitFor(() => {
+    if (pr.count('long') !== 1) return false;
+    ids = recordedJobs(pr);
+    return ids.length === 1;
+  }, 60_000);
+  run.child.kill('SIGKILL');
+  await run.done;
+  spawnSync('scancel', [ids[0]]);
+  await waitFor(() => stateOf(ids[0]) === 'CANCELLED', 30_000);
+  const line = new RegExp(
+    `^ended +long +Slurm job ${ids[0]} ended CANCELLED on localhost; the next run collects it$`,
+    'm',
+  );
+  assert.match((await cli(['status', 'p'], pr.dir)).stdout, line);
+
+  const sacct = () =>
+    spawnSync('sacct', ['-c', '-X', '-P', '-n', '-j', ids[0], '-o', 'State'], { encoding: 'utf8' }).stdout;
+  await waitFor(() => sacct().includes('CANCELLED'), 30_000);
+  const forgetful = forgetfulSqueue(pr);
+  assert.match((await cli(['status', 'p'], pr.dir, forgetful)).stdout, line);
+  const json = JSON.parse((await cli(['status', 'p', '--json'], pr.dir, forgetful)).stdout);
+  assert.deepEqual(json.instances[0].job, { id: ids[0], state: 'CANCELLED', node: 'localhost', reason: null });
+
+  // The next run collects it: cancelled outside any run, the stage failed; nothing is resubmitted.
+  const r = await cli(['run', 'p', ...slurm(pr)], pr.dir, forgetful);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /FAILED long/);
+  assert.equal(pr.count('long'), 1);
 });
 
 /**
@@ -355,15 +416,8 @@ stages:
   // The checkpoint is replaced by a rename: a kill in the middle of a write must not empty it.
   // Jobs of partition low are preempted by jobs of partition high (scripts/slurm-cluster.sh).
   profile(pr, 'stages:\n  steps: { partition: low }\n');
-  // An squeue that forgets a job as soon as it has ended, as on a busy cluster with a short
-  // MinJobAge: the runner learns how the job ended from sacct (here the job completion log).
-  const squeue = spawnSync('bash', ['-c', 'command -v squeue'], { encoding: 'utf8' }).stdout.trim();
-  pr.write(
-    'bin/squeue',
-    `#!/bin/sh\n${squeue} "$@" | grep -E '^[0-9]+[|](PENDING|CONFIGURING|RUNNING|COMPLETING)[|]'\nexit 0\n`,
-  );
-  spawnSync('chmod', ['+x', join(pr.dir, 'bin', 'squeue')]);
-  const run = startCli(['run', 'p', ...slurm(pr)], pr.dir, { PATH: `${join(pr.dir, 'bin')}:${process.env.PATH}` });
+  // The runner learns how the job ended from sacct (here the job completion log).
+  const run = startCli(['run', 'p', ...slurm(pr)], pr.dir, forgetfulSqueue(pr));
   t.after(() => run.child.kill('SIGKILL'));
   const step = () => workFiles(pr, 'step').map((f) => Number(readFileSync(f, 'utf8')))[0] ?? 0;
   await waitFor(() => step() >= 3, 60_000);

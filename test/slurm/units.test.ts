@@ -5,11 +5,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Accounting } from '../../src/runtime/slurm/accounting.js';
 import type { PipelineError } from '../../src/runtime/errors.js';
+import { describeProgress } from '../../src/runtime/progress.js';
+import { QueuePoller, type JobRecord } from '../../src/runtime/slurm/executor.js';
+import { jobStatus, jobsInProgress } from '../../src/runtime/slurm/jobs.js';
 import { parseProfile, runsLocally } from '../../src/runtime/slurm/profile.js';
 import { batchScript, sbatchOptions, shellQuote, type JobRequest } from '../../src/runtime/slurm/script.js';
 import {
@@ -206,4 +209,167 @@ test('sacct: without slurmdbd the job completion log answers; with neither, no a
   } finally {
     process.env.PATH = path;
   }
+});
+
+/** A folder on PATH whose Slurm commands are the given shell scripts; restores PATH after `body`. */
+async function withTools(tools: Record<string, string>, body: (bin: string) => Promise<void>): Promise<void> {
+  const bin = mkdtempSync(join(tmpdir(), 'slurm-tools-'));
+  for (const [name, script] of Object.entries(tools)) {
+    writeFileSync(join(bin, name), `#!/bin/sh\n${script}\n`);
+    chmodSync(join(bin, name), 0o755);
+  }
+  const path = process.env.PATH;
+  process.env.PATH = `${bin}:${path}`;
+  try {
+    await body(bin);
+  } finally {
+    process.env.PATH = path;
+  }
+}
+
+const record = (jobId: string, name: string): JobRecord => ({
+  jobId,
+  name,
+  instance: name,
+  pipeline: 'p',
+  key: `key-${jobId}`,
+  attempt: 1,
+  retriesUsed: {},
+  submittedAt: '2026-01-01T00:00:00.000Z',
+});
+
+test('status: how a job that left the queue ended, from captured sacct lines; queued and running jobs from squeue', () => {
+  // Captured from `sacct -c -X -P -n -j 1,2,3 -o JobID,State,Reason,NodeList,JobName` on the test
+  // cluster (exit 3, scancel, true), plus lines as slurmdbd's sacct writes them for end states
+  // the test cluster cannot make without disturbing other jobs.
+  const ended = parseJobLines(
+    [
+      '1|FAILED||localhost|cap-failed',
+      '3|COMPLETED||localhost|cap-ok',
+      '2|CANCELLED||localhost|cap-cancel',
+      '7|TIMEOUT|None|node07|pl-7',
+      '8|NODE_FAIL|None|node08|pl-8',
+      '9|OUT_OF_MEMORY|None|node07|pl-9',
+      '10|PREEMPTED|None|node07|pl-10',
+      '11|CANCELLED by 1000|None|None assigned|pl-11',
+    ].join('\n'),
+  );
+  const status = (id: string, name: string) => jobStatus(record(id, name), viewOf(ended, id, name), undefined);
+  assert.deepEqual(status('1', 'cap-failed'), {
+    record: record('1', 'cap-failed'),
+    label: 'ended',
+    text: 'Slurm job 1 ended FAILED on localhost; the next run collects it',
+    state: 'FAILED',
+    node: 'localhost',
+  });
+  for (const [id, name, state] of [
+    ['3', 'cap-ok', 'COMPLETED'],
+    ['2', 'cap-cancel', 'CANCELLED'],
+    ['7', 'pl-7', 'TIMEOUT'],
+    ['8', 'pl-8', 'NODE_FAIL'],
+    ['9', 'pl-9', 'OUT_OF_MEMORY'],
+    ['10', 'pl-10', 'PREEMPTED'],
+  ]) {
+    const s = status(id, name);
+    assert.equal(s.label, 'ended');
+    assert.equal(s.state, state);
+    assert.match(
+      s.text,
+      new RegExp(`^Slurm job ${id} ended ${state} on (localhost|node0[78]); the next run collects it$`),
+    );
+  }
+  assert.equal(status('11', 'pl-11').text, 'Slurm job 11 ended CANCELLED; the next run collects it');
+  // squeue's own answer for a job that has just ended (its reason kept), is queued, or runs.
+  const queue = parseSqueue(
+    '1|FAILED|NonZeroExitCode|localhost|cap-failed\n4|PENDING|Priority||pl-4\n5|RUNNING|None|node07|pl-5\n' +
+      '6|SUSPENDED|None|node07|pl-6\n',
+  );
+  const fromQueue = (id: string, name: string) => jobStatus(record(id, name), queue.get(id), undefined).text;
+  assert.equal(
+    fromQueue('1', 'cap-failed'),
+    'Slurm job 1 ended FAILED (NonZeroExitCode) on localhost; the next run collects it',
+  );
+  assert.equal(fromQueue('4', 'pl-4'), 'Slurm job 4 queued (Priority)');
+  assert.equal(fromQueue('5', 'pl-5'), 'Slurm job 5 running on node07');
+  assert.equal(fromQueue('6', 'pl-6'), 'Slurm job 6 SUSPENDED on node07', 'a suspended job has not ended');
+  assert.equal(
+    jobStatus(record('12', 'pl-12'), undefined, undefined, 'no accounting on this cluster').text,
+    'Slurm job 12 has left the queue, how it ended is unknown (no accounting on this cluster); the next run collects it',
+  );
+});
+
+test('status: a running job with its progress file reads as the live display describes a report', () => {
+  const file = {
+    version: 1 as const,
+    at: '2026-01-01T00:00:00.000Z',
+    elapsedSeconds: 10,
+    progress: { fraction: 0.4, message: 'step 400/1000 loss 0.05', rate: 40, unit: 'steps', etaSeconds: 15 },
+  };
+  const view: QueueView = { jobId: '12', state: 'RUNNING', reason: '', node: 'node07', name: 'pl-12' };
+  assert.equal(
+    jobStatus(record('12', 'pl-12'), view, file).text,
+    `Slurm job 12 running on node07: ${describeProgress(file.progress)}`,
+  );
+  assert.equal(describeProgress(file.progress), '40%  step 400/1000 loss 0.05  40.0 steps/s  ETA 15.0s');
+});
+
+test('status: jobs squeue has forgotten are asked of sacct, in one query; its end state shows', async () => {
+  const work = mkdtempSync(join(tmpdir(), 'status-jobs-'));
+  const dirs = new Map<string, string>();
+  for (const [id, name] of [
+    ['21', 'pl-timeout'],
+    ['22', 'pl-running'],
+    ['23', 'pl-forgotten'],
+  ]) {
+    const dir = join(work, id);
+    mkdirSync(join(dir, '.slurm'), { recursive: true });
+    writeFileSync(join(dir, '.slurm', 'job.json'), JSON.stringify(record(id, name)));
+    dirs.set(`key-${id}`, dir);
+  }
+  await withTools(
+    {
+      squeue: 'echo "22|RUNNING|None|node07|pl-running"',
+      sacct: `echo "$*" >> ${join(work, 'sacct-calls')}\necho "21|TIMEOUT||node07|pl-timeout"`,
+    },
+    async () => {
+      const jobs = await jobsInProgress(dirs);
+      assert.deepEqual(
+        [...jobs.values()].map((j) => [j.label, j.state, j.text]),
+        [
+          ['ended', 'TIMEOUT', 'Slurm job 21 ended TIMEOUT on node07; the next run collects it'],
+          ['running', 'RUNNING', 'Slurm job 22 running on node07'],
+          [
+            'ended',
+            undefined,
+            'Slurm job 23 has left the queue, how it ended is unknown (accounting does not know it); ' +
+              'the next run collects it',
+          ],
+        ],
+      );
+      assert.match(readFileSync(join(work, 'sacct-calls'), 'utf8'), /^-X -P -n -j 21,23 -o /);
+    },
+  );
+});
+
+test('poller: a job watched while an squeue is under way is polled too, even when every job of that poll ends', async () => {
+  // squeue takes 0.5 s; job 31 has ended. Job 32 is watched during the query for 31 alone.
+  await withTools(
+    {
+      squeue: 'sleep 0.5\necho "31|COMPLETED|None|n1|pl-31"\necho "32|COMPLETED|None|n1|pl-32"',
+      sacct: 'exit 0',
+    },
+    async () => {
+      const poller = new QueuePoller(50, () => {});
+      try {
+        const first = poller.next('31', 'pl-31', true);
+        await new Promise((r) => setTimeout(r, 300));
+        const second = poller.next('32', 'pl-32');
+        assert.equal((await first)?.state, 'COMPLETED');
+        const late = await Promise.race([second, new Promise((r) => setTimeout(() => r('never polled'), 5000))]);
+        assert.equal((late as QueueView | string | undefined) && (late as QueueView).state, 'COMPLETED');
+      } finally {
+        poller.stop();
+      }
+    },
+  );
 });

@@ -14,6 +14,11 @@ export class Accounting {
 
   constructor(private note: (line: string) => void) {}
 
+  /** False once both sources said they are disabled: no end state will ever come. */
+  get available(): boolean {
+    return this.source !== 'none';
+  }
+
   /**
    * One sacct query for all the given jobs: their views (as many as accounting knows), [] when
    * the cluster has no accounting, undefined when sacct did not answer (ask again later).

@@ -19,7 +19,8 @@ import { readProgressFile, type ProgressFile } from '../progress-file.js';
 import { runsLocally, type RetryState, type SlurmProfile } from './profile.js';
 import { batchScript, type JobRequest } from './script.js';
 import { Accounting } from './accounting.js';
-import { decide, parseSqueue, SQUEUE_FORMAT, viewOf, type QueueView, type ResultFile } from './state.js';
+import { lookUpJobs } from './query.js';
+import { decide, type QueueView, type ResultFile } from './state.js';
 import { runTool } from './tool.js';
 
 /** What `job.json` holds: enough to find the job again and to go on counting its retries. */
@@ -81,15 +82,14 @@ interface Watcher {
 }
 
 /**
- * One squeue query for every job being watched, each poll interval, and one sacct query for
- * those that have left the queue. Watchers get the job's line, or undefined when Slurm does
- * not know the job (or knows another job under that id: ids restart when a controller starts
- * afresh, so the name must match too).
+ * One look at Slurm (query.ts) for every job being watched, each poll interval. Watchers get
+ * the job's line, or undefined when Slurm does not know the job.
  */
-class QueuePoller {
+export class QueuePoller {
   private waiting = new Map<string, Watcher[]>();
   private timer: NodeJS.Timeout | undefined;
   private failures = 0;
+  private stopped = false;
   private accounting: Accounting;
 
   constructor(
@@ -112,40 +112,39 @@ class QueuePoller {
   }
 
   private schedule(ms: number): void {
-    if (this.timer) return;
+    if (this.timer || this.stopped) return;
     this.timer = setTimeout(() => void this.poll(), ms);
   }
 
   private async poll(): Promise<void> {
     const waiting = this.waiting;
     this.waiting = new Map();
-    const ids = [...waiting.keys()];
-    const answer = await runTool('squeue', ['-h', '-t', 'all', '-j', ids.join(','), '-o', SQUEUE_FORMAT]);
-    this.timer = undefined;
-    // With a single unknown id squeue fails with "Invalid job id"; with several it leaves them out.
-    const unknownOnly = answer.code !== 0 && /Invalid job id/i.test(answer.stderr);
-    if (answer.code !== 0 && !unknownOnly) {
-      // No answer is not an answer that the jobs are gone: ask again at the next poll.
-      if (++this.failures === 1 || this.failures % 10 === 0)
-        this.note(`squeue failed (${answer.stderr.trim() || `exit ${answer.code}`}): asking again`);
-      this.askAgain(waiting);
-      return;
+    const jobs = [...waiting].flatMap(([jobId, list]) => list.map((w) => ({ jobId, name: w.name })));
+    try {
+      const seen = await lookUpJobs(jobs, this.accounting);
+      if ('squeueError' in seen) {
+        // No answer is not an answer that the jobs are gone: ask again at the next poll.
+        if (++this.failures === 1 || this.failures % 10 === 0)
+          this.note(`squeue failed (${seen.squeueError}): asking again`);
+        return this.askAgain(waiting);
+      }
+      this.failures = 0;
+      if (!seen.accountingAnswered) return this.askAgain(waiting);
+      for (const [id, list] of waiting) for (const w of list) w.resolve(seen.view(id, w.name));
+    } finally {
+      // Jobs watched while the query was under way wait for the next poll: when every job of
+      // this one has ended, no watcher's next() would schedule it.
+      this.timer = undefined;
+      if (this.waiting.size) this.schedule(this.intervalMs);
     }
-    this.failures = 0;
-    const queued = parseSqueue(answer.stdout);
-    const inQueue = (id: string, name: string) => (queued.get(id)?.name === name ? queued.get(id) : undefined);
-    const left = ids.filter((id) => waiting.get(id)!.some((w) => !inQueue(id, w.name)));
-    const ended = await this.accounting.endStates(left);
-    if (!ended) return this.askAgain(waiting);
-    for (const [id, list] of waiting) for (const w of list) w.resolve(inQueue(id, w.name) ?? viewOf(ended, id, w.name));
   }
 
   private askAgain(waiting: Map<string, Watcher[]>): void {
     for (const [id, list] of waiting) this.watch(id, list);
-    this.schedule(this.intervalMs);
   }
 
   stop(): void {
+    this.stopped = true;
     clearTimeout(this.timer);
   }
 }

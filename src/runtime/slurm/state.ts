@@ -92,6 +92,18 @@ const ACTIVE = new Set([
   'STOPPED',
 ]);
 
+/** Whether a job in this state has yet to end (queued, running, suspended, requeued...). */
+export function isActive(state: string): boolean {
+  return ACTIVE.has(state);
+}
+
+/** States of a job waiting to start (again). */
+const WAITING = new Set(['PENDING', 'REQUEUED', 'REQUEUE_HOLD', 'REQUEUE_FED']);
+
+export function isWaiting(state: string): boolean {
+  return WAITING.has(state);
+}
+
 /**
  * Pending reasons that no amount of waiting clears: the request exceeds what the partition,
  * account or QOS allows. Reasons such as Resources, Priority or ReqNodeNotAvail do clear.

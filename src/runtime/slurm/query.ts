@@ -1,0 +1,42 @@
+/**
+ * What Slurm knows of some jobs now, for the runner's poll and for `pipeline status` alike:
+ * one squeue query for all of them, and one sacct query for those squeue no longer lists.
+ */
+import type { Accounting } from './accounting.js';
+import { parseSqueue, SQUEUE_FORMAT, viewOf, type QueueView } from './state.js';
+import { runTool } from './tool.js';
+
+export interface Job {
+  jobId: string;
+  name: string;
+}
+
+export type Sighting =
+  /** squeue did not answer: nothing is known, not even that the jobs are gone. */
+  | { squeueError: string }
+  | {
+      /** Whether accounting answered (no accounting at all counts as an answer that knows nothing). */
+      accountingAnswered: boolean;
+      /**
+       * The job's view: squeue's line while it lists the job, else accounting's; undefined when
+       * neither knows it (or knows another job under that id: ids restart when a controller
+       * starts afresh, so the name must match too).
+       */
+      view(jobId: string, name: string): QueueView | undefined;
+    };
+
+export async function lookUpJobs(jobs: Job[], accounting: Accounting): Promise<Sighting> {
+  const ids = [...new Set(jobs.map((j) => j.jobId))];
+  const answer = await runTool('squeue', ['-h', '-t', 'all', '-j', ids.join(','), '-o', SQUEUE_FORMAT]);
+  // With a single unknown id squeue fails with "Invalid job id"; with several it leaves them out.
+  if (answer.code !== 0 && !/Invalid job id/i.test(answer.stderr))
+    return { squeueError: answer.stderr.trim() || `exit ${answer.code}` };
+  const queued = parseSqueue(answer.stdout);
+  const inQueue = (id: string, name: string) => (queued.get(id)?.name === name ? queued.get(id) : undefined);
+  const left = [...new Set(jobs.filter((j) => !inQueue(j.jobId, j.name)).map((j) => j.jobId))];
+  const ended = await accounting.endStates(left);
+  return {
+    accountingAnswered: ended !== undefined,
+    view: (id, name) => inQueue(id, name) ?? (ended && viewOf(ended, id, name)),
+  };
+}
