@@ -14,7 +14,7 @@
  * thread. Neither changes what is delivered, only when and where the work is done.
  */
 import { availableParallelism } from 'node:os';
-import type { ActivationStore } from './loader/store.js';
+import { SMALL_STORE_BYTES, type ActivationStore } from './loader/store.js';
 import { BatchWorkerPool } from './loader/pool.js';
 import { Rng, permutation } from './loader/rng.js';
 import { DEFAULT_EVAL_ROWS } from './store-format.js';
@@ -24,6 +24,17 @@ export type { OpenStoreOptions, StoreHeader, StoreDtype } from './loader/store.j
 
 /** Batch-assembly threads: two keep up with ~100k rows/s of d=2048; leave a core for training. */
 export const DEFAULT_WORKERS = Math.max(1, Math.min(2, availableParallelism() - 1));
+
+/**
+ * Batches of at most this many values from a small store are assembled on the calling thread:
+ * converting the demo's 64 x 64 batch takes microseconds, while a worker costs a message round
+ * trip per batch and, per loader, a thread start with its own module loading and store copy
+ * (measured: a 1,000-step demo run spent about half its 1.2 s waiting on its workers).
+ */
+export const SMALL_BATCH_VALUES = 1 << 16;
+
+/** Where batches are converted to float32: worker threads, or the thread calling next(). */
+export type Assembly = 'worker' | 'caller';
 
 export type Split = 'train' | 'eval' | 'all';
 
@@ -41,7 +52,10 @@ export interface LoaderOptions {
   evalRows?: number;
   /** Batches requested ahead of the one returned. Default 2. */
   prefetch?: number;
-  /** Worker threads assembling batches (0: on the main thread). Default: cores - 1, between 1 and 2. */
+  /**
+   * Worker threads assembling batches (0: on the main thread). Default: none for small batches of a
+   * small store (SMALL_BATCH_VALUES, SMALL_STORE_BYTES), else cores - 1, between 1 and 2.
+   */
   workers?: number;
 }
 
@@ -90,11 +104,15 @@ export class BatchLoader {
     this.scale = options.scale ?? 1;
     if (!Number.isFinite(this.scale)) throw new Error(`loader: scale must be a finite number, got ${options.scale}`);
     this.prefetch = Math.max(0, Math.floor(options.prefetch ?? 2));
-    this.workers = Math.max(0, Math.floor(options.workers ?? DEFAULT_WORKERS));
     this.d = store.d;
+    this.workers = Math.max(0, Math.floor(options.workers ?? defaultWorkers(store, this.batchSize)));
     const evalRows = options.evalRows ?? DEFAULT_EVAL_ROWS;
     const split = options.split ?? 'train';
     ({ firstRow: this.firstRow, rows: this.rows } = splitRange(store, split, evalRows));
+  }
+
+  get assembly(): Assembly {
+    return this.workers > 0 ? 'worker' : 'caller';
   }
 
   /** The next batch: batchSize * d float32 values, row-major, freshly allocated. */
@@ -196,6 +214,11 @@ export class BatchLoader {
     }
     return p;
   }
+}
+
+function defaultWorkers(store: ActivationStore, batchSize: number): number {
+  const small = store.rows * store.bytesPerRow <= SMALL_STORE_BYTES && batchSize * store.d <= SMALL_BATCH_VALUES;
+  return small ? 0 : DEFAULT_WORKERS;
 }
 
 /** The row range of a split; a clear error when the store is too small for it. */

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BatchLoader, openStore } from '../../src/data/loader.js';
+import { BatchLoader, SMALL_BATCH_VALUES, openStore } from '../../src/data/loader.js';
 import { decodeHalf, encodeHalf, float16Table } from '../../src/data/float16.js';
 import { halfRowsToFloatSimd, simdKernel } from '../../src/data/loader/float16-simd.js';
 import { rowIdStore, rowIds, writeTestStore } from './store-fixture.js';
@@ -216,6 +216,23 @@ test('prefetch depth, worker threads, SIMD/table and the file/memory read paths 
       }
     }
   }
+});
+
+test('by default a small store with small batches is assembled on the calling thread, a large batch in workers', async () => {
+  const dir = rowIdStore(300, D);
+  const small = new BatchLoader(openStore(dir), { batchSize: 32, split: 'all' });
+  assert.equal(small.assembly, 'caller', 'a worker start and a round trip per batch cost more than 32 x 8 values');
+  assert.equal((await small.next()).length, 32 * D);
+  small.close();
+  const big = new BatchLoader(openStore(dir), { batchSize: (SMALL_BATCH_VALUES / D) * 2, split: 'all' });
+  assert.equal(big.assembly, 'worker');
+  big.close();
+  const asked = new BatchLoader(openStore(dir), { batchSize: 32, split: 'all', workers: 1 });
+  assert.equal(asked.assembly, 'worker', 'an explicit workers option wins');
+  asked.close();
+  const onDisk = new BatchLoader(openStore(dir, { maxInMemoryBytes: 0 }), { batchSize: 32, split: 'all' });
+  assert.equal(onDisk.assembly, 'caller', 'a small store read from its file: the conversion stays on the caller');
+  onDisk.close();
 });
 
 test('a worker error reaches the caller with the file named; restore after prefetch drops stale batches', async () => {

@@ -39,6 +39,12 @@ export interface OpenStoreOptions {
 
 export const DEFAULT_MAX_IN_MEMORY_BYTES = 512 * 1024 * 1024;
 
+/**
+ * A store this small (the demo's is 38 MB) is cheap to hold twice: a batch worker reads it once
+ * instead of one positional read per row, and small batches are assembled on the caller.
+ */
+export const SMALL_STORE_BYTES = 64 * 2 ** 20;
+
 export class ActivationStore {
   readonly rows: number;
   readonly d: number;

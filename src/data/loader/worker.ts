@@ -6,7 +6,7 @@
  * Protocol: {id, indices: Int32Array, scale} -> {id, batch: Float32Array (transferred)} | {id, error}.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { openStore } from './store.js';
+import { SMALL_STORE_BYTES, openStore } from './store.js';
 
 export interface BatchRequest {
   id: number;
@@ -18,9 +18,8 @@ export type BatchReply = { id: number; batch: Float32Array } | { id: number; err
 
 const port = parentPort;
 if (!port) throw new Error('loader worker: must run as a worker thread');
-// Positional reads through the shared page cache, except for a small store (the demo's is 38 MB):
-// one read per row costs more than the step there, and a copy of a few tens of MB is cheap.
-const SMALL_STORE_BYTES = 64 * 2 ** 20;
+// Positional reads through the shared page cache, except for a small store: one read per row
+// costs more than the step there.
 const { dir, simd } = workerData as { dir: string; simd: boolean };
 const store = openStore(dir, { maxInMemoryBytes: SMALL_STORE_BYTES, simd });
 
