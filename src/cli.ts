@@ -186,8 +186,18 @@ async function main(argv: string[]): Promise<number> {
     });
     if (code !== undefined) return code;
   }
-  const cmd = await import('./runtime/commands.js');
   const stageTypes = async () => (await import('./stages/index.js')).allStageTypes;
+  if (verb === 'exec') {
+    // A stage's own process, started once per heavy stage: it loads what running one stage needs,
+    // not the pipeline machinery (commands.js pulls in the loader, the schema validator, Slurm).
+    const [spec] = positionals(p, verb, 1, 1);
+    const { execSpec } = await import('./runtime/exec.js');
+    const code = await execSpec(spec, await stageTypes(), one(p, 'result'), one(p, 'progress-file'));
+    // The result has been delivered; the open IPC channel (or a handle a stage library
+    // leaves behind) must not keep the child alive.
+    process.exit(code);
+  }
+  const cmd = await import('./runtime/commands.js');
   switch (verb) {
     case 'run': {
       const [file, ...targets] = positionals(p, verb, 1, Infinity);
@@ -273,13 +283,6 @@ async function main(argv: string[]): Promise<number> {
         for (const t of [...types].sort((a, b) => a.name.localeCompare(b.name)))
           process.stdout.write(`${t.name.padEnd(24)}${summary(t.description)}\n`);
       return 0;
-    }
-    case 'exec': {
-      const [spec] = positionals(p, verb, 1, 1);
-      const code = await cmd.execCommand(spec, await stageTypes(), one(p, 'result'), one(p, 'progress-file'));
-      // The result has been delivered; the open IPC channel (or a handle a stage library
-      // leaves behind) must not keep the child alive.
-      process.exit(code);
     }
   }
   return 2;

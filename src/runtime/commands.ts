@@ -422,13 +422,3 @@ export function dagCommand(o: Common & { format: 'text' | 'mermaid' | 'dot' }): 
 }
 
 // ---------------------------------------------------------------------------------------------
-
-export async function execCommand(
-  specFile: string,
-  stageTypes: StageType<any>[],
-  resultFile?: string,
-  progressFile?: string,
-): Promise<number> {
-  const { execSpec } = await import('./exec.js');
-  return execSpec(specFile, stageTypes, resultFile, progressFile);
-}

@@ -9,7 +9,6 @@ import { readFileSync } from 'node:fs';
 import { stageContext, type ChildMessage, type LaunchSpec } from './launch.js';
 import type { StageType } from './stage.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
-import { progressFileWriter } from './progress-file.js';
 
 export async function execSpec(
   specFile: string,
@@ -43,7 +42,10 @@ export async function execSpec(
   process.on('disconnect', stop);
   if (process.send && !process.connected) stop();
   let lastProgress = 0;
-  const progressToFile = progressFile ? progressFileWriter(progressFile) : undefined;
+  // Only a batch job reports to a file; a local child loads none of that (nor its schema validator).
+  const progressToFile = progressFile
+    ? (await import('./progress-file.js')).progressFileWriter(progressFile)
+    : undefined;
   try {
     const outputs = await type.run(
       stageContext(
