@@ -348,9 +348,13 @@ export async function showCommand(o: Common & { stage: string; json: boolean }):
     const jobs = await recordedJobs(art, missing);
     for (const m of missing) {
       const job = m.key ? jobs.get(m.key) : undefined;
-      process.stderr.write(
-        `${m.instance.name} is not computed: ${job ? `in progress elsewhere, ${job.text}` : m.reasons.join('; ')}\n`,
-      );
+      // A job that has ended is no longer in progress: its line says how it ended and what next.
+      const why = !job
+        ? m.reasons.join('; ')
+        : job.label === 'queued' || job.label === 'running'
+          ? `in progress elsewhere, ${job.text}`
+          : job.text;
+      process.stderr.write(`${m.instance.name} is not computed: ${why}\n`);
     }
     process.stderr.write(`run: pipeline run ${shownPath(p.file)} ${o.stage}\n`);
     return EXIT.stageFailed;

@@ -8,7 +8,8 @@ import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { progressFileWriter, readProgressFile } from '../../src/runtime/progress-file.js';
-import { runningProgress } from '../../src/runtime/slurm/executor.js';
+import { jobProgress } from '../../src/runtime/slurm/executor.js';
+import type { QueueView } from '../../src/runtime/slurm/state.js';
 
 test('progress file: the first report at once, later ones held back until the interval ends or close', () => {
   const dir = mkdtempSync(join(tmpdir(), 'progress-file-'));
@@ -54,17 +55,24 @@ test('progress file: a file of another form is no progress', () => {
   assert.equal(readProgressFile(file), undefined);
 });
 
-test("a running job is shown with its stage's progress and where it runs", () => {
-  assert.deepEqual(runningProgress('12', 'node07', undefined), { message: 'running, job 12 on node07' });
+test("a running job is shown with its stage's progress and where it runs; a queued one without a report", () => {
+  const view = (state: string, node = 'node07'): QueueView => ({ jobId: '12', state, reason: '', node, name: 'pl-12' });
+  const running = { kind: 'running' as const, view: view('RUNNING') };
+  assert.deepEqual(jobProgress(running, undefined), { message: 'Slurm job 12 running on node07' });
   const file = {
     version: 1 as const,
     at: '2026-01-01T00:00:00.000Z',
     elapsedSeconds: 10,
     progress: { fraction: 0.4, message: 'step 400/1000 loss 0.05', etaSeconds: 15 },
   };
-  assert.deepEqual(runningProgress('12', 'node07', file), {
+  assert.deepEqual(jobProgress(running, file), {
     fraction: 0.4,
-    message: 'step 400/1000 loss 0.05 (job 12 on node07)',
+    message: 'step 400/1000 loss 0.05 (Slurm job 12 running on node07)',
     etaSeconds: 15,
   });
+  const suspended = { kind: 'running' as const, view: view('SUSPENDED') };
+  assert.equal(jobProgress(suspended, file).message, 'step 400/1000 loss 0.05 (Slurm job 12 SUSPENDED on node07)');
+  // A requeued job's progress file is its earlier start's: not shown while it waits.
+  const requeued = { kind: 'queued' as const, view: view('REQUEUED', '') };
+  assert.deepEqual(jobProgress(requeued, file), { message: 'Slurm job 12 REQUEUED' });
 });

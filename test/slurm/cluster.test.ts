@@ -271,7 +271,7 @@ stages:
   again.child.stderr!.on('data', (d) => {
     shown += d;
   });
-  await waitFor(() => /slow {2}50% {2}halfway \(job \d+ on localhost\)/.test(shown), 30_000);
+  await waitFor(() => /slow {2}50% {2}halfway \(Slurm job \d+ running on localhost\)/.test(shown), 30_000);
   // The stage finishes only now, watched by the second runner.
   pr.write('release', '');
   const r = await again.done;
@@ -310,11 +310,13 @@ test('status tells how a job ended while no runner watched: from squeue, and fro
   await run.done;
   spawnSync('scancel', [ids[0]]);
   await waitFor(() => stateOf(ids[0]) === 'CANCELLED', 30_000);
-  const line = new RegExp(
-    `^ended +long +Slurm job ${ids[0]} ended CANCELLED on localhost; the next run collects it$`,
-    'm',
-  );
+  // The stage's own message, when SIGTERM let it write its result file before the job ended.
+  const ended = `Slurm job ${ids[0]} ended CANCELLED on localhost; the next run reports the stage failed(: interrupted)?`;
+  const line = new RegExp(`^ended +long +${ended}$`, 'm');
   assert.match((await cli(['status', 'p'], pr.dir)).stdout, line);
+  // show says the same, and no longer that the stage is in progress elsewhere.
+  const show = await cli(['show', 'p', 'long'], pr.dir);
+  assert.match(show.stderr, new RegExp(`^long is not computed: ${ended}$`, 'm'));
 
   const sacct = () =>
     spawnSync('sacct', ['-c', '-X', '-P', '-n', '-j', ids[0], '-o', 'State'], { encoding: 'utf8' }).stdout;
@@ -324,7 +326,7 @@ test('status tells how a job ended while no runner watched: from squeue, and fro
   const json = JSON.parse((await cli(['status', 'p', '--json'], pr.dir, forgetful)).stdout);
   assert.deepEqual(json.instances[0].job, { id: ids[0], state: 'CANCELLED', node: 'localhost', reason: null });
 
-  // The next run collects it: cancelled outside any run, the stage failed; nothing is resubmitted.
+  // The next run reports the stage failed (cancelled outside any run); nothing is resubmitted.
   const r = await cli(['run', 'p', ...slurm(pr)], pr.dir, forgetful);
   assert.equal(r.code, 1, r.stderr);
   assert.match(r.stderr, /FAILED long/);

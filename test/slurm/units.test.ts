@@ -11,17 +11,22 @@ import { join } from 'node:path';
 import { Accounting } from '../../src/runtime/slurm/accounting.js';
 import type { PipelineError } from '../../src/runtime/errors.js';
 import { describeProgress } from '../../src/runtime/progress.js';
-import { QueuePoller, type JobRecord } from '../../src/runtime/slurm/executor.js';
+import { jobProgress, QueuePoller, type JobFiles, type JobRecord } from '../../src/runtime/slurm/executor.js';
+import { cli, makeProject } from '../runtime/helpers.js';
 import { jobStatus, jobsInProgress } from '../../src/runtime/slurm/jobs.js';
 import { parseProfile, runsLocally } from '../../src/runtime/slurm/profile.js';
 import { batchScript, sbatchOptions, shellQuote, type JobRequest } from '../../src/runtime/slurm/script.js';
 import {
   decide,
+  describeJob,
   nextSource,
   parseJobLines,
   parseSqueue,
+  phaseOf,
   viewOf,
+  type Phase,
   type QueueView,
+  type ResultFile,
 } from '../../src/runtime/slurm/state.js';
 
 const request = (over: Partial<JobRequest> = {}): JobRequest => ({
@@ -136,8 +141,11 @@ test('decisions: the result file wins over the scheduler; end states map to retr
   const v = (state: string, reason = ''): QueueView => ({ jobId: '7', state, reason, node: 'n1', name: 'pl-x' });
   const ok = { ok: true as const, outputs: { x: 1 } };
   assert.deepEqual(decide(v('FAILED'), ok, false), { kind: 'done', outputs: { x: 1 } });
-  assert.deepEqual(decide(v('RUNNING'), undefined, false), { kind: 'running', node: 'n1' });
-  assert.deepEqual(decide(v('PENDING', 'Resources'), undefined, false), { kind: 'queued', reason: 'Resources' });
+  assert.deepEqual(decide(v('RUNNING'), undefined, false), { kind: 'running', view: v('RUNNING') });
+  assert.deepEqual(decide(v('PENDING', 'Resources'), undefined, false), {
+    kind: 'queued',
+    view: v('PENDING', 'Resources'),
+  });
   const never = decide(v('PENDING', 'PartitionTimeLimit'), undefined, false);
   assert.ok(never.kind === 'failed' && never.cancel && /PartitionTimeLimit/.test(never.message));
   assert.equal((decide(v('TIMEOUT'), undefined, false) as { state: string }).state, 'TIMEOUT');
@@ -254,11 +262,11 @@ test('status: how a job that left the queue ended, from captured sacct lines; qu
       '11|CANCELLED by 1000|None|None assigned|pl-11',
     ].join('\n'),
   );
-  const status = (id: string, name: string) => jobStatus(record(id, name), viewOf(ended, id, name), undefined);
+  const status = (id: string, name: string) => jobStatus(record(id, name), viewOf(ended, id, name));
   assert.deepEqual(status('1', 'cap-failed'), {
     record: record('1', 'cap-failed'),
     label: 'ended',
-    text: 'Slurm job 1 ended FAILED on localhost; the next run collects it',
+    text: 'Slurm job 1 ended FAILED on localhost; the next run reports the stage failed',
     state: 'FAILED',
     node: 'localhost',
   });
@@ -275,26 +283,29 @@ test('status: how a job that left the queue ended, from captured sacct lines; qu
     assert.equal(s.state, state);
     assert.match(
       s.text,
-      new RegExp(`^Slurm job ${id} ended ${state} on (localhost|node0[78]); the next run collects it$`),
+      new RegExp(`^Slurm job ${id} ended ${state} on (localhost|node0[78]); the next run (reports|submits) `),
     );
   }
-  assert.equal(status('11', 'pl-11').text, 'Slurm job 11 ended CANCELLED; the next run collects it');
+  assert.equal(status('11', 'pl-11').text, 'Slurm job 11 ended CANCELLED; the next run reports the stage failed');
   // squeue's own answer for a job that has just ended (its reason kept), is queued, or runs.
   const queue = parseSqueue(
     '1|FAILED|NonZeroExitCode|localhost|cap-failed\n4|PENDING|Priority||pl-4\n5|RUNNING|None|node07|pl-5\n' +
       '6|SUSPENDED|None|node07|pl-6\n',
   );
-  const fromQueue = (id: string, name: string) => jobStatus(record(id, name), queue.get(id), undefined).text;
+  const fromQueue = (id: string, name: string) => jobStatus(record(id, name), queue.get(id)).text;
   assert.equal(
     fromQueue('1', 'cap-failed'),
-    'Slurm job 1 ended FAILED (NonZeroExitCode) on localhost; the next run collects it',
+    'Slurm job 1 ended FAILED (NonZeroExitCode) on localhost; the next run reports the stage failed',
   );
   assert.equal(fromQueue('4', 'pl-4'), 'Slurm job 4 queued (Priority)');
   assert.equal(fromQueue('5', 'pl-5'), 'Slurm job 5 running on node07');
   assert.equal(fromQueue('6', 'pl-6'), 'Slurm job 6 SUSPENDED on node07', 'a suspended job has not ended');
   assert.equal(
-    jobStatus(record('12', 'pl-12'), undefined, undefined, 'no accounting on this cluster').text,
-    'Slurm job 12 has left the queue, how it ended is unknown (no accounting on this cluster); the next run collects it',
+    jobStatus(record('12', 'pl-12'), undefined, undefined, { why: 'no accounting on this cluster', decidable: true })
+      .text,
+    'Slurm job 12 has left the queue, how it ended is unknown (no accounting on this cluster); the next run ' +
+      'submits it again (the job is no longer known to Slurm and wrote no result), if the profile allows another ' +
+      'NODE_FAIL retry (0 used)',
   );
 });
 
@@ -307,7 +318,7 @@ test('status: a running job with its progress file reads as the live display des
   };
   const view: QueueView = { jobId: '12', state: 'RUNNING', reason: '', node: 'node07', name: 'pl-12' };
   assert.equal(
-    jobStatus(record('12', 'pl-12'), view, file).text,
+    jobStatus(record('12', 'pl-12'), view, { warned: false, progress: file }).text,
     `Slurm job 12 running on node07: ${describeProgress(file.progress)}`,
   );
   assert.equal(describeProgress(file.progress), '40%  step 400/1000 loss 0.05  40.0 steps/s  ETA 15.0s');
@@ -336,13 +347,19 @@ test('status: jobs squeue has forgotten are asked of sacct, in one query; its en
       assert.deepEqual(
         [...jobs.values()].map((j) => [j.label, j.state, j.text]),
         [
-          ['ended', 'TIMEOUT', 'Slurm job 21 ended TIMEOUT on node07; the next run collects it'],
+          [
+            'ended',
+            'TIMEOUT',
+            'Slurm job 21 ended TIMEOUT on node07; the next run submits it again, if the profile allows another ' +
+              'TIMEOUT retry (0 used)',
+          ],
           ['running', 'RUNNING', 'Slurm job 22 running on node07'],
           [
             'ended',
             undefined,
-            'Slurm job 23 has left the queue, how it ended is unknown (accounting does not know it); ' +
-              'the next run collects it',
+            'Slurm job 23 has left the queue, how it ended is unknown (accounting does not know it); the next ' +
+              'run submits it again (the job is no longer known to Slurm and wrote no result), if the profile ' +
+              'allows another NODE_FAIL retry (0 used)',
           ],
         ],
       );
@@ -371,5 +388,123 @@ test('poller: a job watched while an squeue is under way is polled too, even whe
         poller.stop();
       }
     },
+  );
+});
+
+test('show: a stage whose job has ended says how it ended and what the next run does; a queued one is in progress elsewhere', async () => {
+  const pr = makeProject('show-ended-');
+  pr.write(
+    'pipelines/p.yaml',
+    'name: p\nstages:\n' +
+      "  timedout:\n    uses: shell\n    heavy: true\n    with: { cmd: 'echo a' }\n" +
+      "  waiting:\n    uses: shell\n    heavy: true\n    with: { cmd: 'echo b' }\n",
+  );
+  const status = JSON.parse((await cli(['status', 'p', '--json'], pr.dir)).stdout) as {
+    instances: Array<{ name: string; key: string }>;
+  };
+  for (const [id, inst] of [
+    ['7', 'timedout'],
+    ['8', 'waiting'],
+  ]) {
+    const key = status.instances.find((i) => i.name === inst)!.key;
+    pr.write(join('artifacts', 'work', key, '.slurm', 'job.json'), JSON.stringify({ ...record(id, `pl-${id}`), key }));
+  }
+  await withTools(
+    { squeue: 'echo "8|PENDING|Priority||pl-8"', sacct: 'echo "7|TIMEOUT|None|node07|pl-7"' },
+    async (bin) => {
+      const env = { PATH: `${bin}:${process.env.PATH}` };
+      const ended = await cli(['show', 'p', 'timedout'], pr.dir, env);
+      assert.equal(ended.code, 1);
+      assert.match(
+        ended.stderr,
+        new RegExp(
+          '^timedout is not computed: Slurm job 7 ended TIMEOUT on node07; the next run submits it again, ' +
+            'if the profile allows another TIMEOUT retry \\(0 used\\)$',
+          'm',
+        ),
+      );
+      assert.doesNotMatch(ended.stderr, /in progress elsewhere/);
+      const queued = await cli(['show', 'p', 'waiting'], pr.dir, env);
+      assert.match(queued.stderr, /^waiting is not computed: in progress elsewhere, Slurm job 8 queued \(Priority\)$/m);
+    },
+  );
+});
+
+test('states: one table classifies every Slurm state for the runner and status alike; both word a job the same', () => {
+  const phases: Record<Phase, string[]> = {
+    queued: ['PENDING', 'CONFIGURING', 'REQUEUED', 'REQUEUE_FED', 'REQUEUE_HOLD', 'SPECIAL_EXIT', 'RESV_DEL_HOLD'],
+    running: ['RUNNING', 'COMPLETING', 'SUSPENDED', 'STOPPED', 'RESIZING', 'SIGNALING', 'STAGE_OUT'],
+    ended: [
+      'COMPLETED',
+      'FAILED',
+      'CANCELLED',
+      'TIMEOUT',
+      'DEADLINE',
+      'NODE_FAIL',
+      'BOOT_FAIL',
+      'PREEMPTED',
+      'OUT_OF_MEMORY',
+      'REVOKED',
+    ],
+  };
+  for (const [phase, states] of Object.entries(phases) as Array<[Phase, string[]]>) {
+    for (const state of states) {
+      const view: QueueView = { jobId: '13', state, reason: 'Priority', node: 'node07', name: 'pl-13' };
+      assert.equal(phaseOf(state), phase, state);
+      const decision = decide(view, undefined, false);
+      const status = jobStatus(record('13', 'pl-13'), view);
+      assert.equal(status.label, phase, `${state}: status`);
+      if (decision.kind === 'queued' || decision.kind === 'running') {
+        assert.equal(decision.kind, phase, `${state}: the runner`);
+        assert.equal(jobProgress(decision).message, status.text, `${state}: one wording`);
+      } else assert.equal(phase, 'ended', `${state}: the runner`);
+    }
+  }
+  const configuring: QueueView = { jobId: '13', state: 'CONFIGURING', reason: '', node: 'node07', name: 'pl-13' };
+  assert.equal(describeJob(configuring), 'Slurm job 13 CONFIGURING on node07');
+  assert.equal(
+    describeJob({ ...configuring, state: 'PENDING', reason: 'Priority', node: '' }),
+    'Slurm job 13 queued (Priority)',
+  );
+});
+
+test('status: an ended job says what the next run does with it (collect, submit again, report the failure, ask sacct)', () => {
+  const r = { ...record('7', 'pl-7'), retriesUsed: { TIMEOUT: 1 } };
+  const v = (state: string): QueueView => ({ jobId: '7', state, reason: '', node: 'node07', name: 'pl-7' });
+  const ok: ResultFile = { ok: true, outputs: { x: 1 } };
+  const failed: ResultFile = { ok: false, message: 'shell command exited with code 3\n  at stage shell' };
+  const text = (view: QueueView | undefined, files: JobFiles, decidable = true) =>
+    jobStatus(r, view, files, { why: 'sacct did not answer', decidable }).text;
+  assert.equal(
+    text(v('COMPLETED'), { result: ok, warned: false }),
+    'Slurm job 7 ended COMPLETED on node07; the next run collects its outputs',
+  );
+  assert.equal(
+    text(v('TIMEOUT'), { warned: false }),
+    'Slurm job 7 ended TIMEOUT on node07; the next run submits it again, if the profile allows another TIMEOUT ' +
+      'retry (1 used)',
+  );
+  assert.equal(
+    text(v('FAILED'), { result: failed, warned: true }),
+    'Slurm job 7 ended FAILED on node07; the next run submits it again (stopped at the time-limit warning), if ' +
+      'the profile allows another TIMEOUT retry (1 used)',
+  );
+  assert.equal(
+    text(v('FAILED'), { result: failed, warned: false }),
+    'Slurm job 7 ended FAILED on node07; the next run reports the stage failed: shell command exited with code 3',
+  );
+  assert.equal(
+    text({ ...v('PENDING'), node: '', reason: 'PartitionTimeLimit' }, { warned: false }),
+    'Slurm job 7 queued (PartitionTimeLimit); the next run cancels it and reports the stage failed: Slurm will ' +
+      "never start job 7: PartitionTimeLimit (check the profile's partition, time, gpus and account)",
+  );
+  assert.equal(
+    text(undefined, { result: ok, warned: false }, false),
+    'Slurm job 7 has left the queue, how it ended is unknown (sacct did not answer); the next run collects its outputs',
+  );
+  assert.equal(
+    text(undefined, { warned: false }, false),
+    'Slurm job 7 has left the queue, how it ended is unknown (sacct did not answer); the next run asks sacct ' +
+      'again before it decides',
   );
 });

@@ -20,7 +20,7 @@ import { runsLocally, type RetryState, type SlurmProfile } from './profile.js';
 import { batchScript, type JobRequest } from './script.js';
 import { Accounting } from './accounting.js';
 import { lookUpJobs } from './query.js';
-import { decide, type QueueView, type ResultFile } from './state.js';
+import { decide, describeJob, type QueueView, type ResultFile } from './state.js';
 import { runTool } from './tool.js';
 
 /** What `job.json` holds: enough to find the job again and to go on counting its retries. */
@@ -46,12 +46,42 @@ export function progressFileOf(jobDir: string): string {
   return join(jobDir, 'progress.json');
 }
 
-/** What the display shows of a running job: the stage's own progress, if it has reported any, and where it runs. */
-export function runningProgress(jobId: string, node: string, file: ProgressFile | undefined): Progress {
-  const where = `job ${jobId} on ${node || 'a node'}`;
-  if (!file) return { message: `running, ${where}` };
+/**
+ * What the display shows of a job still queued or running: the job as `pipeline status` words
+ * it, after the stage's own report once the stage has sent one ("step 400/1000 (Slurm job 12
+ * running on node07)").
+ */
+export function jobProgress(decision: { kind: 'queued' | 'running'; view: QueueView }, file?: ProgressFile): Progress {
+  const job = describeJob(decision.view);
+  // A requeued job's file is its earlier start's.
+  if (!file || decision.kind === 'queued') return { message: job };
   const { message, ...rest } = file.progress;
-  return { ...rest, message: message ? `${message} (${where})` : where };
+  return { ...rest, message: message ? `${message} (${job})` : job };
+}
+
+/** What a job writes into its folder besides its outputs: its result, the warning marker, its progress. */
+export interface JobFiles {
+  result?: ResultFile;
+  warned: boolean;
+  progress?: ProgressFile;
+}
+
+export function readJobFiles(jobDir: string): JobFiles {
+  return {
+    result: readResult(jobDir),
+    warned: existsSync(join(jobDir, 'warned')),
+    progress: readProgressFile(progressFileOf(jobDir)),
+  };
+}
+
+function readResult(jobDir: string): ResultFile | undefined {
+  try {
+    // Listing the folder first makes an NFS client drop its cached view of it.
+    readdirSync(jobDir);
+    return JSON.parse(readFileSync(join(jobDir, 'result.json'), 'utf8')) as ResultFile;
+  } catch {
+    return undefined;
+  }
 }
 
 export function readJobRecord(workDir: string): JobRecord | undefined {
@@ -207,15 +237,12 @@ export class SlurmExecutor {
           this.forget(jobDir);
           throw new Error('interrupted');
         }
-        const decision = decide(view, this.readResult(jobDir), existsSync(join(jobDir, 'warned')));
+        const files = readJobFiles(jobDir);
+        const decision = decide(view, files.result, files.warned);
         switch (decision.kind) {
           case 'queued':
-            onProgress({
-              message: `queued in Slurm${decision.reason ? ` (${decision.reason})` : ''}, job ${record.jobId}`,
-            });
-            continue;
           case 'running':
-            onProgress(runningProgress(record.jobId, decision.node, readProgressFile(progressFileOf(jobDir))));
+            onProgress(jobProgress(decision, files.progress));
             continue;
           case 'done':
             this.collect(jobDir, spec.outDir);
@@ -329,16 +356,6 @@ export class SlurmExecutor {
     if (!ids.length) return;
     const a = await runTool('scancel', ids);
     if (a.code !== 0) this.o.note(`scancel ${ids.join(' ')} failed: ${a.stderr.trim()}`);
-  }
-
-  private readResult(jobDir: string): ResultFile | undefined {
-    try {
-      // Listing the folder first makes an NFS client drop its cached view of it.
-      readdirSync(jobDir);
-      return JSON.parse(readFileSync(join(jobDir, 'result.json'), 'utf8')) as ResultFile;
-    } catch {
-      return undefined;
-    }
   }
 
   /** Moves the job's outputs to where the runner builds the cache entry from. */

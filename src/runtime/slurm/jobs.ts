@@ -2,20 +2,22 @@
  * Jobs of a run in progress elsewhere, for `pipeline status` and `show`: the job records in
  * the instances' work folders, as Slurm sees them now (one squeue query for all of them, one
  * sacct query for those that have left the queue: how each ended, as a Snakemake or Nextflow
- * user would expect to be told).
+ * user would expect to be told, and what the next run will do with it).
  */
-import { jobDirOf, progressFileOf, readJobRecord, type JobRecord } from './executor.js';
+import { jobDirOf, readJobFiles, readJobRecord, type JobFiles, type JobRecord } from './executor.js';
 import { Accounting } from './accounting.js';
 import { describeProgress } from '../progress.js';
-import { readProgressFile, type ProgressFile } from '../progress-file.js';
 import { lookUpJobs } from './query.js';
-import { isActive, isWaiting, type QueueView } from './state.js';
+import { decide, describeJob, phaseOf, type Decision, type Phase, type QueueView } from './state.js';
 
 export interface JobInProgress {
   record: JobRecord;
-  /** queued / running / ended (no runner collected it yet) / unknown (squeue did not answer). */
-  label: 'queued' | 'running' | 'ended' | 'unknown';
-  /** "Slurm job 12 running on node07: 40%  step 400/1000", "Slurm job 13 ended TIMEOUT on node07; ...". */
+  /** Its phase (ended: no runner collected it yet), or unknown: squeue did not answer. */
+  label: Phase | 'unknown';
+  /**
+   * "Slurm job 12 running on node07: 40%  step 400/1000", "Slurm job 13 ended TIMEOUT on node07;
+   * the next run submits it again, if the profile allows another TIMEOUT retry (0 used)".
+   */
   text: string;
   /** Slurm's state: squeue's while it lists the job, else accounting's end state. */
   state?: string;
@@ -40,35 +42,45 @@ export async function jobsInProgress(workDirs: Map<string, string>): Promise<Map
       out.set(key, { record: r, label: 'unknown', text: `Slurm job ${r.jobId} (squeue: ${seen.squeueError})` });
       continue;
     }
-    const progress = readProgressFile(progressFileOf(jobDirOf(workDirs.get(key)!)));
-    const unknownEnd = !seen.accountingAnswered
-      ? 'sacct did not answer'
-      : accounting.available
-        ? 'accounting does not know it'
-        : 'no accounting on this cluster';
-    out.set(key, jobStatus(r, seen.view(r.jobId, r.name), progress, unknownEnd));
+    const unknownEnd: UnknownEnd = {
+      why: !seen.accountingAnswered
+        ? 'sacct did not answer'
+        : accounting.available
+          ? 'accounting does not know it'
+          : 'no accounting on this cluster',
+      decidable: seen.accountingAnswered,
+    };
+    const files = readJobFiles(jobDirOf(workDirs.get(key)!));
+    out.set(key, jobStatus(r, seen.view(r.jobId, r.name), files, unknownEnd));
   }
   return out;
 }
 
+/** Why nobody can tell how a job that has left the queue ended. */
+export interface UnknownEnd {
+  why: string;
+  /** False while sacct does not answer: a run asks it again before it decides anything. */
+  decidable: boolean;
+}
+
 /**
- * One job's line: queued with Slurm's reason, running with the stage's latest report (as the
- * live display describes it), or ended with its end state (squeue's, or accounting's once
- * squeue has forgotten the job). `view` undefined: Slurm knows the job no more, `unknownEnd`
- * says why its end is not known.
+ * One job's line: queued or running as the live display words the job (with the stage's latest
+ * report), or ended with its end state (squeue's, or accounting's once squeue has forgotten the
+ * job) and what the next run will do about it. `view` undefined: Slurm knows the job no more.
  */
 export function jobStatus(
   r: JobRecord,
   view: QueueView | undefined,
-  progress: ProgressFile | undefined,
-  unknownEnd = 'Slurm no longer knows it',
+  files: JobFiles = { warned: false },
+  unknownEnd: UnknownEnd = { why: 'Slurm no longer knows it', decidable: true },
 ): JobInProgress {
-  const job = `Slurm job ${r.jobId}`;
+  const decision = decide(view, files.result, files.warned);
+  const next = nextRun(r, decision, view, files, unknownEnd.decidable);
   if (!view)
     return {
       record: r,
       label: 'ended',
-      text: `${job} has left the queue, how it ended is unknown (${unknownEnd}); the next run collects it`,
+      text: `Slurm job ${r.jobId} has left the queue, how it ended is unknown (${unknownEnd.why}); ${next}`,
     };
   const seen = {
     record: r,
@@ -76,14 +88,34 @@ export function jobStatus(
     ...(view.node ? { node: view.node } : {}),
     ...(view.reason ? { reason: view.reason } : {}),
   };
-  const reason = view.reason ? ` (${view.reason})` : '';
-  const where = view.node ? ` on ${view.node}` : '';
-  if (isWaiting(view.state))
-    return { ...seen, label: 'queued', text: `${job} ${view.state === 'PENDING' ? 'queued' : view.state}${reason}` };
-  if (isActive(view.state)) {
-    const report = progress ? `: ${describeProgress(progress.progress)}` : '';
-    const state = view.state === 'RUNNING' ? 'running' : view.state;
-    return { ...seen, label: 'running', text: `${job} ${state}${where}${report}` };
+  const label = phaseOf(view.state);
+  const report = label === 'running' && files.progress ? `: ${describeProgress(files.progress.progress)}` : '';
+  // A job still queued says what next only when Slurm will never start it (the run cancels it).
+  const then = label === 'ended' || decision.kind === 'failed' ? `; ${next}` : '';
+  return { ...seen, label, text: `${describeJob(view)}${report}${then}` };
+}
+
+/**
+ * What the next run does with the job: what the runner would decide (decide()) on the same
+ * view and files, in words. The retries left depend on the profile, which status does not read.
+ */
+function nextRun(r: JobRecord, d: Decision, view: QueueView | undefined, files: JobFiles, decidable: boolean): string {
+  if (d.kind === 'done') return 'the next run collects its outputs';
+  if (!decidable) return 'the next run asks sacct again before it decides';
+  switch (d.kind) {
+    case 'queued':
+    case 'running':
+      return 'the next run waits for it';
+    case 'retry': {
+      // The state alone does not say why when the retry is counted under another one.
+      const why = view?.state === d.state ? '' : ` (${d.detail})`;
+      const used = r.retriesUsed[d.state] ?? 0;
+      return `the next run submits it again${why}, if the profile allows another ${d.state} retry (${used} used)`;
+    }
+    case 'failed': {
+      // The stage's own message, or why Slurm will never start the job; the others repeat the state.
+      const why = files.result || d.cancel ? `: ${d.message.split('\n')[0]}` : '';
+      return `the next run ${d.cancel ? 'cancels it and ' : ''}reports the stage failed${why}`;
+    }
   }
-  return { ...seen, label: 'ended', text: `${job} ended ${view.state}${reason}${where}; the next run collects it` };
 }

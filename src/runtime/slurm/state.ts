@@ -77,32 +77,63 @@ export function nextSource(source: AccountingSource, stderr: string): Accounting
 /** What `pipeline exec --result FILE` writes when the stage has ended. */
 export type ResultFile = { ok: true; outputs: Record<string, Json> } | { ok: false; message: string };
 
-const ACTIVE = new Set([
-  'PENDING',
-  'CONFIGURING',
-  'RUNNING',
-  'COMPLETING',
-  'SUSPENDED',
-  'REQUEUED',
-  'REQUEUE_HOLD',
-  'REQUEUE_FED',
-  'RESIZING',
-  'SIGNALING',
-  'STAGE_OUT',
-  'STOPPED',
-]);
+/** Where a job is: waiting to start (again), started and not over, or over for good. */
+export type Phase = 'queued' | 'running' | 'ended';
 
-/** Whether a job in this state has yet to end (queued, running, suspended, requeued...). */
-export function isActive(state: string): boolean {
-  return ACTIVE.has(state);
+/**
+ * Every job state squeue (%T) and sacct (State) report, by the phase it means for the stage.
+ * The runner's decisions and `pipeline status` both classify by this table alone.
+ */
+const PHASES: Record<string, Phase> = {
+  PENDING: 'queued',
+  // Resources allocated, nodes being readied (booted, powered up): the stage has not started.
+  CONFIGURING: 'queued',
+  // Requeued (by a node failure, preemption or scontrol requeue): it will start again.
+  REQUEUED: 'queued',
+  REQUEUE_FED: 'queued',
+  // Held in the queue until someone releases it (scontrol release): still not ended.
+  REQUEUE_HOLD: 'queued',
+  SPECIAL_EXIT: 'queued',
+  RESV_DEL_HOLD: 'queued',
+  RUNNING: 'running',
+  // Started and not over: its processes are ending, paused, resized, signalled or copying out.
+  COMPLETING: 'running',
+  SUSPENDED: 'running',
+  STOPPED: 'running',
+  RESIZING: 'running',
+  SIGNALING: 'running',
+  STAGE_OUT: 'running',
+  COMPLETED: 'ended',
+  FAILED: 'ended',
+  CANCELLED: 'ended',
+  TIMEOUT: 'ended',
+  DEADLINE: 'ended',
+  NODE_FAIL: 'ended',
+  BOOT_FAIL: 'ended',
+  PREEMPTED: 'ended',
+  OUT_OF_MEMORY: 'ended',
+  // A federation sibling removed because another cluster started the job.
+  REVOKED: 'ended',
+};
+
+/** A state of this table's phase; one it does not know (a newer Slurm's) counts as ended, as its end states do. */
+export function phaseOf(state: string): Phase {
+  return PHASES[state] ?? 'ended';
 }
 
-/** States of a job waiting to start (again). */
-const WAITING = new Set(['PENDING', 'REQUEUED', 'REQUEUE_HOLD', 'REQUEUE_FED']);
-
-export function isWaiting(state: string): boolean {
-  return WAITING.has(state);
+/**
+ * A job as the live display and `pipeline status` both word it: "Slurm job 13 queued (Priority)",
+ * "Slurm job 12 running on node07", "Slurm job 12 SUSPENDED on node07", "Slurm job 12 ended
+ * TIMEOUT on node07". The usual state of a phase is said in words, the others by Slurm's name.
+ */
+export function describeJob(view: QueueView): string {
+  const word = phaseOf(view.state) === 'ended' ? `ended ${view.state}` : (IN_WORDS[view.state] ?? view.state);
+  const reason = view.reason ? ` (${view.reason})` : '';
+  const where = view.node ? ` on ${view.node}` : '';
+  return `Slurm job ${view.jobId} ${word}${reason}${where}`;
 }
+
+const IN_WORDS: Record<string, string> = { PENDING: 'queued', RUNNING: 'running' };
 
 /**
  * Pending reasons that no amount of waiting clears: the request exceeds what the partition,
@@ -130,8 +161,7 @@ const NEVER_CLEARS = new Set([
 ]);
 
 export type Decision =
-  | { kind: 'queued'; reason: string }
-  | { kind: 'running'; node: string }
+  | { kind: 'queued' | 'running'; view: QueueView }
   | { kind: 'done'; outputs: Record<string, Json> }
   /** Ended in a way a resubmission may cure; counted against that state's retries. */
   | { kind: 'retry'; state: RetryState; detail: string }
@@ -145,7 +175,8 @@ export function decide(view: QueueView | undefined, result: ResultFile | undefin
   if (result?.ok) return { kind: 'done', outputs: result.outputs };
   // A stage that failed while its job is still active may have been stopped by the time limit
   // or a preemption: only the job's final state tells, so wait for it.
-  if (view && ACTIVE.has(view.state)) {
+  const phase = view ? phaseOf(view.state) : 'ended';
+  if (view && phase !== 'ended') {
     if (view.state === 'PENDING' && NEVER_CLEARS.has(view.reason)) {
       return {
         kind: 'failed',
@@ -153,9 +184,7 @@ export function decide(view: QueueView | undefined, result: ResultFile | undefin
         cancel: true,
       };
     }
-    return view.state === 'PENDING' || view.state === 'CONFIGURING'
-      ? { kind: 'queued', reason: view.reason }
-      : { kind: 'running', node: view.node };
+    return { kind: phase, view };
   }
   if (warned) return { kind: 'retry', state: 'TIMEOUT', detail: 'stopped at the time-limit warning' };
   const id = view ? `job ${view.jobId}` : 'the job';
