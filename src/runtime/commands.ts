@@ -356,7 +356,7 @@ export async function showCommand(o: Common & { stage: string; json: boolean }):
           : job.text;
       process.stderr.write(`${m.instance.name} is not computed: ${why}\n`);
     }
-    process.stderr.write(`run: pipeline run ${shownPath(p.file)} ${o.stage}\n`);
+    process.stderr.write(`run: ${runCommandLine(p, o)}\n`);
     return EXIT.stageFailed;
   }
   const valuesOf = (i: Instance): Record<string, Json> =>
@@ -385,9 +385,31 @@ export async function showCommand(o: Common & { stage: string; json: boolean }):
 
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * The `pipeline run` that computes what `show` was asked for: the same params and artifacts
+ * folder (without them it would compute, or find, another entry), each word quoted for bash.
+ */
+function runCommandLine(p: Pipeline, o: Common & { stage: string }): string {
+  const words = [shownPath(p.file), o.stage, ...o.set.flatMap(([k, v]) => ['--set', `${k}=${v}`])];
+  if (o.artifacts) words.push('--artifacts', o.artifacts);
+  return `pipeline run ${words.map(shellWord).join(' ')}`;
+}
+
+/** A word as bash reads it back: as is when plain, else in single quotes. */
+function shellWord(s: string): string {
+  return /^[A-Za-z0-9_/.,:=@%+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
 export function validateCommand(o: Common): number {
   const p = load(o);
-  console.log(`ok: ${shownPath(p.file)}: pipeline ${p.name}, ${p.stages.size} stages, ${p.instances.length} instances`);
+  console.log(
+    `ok: ${shownPath(p.file)}: pipeline ${p.name}, ${count(p.stages.size, 'stage')}, ` +
+      `${count(p.instances.length, 'instance')}`,
+  );
   return EXIT.ok;
 }
 

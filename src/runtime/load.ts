@@ -99,7 +99,8 @@ export function loadPipeline(opts: LoadOptions): Pipeline {
   const shown = shownPath(file);
 
   const check = validator(PipelineFileSchema);
-  if (!check(data)) throw new PipelineErrors(schemaErrors(check.errors ?? [], positions, '', shown));
+  // The position names the file: the message names the field only.
+  if (!check(data)) throw new PipelineErrors(schemaErrors(check.errors ?? [], positions, '', ''));
   checkNames(data as Record<string, Record<string, unknown>>, positions, errors);
   if (errors.length) throw new PipelineErrors(errors);
   applyDefaults(data as Parameters<typeof applyDefaults>[0], positions, opts.stageTypes);
@@ -198,7 +199,11 @@ function readChain(
   try {
     parent = readChain(parentFile, [...seen, file], files);
   } catch (e) {
-    if (e instanceof PipelineError && !e.pos) throw new PipelineError(e.message, new Positions([doc]).at('/extends'));
+    if (e instanceof PipelineError && !e.pos)
+      throw new PipelineError(
+        e.message.startsWith('extends') ? e.message : `extends: ${e.message}`,
+        new Positions([doc]).at('/extends'),
+      );
     throw e;
   }
   const { extends: _ignored, ...child } = data;

@@ -79,7 +79,8 @@ export function schemaErrors(
   for (const e of kept) {
     if (underUnion(e)) continue;
     const { pointer, message, which } = describeError(e);
-    const text = `${context}${pointer ? ` field ${fieldName(pointer)}` : ''}: ${message}`;
+    const where = [context, pointer ? `field ${fieldName(pointer)}` : ''].filter(Boolean).join(' ');
+    const text = where ? `${where}: ${message}` : message;
     if (seen.has(text)) continue;
     seen.add(text);
     out.push(new PipelineError(text, positions?.at(base + pointer, which)));
@@ -124,6 +125,16 @@ function describeError(e: ErrorObject): { pointer: string; message: string; whic
         message: `${shown(e.data)} is not ${(e.parentSchema as { description?: string })?.description ?? `matching ${p.pattern}`}`,
         which: 'value',
       };
+    case 'type': {
+      // YAML's words for JSON's object and array; a key with nothing after it is null.
+      const words: Record<string, string> = { object: 'a mapping (key: value lines)', array: 'a list' };
+      const want = String(p.type)
+        .split(',')
+        .map((t) => words[t] ?? t)
+        .join(' or ');
+      const got = e.data === null ? 'nothing (null)' : shown(e.data);
+      return { pointer: e.instancePath, message: `must be ${want}, got ${got}`, which: 'value' };
+    }
     case 'propertyNames':
       return { pointer: e.instancePath, message: `bad key name: ${e.message}`, which: 'value' };
     default:

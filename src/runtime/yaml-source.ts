@@ -52,6 +52,10 @@ export function readYamlFile(file: string, shownAs: string): SourceDoc {
   try {
     bytes = readFileSync(file);
   } catch (e) {
+    // The system's own text ("ENOENT: no such file or directory, open ...") only for the rare causes.
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new PipelineError(`pipeline file ${shownAs} not found`);
+    if (code === 'EISDIR') throw new PipelineError(`pipeline file ${shownAs} is a folder, not a file`);
     throw new PipelineError(`cannot read pipeline file ${shownAs}: ${(e as Error).message}`);
   }
   if (bytes.length > YAML_LIMITS.bytes) {
@@ -202,6 +206,20 @@ function unmask(v: unknown, refs: string[]): unknown {
   return v;
 }
 
+/**
+ * What usually causes the parser's errors in a hand-written pipeline. The parser points at
+ * where the value it could not end began, often the line above the mistake.
+ */
+const YAML_HINTS: Partial<Record<string, string>> = {
+  BLOCK_AS_IMPLICIT_KEY:
+    "is the next line indented deeper than the line above, or a key there missing its ':'? " +
+    'keys of one mapping start at the same column',
+  MULTILINE_IMPLICIT_KEY:
+    "is a key here missing its ':', or the next line indented deeper than the line above? " +
+    'keys of one mapping start at the same column',
+  BLOCK_IN_FLOW: "inside { } or [ ], quote the value: a ': ' in it starts a mapping",
+};
+
 export function parseYamlText(text: string, file: string): SourceDoc {
   const { LineCounter, parseDocument, isMap, isSeq, isScalar, isNode, visit } = yaml();
   const lc = new LineCounter();
@@ -210,7 +228,12 @@ export function parseYamlText(text: string, file: string): SourceDoc {
   const err = doc.errors[0];
   if (err) {
     const at = lc.linePos(err.pos[0]);
-    throw new PipelineError(`invalid YAML: ${err.message.split('\n')[0]}`, { file, line: at.line, col: at.col });
+    const hint = YAML_HINTS[err.code] ? ` (${YAML_HINTS[err.code]})` : '';
+    throw new PipelineError(`invalid YAML: ${err.message.split('\n')[0]}${hint}`, {
+      file,
+      line: at.line,
+      col: at.col,
+    });
   }
   const posOf = (n: Node | null | undefined, fallback: SourcePos): SourcePos => {
     if (!n?.range) return fallback;
