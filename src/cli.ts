@@ -14,12 +14,14 @@ const VERBS: Record<string, { usage: string; help: string; flags: Record<string,
       '[--profile FILE]',
     help: `Runs the pipeline (or only the TARGET stages/instances and what they need), reusing cached results.
   --set k=v          override a pipeline param (typed by its declared default); repeatable
-  --jobs N           at most N stages at once (default: number of CPUs)
+  --jobs N           at most N stages at once (default: number of CPUs; slurm: the profile's max_jobs)
   --force STAGE      re-run STAGE (a stage id or instance name) even if cached; repeatable
   --dry-run          print what would run and why; run nothing
   --verify           re-hash every reused cache file (default: size+mtime check)
-  --resources SPEC   machine capacity, e.g. gpu=2,mem=64 (default gpu: nvidia-smi -L; also $PIPELINE_RESOURCES)
-  --artifacts DIR    cache folder (default: <project>/artifacts; also $PIPELINE_ARTIFACTS)
+  --resources SPEC   machine capacity, e.g. gpu=2,mem=64 (also $PIPELINE_RESOURCES; default gpu:
+                     $CUDA_VISIBLE_DEVICES, else nvidia-smi -L, else 0; other resources unlimited)
+  --artifacts DIR    cache folder (also $PIPELINE_ARTIFACTS; default: artifacts/ beside the pipelines/
+                     folder holding FILE, else beside FILE)
   --progress MODE    tty (live lines) or plain (timestamped lines); default: tty when stderr is a terminal
   --executor NAME    local (default; also $PIPELINE_EXECUTOR) or slurm: heavy stages become batch jobs
   --profile FILE     the Slurm profile: partitions, account, time limits, setup lines (also $PIPELINE_SLURM_PROFILE)`,
@@ -38,32 +40,51 @@ const VERBS: Record<string, { usage: string; help: string; flags: Record<string,
   },
   status: {
     usage: 'pipeline status FILE [--json] [--set k=v]... [--verify] [--artifacts DIR]',
-    help: 'Says for each instance whether it is cached, stale (and why), or pending on a stale upstream.',
+    help: `Says for each instance whether it is cached, stale (and why), or pending on a stale upstream.
+  --json             one JSON object: {pipeline, file, instances: [{name, stage, uses, state, reasons, key}]}
+  --set k=v          the params to judge it with, as given to run; repeatable
+  --verify           re-hash every cache file (default: size+mtime check)
+  --artifacts DIR    cache folder (as for run)`,
     flags: { json: 'bool', set: 'list', verify: 'bool', artifacts: 'value' },
   },
   dag: {
     usage: 'pipeline dag FILE [--format text|mermaid|dot] [--set k=v]...',
-    help: 'Prints the stage graph.',
+    help: `Prints the stage graph: each stage with its type, instance count and upstream stages.
+  --format FORMAT    text (default; lists a matrix stage's instances), mermaid or dot (Graphviz)
+  --set k=v          override a pipeline param (a matrix axis from a param changes the instances)`,
     flags: { format: 'value', set: 'list' },
   },
   validate: {
     usage: 'pipeline validate FILE [--set k=v]...',
-    help: 'Loads and checks the pipeline (schema, stage params, references, cycles); runs nothing.',
+    help: `Loads and checks the pipeline (schema, stage params, references, cycles); runs nothing.
+  --set k=v          override a pipeline param (checked against its declared default)
+Fields holding references are checked when a run resolves them, and input files when a run hashes them.`,
     flags: { set: 'list' },
   },
   show: {
     usage: 'pipeline show FILE STAGE [--json] [--set k=v]... [--artifacts DIR]',
-    help: 'Prints the output values and file paths of a computed stage (a matrix stage: keyed by instance).',
+    help: `Prints the output values and file paths of a computed stage (a matrix stage: keyed by instance).
+STAGE is a stage id or an instance name ('small[d_sae=64,lr=1e-4]'). Exit 1 if it is not computed,
+with the reasons and the 'pipeline run' that computes it.
+  --json             one JSON object {output: value|path} (a matrix stage: keyed by instance name)
+  --set k=v          the params of the run that computed it; repeatable
+  --artifacts DIR    cache folder (as for run)`,
     flags: { json: 'bool', set: 'list', artifacts: 'value' },
   },
   gc: {
     usage: 'pipeline gc [FILE] [--artifacts DIR] [--dry-run]',
-    help: 'Removes cache entries that no lock file references (pipelines/**/*.lock.json and lock files of past runs).',
+    help: `Removes cache entries that no lock file references (pipelines/**/*.lock.json and lock files of
+past runs), their work folders and logs; keeps what a live run uses.
+  FILE               only says which project's artifacts folder (default: ./artifacts)
+  --artifacts DIR    cache folder (as for run)
+  --dry-run          print the counts; remove nothing`,
     flags: { artifacts: 'value', 'dry-run': 'bool' },
   },
   stages: {
     usage: 'pipeline stages [TYPE...] [--markdown]',
-    help: 'Lists the stage types, or describes the given ones: params (type, default, meaning) and outputs, from their schemas.',
+    help: `Lists the stage types, or describes the given ones: params (type, default, meaning) and outputs,
+from their schemas.
+  --markdown         all of them as Markdown (docs/stages.md is this output)`,
     flags: { markdown: 'bool' },
   },
   exec: {
@@ -76,8 +97,8 @@ const VERBS: Record<string, { usage: string; help: string; flags: Record<string,
 };
 
 const EXIT_CODES =
-  `Exit codes: 0 ok; 1 a stage failed (or show: stage not computed); 2 invalid pipeline ` +
-  `or usage; 129 hung up (SIGHUP); 130 interrupted (SIGINT); 143 terminated (SIGTERM).`;
+  `Exit codes: 0 ok; 1 a stage failed (or show: stage not computed; or the system refused, e.g. a full ` +
+  `disk); 2 invalid pipeline or usage; 129 hung up (SIGHUP); 130 interrupted (SIGINT); 143 terminated (SIGTERM).`;
 
 function mainHelp(): string {
   return `pipeline: a cached DAG runner for YAML pipelines\n\nUsage:\n${Object.entries(VERBS)
