@@ -12,6 +12,7 @@ import { PipelineError, PipelineErrors } from './errors.js';
 import { deepMerge, isPlainObject } from './format.js';
 import type { Json, StageType } from './stage.js';
 import { pointerOf, type NodePos, type Positions, type SourceDoc } from './yaml-source.js';
+import { didYouMean } from './suggest.js';
 
 type Defaults = Record<string, Record<string, Json>>;
 type StageDecls = Record<string, { uses: string; with?: Record<string, unknown> }>;
@@ -35,7 +36,7 @@ export function applyDefaults(
       const names = [...known.keys()].sort().join(', ');
       errors.push(
         new PipelineError(
-          `defaults: unknown stage type '${typeName}' (known: ${names})`,
+          `defaults: unknown stage type '${typeName}' (known: ${names})` + didYouMean(typeName, known.keys()),
           positions.at(pointerOf(['defaults', typeName]), 'key'),
         ),
       );
@@ -46,7 +47,8 @@ export function applyDefaults(
       if (declared.includes(key)) continue;
       errors.push(
         new PipelineError(
-          `defaults.${typeName}: unknown param '${key}' of stage type ${typeName} (params: ${declared.join(', ')})`,
+          `defaults.${typeName}: unknown param '${key}' of stage type ${typeName} (params: ${declared.join(', ')})` +
+            didYouMean(key, declared),
           positions.at(pointerOf(['defaults', typeName, key]), 'key'),
         ),
       );

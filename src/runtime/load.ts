@@ -22,6 +22,7 @@ import { validator, schemaErrors } from './validate.js';
 import { Positions, pointerOf, readYamlFile, type NodePos, type SourceDoc } from './yaml-source.js';
 import { NUM_VAR_PREFIX, REF_VAR_PREFIX, rewriteShellReferences } from './shell-refs.js';
 import { sha256 } from '../util/hash.js';
+import { didYouMean } from './suggest.js';
 
 /** A place in `with:` that still holds references to other stages' outputs. */
 export interface Hole {
@@ -133,7 +134,8 @@ export function loadPipeline(opts: LoadOptions): Pipeline {
     if (!type) {
       errors.push(
         new PipelineError(
-          `stage ${id}: unknown stage type '${decl.uses}' (known: ${[...types.keys()].sort().join(', ') || 'none'})`,
+          `stage ${id}: unknown stage type '${decl.uses}' (known: ${[...types.keys()].sort().join(', ') || 'none'})` +
+            didYouMean(String(decl.uses), types.keys()),
           positions.at(`${pointer}/uses`),
         ),
       );
@@ -275,7 +277,10 @@ export function applySet(
   for (const [key, text] of sets) {
     if (!Object.hasOwn(params, key)) {
       const known = Object.keys(params);
-      throw new PipelineError(`--set ${key}=${text}: unknown param '${key}' (declared: ${known.join(', ') || 'none'})`);
+      throw new PipelineError(
+        `--set ${key}=${text}: unknown param '${key}' (declared: ${known.join(', ') || 'none'})` +
+          didYouMean(key, known),
+      );
     }
     params[key] = typedValue(key, text, params[key], positions);
   }
@@ -532,7 +537,8 @@ function resolveStatic(r: Ref, scope: StaticScope, ptr: string, pos: SourcePos):
   if (r.kind === 'params') {
     if (!Object.hasOwn(scope.pipeline.params, r.name)) {
       throw new PipelineError(
-        `${where}: unknown param '${r.name}' in ${r.text} (declared: ${Object.keys(scope.pipeline.params).join(', ') || 'none'})`,
+        `${where}: unknown param '${r.name}' in ${r.text} (declared: ${Object.keys(scope.pipeline.params).join(', ') || 'none'})` +
+          didYouMean(r.name, Object.keys(scope.pipeline.params)),
         pos,
       );
     }
@@ -576,7 +582,8 @@ function linkInstance(p: Pipeline, inst: Instance): void {
     const target = p.stages.get(need);
     if (!target) {
       throw new PipelineError(
-        `stage ${inst.stage.id} needs: unknown stage '${need}' (stages: ${[...p.stages.keys()].join(', ')})`,
+        `stage ${inst.stage.id} needs: unknown stage '${need}' (stages: ${[...p.stages.keys()].join(', ')})` +
+          didYouMean(need, p.stages.keys()),
         p.positions.at(`${inst.stage.pointer}/needs/${i}`),
       );
     }
@@ -589,7 +596,11 @@ function refTargets(p: Pipeline, inst: Instance, ref: Extract<Ref, { kind: 'stag
   const where = `stage ${inst.stage.id}: ${ref.text}`;
   const target = p.stages.get(ref.stage);
   if (!target)
-    throw new PipelineError(`${where}: unknown stage '${ref.stage}' (stages: ${[...p.stages.keys()].join(', ')})`, pos);
+    throw new PipelineError(
+      `${where}: unknown stage '${ref.stage}' (stages: ${[...p.stages.keys()].join(', ')})` +
+        didYouMean(ref.stage, p.stages.keys()),
+      pos,
+    );
   let instances = target.instances;
   if (ref.filter) {
     for (const [k] of ref.filter) {

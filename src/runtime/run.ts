@@ -22,6 +22,7 @@ import { endRecordedGroups, unlock, waitLock } from './fsutil.js';
 import type { StageOutputs } from './stage.js';
 import type { Progress } from '../util/progress.js';
 import type { Provenance } from '../util/provenance.js';
+import { didYouMean } from './suggest.js';
 
 export interface RunOptions {
   pipeline: Pipeline;
@@ -71,7 +72,8 @@ export function resolveNames(p: Pipeline, names: string[], what: string): Instan
     const found = p.stages.get(name)?.instances ?? (p.byName.has(name) ? [p.byName.get(name)!] : undefined);
     if (!found)
       throw new PipelineError(
-        `${what} '${name}' is neither a stage nor an instance of ${p.shownFile} (stages: ${[...p.stages.keys()].join(', ')})`,
+        `${what} '${name}' is neither a stage nor an instance of ${p.shownFile} (stages: ${[...p.stages.keys()].join(', ')})` +
+          didYouMean(name, [...p.stages.keys(), ...p.byName.keys()]),
       );
     out.push(...found);
   }

@@ -7,6 +7,7 @@ import type { TObject } from '@sinclair/typebox';
 import { PipelineError } from './errors.js';
 import { formatValue } from './format.js';
 import { pointerOf, type Positions } from './yaml-source.js';
+import { didYouMean } from './suggest.js';
 
 let ajv: Ajv | undefined;
 const compiled = new WeakMap<object, ValidateFunction>();
@@ -102,7 +103,7 @@ function describeError(e: ErrorObject): { pointer: string; message: string; whic
     case 'additionalProperties':
       return {
         pointer: `${e.instancePath}${pointerOf([String(p.additionalProperty)])}`,
-        message: `unknown key '${p.additionalProperty}'${known(e)}`,
+        message: `unknown key '${p.additionalProperty}'${known(e)}${didYouMean(String(p.additionalProperty), knownKeys(e))}`,
         which: 'key',
       };
     case 'required':
@@ -142,9 +143,13 @@ function describeError(e: ErrorObject): { pointer: string; message: string; whic
   }
 }
 
+function knownKeys(e: ErrorObject): string[] {
+  return Object.keys((e.parentSchema as { properties?: Record<string, unknown> })?.properties ?? {});
+}
+
 function known(e: ErrorObject): string {
-  const props = (e.parentSchema as { properties?: Record<string, unknown> })?.properties;
-  return props ? ` (allowed: ${Object.keys(props).join(', ')})` : '';
+  const keys = knownKeys(e);
+  return keys.length ? ` (allowed: ${keys.join(', ')})` : '';
 }
 
 function shown(v: unknown): string {

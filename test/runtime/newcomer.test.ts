@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { closest } from '../../src/runtime/suggest.js';
 import { cli, makeProject } from './helpers.js';
 
 const ONE_STAGE =
@@ -83,13 +84,20 @@ test('the usual first mistakes: exit 2, file:line:col, the field, no stack trace
     [
       'stages:\n  b:\n    uses: flop-budget\n    with: { d_saee: 100 }\n',
       'pipelines/p.yaml:4:13: ',
-      /stage b field d_saee: unknown key 'd_saee' \(allowed: .*d_sae/,
+      /stage b field d_saee: unknown key 'd_saee' \(allowed: .*d_sae.*\)\. Did you mean 'd_sae'\?/,
     ],
     // An unknown stage type.
     [
       'stages:\n  s:\n    uses: shel\n',
       'pipelines/p.yaml:3:11: ',
-      /stage s: unknown stage type 'shel' \(known: .*shell/,
+      /stage s: unknown stage type 'shel' \(known: .*shell.*\)\. Did you mean 'shell'\?/,
+    ],
+    // A misspelt stage in a reference.
+    [
+      'stages:\n  words:\n    uses: shell\n    with: { cmd: "true", outputs: { x: x } }\n' +
+        '  count:\n    uses: shell\n    with: { cmd: "cat ${{ stages.word.outputs.x }}" }\n',
+      'pipelines/p.yaml:7:',
+      /unknown stage 'word' \(stages: words, count\)\. Did you mean 'words'\?/,
     ],
     // A cycle.
     [
@@ -122,7 +130,11 @@ test('the usual first mistakes: exit 2, file:line:col, the field, no stack trace
   p.write('pipelines/p.yaml', ONE_STAGE);
   const wrongSet = await cli(['run', 'p', '--set', 'm=3'], p.dir);
   assert.equal(wrongSet.code, 2);
-  assert.match(wrongSet.stderr, /--set m=3: unknown param 'm' \(declared: n\)/);
+  // One letter is too short to guess from.
+  assert.match(wrongSet.stderr, /--set m=3: unknown param 'm' \(declared: n\)\n/);
+  const typo = await cli(['run', 'p', '--set', 'N=3'], p.dir);
+  assert.equal(typo.code, 2);
+  assert.match(typo.stderr, /unknown param 'N' \(declared: n\)\. Did you mean 'n'\?/);
   const missing = await cli(['run', 'nope'], p.dir);
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /pipeline file nope not found/);
@@ -134,4 +146,14 @@ test('validate counts in words a newcomer reads: 1 stage, 2 instances', async ()
   const r = await cli(['validate', 'p'], p.dir);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout.trim(), 'ok: pipelines/p.yaml: pipeline p, 1 stage, 2 instances');
+});
+
+test('did you mean: one close name, never a guess among several or from too few letters', () => {
+  assert.equal(closest('shel', ['shell', 'report']), 'shell');
+  assert.equal(closest('trian', ['train', 'other']), 'train');
+  assert.equal(closest('final_l0_coef', ['final_l0_coefficient', 'l0_coefficient']), 'final_l0_coefficient');
+  assert.equal(closest('LR', ['lr', 'n']), 'lr');
+  assert.equal(closest('m', ['n']), undefined);
+  assert.equal(closest('d_sa', ['d_sae', 'd_sb']), undefined);
+  assert.equal(closest('zzzzzz', ['shell']), undefined);
 });
