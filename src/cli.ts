@@ -5,6 +5,7 @@
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isSystemError } from './runtime/errors.js';
+import { didYouMean } from './runtime/suggest.js';
 
 const VERBS: Record<string, { usage: string; help: string; flags: Record<string, 'bool' | 'value' | 'list'> }> = {
   run: {
@@ -290,13 +291,12 @@ async function main(argv: string[]): Promise<number> {
       const types = await stageTypes();
       const { describeStageType, describeStageTypes } = await import('./runtime/describe.js');
       const unknown = p.positionals.filter((n) => !types.some((t) => t.name === n));
-      if (unknown.length)
+      if (unknown.length) {
+        const known = types.map((t) => t.name).sort();
         throw new UsageError(
-          `unknown stage type ${unknown.join(', ')} (known: ${types
-            .map((t) => t.name)
-            .sort()
-            .join(', ')})`,
+          `unknown stage type ${unknown.join(', ')} (known: ${known.join(', ')})` + didYouMean(unknown[0], known),
         );
+      }
       if (p.flags.has('markdown')) process.stdout.write(describeStageTypes(types));
       else if (p.positionals.length)
         for (const n of p.positionals) process.stdout.write(describeStageType(types.find((t) => t.name === n)!) + '\n');

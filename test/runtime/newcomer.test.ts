@@ -135,6 +135,9 @@ test('the usual first mistakes: exit 2, file:line:col, the field, no stack trace
   const typo = await cli(['run', 'p', '--set', 'N=3'], p.dir);
   assert.equal(typo.code, 2);
   assert.match(typo.stderr, /unknown param 'N' \(declared: n\)\. Did you mean 'n'\?/);
+  const type = await cli(['stages', 'trian-sae'], p.dir);
+  assert.equal(type.code, 2);
+  assert.match(type.stderr, /unknown stage type trian-sae \(known: .*\)\. Did you mean 'train-sae'\?/);
   const missing = await cli(['run', 'nope'], p.dir);
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /pipeline file nope not found/);
