@@ -59,7 +59,8 @@ const VERBS: Record<string, { usage: string; help: string; flags: Record<string,
     usage: 'pipeline validate FILE [--set k=v]...',
     help: `Loads and checks the pipeline (schema, stage params, references, cycles); runs nothing.
   --set k=v          override a pipeline param (checked against its declared default)
-Fields holding references are checked when a run resolves them, and input files when a run hashes them.`,
+Input files must exist (those of stages after an upstream or needs: are checked when the run
+reaches them); fields holding references are checked when a run resolves them.`,
     flags: { set: 'list' },
   },
   show: {

@@ -8,7 +8,8 @@ import { dirname, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { Artifacts, artifactsRoot, outputPath, type Manifest } from './cache.js';
-import { EXIT, PipelineError } from './errors.js';
+import { EXIT, PipelineError, PipelineErrors } from './errors.js';
+import { missingInputs } from './evaluate.js';
 import { formatValue } from './format.js';
 import { FileHashMemo, RACY_MS } from './hash.js';
 import { sha256 } from '../util/hash.js';
@@ -406,6 +407,8 @@ function count(n: number, noun: string): string {
 
 export function validateCommand(o: Common): number {
   const p = load(o);
+  const missing = missingInputs(p);
+  if (missing.length) throw new PipelineErrors(missing);
   console.log(
     `ok: ${shownPath(p.file)}: pipeline ${p.name}, ${count(p.stages.size, 'stage')}, ` +
       `${count(p.instances.length, 'instance')}`,

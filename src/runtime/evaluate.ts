@@ -3,9 +3,9 @@
  * schema defaults applied) and the parts of its cache key. Shared by `run`, `status`, `show`
  * and `--dry-run`, so they can never disagree on what a key is.
  */
-import { statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
-import { formatPos, type SourcePos } from './errors.js';
+import { formatPos, PipelineError, type SourcePos } from './errors.js';
 import { outputPath, type Artifacts, type Manifest } from './cache.js';
 import { digestJson, type FileHashMemo } from './hash.js';
 import { stageCodeDigest } from './code.js';
@@ -179,15 +179,43 @@ async function inputDigests(
     try {
       statSync(abs);
     } catch {
-      const at = pointerTo(inst.with, rel);
-      throw new InstanceError(
-        `stage ${inst.name}: input ${rel} not found (looked for ${abs})`,
-        p.positions.at(`${inst.stage.pointer}/with${at ?? ''}`),
-      );
+      throw new InstanceError(inputNotFound(inst, rel, abs), inputPos(p, inst, rel));
     }
     out[rel] = await memo.digest(abs);
   }
   return out;
+}
+
+function inputNotFound(inst: Instance, rel: string, abs: string): string {
+  return `stage ${inst.name}: input ${rel} not found${abs === rel ? '' : ` (looked for ${abs})`}`;
+}
+
+function inputPos(p: Pipeline, inst: Instance, rel: string): SourcePos | undefined {
+  return p.positions.at(`${inst.stage.pointer}/with${pointerTo(inst.with, rel) ?? ''}`);
+}
+
+/**
+ * Input files that are not there, found without running: those of instances that nothing runs
+ * before (no upstream, no `needs`) and whose params are all literal, so that no stage of the
+ * run could create them first. Other instances' inputs are judged when the run hashes them.
+ */
+export function missingInputs(p: Pipeline): PipelineError[] {
+  const errors = new Map<string, PipelineError>();
+  for (const inst of p.instances) {
+    if (inst.holes.length || inst.deps.length || !inst.stage.type.inputFiles) continue;
+    const params = structuredClone(inst.with);
+    if (!validator(inst.stage.type.params, true)(params)) continue; // loading has said why
+    for (const rel of inst.stage.type.inputFiles(params)) {
+      const abs = resolvePath(p.dir, rel);
+      if (existsSync(abs)) continue;
+      // One error per place in the file, not per instance of a matrix stage.
+      const pos = inputPos(p, inst, rel);
+      const key = pos ? `${pos.file}:${pos.line}:${pos.col}` : `${inst.stage.id} ${rel}`;
+      const text = inputNotFound(inst, rel, abs).replace(`stage ${inst.name}:`, `stage ${inst.stage.id}:`);
+      if (!errors.has(key)) errors.set(key, new PipelineError(text, pos));
+    }
+  }
+  return [...errors.values()];
 }
 
 /** Pointer of the first string equal to `value` in a params tree (where an input path was written). */

@@ -160,3 +160,29 @@ test('did you mean: one close name, never a guess among several or from too few 
   assert.equal(closest('d_sa', ['d_sae', 'd_sb']), undefined);
   assert.equal(closest('zzzzzz', ['shell']), undefined);
 });
+
+test('validate: an input file that is not there, for a stage nothing runs before, is an error at its line', async () => {
+  const p = makeProject('newcomer-');
+  p.write(
+    'pipelines/p.yaml',
+    'stages:\n  a:\n    uses: shell\n    with:\n      cmd: cat "$INPUT_0" > "$OUT/x"\n' +
+      '      inputs: [data/nothere.txt]\n      outputs: { x: x }\n',
+  );
+  let r = await cli(['validate', 'p'], p.dir);
+  assert.equal(r.code, 2, r.stderr);
+  assert.equal(
+    r.stderr.trim(),
+    `pipelines/p.yaml:6:16: stage a: input data/nothere.txt not found (looked for ${p.pipelines}/data/nothere.txt)`,
+  );
+  // After a stage it `needs`, the file may be that stage's doing: the run judges it then.
+  p.write(
+    'pipelines/p.yaml',
+    'stages:\n  gen:\n    uses: shell\n    with: { cmd: "mkdir -p data && date > data/made.txt" }\n' +
+      '  a:\n    uses: shell\n    needs: [gen]\n    with:\n      cmd: cat "$INPUT_0" > "$OUT/x"\n' +
+      '      inputs: [data/made.txt]\n      outputs: { x: x }\n',
+  );
+  r = await cli(['validate', 'p'], p.dir);
+  assert.equal(r.code, 0, r.stderr);
+  r = await cli(['run', 'p'], p.dir);
+  assert.equal(r.code, 0, r.stderr);
+});
