@@ -149,15 +149,17 @@ export function fitLaw(points: FitPoint[], opts: FitOptions): FitOutcome {
   const rule = { ...DEFAULT_RULE, ...opts.identification };
   // With the bootstrap switched off (bootstrap: 0) only the condition number can judge.
   const judgeIntervals = (opts.bootstrap ?? 200) > 0;
+  const centred = centredCoefficients(law, data, boot, band);
   const identification = identify(
     law,
     best.theta,
     kept.map((p) => logFeatures(law, p)),
     params,
-    intervals,
+    { ...intervals, ...centred.intervals },
     axes(law, kept),
     rule,
     judgeIntervals && unbounded.length === 0,
+    centred.notes,
   );
   if (unbounded.length) {
     identification.reasons.unshift(...unbounded);
@@ -290,6 +292,42 @@ function toLogData(law: Law, kept: FitPoint[]): LogData {
     logY: Float64Array.from(kept, (p) => Math.log(p.y)),
     weights: new Float64Array(kept.length).fill(1),
   };
+}
+
+/**
+ * The coefficient of a power term, judged where the data are: A / N^alpha = A_c (N / N_c)^-alpha
+ * with A_c = A N_c^-alpha and N_c the geometric mean of the fitted N (likewise B at D_c, and a
+ * power law's a at x_c). A itself is the term's value at N = 1, the axis's unit: far outside the
+ * data, where every bootstrap draw of alpha moves it by a factor N_c^(alpha_hi - alpha_lo). Its
+ * interval then measures the units the axis is counted in (vectors or thousands of vectors) more
+ * than the data; A_c's does not depend on them. The published intervals stay A's own.
+ */
+function centredCoefficients(
+  law: Law,
+  data: LogData,
+  boot: Float64Array[],
+  band: (values: number[]) => Interval,
+): { intervals: Record<string, Interval>; notes: Record<string, string> } {
+  const intervals: Record<string, Interval> = {};
+  const notes: Record<string, string> = {};
+  const mean = (f: Float64Array) => f.reduce((s, v) => s + v, 0) / f.length;
+  const terms =
+    law.name === 'chinchilla'
+      ? [
+          { coef: 'A', exponent: 'alpha', axis: 'N', logCentre: mean(data.features[0]), sign: -1 },
+          { coef: 'B', exponent: 'beta', axis: 'D', logCentre: mean(data.features[1]), sign: -1 },
+        ]
+      : [{ coef: 'a', exponent: 'b', axis: 'x', logCentre: mean(data.features[0]), sign: 1 }];
+  for (const t of terms) {
+    intervals[t.coef] = band(
+      boot.map((theta) => {
+        const p = law.toPublic(theta);
+        return p[t.coef] * Math.exp(t.sign * p[t.exponent] * t.logCentre);
+      }),
+    );
+    notes[t.coef] = `at the data's centre ${t.axis} = ${fmt(Math.exp(t.logCentre))}`;
+  }
+  return { intervals, notes };
 }
 
 /** Log features of a point; chinchilla's data term sees the effective data when repetition is modelled. */

@@ -8,7 +8,9 @@
  *   so that units do not count: a large value means some combination of parameters barely
  *   changes the predictions (e.g. A and alpha trading off when N spans little);
  * - the bootstrap interval widths: for a positive coefficient (A, B, E, a, c) the ratio
- *   hi / lo; for an exponent (alpha, beta, b) the width hi - lo relative to |value|, or, failing
+ *   hi / lo, a power term's coefficient taken at the geometric centre of the data on its axis
+ *   (A N_c^-alpha, not A, the term at N = 1: that would judge the units the axis is counted in,
+ *   see centredCoefficients in fit.ts); for an exponent (alpha, beta, b) the width hi - lo relative to |value|, or, failing
  *   that, what the width does to the law across the measured range: exp((hi - lo) ln(span of
  *   its axis)) at most a stated factor. The second test is for exponents near zero: a relative
  *   width can never pass there (an interval that contains 0 is at least |value| wide however
@@ -74,6 +76,8 @@ export function identify(
   axes: Record<string, number[]>,
   rule: IdentificationRule = DEFAULT_RULE,
   judgeIntervals = true,
+  /** Per coefficient: where its interval was taken, when not at the law's own parameter (e.g. "at the data's centre N = 90"). */
+  where: Record<string, string> = {},
 ): Identification {
   const reasons: string[] = [];
   const condition = conditionNumber(law, theta, logFeatures);
@@ -112,8 +116,10 @@ export function identify(
       const ratio = iv[1] / iv[0];
       spread[name] = Number.isFinite(ratio) ? ratio : null;
       if (!(ratio <= rule.maxIntervalRatio)) {
+        const at = where[name] ? ` (judged ${where[name]})` : '';
         reasons.push(
-          `${name}'s interval [${fmt(iv[0])}, ${fmt(iv[1])}] spans a factor ${fmt(ratio)} (limit ${rule.maxIntervalRatio})`,
+          `${name}'s interval${at} [${fmt(iv[0])}, ${fmt(iv[1])}] spans a factor ${fmt(ratio)} ` +
+            `(limit ${rule.maxIntervalRatio})`,
         );
       }
     }
@@ -148,7 +154,8 @@ export function identify(
 export function describeRule(rule: IdentificationRule): string {
   return (
     `identified when the column-scaled condition number of the Jacobian is <= ${fmt(rule.maxCondition)}, every ` +
-    `coefficient's interval spans a factor <= ${rule.maxIntervalRatio} and every exponent's interval is <= ` +
+    `coefficient's interval (a power term's taken at the data's geometric centre, not at 1 on its axis) spans a ` +
+    `factor <= ${rule.maxIntervalRatio} and every exponent's interval is <= ` +
     `${rule.maxExponentWidth}x its |value| wide or moves the law by a factor <= ${rule.maxExponentFactor} across ` +
     `the measured range; design: >= ${rule.minPointsPerParameter} points per parameter, ` +
     `each axis spanning >= ${rule.minSpan}x`

@@ -220,3 +220,41 @@ test('an exponent near zero is pinned when its interval moves the law by at most
     loose.identification.reasons.join('; '),
   );
 });
+
+/**
+ * A demo-sized design: 4 widths x 4 data sizes, each axis spanning 8x, D counted in vectors
+ * (1e5 scale), 2% multiplicative noise. The same runs with D counted in thousands of vectors
+ * must get the same verdict: a coefficient judged at D = 1 (the axis's unit, far outside the
+ * data) would inherit the exponent's whole uncertainty times ln(D) and refuse B in vectors but
+ * not in thousands.
+ */
+function demoSizedDesign(unit: number) {
+  const random = seededRandom(7);
+  const N: number[] = [],
+    D: number[] = [],
+    y: number[] = [];
+  for (const n of [32, 64, 128, 256]) {
+    for (const d of [6.4e4, 1.28e5, 2.56e5, 5.12e5]) {
+      N.push(n);
+      D.push(d / unit);
+      y.push((0.04 + 1.5 / n ** 0.8 + 3000 / d ** 1.0) * Math.exp(0.02 * (2 * random() - 1)));
+    }
+  }
+  return pointsFromLists('chinchilla', { N, D, y });
+}
+
+test('identification does not depend on the units of the axes (coefficients are judged at the data)', () => {
+  const opts = { law: 'chinchilla' as const, bootstrap: 100 };
+  const vectors = fitLaw(demoSizedDesign(1), opts);
+  const thousands = fitLaw(demoSizedDesign(1000), opts);
+  for (const name of ['E', 'A', 'B']) {
+    const a = vectors.identification.interval_spread[name]!;
+    const b = thousands.identification.interval_spread[name]!;
+    assert.ok(Math.abs(a - b) <= 1e-3 * a, `${name}: spread ${a} (vectors) vs ${b} (thousands of vectors)`);
+  }
+  assert.equal(vectors.identification.identified, thousands.identification.identified);
+  assert.equal(vectors.identification.identified, true, vectors.identification.reasons.join('; '));
+  // The published intervals stay those of the law's own coefficients.
+  const B = vectors.intervals.B!;
+  assert.ok(B[0] <= vectors.params.B! && vectors.params.B! <= B[1]);
+});
