@@ -75,6 +75,13 @@ export const TrainSaeParams = Type.Object({
       'to its error, so lambda stops rising while L0 is already falling (no overshoot that kills ' +
       'latents). 0: a pure integral controller.',
   }),
+  l0_controller_clip: Type.Number({
+    exclusiveMinimum: 0,
+    default: 1,
+    description:
+      'With target_l0: the error (log L0 error plus the damping term) is clipped to +-this, so a step changes ' +
+      'log lambda by at most gain x clip: a larger gain with a smaller clip corrects small errors faster.',
+  }),
   l0_smoothing_steps: Type.Number({
     minimum: 1,
     default: 20,

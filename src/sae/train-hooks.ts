@@ -13,6 +13,7 @@ export interface HookParams {
   lr: number;
   l0_controller_gain: number;
   l0_controller_damping: number;
+  l0_controller_clip: number;
   l0_smoothing_steps: number;
   resample_dead_every: number;
   resample_dead_until: number;
@@ -60,6 +61,7 @@ export function trainingHooks(
           gain: p.l0_controller_gain,
           smoothingSteps: p.l0_smoothing_steps,
           damping: p.l0_controller_damping,
+          clip: p.l0_controller_clip,
         });
   const resampleUntil = Math.floor(p.resample_dead_until * steps);
   let random = mulberry32((p.seed ^ 0x5eed) >>> 0);

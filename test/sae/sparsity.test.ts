@@ -54,6 +54,49 @@ test('controller: damping stops the overshoot a lagging L0 causes, and the run s
   assert.ok(Math.abs(damped.final - 4) <= 0.1 * 4, `and ends within 10% (${damped.final})`);
 });
 
+/**
+ * A plant that settles a little below the target and then answers slowly, as a short run's L0
+ * does in its last half while the lr decays: L0 relaxes (time constant 200 steps) towards
+ * 4 * (lambda_eq / lambda)^2 with lambda_eq below the starting lambda, so the run starts about
+ * 12% under the target. Returns the steps until L0 is within 3% of the target for good, and the
+ * largest per-step change of log lambda.
+ */
+function settle(gain: number, clip: number | undefined): { steps: number; largestStep: number } {
+  const c = new SparsityController({ target: 4, warmupSteps: 1, gain, smoothingSteps: 20, damping: 100, clip });
+  let l0 = 3.5;
+  let last = Infinity;
+  let largestStep = 0;
+  let previous = Math.log(c.lambda(0, 0.03));
+  for (let step = 0; step < 3000; step++) {
+    const lambda = c.lambda(step, 0.03);
+    largestStep = Math.max(largestStep, Math.abs(Math.log(lambda) - previous));
+    previous = Math.log(lambda);
+    l0 += (4 * (0.0281 / lambda) ** 2 - l0) / 200;
+    c.observe(step, l0, lambda);
+    if (Math.abs(l0 - 4) > 0.03 * 4) last = Infinity;
+    else if (last === Infinity) last = step;
+  }
+  // From far above the target the error saturates: the clip bounds the per-step change.
+  const far = new SparsityController({ target: 4, warmupSteps: 1, gain, smoothingSteps: 20, damping: 100, clip });
+  for (let step = 0; step < 200; step++) {
+    const before = far.current();
+    far.observe(step, 30, far.lambda(step, 0.03));
+    if (before !== null) largestStep = Math.max(largestStep, Math.abs(Math.log(far.current()! / before)));
+  }
+  return { steps: last, largestStep };
+}
+
+test('controller: a clip on the error lets a larger gain correct a small residual error fast, with no larger steps', () => {
+  const seed = settle(0.005, undefined);
+  const clipped = settle(0.02, 0.25);
+  assert.ok(
+    clipped.steps < 0.5 * seed.steps,
+    `gain 0.02 clipped at 0.25 settles in ${clipped.steps} steps, gain 0.005 in ${seed.steps}`,
+  );
+  assert.ok(seed.largestStep <= 0.005 + 1e-12, `gain 0.005: largest step ${seed.largestStep}`);
+  assert.ok(clipped.largestStep <= 0.02 * 0.25 + 1e-12, `clipped: largest step ${clipped.largestStep}`);
+});
+
 test('train-sae with target_l0 ends within tolerance of two different targets', { timeout: 300_000 }, async () => {
   const d = 16,
     nTrue = 24,
