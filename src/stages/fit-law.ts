@@ -124,7 +124,9 @@ const Params = Type.Object(
     max_interval_ratio: Type.Number({
       exclusiveMinimum: 1,
       default: 100,
-      description: "Identified only if every positive coefficient's interval has hi / lo at most this",
+      description:
+        "Identified only if every positive coefficient's interval has hi / lo at most this (a power term's coefficient " +
+        "taken at the data's geometric centre on its axis: A N_c^-alpha, not A, which depends on the axis's units)",
     }),
     max_exponent_width: Type.Number({
       exclusiveMinimum: 0,
