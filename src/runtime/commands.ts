@@ -76,7 +76,7 @@ export async function runCommand(o: RunOpts): Promise<number> {
 
   const reporter = createReporter(process.stderr, { tty: o.progress ? o.progress === 'tty' : undefined });
   const { pool, launcher, jobs, close } =
-    o.executor === 'slurm' ? await slurmExecution(o, p, reporter) : localExecution(o, instances);
+    o.executor === 'slurm' ? await slurmExecution(o, p, reporter) : await localExecution(o, instances, reporter);
   const controller = new AbortController();
   let interruptedBy: NodeJS.Signals | undefined;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -138,8 +138,12 @@ interface Execution {
   close(): void;
 }
 
-/** Heavy stages as child processes of this runner, within this machine's resources. */
-function localExecution(o: RunOpts, instances: Instance[]): Execution {
+/**
+ * Heavy stages as child processes of this runner, within this machine's resources. A stage
+ * whose entry has a batch job an earlier Slurm run left queued or running waits for that job
+ * rather than racing it (slurm/adopt.ts); the profile, if any, says how often to ask Slurm.
+ */
+async function localExecution(o: RunOpts, instances: Instance[], reporter: Reporter): Promise<Execution> {
   const capacity = {
     ...parseResources(process.env.PIPELINE_RESOURCES, '$PIPELINE_RESOURCES'),
     ...parseResources(o.resources, '--resources'),
@@ -147,14 +151,33 @@ function localExecution(o: RunOpts, instances: Instance[]): Execution {
   const wantsGpu = instances.some((i) => (i.resources.gpu ?? 0) > 0);
   const pool = new ResourcePool(capacity, wantsGpu && capacity.gpu === undefined ? detectGpus() : []);
   for (const i of instances) pool.check(i.name, i.resources);
-  return { pool, launcher: localLauncher(o.cliPath), jobs: o.jobs ?? availableParallelism(), close: () => {} };
+  const [{ neverRacing }, { readProfile }, { QueuePoller }] = await Promise.all([
+    import('./slurm/adopt.js'),
+    import('./slurm/profile.js'),
+    import('./slurm/watch.js'),
+  ]);
+  let poller: InstanceType<typeof QueuePoller> | undefined;
+  const note = (line: string) => reporter.note(line);
+  // Made at the first job to wait for: a local run with none reads no profile.
+  const watcher = () => (poller ??= new QueuePoller(readProfile(profileFile(o)).poll_interval * 1000, note));
+  return {
+    pool,
+    launcher: neverRacing(localLauncher(o.cliPath), { poller: watcher, note }),
+    jobs: o.jobs ?? availableParallelism(),
+    close: () => poller?.stop(),
+  };
+}
+
+/** The Slurm profile's file: --profile, else $PIPELINE_SLURM_PROFILE, else none (the defaults). */
+function profileFile(o: RunOpts): string | undefined {
+  return o.profile ?? (process.env.PIPELINE_SLURM_PROFILE || undefined);
 }
 
 /** Heavy stages as Slurm jobs: Slurm counts the resources, the profile says how to ask. */
 async function slurmExecution(o: RunOpts, p: Pipeline, reporter: Reporter): Promise<Execution> {
   const { readProfile } = await import('./slurm/profile.js');
   const { SlurmExecutor } = await import('./slurm/executor.js');
-  const profile = readProfile(o.profile ?? (process.env.PIPELINE_SLURM_PROFILE || undefined));
+  const profile = readProfile(profileFile(o));
   if (spawnSync('sbatch', ['--version'], { encoding: 'utf8' }).status !== 0) {
     throw new PipelineError('--executor slurm: sbatch is not available on this machine (run from a Slurm login node)');
   }
@@ -243,6 +266,11 @@ async function dryRun(
   const memo = new FileHashMemo(join(art.root, 'filehash.json'));
   const { explained } = await explainAll(p, art, memo, readLock(lockFile)?.instances ?? {}, instances, verify);
   memo.save();
+  // A run adopts the job an earlier run left for an entry rather than computing it again.
+  const jobs = await recordedJobs(
+    art,
+    explained.filter((e) => e.state !== 'cached'),
+  );
   let n = 0;
   for (const e of explained) {
     const forced = force.has(e.instance);
@@ -251,6 +279,11 @@ async function dryRun(
       continue;
     }
     n++;
+    const job = e.key ? jobs.get(e.key) : undefined;
+    if (job) {
+      console.log(`adopt      ${e.instance.name}: ${job.text}`);
+      continue;
+    }
     const why = forced ? ['--force', ...e.reasons] : e.reasons;
     const verb = e.state === 'blocked' ? 'maybe run' : e.state === 'error' ? 'invalid  ' : 'would run';
     console.log(`${verb}  ${e.instance.name}: ${why.join('; ')}`);

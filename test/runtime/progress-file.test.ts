@@ -8,7 +8,7 @@ import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { progressFileWriter, readProgressFile } from '../../src/runtime/progress-file.js';
-import { jobProgress } from '../../src/runtime/slurm/executor.js';
+import { jobProgress } from '../../src/runtime/slurm/watch.js';
 import type { QueueView } from '../../src/runtime/slurm/state.js';
 
 test('progress file: the first report at once, later ones held back until the interval ends or close', () => {

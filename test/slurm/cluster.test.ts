@@ -288,6 +288,78 @@ stages:
   assert.deepEqual(lockKeys(pr), lockKeys(local));
 });
 
+test("a local run never races a SIGKILLed Slurm runner's live job: it waits for the job and collects its outputs; " +
+  'Ctrl-C leaves the job alone for a later run', {
+  skip,
+  timeout: 180_000,
+}, async (t) => {
+  const text = `name: p
+stages:
+  slow:
+    uses: shell
+    heavy: true
+    with:
+      cmd: '${count('slow')}; echo "::progress 0.5 halfway"; until [ -f $PIPELINE_DIR/../release ]; do sleep 0.2; done; echo done > $OUT/b.txt'
+      outputs: { b: b.txt }
+`;
+  const pr = makeProject('slurm-local-adopt-');
+  pr.write('pipelines/p.yaml', text);
+  profile(pr);
+  const run = startCli(['run', 'p', ...slurm(pr)], pr.dir);
+  t.after(() => run.child.kill('SIGKILL'));
+  let ids: string[] = [];
+  await waitFor(() => {
+    if (pr.count('slow') !== 1) return false;
+    ids = recordedJobs(pr);
+    return ids.length === 1;
+  }, 60_000);
+  run.child.kill('SIGKILL');
+  await run.done;
+  assert.equal(stateOf(ids[0]), 'RUNNING', 'the job outlives its runner');
+  const status = await cli(['status', 'p'], pr.dir);
+  assert.match(status.stdout, new RegExp(`running +slow +Slurm job ${ids[0]} running on localhost`));
+  const dry = await cli(['run', 'p', '--dry-run'], pr.dir);
+  assert.match(dry.stdout, new RegExp(`^adopt +slow: Slurm job ${ids[0]} running on localhost`, 'm'));
+
+  // A local run (the profile only says how often to ask Slurm) waits for the job: Ctrl-C while
+  // it waits ends the run, not the job, which a later run adopts.
+  const local = (): ReturnType<typeof startCli> => {
+    const l = startCli(['run', 'p', '--progress', 'plain', '--profile', join(pr.dir, 'slurm.yaml')], pr.dir);
+    t.after(() => l.child.kill('SIGKILL'));
+    return l;
+  };
+  const waitAdopting = async (l: ReturnType<typeof startCli>) => {
+    let shown = '';
+    l.child.stderr!.on('data', (d) => {
+      shown += d;
+    });
+    // Running the stage a second time (the race) ends the wait too, and fails below.
+    await waitFor(() => /adopting Slurm job/.test(shown) || pr.count('slow') > 1, 60_000);
+    assert.equal(pr.count('slow'), 1, `the local run ran the stage again beside job ${ids[0]}:\n${shown}`);
+    return () => shown;
+  };
+  const first = local();
+  await waitAdopting(first);
+  first.child.kill('SIGINT');
+  const interrupted = await first.done;
+  assert.equal(interrupted.code, 130, interrupted.stderr);
+  assert.match(interrupted.stderr, new RegExp(`Slurm job ${ids[0]} left running`));
+  assert.equal(stateOf(ids[0]), 'RUNNING', 'Ctrl-C of a local run does not cancel the job it waited for');
+  assert.deepEqual(recordedJobs(pr), ids, 'the job is still recorded for a later run');
+
+  const second = local();
+  const shown = await waitAdopting(second);
+  await waitFor(() => /slow {2}50% {2}halfway \(Slurm job \d+ running on localhost\)/.test(shown()), 30_000);
+  pr.write('release', '');
+  const r = await second.done;
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, new RegExp(`slow: adopting Slurm job ${ids[0]} of an earlier run`));
+  assert.equal(pr.count('slow'), 1, 'the stage ran once, in the job');
+  const key = lockKeys(pr).slow.key;
+  assert.equal(readFileSync(join(pr.dir, 'artifacts', 'cache', key, 'out', 'b.txt'), 'utf8'), 'done\n');
+  assert.deepEqual(recordedJobs(pr), []);
+});
+
 test('status tells how a job ended while no runner watched: from squeue, and from sacct once squeue has forgotten it', {
   skip,
   timeout: 120_000,

@@ -5,14 +5,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Accounting } from '../../src/runtime/slurm/accounting.js';
 import type { PipelineError } from '../../src/runtime/errors.js';
 import { describeProgress } from '../../src/runtime/progress.js';
-import { jobProgress, QueuePoller, type JobFiles, type JobRecord } from '../../src/runtime/slurm/executor.js';
-import { cli, makeProject } from '../runtime/helpers.js';
+import { jobProgress, QueuePoller, type JobFiles, type JobRecord } from '../../src/runtime/slurm/watch.js';
+import { cli, count, makeProject } from '../runtime/helpers.js';
 import { jobStatus, jobsInProgress } from '../../src/runtime/slurm/jobs.js';
 import { parseProfile, runsLocally } from '../../src/runtime/slurm/profile.js';
 import { batchScript, sbatchOptions, shellQuote, type JobRequest } from '../../src/runtime/slurm/script.js';
@@ -283,7 +283,7 @@ test('status: how a job that left the queue ended, from captured sacct lines; qu
     assert.equal(s.state, state);
     assert.match(
       s.text,
-      new RegExp(`^Slurm job ${id} ended ${state} on (localhost|node0[78]); the next run (reports|submits) `),
+      new RegExp(`^Slurm job ${id} ended ${state} on (localhost|node0[78]); the next (run reports|Slurm run submits) `),
     );
   }
   assert.equal(status('11', 'pl-11').text, 'Slurm job 11 ended CANCELLED; the next run reports the stage failed');
@@ -303,9 +303,9 @@ test('status: how a job that left the queue ended, from captured sacct lines; qu
   assert.equal(
     jobStatus(record('12', 'pl-12'), undefined, undefined, { why: 'no accounting on this cluster', decidable: true })
       .text,
-    'Slurm job 12 has left the queue, how it ended is unknown (no accounting on this cluster); the next run ' +
-      'submits it again (the job is no longer known to Slurm and wrote no result), if the profile allows another ' +
-      'NODE_FAIL retry (0 used)',
+    'Slurm job 12 has left the queue, how it ended is unknown (no accounting on this cluster); the next Slurm ' +
+      'run submits it again (the job is no longer known to Slurm and wrote no result) if the profile allows ' +
+      'another NODE_FAIL retry (0 used); a local run runs the stage here',
   );
 });
 
@@ -350,16 +350,16 @@ test('status: jobs squeue has forgotten are asked of sacct, in one query; its en
           [
             'ended',
             'TIMEOUT',
-            'Slurm job 21 ended TIMEOUT on node07; the next run submits it again, if the profile allows another ' +
-              'TIMEOUT retry (0 used)',
+            'Slurm job 21 ended TIMEOUT on node07; the next Slurm run submits it again if the profile allows ' +
+              'another TIMEOUT retry (0 used); a local run runs the stage here',
           ],
           ['running', 'RUNNING', 'Slurm job 22 running on node07'],
           [
             'ended',
             undefined,
             'Slurm job 23 has left the queue, how it ended is unknown (accounting does not know it); the next ' +
-              'run submits it again (the job is no longer known to Slurm and wrote no result), if the profile ' +
-              'allows another NODE_FAIL retry (0 used)',
+              'Slurm run submits it again (the job is no longer known to Slurm and wrote no result) if the ' +
+              'profile allows another NODE_FAIL retry (0 used); a local run runs the stage here',
           ],
         ],
       );
@@ -418,8 +418,8 @@ test('show: a stage whose job has ended says how it ended and what the next run 
       assert.match(
         ended.stderr,
         new RegExp(
-          '^timedout is not computed: Slurm job 7 ended TIMEOUT on node07; the next run submits it again, ' +
-            'if the profile allows another TIMEOUT retry \\(0 used\\)$',
+          '^timedout is not computed: Slurm job 7 ended TIMEOUT on node07; the next Slurm run submits it again ' +
+            'if the profile allows another TIMEOUT retry \\(0 used\\); a local run runs the stage here$',
           'm',
         ),
       );
@@ -481,13 +481,13 @@ test('status: an ended job says what the next run does with it (collect, submit 
   );
   assert.equal(
     text(v('TIMEOUT'), { warned: false }),
-    'Slurm job 7 ended TIMEOUT on node07; the next run submits it again, if the profile allows another TIMEOUT ' +
-      'retry (1 used)',
+    'Slurm job 7 ended TIMEOUT on node07; the next Slurm run submits it again if the profile allows another ' +
+      'TIMEOUT retry (1 used); a local run runs the stage here',
   );
   assert.equal(
     text(v('FAILED'), { result: failed, warned: true }),
-    'Slurm job 7 ended FAILED on node07; the next run submits it again (stopped at the time-limit warning), if ' +
-      'the profile allows another TIMEOUT retry (1 used)',
+    'Slurm job 7 ended FAILED on node07; the next Slurm run submits it again (stopped at the time-limit warning) ' +
+      'if the profile allows another TIMEOUT retry (1 used); a local run runs the stage here',
   );
   assert.equal(
     text(v('FAILED'), { result: failed, warned: false }),
@@ -507,4 +507,91 @@ test('status: an ended job says what the next run does with it (collect, submit 
     'Slurm job 7 has left the queue, how it ended is unknown (sacct did not answer); the next run asks sacct ' +
       'again before it decides',
   );
+});
+
+/** A project with one heavy stage, `slow`, and a job record for its entry as a killed Slurm run leaves it. */
+async function projectWithJob(prefix: string, jobId: string) {
+  const pr = makeProject(prefix);
+  pr.write(
+    'pipelines/p.yaml',
+    `name: p\nstages:\n  slow:\n    uses: shell\n    heavy: true\n    with: { cmd: '${count('slow')}; echo here > $OUT/b.txt', outputs: { b: b.txt } }\n`,
+  );
+  const status = JSON.parse((await cli(['status', 'p', '--json'], pr.dir)).stdout) as {
+    instances: Array<{ name: string; key: string }>;
+  };
+  const key = status.instances[0].key;
+  const jobDir = join(pr.dir, 'artifacts', 'work', key, '.slurm');
+  pr.write(
+    join('artifacts', 'work', key, '.slurm', 'job.json'),
+    JSON.stringify({ ...record(jobId, `pl-${jobId}`), key }),
+  );
+  const cached = () => readFileSync(join(pr.dir, 'artifacts', 'cache', key, 'out', 'b.txt'), 'utf8');
+  return { pr, key, jobDir, recordFile: join(jobDir, 'job.json'), cached };
+}
+
+test('local run without squeue: a recorded job is left alone and the entry refused, saying how to go on; its result is collected', async () => {
+  const { pr, jobDir, recordFile, cached } = await projectWithJob('no-squeue-', '9');
+  // No Slurm command on this PATH (the runner itself needs none).
+  const env = { PATH: mkdtempSync(join(tmpdir(), 'empty-path-')) };
+  const refusal =
+    'Slurm job 9 of an earlier run may still be computing this entry, and squeue is not installed here to tell: ' +
+    'run from the cluster (pipeline run --executor slurm adopts the job, scancel 9 cancels it), or, if the job ' +
+    `is over, delete its record ${recordFile} to compute the entry here`;
+  const r = await cli(['run', 'p', '--progress', 'plain'], pr.dir, env);
+  assert.equal(r.code, 1, r.stderr);
+  assert.ok(r.stderr.includes(`FAILED slow: ${refusal}`), r.stderr);
+  assert.equal(pr.count('slow'), 0, 'the stage did not run beside the job');
+  assert.ok(existsSync(recordFile), 'the record is kept');
+  const status = await cli(['status', 'p'], pr.dir, env);
+  assert.ok(status.stdout.includes(`slow  ${refusal}\n`), status.stdout);
+
+  // The job's own result file says it finished: collected without asking Slurm.
+  pr.write(join(jobDir.slice(pr.dir.length + 1), 'out', 'b.txt'), 'from the job\n');
+  pr.write(join(jobDir.slice(pr.dir.length + 1), 'result.json'), JSON.stringify({ ok: true, outputs: { b: 'b.txt' } }));
+  assert.match((await cli(['status', 'p'], pr.dir, env)).stdout, /Slurm job 9 wrote its result .*collects its outputs/);
+  const done = await cli(['run', 'p', '--progress', 'plain'], pr.dir, env);
+  assert.equal(done.code, 0, done.stderr);
+  assert.equal(pr.count('slow'), 0);
+  assert.equal(cached(), 'from the job\n');
+});
+
+test('local run: a recorded job that ended without outputs is decided as a Slurm run would, but never resubmitted', async () => {
+  // TIMEOUT: a Slurm run would submit it again; a local run runs the stage itself.
+  const timedOut = await projectWithJob('local-timeout-', '10');
+  await withTools({ squeue: 'echo "10|TIMEOUT|None|node07|pl-10"', sbatch: 'echo sbatch >&2; exit 1' }, async () => {
+    const { pr } = timedOut;
+    assert.match((await cli(['status', 'p'], pr.dir)).stdout, /; a local run runs the stage here\n/);
+    const dry = await cli(['run', 'p', '--dry-run'], pr.dir);
+    assert.match(dry.stdout, /^adopt {6}slow: Slurm job 10 ended TIMEOUT on node07; the next Slurm run .*here$/m);
+    const r = await cli(['run', 'p', '--progress', 'plain'], pr.dir);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /slow: job 10 reached its time limit: running the stage here/);
+    assert.equal(pr.count('slow'), 1);
+    assert.equal(timedOut.cached(), 'here\n');
+    assert.ok(!existsSync(timedOut.recordFile));
+  });
+  // The same in a Slurm run, for a stage its profile keeps on the submitting machine.
+  const kept = await projectWithJob('slurm-local-stage-', '12');
+  kept.pr.write('slurm.yaml', 'local: [slow]\n');
+  await withTools({ squeue: 'echo "12|TIMEOUT|None|node07|pl-12"', sbatch: 'exit 0' }, async () => {
+    const { pr } = kept;
+    const r = await cli(['run', 'p', '--executor', 'slurm', '--profile', join(pr.dir, 'slurm.yaml')], pr.dir);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /slow: job 12 reached its time limit: running the stage here/);
+    assert.equal(pr.count('slow'), 1);
+  });
+  // A stage that failed in its job: the failure is reported (as status said), then forgotten.
+  const failed = await projectWithJob('local-failed-', '11');
+  writeFileSync(join(failed.jobDir, 'result.json'), JSON.stringify({ ok: false, message: 'boom' }));
+  await withTools({ squeue: 'echo "11|FAILED|NonZeroExitCode|node07|pl-11"' }, async () => {
+    const { pr } = failed;
+    assert.match((await cli(['status', 'p'], pr.dir)).stdout, /the next run reports the stage failed: boom\n/);
+    const r = await cli(['run', 'p', '--progress', 'plain'], pr.dir);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /FAILED slow: boom/);
+    assert.equal(pr.count('slow'), 0);
+    const again = await cli(['run', 'p', '--progress', 'plain'], pr.dir);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(pr.count('slow'), 1);
+  });
 });

@@ -1,96 +1,34 @@
 /**
  * The Slurm executor: a Launcher that runs each heavy stage instance as a batch job.
  *
- * Each job has a folder on the shared filesystem, `<work folder of its key>/.slurm/`: the
- * script, the spec, the stage's output folder, the result file `pipeline exec` writes, and
- * `job.json`, the record of the submitted job. The record is what lets a new runner adopt the
- * jobs of one that was killed: it finds the record, and waits for that job instead of
- * submitting the stage again (the work folder survives crashes; the entry lock keeps two live
- * runners from sharing one). One squeue query per poll serves all the run's jobs, and one
- * sacct query those of them that have left the queue (see accounting.ts).
+ * The job's folder and its record (watch.ts) are what let a new runner adopt the jobs of one
+ * that was killed: it finds the record, and waits for that job instead of submitting the stage
+ * again (the work folder survives crashes; the entry lock keeps two live runners from sharing
+ * one). One squeue query per poll serves all the run's jobs, and one sacct query those of them
+ * that have left the queue (see accounting.ts).
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { localLauncher, type Launcher, type LaunchSpec } from '../launch.js';
 import type { StageOutputs } from '../stage.js';
 import type { Progress } from '../../util/progress.js';
 import { writeFileAtomic } from '../../util/atomic-write.js';
-import { readProgressFile, type ProgressFile } from '../progress-file.js';
-import { runsLocally, type RetryState, type SlurmProfile } from './profile.js';
+import { runsLocally, type SlurmProfile } from './profile.js';
 import { batchScript, type JobRequest } from './script.js';
-import { Accounting } from './accounting.js';
-import { lookUpJobs } from './query.js';
-import { decide, describeJob, type QueueView, type ResultFile } from './state.js';
+import { neverRacing } from './adopt.js';
 import { runTool } from './tool.js';
-
-/** What `job.json` holds: enough to find the job again and to go on counting its retries. */
-export interface JobRecord {
-  jobId: string;
-  name: string;
-  instance: string;
-  pipeline: string;
-  key: string;
-  attempt: number;
-  retriesUsed: Partial<Record<RetryState, number>>;
-  submittedAt: string;
-}
-
-export const JOB_DIR = '.slurm';
-
-export function jobDirOf(workDir: string): string {
-  return join(workDir, JOB_DIR);
-}
-
-/** Where the job's `pipeline exec` writes the stage's progress. */
-export function progressFileOf(jobDir: string): string {
-  return join(jobDir, 'progress.json');
-}
-
-/**
- * What the display shows of a job still queued or running: the job as `pipeline status` words
- * it, after the stage's own report once the stage has sent one ("step 400/1000 (Slurm job 12
- * running on node07)").
- */
-export function jobProgress(decision: { kind: 'queued' | 'running'; view: QueueView }, file?: ProgressFile): Progress {
-  const job = describeJob(decision.view);
-  // A requeued job's file is its earlier start's.
-  if (!file || decision.kind === 'queued') return { message: job };
-  const { message, ...rest } = file.progress;
-  return { ...rest, message: message ? `${message} (${job})` : job };
-}
-
-/** What a job writes into its folder besides its outputs: its result, the warning marker, its progress. */
-export interface JobFiles {
-  result?: ResultFile;
-  warned: boolean;
-  progress?: ProgressFile;
-}
-
-export function readJobFiles(jobDir: string): JobFiles {
-  return {
-    result: readResult(jobDir),
-    warned: existsSync(join(jobDir, 'warned')),
-    progress: readProgressFile(progressFileOf(jobDir)),
-  };
-}
-
-function readResult(jobDir: string): ResultFile | undefined {
-  try {
-    // Listing the folder first makes an NFS client drop its cached view of it.
-    readdirSync(jobDir);
-    return JSON.parse(readFileSync(join(jobDir, 'result.json'), 'utf8')) as ResultFile;
-  } catch {
-    return undefined;
-  }
-}
-
-export function readJobRecord(workDir: string): JobRecord | undefined {
-  try {
-    return JSON.parse(readFileSync(join(jobDirOf(workDir), 'job.json'), 'utf8')) as JobRecord;
-  } catch {
-    return undefined;
-  }
-}
+import {
+  appendLog,
+  cancelJobs,
+  collectJob,
+  forgetJob,
+  jobDirOf,
+  progressFileOf,
+  QueuePoller,
+  readJobRecord,
+  watchJob,
+  type JobRecord,
+} from './watch.js';
 
 /**
  * The environment sbatch gets: this one without SLURM_* (a runner inside an allocation would
@@ -105,79 +43,6 @@ function submitEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
 
 /** Transient errors of a busy controller: sbatch is retried on these, not failed. */
 const TRANSIENT = /Socket timed out|Unable to contact slurm controller|Resource temporarily unavailable|try again/i;
-
-interface Watcher {
-  name: string;
-  resolve: (v: QueueView | undefined) => void;
-}
-
-/**
- * One look at Slurm (query.ts) for every job being watched, each poll interval. Watchers get
- * the job's line, or undefined when Slurm does not know the job.
- */
-export class QueuePoller {
-  private waiting = new Map<string, Watcher[]>();
-  private timer: NodeJS.Timeout | undefined;
-  private failures = 0;
-  private stopped = false;
-  private accounting: Accounting;
-
-  constructor(
-    private intervalMs: number,
-    private note: (line: string) => void,
-  ) {
-    this.accounting = new Accounting(note);
-  }
-
-  /** The job's state at the next poll (`soon`: within a short delay, for a first look). */
-  next(jobId: string, name: string, soon = false): Promise<QueueView | undefined> {
-    return new Promise((resolve) => {
-      this.watch(jobId, [{ name, resolve }]);
-      this.schedule(soon ? Math.min(this.intervalMs, 200) : this.intervalMs);
-    });
-  }
-
-  private watch(jobId: string, watchers: Watcher[]): void {
-    this.waiting.set(jobId, [...watchers, ...(this.waiting.get(jobId) ?? [])]);
-  }
-
-  private schedule(ms: number): void {
-    if (this.timer || this.stopped) return;
-    this.timer = setTimeout(() => void this.poll(), ms);
-  }
-
-  private async poll(): Promise<void> {
-    const waiting = this.waiting;
-    this.waiting = new Map();
-    const jobs = [...waiting].flatMap(([jobId, list]) => list.map((w) => ({ jobId, name: w.name })));
-    try {
-      const seen = await lookUpJobs(jobs, this.accounting);
-      if ('squeueError' in seen) {
-        // No answer is not an answer that the jobs are gone: ask again at the next poll.
-        if (++this.failures === 1 || this.failures % 10 === 0)
-          this.note(`squeue failed (${seen.squeueError}): asking again`);
-        return this.askAgain(waiting);
-      }
-      this.failures = 0;
-      if (!seen.accountingAnswered) return this.askAgain(waiting);
-      for (const [id, list] of waiting) for (const w of list) w.resolve(seen.view(id, w.name));
-    } finally {
-      // Jobs watched while the query was under way wait for the next poll: when every job of
-      // this one has ended, no watcher's next() would schedule it.
-      this.timer = undefined;
-      if (this.waiting.size) this.schedule(this.intervalMs);
-    }
-  }
-
-  private askAgain(waiting: Map<string, Watcher[]>): void {
-    for (const [id, list] of waiting) this.watch(id, list);
-  }
-
-  stop(): void {
-    this.stopped = true;
-    clearTimeout(this.timer);
-  }
-}
 
 export interface SlurmExecutorOptions {
   profile: SlurmProfile;
@@ -195,7 +60,8 @@ export class SlurmExecutor {
 
   constructor(private o: SlurmExecutorOptions) {
     this.poller = new QueuePoller(o.profile.poll_interval * 1000, o.note);
-    this.local = localLauncher(o.cliPath);
+    // A stage the profile keeps local still never races a job an earlier run submitted for it.
+    this.local = neverRacing(localLauncher(o.cliPath), { poller: () => this.poller, note: o.note });
   }
 
   /** The runner's launcher: stages the profile keeps local run as child processes, the others as jobs. */
@@ -217,63 +83,45 @@ export class SlurmExecutor {
     let record = readJobRecord(spec.workDir);
     if (record && record.key === spec.key) {
       this.o.note(`${spec.instance}: adopting Slurm job ${record.jobId} of an earlier run`);
-      this.appendLog(spec, `# adopted Slurm job ${record.jobId} (attempt ${record.attempt})`);
+      appendLog(spec.logFile, `# adopted Slurm job ${record.jobId} (attempt ${record.attempt})`);
     } else {
       record = await this.submit(spec, jobDir, 1, {});
     }
-    let onAbort = () => {};
-    const aborted = new Promise<'aborted'>((resolve) => {
-      onAbort = () => {
-        this.cancel(record!.jobId);
-        resolve('aborted');
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
-    try {
-      for (let first = true; ; first = false) {
-        const view = await Promise.race([this.poller.next(record.jobId, record.name, first), aborted]);
-        if (view === 'aborted' || signal.aborted) {
+    for (;;) {
+      const end = await watchJob(this.poller, record, jobDir, onProgress, signal);
+      switch (end.kind) {
+        case 'aborted':
+          // This run's job (submitted or adopted): Ctrl-C cancels it.
+          this.cancel(record.jobId);
           await this.cancelling;
-          this.forget(jobDir);
+          forgetJob(jobDir);
           throw new Error('interrupted');
-        }
-        const files = readJobFiles(jobDir);
-        const decision = decide(view, files.result, files.warned);
-        switch (decision.kind) {
-          case 'queued':
-          case 'running':
-            onProgress(jobProgress(decision, files.progress));
-            continue;
-          case 'done':
-            this.collect(jobDir, spec.outDir);
-            return decision.outputs;
-          case 'failed':
-            if (decision.cancel) await this.cancelNow([record.jobId]);
-            this.forget(jobDir);
-            throw new Error(decision.message);
-          case 'retry': {
-            const used = record.retriesUsed[decision.state] ?? 0;
-            if (used >= this.o.profile.retries[decision.state]) {
-              this.forget(jobDir);
-              throw new Error(
-                `${decision.detail}; no retries left for ${decision.state} (${used} used; profile retries.${decision.state})`,
-              );
-            }
-            this.o.note(
-              `${spec.instance}: ${decision.detail}: submitting it again (${decision.state} retry ${used + 1} of ` +
-                `${this.o.profile.retries[decision.state]})`,
+        case 'done':
+          collectJob(jobDir, spec.outDir);
+          return end.outputs;
+        case 'failed':
+          if (end.cancel) await cancelJobs([record.jobId], this.o.note);
+          forgetJob(jobDir);
+          throw new Error(end.message);
+        case 'retry': {
+          const used = record.retriesUsed[end.state] ?? 0;
+          if (used >= this.o.profile.retries[end.state]) {
+            forgetJob(jobDir);
+            throw new Error(
+              `${end.detail}; no retries left for ${end.state} (${used} used; profile retries.${end.state})`,
             );
-            this.appendLog(spec, `# ${decision.detail}: resubmitted (${decision.state} retry ${used + 1})`);
-            record = await this.submit(spec, jobDir, record.attempt + 1, {
-              ...record.retriesUsed,
-              [decision.state]: used + 1,
-            });
-            continue;
           }
+          this.o.note(
+            `${spec.instance}: ${end.detail}: submitting it again (${end.state} retry ${used + 1} of ` +
+              `${this.o.profile.retries[end.state]})`,
+          );
+          appendLog(spec.logFile, `# ${end.detail}: resubmitted (${end.state} retry ${used + 1})`);
+          record = await this.submit(spec, jobDir, record.attempt + 1, {
+            ...record.retriesUsed,
+            [end.state]: used + 1,
+          });
         }
       }
-    } finally {
-      signal.removeEventListener('abort', onAbort);
     }
   }
 
@@ -326,7 +174,7 @@ export class SlurmExecutor {
       submittedAt: new Date().toISOString(),
     };
     writeFileAtomic(join(jobDir, 'job.json'), JSON.stringify(record, null, 1));
-    this.appendLog(spec, `# submitted as Slurm job ${jobId} (attempt ${attempt}): ${script}`);
+    appendLog(spec.logFile, `# submitted as Slurm job ${jobId} (attempt ${attempt}): ${script}`);
     return record;
   }
 
@@ -348,33 +196,7 @@ export class SlurmExecutor {
       const ids = [...this.toCancel];
       this.toCancel.clear();
       this.cancelling = undefined;
-      return this.cancelNow(ids);
+      return cancelJobs(ids, this.o.note);
     });
-  }
-
-  private async cancelNow(ids: string[]): Promise<void> {
-    if (!ids.length) return;
-    const a = await runTool('scancel', ids);
-    if (a.code !== 0) this.o.note(`scancel ${ids.join(' ')} failed: ${a.stderr.trim()}`);
-  }
-
-  /** Moves the job's outputs to where the runner builds the cache entry from. */
-  private collect(jobDir: string, outDir: string): void {
-    rmSync(outDir, { recursive: true, force: true });
-    renameSync(join(jobDir, 'out'), outDir);
-    this.forget(jobDir);
-  }
-
-  /** The job is over for this runner: no later run may adopt it. */
-  private forget(jobDir: string): void {
-    rmSync(join(jobDir, 'job.json'), { force: true });
-  }
-
-  private appendLog(spec: LaunchSpec, line: string): void {
-    try {
-      writeFileSync(spec.logFile, `${line}\n`, { flag: 'a' });
-    } catch {
-      /* the log is a courtesy */
-    }
   }
 }

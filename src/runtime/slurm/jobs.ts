@@ -4,7 +4,8 @@
  * sacct query for those that have left the queue: how each ended, as a Snakemake or Nextflow
  * user would expect to be told, and what the next run will do with it).
  */
-import { jobDirOf, readJobFiles, readJobRecord, type JobFiles, type JobRecord } from './executor.js';
+import { jobDirOf, jobRecordFile, readJobFiles, readJobRecord, type JobFiles, type JobRecord } from './watch.js';
+import { unwatchable } from './adopt.js';
 import { Accounting } from './accounting.js';
 import { describeProgress } from '../progress.js';
 import { lookUpJobs } from './query.js';
@@ -39,7 +40,10 @@ export async function jobsInProgress(workDirs: Map<string, string>): Promise<Map
   const seen = await lookUpJobs([...records.values()], accounting);
   for (const [key, r] of records) {
     if ('squeueError' in seen) {
-      out.set(key, { record: r, label: 'unknown', text: `Slurm job ${r.jobId} (squeue: ${seen.squeueError})` });
+      const text = seen.notInstalled
+        ? withoutSqueue(r, workDirs.get(key)!)
+        : `Slurm job ${r.jobId} (squeue: ${seen.squeueError})`;
+      out.set(key, { record: r, label: 'unknown', text });
       continue;
     }
     const unknownEnd: UnknownEnd = {
@@ -54,6 +58,13 @@ export async function jobsInProgress(workDirs: Map<string, string>): Promise<Map
     out.set(key, jobStatus(r, seen.view(r.jobId, r.name), files, unknownEnd));
   }
   return out;
+}
+
+/** A job on a machine without Slurm's commands: what its files say, else what a run here does (adopt.ts). */
+function withoutSqueue(r: JobRecord, workDir: string): string {
+  if (readJobFiles(jobDirOf(workDir)).result?.ok)
+    return `Slurm job ${r.jobId} wrote its result (squeue is not installed here to tell more); the next run collects its outputs`;
+  return unwatchable(r.jobId, jobRecordFile(workDir));
 }
 
 /** Why nobody can tell how a job that has left the queue ended. */
@@ -110,7 +121,11 @@ function nextRun(r: JobRecord, d: Decision, view: QueueView | undefined, files: 
       // The state alone does not say why when the retry is counted under another one.
       const why = view?.state === d.state ? '' : ` (${d.detail})`;
       const used = r.retriesUsed[d.state] ?? 0;
-      return `the next run submits it again${why}, if the profile allows another ${d.state} retry (${used} used)`;
+      // A local run submits nothing: it runs the stage itself (adopt.ts).
+      return (
+        `the next Slurm run submits it again${why} if the profile allows another ${d.state} retry (${used} used); ` +
+        'a local run runs the stage here'
+      );
     }
     case 'failed': {
       // The stage's own message, or why Slurm will never start the job; the others repeat the state.

@@ -13,7 +13,7 @@ export interface Job {
 
 export type Sighting =
   /** squeue did not answer: nothing is known, not even that the jobs are gone. */
-  | { squeueError: string }
+  | { squeueError: string; notInstalled: boolean }
   | {
       /** Whether accounting answered (no accounting at all counts as an answer that knows nothing). */
       accountingAnswered: boolean;
@@ -30,7 +30,7 @@ export async function lookUpJobs(jobs: Job[], accounting: Accounting): Promise<S
   const answer = await runTool('squeue', ['-h', '-t', 'all', '-j', ids.join(','), '-o', SQUEUE_FORMAT]);
   // With a single unknown id squeue fails with "Invalid job id"; with several it leaves them out.
   if (answer.code !== 0 && !/Invalid job id/i.test(answer.stderr))
-    return { squeueError: answer.stderr.trim() || `exit ${answer.code}` };
+    return { squeueError: answer.stderr.trim() || `exit ${answer.code}`, notInstalled: answer.code === 127 };
   const queued = parseSqueue(answer.stdout);
   const inQueue = (id: string, name: string) => (queued.get(id)?.name === name ? queued.get(id) : undefined);
   const left = [...new Set(jobs.filter((j) => !inQueue(j.jobId, j.name)).map((j) => j.jobId))];

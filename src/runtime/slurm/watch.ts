@@ -1,0 +1,226 @@
+/**
+ * What a run knows of a recorded batch job and how it watches one. Each job has a folder on the
+ * shared filesystem, `<work folder of its key>/.slurm/`: the script, the spec, the stage's
+ * output folder, the result file `pipeline exec` writes, its progress file, and `job.json`, the
+ * record of the submitted job. The record outlives the runner that wrote it: a later run, Slurm
+ * or local, finds it and waits for that job instead of computing the entry a second time.
+ */
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Progress } from '../../util/progress.js';
+import { readProgressFile, type ProgressFile } from '../progress-file.js';
+import type { RetryState } from './profile.js';
+import { Accounting } from './accounting.js';
+import { lookUpJobs } from './query.js';
+import { decide, describeJob, type Decision, type QueueView, type ResultFile } from './state.js';
+import { runTool } from './tool.js';
+
+/** What `job.json` holds: enough to find the job again and to go on counting its retries. */
+export interface JobRecord {
+  jobId: string;
+  name: string;
+  instance: string;
+  pipeline: string;
+  key: string;
+  attempt: number;
+  retriesUsed: Partial<Record<RetryState, number>>;
+  submittedAt: string;
+}
+
+export const JOB_DIR = '.slurm';
+
+export function jobDirOf(workDir: string): string {
+  return join(workDir, JOB_DIR);
+}
+
+/** Where the job's `pipeline exec` writes the stage's progress. */
+export function progressFileOf(jobDir: string): string {
+  return join(jobDir, 'progress.json');
+}
+
+/**
+ * What the display shows of a job still queued or running: the job as `pipeline status` words
+ * it, after the stage's own report once the stage has sent one ("step 400/1000 (Slurm job 12
+ * running on node07)").
+ */
+export function jobProgress(decision: { kind: 'queued' | 'running'; view: QueueView }, file?: ProgressFile): Progress {
+  const job = describeJob(decision.view);
+  // A requeued job's file is its earlier start's.
+  if (!file || decision.kind === 'queued') return { message: job };
+  const { message, ...rest } = file.progress;
+  return { ...rest, message: message ? `${message} (${job})` : job };
+}
+
+/** What a job writes into its folder besides its outputs: its result, the warning marker, its progress. */
+export interface JobFiles {
+  result?: ResultFile;
+  warned: boolean;
+  progress?: ProgressFile;
+}
+
+export function readJobFiles(jobDir: string): JobFiles {
+  return {
+    result: readResult(jobDir),
+    warned: existsSync(join(jobDir, 'warned')),
+    progress: readProgressFile(progressFileOf(jobDir)),
+  };
+}
+
+function readResult(jobDir: string): ResultFile | undefined {
+  try {
+    // Listing the folder first makes an NFS client drop its cached view of it.
+    readdirSync(jobDir);
+    return JSON.parse(readFileSync(join(jobDir, 'result.json'), 'utf8')) as ResultFile;
+  } catch {
+    return undefined;
+  }
+}
+
+export function jobRecordFile(workDir: string): string {
+  return join(jobDirOf(workDir), 'job.json');
+}
+
+export function readJobRecord(workDir: string): JobRecord | undefined {
+  try {
+    return JSON.parse(readFileSync(jobRecordFile(workDir), 'utf8')) as JobRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+interface Watcher {
+  name: string;
+  resolve: (v: QueueView | undefined) => void;
+}
+
+/**
+ * One look at Slurm (query.ts) for every job being watched, each poll interval. Watchers get
+ * the job's line, or undefined when Slurm does not know the job.
+ */
+export class QueuePoller {
+  private waiting = new Map<string, Watcher[]>();
+  private timer: NodeJS.Timeout | undefined;
+  private failures = 0;
+  private stopped = false;
+  private accounting: Accounting;
+
+  constructor(
+    private intervalMs: number,
+    private note: (line: string) => void,
+  ) {
+    this.accounting = new Accounting(note);
+  }
+
+  /** The job's state at the next poll (`soon`: within a short delay, for a first look). */
+  next(jobId: string, name: string, soon = false): Promise<QueueView | undefined> {
+    return new Promise((resolve) => {
+      this.watch(jobId, [{ name, resolve }]);
+      this.schedule(soon ? Math.min(this.intervalMs, 200) : this.intervalMs);
+    });
+  }
+
+  private watch(jobId: string, watchers: Watcher[]): void {
+    this.waiting.set(jobId, [...watchers, ...(this.waiting.get(jobId) ?? [])]);
+  }
+
+  private schedule(ms: number): void {
+    if (this.timer || this.stopped) return;
+    this.timer = setTimeout(() => void this.poll(), ms);
+  }
+
+  private async poll(): Promise<void> {
+    const waiting = this.waiting;
+    this.waiting = new Map();
+    const jobs = [...waiting].flatMap(([jobId, list]) => list.map((w) => ({ jobId, name: w.name })));
+    try {
+      const seen = await lookUpJobs(jobs, this.accounting);
+      if ('squeueError' in seen) {
+        // No answer is not an answer that the jobs are gone: ask again at the next poll.
+        if (++this.failures === 1 || this.failures % 10 === 0)
+          this.note(`squeue failed (${seen.squeueError}): asking again`);
+        return this.askAgain(waiting);
+      }
+      this.failures = 0;
+      if (!seen.accountingAnswered) return this.askAgain(waiting);
+      for (const [id, list] of waiting) for (const w of list) w.resolve(seen.view(id, w.name));
+    } finally {
+      // Jobs watched while the query was under way wait for the next poll: when every job of
+      // this one has ended, no watcher's next() would schedule it.
+      this.timer = undefined;
+      if (this.waiting.size) this.schedule(this.intervalMs);
+    }
+  }
+
+  private askAgain(waiting: Map<string, Watcher[]>): void {
+    for (const [id, list] of waiting) this.watch(id, list);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+}
+
+type Live = Extract<Decision, { kind: 'queued' | 'running' }>;
+
+const isLive = (d: Decision): d is Live => d.kind === 'queued' || d.kind === 'running';
+
+/** How watching a job ended: as decide() decided once the job was over, or aborted by the run. */
+export type JobEnd = Exclude<Decision, Live> | { kind: 'aborted' };
+
+/**
+ * Watches a recorded job until it is over or `signal` aborts, showing its progress meanwhile.
+ * What to do then (collect, resubmit, cancel) is the caller's: a Slurm run and a local run that
+ * adopted a dead run's job do not do the same.
+ */
+export async function watchJob(
+  poller: QueuePoller,
+  record: JobRecord,
+  jobDir: string,
+  onProgress: (p: Progress) => void,
+  signal: AbortSignal,
+): Promise<JobEnd> {
+  let onAbort = () => {};
+  const aborted = new Promise<'aborted'>((resolve) => {
+    onAbort = () => resolve('aborted');
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    for (let first = true; ; first = false) {
+      const view = await Promise.race([poller.next(record.jobId, record.name, first), aborted]);
+      if (view === 'aborted' || signal.aborted) return { kind: 'aborted' };
+      const files = readJobFiles(jobDir);
+      const decision = decide(view, files.result, files.warned);
+      if (!isLive(decision)) return decision;
+      onProgress(jobProgress(decision, files.progress));
+    }
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
+export async function cancelJobs(ids: string[], note: (line: string) => void): Promise<void> {
+  if (!ids.length) return;
+  const a = await runTool('scancel', ids);
+  if (a.code !== 0) note(`scancel ${ids.join(' ')} failed: ${a.stderr.trim()}`);
+}
+
+/** Moves the job's outputs to where the runner builds the cache entry from. */
+export function collectJob(jobDir: string, outDir: string): void {
+  rmSync(outDir, { recursive: true, force: true });
+  renameSync(join(jobDir, 'out'), outDir);
+  forgetJob(jobDir);
+}
+
+/** The job is over for this runner: no later run may adopt it. */
+export function forgetJob(jobDir: string): void {
+  rmSync(join(jobDir, 'job.json'), { force: true });
+}
+
+export function appendLog(logFile: string, line: string): void {
+  try {
+    writeFileSync(logFile, `${line}\n`, { flag: 'a' });
+  } catch {
+    /* the log is a courtesy */
+  }
+}
