@@ -9,6 +9,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Accounting } from '../../src/runtime/slurm/accounting.js';
+import { runTool } from '../../src/runtime/slurm/tool.js';
 import type { PipelineError } from '../../src/runtime/errors.js';
 import { describeProgress } from '../../src/runtime/progress.js';
 import { jobProgress, QueuePoller, type JobFiles, type JobRecord } from '../../src/runtime/slurm/watch.js';
@@ -234,6 +235,19 @@ async function withTools(tools: Record<string, string>, body: (bin: string) => P
     process.env.PATH = path;
   }
 }
+
+test('tools: only a command that cannot be started reads as not installed; one killed (a timeout) does not', async () => {
+  assert.equal((await runTool('no-such-slurm-tool-here', [])).code, 127);
+  // runTool's 60 s timeout kills the command as this one kills itself: no exit status either.
+  await withTools({ sacct: 'kill -KILL $$' }, async () => {
+    assert.notEqual((await runTool('sacct', [])).code, 127);
+    const notes: string[] = [];
+    const accounting = new Accounting((line) => notes.push(line));
+    assert.equal(await accounting.endStates(['12']), undefined, 'no answer: ask again later');
+    assert.ok(accounting.available, 'a sacct that was killed is not a cluster without accounting');
+    assert.match(notes.join('\n'), /sacct failed/);
+  });
+});
 
 const record = (jobId: string, name: string): JobRecord => ({
   jobId,
