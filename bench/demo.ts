@@ -1,5 +1,5 @@
 /**
- * The demo from an empty cache, one training backend against another (issue 8's third bar):
+ * The demo from an empty cache, one training backend against another:
  *
  *   npx tsc -p . && node dist/bench/demo.js [--pipeline pipelines/demo.yaml] [--backends native,wasm]
  *                                           [--rounds 2] [--jobs 2] [--keep]
