@@ -179,15 +179,16 @@ async function inputDigests(
     try {
       statSync(abs);
     } catch {
-      throw new InstanceError(inputNotFound(inst, rel, abs), inputPos(p, inst, rel));
+      throw new InstanceError(inputNotFound(inst.name, rel, abs), inputPos(p, inst, rel));
     }
     out[rel] = await memo.digest(abs);
   }
   return out;
 }
 
-function inputNotFound(inst: Instance, rel: string, abs: string): string {
-  return `stage ${inst.name}: input ${rel} not found${abs === rel ? '' : ` (looked for ${abs})`}`;
+/** `who`: the instance a run hashes, or the stage when one message stands for all its instances. */
+function inputNotFound(who: string, rel: string, abs: string): string {
+  return `stage ${who}: input ${rel} not found${abs === rel ? '' : ` (looked for ${abs})`}`;
 }
 
 function inputPos(p: Pipeline, inst: Instance, rel: string): SourcePos | undefined {
@@ -211,7 +212,7 @@ export function missingInputs(p: Pipeline): PipelineError[] {
       // One error per place in the file, not per instance of a matrix stage.
       const pos = inputPos(p, inst, rel);
       const key = pos ? `${pos.file}:${pos.line}:${pos.col}` : `${inst.stage.id} ${rel}`;
-      const text = inputNotFound(inst, rel, abs).replace(`stage ${inst.name}:`, `stage ${inst.stage.id}:`);
+      const text = inputNotFound(inst.stage.id, rel, abs);
       if (!errors.has(key)) errors.set(key, new PipelineError(text, pos));
     }
   }
