@@ -50,7 +50,12 @@ export interface Identification {
   identified: boolean;
   /** Column-scaled condition number of the Jacobian; null when it is singular. */
   condition_number: number | null;
-  /** Per parameter: hi / lo (coefficients) or (hi - lo) / |value| (exponents); null without an interval. */
+  /**
+   * Per parameter: hi / lo (coefficients) or (hi - lo) / |value| (exponents); null without an
+   * interval. A power term's coefficient (A, B, a) is judged at the data's centre (A N_c^-alpha),
+   * so its spread is not the ratio of its published interval (fit.json's intervals.A), which
+   * depends on the units of the axis.
+   */
   interval_spread: Record<string, number | null>;
   points_per_parameter: number;
   /** Per axis (x, or N and D): largest / smallest fitted value. */
