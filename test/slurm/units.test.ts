@@ -569,6 +569,24 @@ test('local run without squeue: a recorded job is left alone and the entry refus
   assert.equal(cached(), 'from the job\n');
 });
 
+test('a job whose result was collected by a run killed before it forgot the record fails once, clearly, then runs again', async () => {
+  // What a runner killed between moving the job's outputs out and removing job.json leaves.
+  const { pr, jobDir, recordFile } = await projectWithJob('collected-', '13');
+  writeFileSync(join(jobDir, 'result.json'), JSON.stringify({ ok: true, outputs: { b: 'b.txt' } }));
+  const env = { PATH: mkdtempSync(join(tmpdir(), 'empty-path-')) };
+  const r = await cli(['run', 'p', '--progress', 'plain'], pr.dir, env);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(
+    r.stderr,
+    /FAILED slow: Slurm job 13's outputs are no longer in .*\.slurm\/out .*the next run computes the entry again/,
+  );
+  assert.ok(!existsSync(recordFile), 'forgotten: not collected again by every later run');
+  // The shell stage needs this machine's PATH; with no record left, no Slurm command is asked.
+  const again = await cli(['run', 'p', '--progress', 'plain'], pr.dir);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(pr.count('slow'), 1);
+});
+
 test('local run: a recorded job that ended without outputs is decided as a Slurm run would, but never resubmitted', async () => {
   // TIMEOUT: a Slurm run would submit it again; a local run runs the stage itself.
   const timedOut = await projectWithJob('local-timeout-', '10');

@@ -68,7 +68,7 @@ async function adoptJob(
       o.note(`${spec.instance}: Slurm job ${id} left running: a later run adopts it (scancel ${id} cancels it)`);
       throw new Error('interrupted');
     case 'done':
-      collectJob(jobDir, spec.outDir);
+      collectJob(id, jobDir, spec.outDir);
       return end.outputs;
     case 'failed':
       if (end.cancel) await cancelJobs([id], o.note);
@@ -90,7 +90,7 @@ function collectUnwatched(spec: LaunchSpec, record: JobRecord): StageOutputs {
   const jobDir = jobDirOf(spec.workDir);
   const { result } = readJobFiles(jobDir);
   if (result?.ok) {
-    collectJob(jobDir, spec.outDir);
+    collectJob(record.jobId, jobDir, spec.outDir);
     return result.outputs;
   }
   throw new Error(unwatchable(record.jobId, jobRecordFile(spec.workDir)));

@@ -97,7 +97,7 @@ export class SlurmExecutor {
           forgetJob(jobDir);
           throw new Error('interrupted');
         case 'done':
-          collectJob(jobDir, spec.outDir);
+          collectJob(record.jobId, jobDir, spec.outDir);
           return end.outputs;
         case 'failed':
           if (end.cancel) await cancelJobs([record.jobId], this.o.note);

@@ -206,9 +206,19 @@ export async function cancelJobs(ids: string[], note: (line: string) => void): P
 }
 
 /** Moves the job's outputs to where the runner builds the cache entry from. */
-export function collectJob(jobDir: string, outDir: string): void {
+export function collectJob(jobId: string, jobDir: string, outDir: string): void {
+  const out = join(jobDir, 'out');
+  if (!existsSync(out)) {
+    // A runner killed between moving them out and forgetting the job took them into its own
+    // temporary folder: unless forgotten, the job would fail every later run here.
+    forgetJob(jobDir);
+    throw new Error(
+      `Slurm job ${jobId}'s outputs are no longer in ${out} (a run that collected them stopped before it ` +
+        'stored them): the next run computes the entry again',
+    );
+  }
   rmSync(outDir, { recursive: true, force: true });
-  renameSync(join(jobDir, 'out'), outDir);
+  renameSync(out, outDir);
   forgetJob(jobDir);
 }
 
