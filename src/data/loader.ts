@@ -29,7 +29,7 @@ export const DEFAULT_WORKERS = Math.max(1, Math.min(2, availableParallelism() - 
  * Batches of at most this many values from a small store are assembled on the calling thread:
  * converting the demo's 64 x 64 batch takes microseconds, while a worker costs a message round
  * trip per batch and, per loader, a thread start with its own module loading and store copy
- * (measured: a 1,000-step demo run spent about half its 1.2 s waiting on its workers).
+ * (measured: a 1,000-step demo run's process spent about half of its 1.6 s profiled span waiting on its worker).
  */
 export const SMALL_BATCH_VALUES = 1 << 16;
 
