@@ -119,11 +119,11 @@ test('demo pipeline: end to end, cached re-run, one-param change re-runs only fi
 });
 
 /**
- * The demo as evidence (issue 10): at its own sizes (not the toy's) its laws are identified, each
+ * The demo as evidence (issue 10): at its own sizes (not the toy's) its four laws are identified, each
  * by the project's rule, and its final SAE recovers the true features. About a minute on two
  * quiet cores. Fails if a design change (data, grid, controller, recipe) loses any of these.
  */
-test('demo pipeline at its own sizes: Chinchilla and lr laws identified, final SAE recovers the features', {
+test('demo pipeline at its own sizes: its laws identified, final SAE recovers the features', {
   timeout: 900_000,
 }, async () => {
   const project = makeProject('demo-full-');
@@ -137,11 +137,12 @@ test('demo pipeline at its own sizes: Chinchilla and lr laws identified, final S
   const small = Object.values(await show('small')) as { l0_on_target: boolean }[];
   const onTarget = small.filter((r) => r.l0_on_target).length;
   assert.ok(onTarget >= 15, `${onTarget} of ${small.length} small runs on target`);
-  for (const stage of ['loss_law', 'lr_law']) {
+  for (const stage of ['loss_law', 'lr_law', 'loss_vs_size', 'loss_vs_data']) {
     const fit = JSON.parse(readFileSync((await show(stage)).fit, 'utf8'));
     const id = fit.identification;
     assert.equal(id.identified, true, `${stage}: ${id.reasons.join('; ')}`);
-    assert.deepEqual(id.design_warnings, [], stage);
+    // The data law keeps one point per data size (5 for 2 parameters): a stated design warning.
+    if (stage !== 'loss_vs_data') assert.deepEqual(id.design_warnings, [], stage);
   }
   // Both decisions come from the laws (the data size then clamped to the demo's bounds, stated).
   for (const stage of ['lr_law', 'final_data']) {
