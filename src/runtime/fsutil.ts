@@ -1,7 +1,19 @@
-/** Small file-system helpers: exclusive lock files, process liveness. */
-import { linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+/** Small file-system helpers: exclusive lock files, process liveness, tree links. */
+import {
+  copyFileSync,
+  linkSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { hostname } from 'node:os';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
 export function pidAlive(pid: number): boolean {
@@ -244,4 +256,31 @@ export async function endRecordedGroups(file: string, timeoutMs = 10_000): Promi
   while (alive.some(([pgid, start]) => groupAlive(pgid, start)) && Date.now() < until) await sleep(50);
   rmSync(file, { force: true });
   return alive.length;
+}
+
+/**
+ * `dst` made a second name for the tree `src` (cp -al): folders made afresh, every file a
+ * hard link (a copy where the file system refuses one, e.g. across devices), symbolic links
+ * made again with the same target. No data is written, and `src` stays whole whatever becomes
+ * of `dst`: what a rename would have moved survives a crash before `dst` is put to use.
+ */
+export function linkTree(src: string, dst: string): void {
+  mkdirSync(dst, { recursive: true });
+  for (const e of readdirSync(src, { withFileTypes: true })) {
+    const from = join(src, e.name);
+    const to = join(dst, e.name);
+    if (e.isDirectory()) linkTree(from, to);
+    else if (e.isSymbolicLink()) symlinkSync(readlinkSync(from), to);
+    else linkOrCopy(from, to, e.isFile());
+  }
+}
+
+function linkOrCopy(from: string, to: string, isFile: boolean): void {
+  try {
+    linkSync(from, to);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (!isFile || !['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP'].includes(code ?? '')) throw e;
+    copyFileSync(from, to);
+  }
 }

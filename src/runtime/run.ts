@@ -259,6 +259,8 @@ class PipelineRun {
       const returned = await this.launch(inst, spec, join(tmp, 'spec.json'));
       rmSync(join(tmp, 'spec.json'), { force: true });
       const result = await this.commit(inst, key, spec, tmp, returned);
+      // Only now: a batch job's record and outputs, kept there until the entry is committed
+      // (slurm/watch.ts collectJob), go with the stage's checkpoints.
       rmSync(workDir, { recursive: true, force: true });
       rmSync(strayProcessFile(workDir), { force: true });
       this.results.set(inst, result);

@@ -5,7 +5,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Accounting } from '../../src/runtime/slurm/accounting.js';
@@ -13,7 +22,7 @@ import { runTool } from '../../src/runtime/slurm/tool.js';
 import type { PipelineError } from '../../src/runtime/errors.js';
 import { describeProgress } from '../../src/runtime/progress.js';
 import { jobProgress, QueuePoller, type JobFiles, type JobRecord } from '../../src/runtime/slurm/watch.js';
-import { cli, count, makeProject } from '../runtime/helpers.js';
+import { cli, count, makeProject, startCli, waitFor } from '../runtime/helpers.js';
 import { jobStatus, jobsInProgress } from '../../src/runtime/slurm/jobs.js';
 import { parseProfile, runsLocally } from '../../src/runtime/slurm/profile.js';
 import { batchScript, sbatchOptions, shellQuote, type JobRequest } from '../../src/runtime/slurm/script.js';
@@ -570,7 +579,8 @@ test('local run without squeue: a recorded job is left alone and the entry refus
 });
 
 test('a job whose result was collected by a run killed before it forgot the record fails once, clearly, then runs again', async () => {
-  // What a runner killed between moving the job's outputs out and removing job.json leaves.
+  // What a runner of an earlier version, which moved the job's outputs out, left when killed
+  // between that move and removing job.json (runners now link them: see the test below).
   const { pr, jobDir, recordFile } = await projectWithJob('collected-', '13');
   writeFileSync(join(jobDir, 'result.json'), JSON.stringify({ ok: true, outputs: { b: 'b.txt' } }));
   const env = { PATH: mkdtempSync(join(tmpdir(), 'empty-path-')) };
@@ -627,3 +637,38 @@ test('local run: a recorded job that ended without outputs is decided as a Slurm
     assert.equal(pr.count('slow'), 1);
   });
 });
+
+for (const executor of ['local', 'slurm']) {
+  test(`a ${executor} runner killed after collecting a finished job's outputs, before it committed them: the next run collects them again`, {
+    timeout: 120_000,
+  }, async () => {
+    const { pr, key, jobDir, recordFile, cached } = await projectWithJob('collect-kill-', '14');
+    writeFileSync(join(jobDir, 'result.json'), JSON.stringify({ ok: true, outputs: { b: 'b.txt' } }));
+    mkdirSync(join(jobDir, 'out'));
+    writeFileSync(join(jobDir, 'out', 'b.txt'), 'from the job\n');
+    // A large (sparse) file the runner takes a moment to digest: the window between the collect
+    // and the commit in which the kill falls.
+    writeFileSync(join(jobDir, 'out', 'big.bin'), '');
+    truncateSync(join(jobDir, 'out', 'big.bin'), 256 << 20);
+    const tools = { squeue: 'echo "14|COMPLETED|None|node07|pl-14"', sacct: 'exit 0', sbatch: 'exit 0' };
+    const args = ['run', 'p', '--progress', 'plain', '--executor', executor];
+    await withTools(tools, async () => {
+      const run = startCli(args, pr.dir);
+      const tmp = join(pr.dir, 'artifacts', 'tmp');
+      const collected = () =>
+        existsSync(tmp) && readdirSync(tmp).some((d) => existsSync(join(tmp, d, 'out', 'big.bin')));
+      await waitFor(collected, 60_000);
+      run.child.kill('SIGSTOP');
+      assert.ok(!existsSync(join(pr.dir, 'artifacts', 'cache', key)), 'killed before the commit');
+      run.child.kill('SIGKILL');
+      await run.done;
+      assert.ok(existsSync(recordFile), 'the job is still recorded');
+      const again = await cli(args, pr.dir);
+      assert.equal(again.code, 0, again.stderr);
+      assert.match(again.stderr, /slow: adopting Slurm job 14/);
+      assert.equal(pr.count('slow'), 0, 'the stage was not computed again');
+      assert.equal(cached(), 'from the job\n');
+      assert.ok(!existsSync(jobDir), "the job's folder is removed once its outputs are in the cache");
+    });
+  });
+}

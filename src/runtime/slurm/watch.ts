@@ -5,9 +5,10 @@
  * record of the submitted job. The record outlives the runner that wrote it: a later run, Slurm
  * or local, finds it and waits for that job instead of computing the entry a second time.
  */
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Progress } from '../../util/progress.js';
+import { linkTree } from '../fsutil.js';
 import { readProgressFile, type ProgressFile } from '../progress-file.js';
 import type { RetryState } from './profile.js';
 import { Accounting } from './accounting.js';
@@ -205,12 +206,17 @@ export async function cancelJobs(ids: string[], note: (line: string) => void): P
   if (a.code !== 0) note(`scancel ${ids.join(' ')} failed: ${a.stderr.trim()}`);
 }
 
-/** Moves the job's outputs to where the runner builds the cache entry from. */
+/**
+ * Gives the runner the job's outputs where it builds the cache entry from, and keeps them, with
+ * the job's record, in the job's folder: a runner killed before it committed the entry leaves
+ * the job for the next run to collect again, not to compute again. The runner removes the
+ * whole work folder, record included, once the entry is committed (run.ts).
+ */
 export function collectJob(jobId: string, jobDir: string, outDir: string): void {
   const out = join(jobDir, 'out');
   if (!existsSync(out)) {
-    // A runner killed between moving them out and forgetting the job took them into its own
-    // temporary folder: unless forgotten, the job would fail every later run here.
+    // A runner before this one moved them into its own temporary folder and was killed before
+    // it forgot the job: unless forgotten, the job would fail every later run here.
     forgetJob(jobDir);
     throw new Error(
       `Slurm job ${jobId}'s outputs are no longer in ${out} (a run that collected them stopped before it ` +
@@ -218,8 +224,7 @@ export function collectJob(jobId: string, jobDir: string, outDir: string): void 
     );
   }
   rmSync(outDir, { recursive: true, force: true });
-  renameSync(out, outDir);
-  forgetJob(jobDir);
+  linkTree(out, outDir);
 }
 
 /** The job is over for this runner: no later run may adopt it. */
