@@ -672,3 +672,42 @@ for (const executor of ['local', 'slurm']) {
     });
   });
 }
+
+test('local run: an squeue that never answers (failing or hanging) refuses the entry after a few tries, the job left alone', {
+  timeout: 120_000,
+}, async () => {
+  // Without a controller squeue fails at once; a hung one is killed by runTool's timeout, as
+  // this one kills itself. `--version` answers either way: the command is installed.
+  const noAnswer = {
+    failing: 'echo "slurm_load_jobs error: Unable to contact slurm controller (connect failure)" >&2; exit 1',
+    hanging: 'kill -KILL $$',
+  };
+  for (const [how, query] of Object.entries(noAnswer)) {
+    const { pr, recordFile } = await projectWithJob(`squeue-${how}-`, '15');
+    pr.write('slurm.yaml', 'poll_interval: 0.05\n');
+    const calls = join(pr.dir, 'squeue-calls');
+    const squeue = `echo "$1" >> ${calls}\n[ "$1" = --version ] && { echo "slurm 23.02.1"; exit 0; }\n${query}`;
+    await withTools({ squeue, sacct: 'exit 0' }, async () => {
+      const run = startCli(['run', 'p', '--progress', 'plain', '--profile', join(pr.dir, 'slurm.yaml')], pr.dir);
+      const timer = setTimeout(() => run.child.kill('SIGKILL'), 30_000);
+      const r = await run.done;
+      clearTimeout(timer);
+      assert.notEqual(r.signal, 'SIGKILL', `${how}: still waiting after 30 s:\n${r.stderr}`);
+      assert.equal(r.code, 1, r.stderr);
+      const why = new RegExp(
+        'FAILED slow: Slurm job 15 of an earlier run may still be computing this entry, and squeue does not ' +
+          `answer here to tell \\(5 queries failed in a row, the last: [^\\n]*${how === 'failing' ? 'Unable to contact' : 'killed by SIGKILL'}` +
+          '[^\\n]*\\): run from the cluster \\(pipeline run --executor slurm adopts the job, scancel 15 cancels it\\)',
+      );
+      assert.match(r.stderr, why);
+      assert.equal(pr.count('slow'), 0, 'the stage did not run beside the job');
+      assert.ok(existsSync(recordFile), 'the record is kept');
+      assert.equal(
+        readFileSync(calls, 'utf8')
+          .split('\n')
+          .filter((l) => l && l !== '--version').length,
+        5,
+      );
+    });
+  }
+});

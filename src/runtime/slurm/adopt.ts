@@ -8,7 +8,9 @@
  * run would decide (watch.ts, state.ts decide()), except that it submits nothing: where a Slurm
  * run would submit the job again (time limit, lost node, preemption, no trace), the stage runs
  * here, resuming from its checkpoint in the work folder. Ctrl-C ends the wait, not the job: the
- * local run did not submit it, and a later run adopts it again.
+ * local run did not submit it, and a later run adopts it again. Where squeue is not installed,
+ * or installed and never answers (no controller, a client without configuration), nothing can
+ * tell whether the job still runs: the entry is refused, the job left alone (unwatchable()).
  */
 import type { Launcher, LaunchSpec } from '../launch.js';
 import type { StageOutputs } from '../stage.js';
@@ -24,9 +26,18 @@ import {
   readJobFiles,
   readJobRecord,
   watchJob,
+  SqueueUnanswered,
+  type JobEnd,
   type JobRecord,
   type QueuePoller,
 } from './watch.js';
+
+/**
+ * Failed squeue queries in a row after which an adopted job counts as unwatchable: at the
+ * default poll interval (30 s) about two minutes of a squeue that fails at once, seven of one
+ * that hangs until runTool's 60 s timeout. A controller restart is shorter.
+ */
+export const SQUEUE_TRIES = 5;
 
 export interface NeverRacingOptions {
   /** Watches the adopted jobs: the Slurm run's own poller, or one made on first need. */
@@ -62,7 +73,7 @@ async function adoptJob(
   if (!squeueInstalled) return collectUnwatched(spec, record);
   o.note(`${spec.instance}: adopting Slurm job ${id} of an earlier run: waiting for it`);
   appendLog(spec.logFile, `# adopted Slurm job ${id} (attempt ${record.attempt}) by a local run`);
-  const end = await watchJob(o.poller(), record, jobDir, onProgress, signal);
+  const end = await watchUnlessUnanswered(spec, record, onProgress, signal, o);
   switch (end.kind) {
     case 'aborted':
       o.note(`${spec.instance}: Slurm job ${id} left running: a later run adopts it (scancel ${id} cancels it)`);
@@ -82,6 +93,24 @@ async function adoptJob(
   }
 }
 
+/** watchJob(), the entry refused (the job left alone) when squeue keeps failing. */
+async function watchUnlessUnanswered(
+  spec: LaunchSpec,
+  record: JobRecord,
+  onProgress: (p: Progress) => void,
+  signal: AbortSignal,
+  o: NeverRacingOptions,
+): Promise<JobEnd> {
+  try {
+    return await watchJob(o.poller(), record, jobDirOf(spec.workDir), onProgress, signal, SQUEUE_TRIES);
+  } catch (e) {
+    if (!(e instanceof SqueueUnanswered)) throw e;
+    const why = `squeue does not answer here to tell (${e.tries} queries failed in a row, the last: ${e.lastError})`;
+    appendLog(spec.logFile, `# Slurm job ${record.jobId} left alone: ${why}`);
+    throw new Error(unwatchable(record.jobId, jobRecordFile(spec.workDir), why));
+  }
+}
+
 /**
  * Without squeue nothing tells whether the job still runs: only its own result file can say it
  * finished. Otherwise the entry is refused, the job left alone, with what the user can do.
@@ -96,11 +125,14 @@ function collectUnwatched(spec: LaunchSpec, record: JobRecord): StageOutputs {
   throw new Error(unwatchable(record.jobId, jobRecordFile(spec.workDir)));
 }
 
-/** Why a job cannot be adopted on this machine, and the ways out; `pipeline status` says it too. */
-export function unwatchable(jobId: string, recordFile: string): string {
+/**
+ * Why a job cannot be adopted on this machine, and the ways out; `pipeline status` says it too.
+ * `why`: what keeps squeue from telling whether the job still runs.
+ */
+export function unwatchable(jobId: string, recordFile: string, why = 'squeue is not installed here to tell'): string {
   return (
-    `Slurm job ${jobId} of an earlier run may still be computing this entry, and squeue is not installed here to ` +
-    `tell: run from the cluster (pipeline run --executor slurm adopts the job, scancel ${jobId} cancels it), or, ` +
+    `Slurm job ${jobId} of an earlier run may still be computing this entry, and ${why}: run from the cluster ` +
+    `(pipeline run --executor slurm adopts the job, scancel ${jobId} cancels it), or, ` +
     `if the job is over, delete its record ${recordFile} to compute the entry here`
   );
 }

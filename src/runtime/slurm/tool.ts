@@ -9,13 +9,21 @@ export interface Answer {
   stderr: string;
 }
 
+const TIMEOUT_MS = 60_000;
+
 export function runTool(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Answer> {
   return new Promise((resolve) => {
-    execFile(cmd, args, { env, timeout: 60_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+    execFile(cmd, args, { env, timeout: TIMEOUT_MS, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
       const code = err ? exitCode(err) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr || (err && code >= 127 ? err.message : '')) });
+      resolve({ code, stdout: String(stdout), stderr: String(stderr || (err && code >= 127 ? why(err) : '')) });
     });
   });
+}
+
+/** What a command that said nothing died of: "killed by SIGKILL", not node's "Command failed: squeue ...". */
+function why(err: Error & { signal?: NodeJS.Signals | null; killed?: boolean }): string {
+  if (!err.signal) return err.message;
+  return `killed by ${err.signal}${err.killed ? ` (no answer within ${TIMEOUT_MS / 1000} s)` : ''}`;
 }
 
 /**

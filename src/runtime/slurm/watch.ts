@@ -92,6 +92,20 @@ export function readJobRecord(workDir: string): JobRecord | undefined {
 interface Watcher {
   name: string;
   resolve: (v: QueueView | undefined) => void;
+  reject: (e: SqueueUnanswered) => void;
+  /** Queries that failed since this watcher asked, and how many it waits through. */
+  failures: number;
+  maxFailures: number;
+}
+
+/** Why a watcher that set a limit (QueuePoller.next) got no answer: squeue failed that many times in a row. */
+export class SqueueUnanswered extends Error {
+  constructor(
+    readonly tries: number,
+    readonly lastError: string,
+  ) {
+    super(`squeue failed ${tries} times in a row (the last: ${lastError})`);
+  }
 }
 
 /**
@@ -112,10 +126,13 @@ export class QueuePoller {
     this.accounting = new Accounting(note);
   }
 
-  /** The job's state at the next poll (`soon`: within a short delay, for a first look). */
-  next(jobId: string, name: string, soon = false): Promise<QueueView | undefined> {
-    return new Promise((resolve) => {
-      this.watch(jobId, [{ name, resolve }]);
+  /**
+   * The job's state at the next poll that squeue answers (`soon`: within a short delay, for a
+   * first look). Rejected with SqueueUnanswered once `maxFailures` polls in a row have failed.
+   */
+  next(jobId: string, name: string, soon = false, maxFailures = Infinity): Promise<QueueView | undefined> {
+    return new Promise((resolve, reject) => {
+      this.watch(jobId, [{ name, resolve, reject, failures: 0, maxFailures }]);
       this.schedule(soon ? Math.min(this.intervalMs, 200) : this.intervalMs);
     });
   }
@@ -139,7 +156,7 @@ export class QueuePoller {
         // No answer is not an answer that the jobs are gone: ask again at the next poll.
         if (++this.failures === 1 || this.failures % 10 === 0)
           this.note(`squeue failed (${seen.squeueError}): asking again`);
-        return this.askAgain(waiting);
+        return this.askAgain(this.giveUp(waiting, seen.squeueError));
       }
       this.failures = 0;
       if (!seen.accountingAnswered) return this.askAgain(waiting);
@@ -150,6 +167,20 @@ export class QueuePoller {
       this.timer = undefined;
       if (this.waiting.size) this.schedule(this.intervalMs);
     }
+  }
+
+  /** The watchers still willing to wait after one more failed query; the others are told. */
+  private giveUp(waiting: Map<string, Watcher[]>, error: string): Map<string, Watcher[]> {
+    const still = new Map<string, Watcher[]>();
+    for (const [id, list] of waiting) {
+      const left: Watcher[] = [];
+      for (const w of list) {
+        if (++w.failures < w.maxFailures) left.push(w);
+        else w.reject(new SqueueUnanswered(w.failures, error));
+      }
+      if (left.length) still.set(id, left);
+    }
+    return still;
   }
 
   private askAgain(waiting: Map<string, Watcher[]>): void {
@@ -172,7 +203,8 @@ export type JobEnd = Exclude<Decision, Live> | { kind: 'aborted' };
 /**
  * Watches a recorded job until it is over or `signal` aborts, showing its progress meanwhile.
  * What to do then (collect, resubmit, cancel) is the caller's: a Slurm run and a local run that
- * adopted a dead run's job do not do the same.
+ * adopted a dead run's job do not do the same. With `maxFailures`, SqueueUnanswered is thrown
+ * once squeue has failed that many times in a row (without: asked again for as long as it takes).
  */
 export async function watchJob(
   poller: QueuePoller,
@@ -180,6 +212,7 @@ export async function watchJob(
   jobDir: string,
   onProgress: (p: Progress) => void,
   signal: AbortSignal,
+  maxFailures = Infinity,
 ): Promise<JobEnd> {
   let onAbort = () => {};
   const aborted = new Promise<'aborted'>((resolve) => {
@@ -188,7 +221,10 @@ export async function watchJob(
   });
   try {
     for (let first = true; ; first = false) {
-      const view = await Promise.race([poller.next(record.jobId, record.name, first), aborted]);
+      const next = poller.next(record.jobId, record.name, first, maxFailures);
+      // Once aborted, nobody waits for this answer: its failure must not go unhandled.
+      next.catch(() => {});
+      const view = await Promise.race([next, aborted]);
       if (view === 'aborted' || signal.aborted) return { kind: 'aborted' };
       const files = readJobFiles(jobDir);
       const decision = decide(view, files.result, files.warned);
