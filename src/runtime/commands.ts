@@ -23,6 +23,7 @@ import { explainAll } from './status.js';
 import { findPipelineFile } from './project.js';
 import { codeDigest, dirListing, lockStat, snapshotArgs, snapshotPath, writeSnapshot } from './noop.js';
 import type { Json, StageType } from './stage.js';
+import type { NextAction } from './slurm/jobs.js';
 
 export interface Common {
   file: string;
@@ -72,7 +73,7 @@ export async function runCommand(o: RunOpts): Promise<number> {
   const instances = selectInstances(p, o.targets);
   const force = new Set<Instance>(resolveNames(p, o.force, '--force'));
   const lockFile = lockPathFor(p.file);
-  if (o.dryRun) return dryRun(p, art, instances, force, lockFile, o.verify);
+  if (o.dryRun) return dryRun(p, art, instances, force, lockFile, o.verify, o.executor ?? 'local');
 
   const reporter = createReporter(process.stderr, { tty: o.progress ? o.progress === 'tty' : undefined });
   const { pool, launcher, jobs, close } =
@@ -262,6 +263,7 @@ async function dryRun(
   force: Set<Instance>,
   lockFile: string,
   verify: boolean,
+  executor: 'local' | 'slurm',
 ): Promise<number> {
   const memo = new FileHashMemo(join(art.root, 'filehash.json'));
   const { explained } = await explainAll(p, art, memo, readLock(lockFile)?.instances ?? {}, instances, verify);
@@ -281,7 +283,7 @@ async function dryRun(
     n++;
     const job = e.key ? jobs.get(e.key) : undefined;
     if (job) {
-      console.log(`adopt      ${e.instance.name}: ${job.text}`);
+      console.log(`${jobVerb(job.next.action, executor).padEnd(9)}  ${e.instance.name}: ${job.text}`);
       continue;
     }
     const why = forced ? ['--force', ...e.reasons] : e.reasons;
@@ -290,6 +292,24 @@ async function dryRun(
   }
   console.log(`dry run: ${n} of ${explained.length} instances would (or may) run; nothing was run`);
   return EXIT.ok;
+}
+
+/** What a run with this executor does with an instance's recorded job, in one word (slurm/jobs.ts). */
+function jobVerb(action: NextAction, executor: 'local' | 'slurm'): string {
+  switch (action) {
+    case 'wait':
+    case 'ask':
+      return 'adopt';
+    case 'collect':
+      return 'collect';
+    case 'resubmit':
+      // A local run submits nothing: it runs the stage itself (slurm/adopt.ts).
+      return executor === 'slurm' ? 'resubmit' : 'would run';
+    case 'fail':
+      return 'fail';
+    case 'refuse':
+      return 'refuse';
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -322,6 +342,8 @@ export async function statusCommand(o: Common & { json: boolean; verify: boolean
           state: job.state ?? job.label,
           node: job.node ?? null,
           reason: job.reason ?? null,
+          next: job.next.action,
+          nextText: job.next.text,
         };
         return {
           name: e.instance.name,

@@ -288,6 +288,7 @@ test('status: how a job that left the queue ended, from captured sacct lines; qu
   const status = (id: string, name: string) => jobStatus(record(id, name), viewOf(ended, id, name));
   assert.deepEqual(status('1', 'cap-failed'), {
     record: record('1', 'cap-failed'),
+    next: { action: 'fail', text: 'the next run reports the stage failed' },
     label: 'ended',
     text: 'Slurm job 1 ended FAILED on localhost; the next run reports the stage failed',
     state: 'FAILED',
@@ -532,6 +533,12 @@ test('status: an ended job says what the next run does with it (collect, submit 
   );
 });
 
+/** `status --json`'s word and text for what the next run does with the only instance's job. */
+async function nextOfJob(dir: string, env: Record<string, string> = {}) {
+  const { job } = JSON.parse((await cli(['status', 'p', '--json'], dir, env)).stdout).instances[0];
+  return { next: job.next, nextText: job.nextText };
+}
+
 /** A project with one heavy stage, `slow`, and a job record for its entry as a killed Slurm run leaves it. */
 async function projectWithJob(prefix: string, jobId: string) {
   const pr = makeProject(prefix);
@@ -567,11 +574,19 @@ test('local run without squeue: a recorded job is left alone and the entry refus
   assert.ok(existsSync(recordFile), 'the record is kept');
   const status = await cli(['status', 'p'], pr.dir, env);
   assert.ok(status.stdout.includes(`slow  ${refusal}\n`), status.stdout);
+  // The dry run and `status --json` say what the next run does: it refuses the entry.
+  assert.ok((await cli(['run', 'p', '--dry-run'], pr.dir, env)).stdout.includes(`refuse     slow: ${refusal}\n`));
+  assert.deepEqual(await nextOfJob(pr.dir, env), {
+    next: 'refuse',
+    nextText: `the next run here refuses the entry: ${refusal}`,
+  });
 
   // The job's own result file says it finished: collected without asking Slurm.
   pr.write(join(jobDir.slice(pr.dir.length + 1), 'out', 'b.txt'), 'from the job\n');
   pr.write(join(jobDir.slice(pr.dir.length + 1), 'result.json'), JSON.stringify({ ok: true, outputs: { b: 'b.txt' } }));
   assert.match((await cli(['status', 'p'], pr.dir, env)).stdout, /Slurm job 9 wrote its result .*collects its outputs/);
+  assert.match((await cli(['run', 'p', '--dry-run'], pr.dir, env)).stdout, /^collect {4}slow: Slurm job 9 wrote/m);
+  assert.deepEqual(await nextOfJob(pr.dir, env), { next: 'collect', nextText: 'the next run collects its outputs' });
   const done = await cli(['run', 'p', '--progress', 'plain'], pr.dir, env);
   assert.equal(done.code, 0, done.stderr);
   assert.equal(pr.count('slow'), 0);
@@ -603,8 +618,17 @@ test('local run: a recorded job that ended without outputs is decided as a Slurm
   await withTools({ squeue: 'echo "10|TIMEOUT|None|node07|pl-10"', sbatch: 'echo sbatch >&2; exit 1' }, async () => {
     const { pr } = timedOut;
     assert.match((await cli(['status', 'p'], pr.dir)).stdout, /; a local run runs the stage here\n/);
+    // What the run does with it, as the verb says: a local run runs the stage, a Slurm run resubmits.
     const dry = await cli(['run', 'p', '--dry-run'], pr.dir);
-    assert.match(dry.stdout, /^adopt {6}slow: Slurm job 10 ended TIMEOUT on node07; the next Slurm run .*here$/m);
+    assert.match(dry.stdout, /^would run {2}slow: Slurm job 10 ended TIMEOUT on node07; the next Slurm run .*here$/m);
+    const slurmDry = await cli(['run', 'p', '--dry-run', '--executor', 'slurm'], pr.dir);
+    assert.match(slurmDry.stdout, /^resubmit {3}slow: Slurm job 10 ended TIMEOUT/m);
+    assert.deepEqual(await nextOfJob(pr.dir), {
+      next: 'resubmit',
+      nextText:
+        'the next Slurm run submits it again if the profile allows another TIMEOUT retry (0 used); a local run ' +
+        'runs the stage here',
+    });
     const r = await cli(['run', 'p', '--progress', 'plain'], pr.dir);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /slow: job 10 reached its time limit: running the stage here/);
@@ -628,6 +652,7 @@ test('local run: a recorded job that ended without outputs is decided as a Slurm
   await withTools({ squeue: 'echo "11|FAILED|NonZeroExitCode|node07|pl-11"' }, async () => {
     const { pr } = failed;
     assert.match((await cli(['status', 'p'], pr.dir)).stdout, /the next run reports the stage failed: boom\n/);
+    assert.match((await cli(['run', 'p', '--dry-run'], pr.dir)).stdout, /^fail {7}slow: Slurm job 11 ended FAILED/m);
     const r = await cli(['run', 'p', '--progress', 'plain'], pr.dir);
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /FAILED slow: boom/);

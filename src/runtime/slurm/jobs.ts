@@ -5,14 +5,22 @@
  * user would expect to be told, and what the next run will do with it).
  */
 import { jobDirOf, jobRecordFile, readJobFiles, readJobRecord, type JobFiles, type JobRecord } from './watch.js';
-import { unwatchable } from './adopt.js';
+import { SQUEUE_TRIES, unwatchable } from './adopt.js';
 import { Accounting } from './accounting.js';
 import { describeProgress } from '../progress.js';
 import { lookUpJobs } from './query.js';
 import { decide, describeJob, phaseOf, type Decision, type Phase, type QueueView } from './state.js';
 
+/**
+ * What the next run does with a recorded job: wait for it, collect its outputs, submit it again
+ * (a local run: run the stage here), report the stage failed, refuse the entry (nothing here can
+ * watch the job), or ask Slurm again before it decides.
+ */
+export type NextAction = 'wait' | 'collect' | 'resubmit' | 'fail' | 'refuse' | 'ask';
+
 export interface JobInProgress {
   record: JobRecord;
+  next: { action: NextAction; text: string };
   /** Its phase (ended: no runner collected it yet), or unknown: squeue did not answer. */
   label: Phase | 'unknown';
   /**
@@ -40,10 +48,7 @@ export async function jobsInProgress(workDirs: Map<string, string>): Promise<Map
   const seen = await lookUpJobs([...records.values()], accounting);
   for (const [key, r] of records) {
     if ('squeueError' in seen) {
-      const text = seen.notInstalled
-        ? withoutSqueue(r, workDirs.get(key)!)
-        : `Slurm job ${r.jobId} (squeue: ${seen.squeueError})`;
-      out.set(key, { record: r, label: 'unknown', text });
+      out.set(key, unanswered(r, workDirs.get(key)!, seen));
       continue;
     }
     const unknownEnd: UnknownEnd = {
@@ -60,11 +65,34 @@ export async function jobsInProgress(workDirs: Map<string, string>): Promise<Map
   return out;
 }
 
-/** A job on a machine without Slurm's commands: what its files say, else what a run here does (adopt.ts). */
-function withoutSqueue(r: JobRecord, workDir: string): string {
-  if (readJobFiles(jobDirOf(workDir)).result?.ok)
-    return `Slurm job ${r.jobId} wrote its result (squeue is not installed here to tell more); the next run collects its outputs`;
-  return unwatchable(r.jobId, jobRecordFile(workDir));
+/**
+ * A job squeue did not tell of. Without squeue: what its files say, else the refusal a run here
+ * makes (adopt.ts). With an squeue that failed: the next run asks again.
+ */
+function unanswered(
+  r: JobRecord,
+  workDir: string,
+  seen: { squeueError: string; notInstalled: boolean },
+): JobInProgress {
+  const job = (next: JobInProgress['next'], text: string): JobInProgress => ({
+    record: r,
+    label: 'unknown',
+    next,
+    text,
+  });
+  if (!seen.notInstalled) {
+    const next = {
+      action: 'ask' as const,
+      text: `the next run asks squeue again (a local run refuses the entry after ${SQUEUE_TRIES} failed queries in a row)`,
+    };
+    return job(next, `Slurm job ${r.jobId} (squeue: ${seen.squeueError}); ${next.text}`);
+  }
+  if (readJobFiles(jobDirOf(workDir)).result?.ok) {
+    const next = { action: 'collect' as const, text: 'the next run collects its outputs' };
+    return job(next, `Slurm job ${r.jobId} wrote its result (squeue is not installed here to tell more); ${next.text}`);
+  }
+  const refusal = unwatchable(r.jobId, jobRecordFile(workDir));
+  return job({ action: 'refuse', text: `the next run here refuses the entry: ${refusal}` }, refusal);
 }
 
 /** Why nobody can tell how a job that has left the queue ended. */
@@ -90,11 +118,13 @@ export function jobStatus(
   if (!view)
     return {
       record: r,
+      next,
       label: 'ended',
-      text: `Slurm job ${r.jobId} has left the queue, how it ended is unknown (${unknownEnd.why}); ${next}`,
+      text: `Slurm job ${r.jobId} has left the queue, how it ended is unknown (${unknownEnd.why}); ${next.text}`,
     };
   const seen = {
     record: r,
+    next,
     state: view.state,
     ...(view.node ? { node: view.node } : {}),
     ...(view.reason ? { reason: view.reason } : {}),
@@ -102,7 +132,7 @@ export function jobStatus(
   const label = phaseOf(view.state);
   const report = label === 'running' && files.progress ? `: ${describeProgress(files.progress.progress)}` : '';
   // A job still queued says what next only when Slurm will never start it (the run cancels it).
-  const then = label === 'ended' || decision.kind === 'failed' ? `; ${next}` : '';
+  const then = label === 'ended' || decision.kind === 'failed' ? `; ${next.text}` : '';
   return { ...seen, label, text: `${describeJob(view)}${report}${then}` };
 }
 
@@ -110,27 +140,36 @@ export function jobStatus(
  * What the next run does with the job: what the runner would decide (decide()) on the same
  * view and files, in words. The retries left depend on the profile, which status does not read.
  */
-function nextRun(r: JobRecord, d: Decision, view: QueueView | undefined, files: JobFiles, decidable: boolean): string {
-  if (d.kind === 'done') return 'the next run collects its outputs';
-  if (!decidable) return 'the next run asks sacct again before it decides';
+function nextRun(
+  r: JobRecord,
+  d: Decision,
+  view: QueueView | undefined,
+  files: JobFiles,
+  decidable: boolean,
+): JobInProgress['next'] {
+  if (d.kind === 'done') return { action: 'collect', text: 'the next run collects its outputs' };
+  if (!decidable) return { action: 'ask', text: 'the next run asks sacct again before it decides' };
   switch (d.kind) {
     case 'queued':
     case 'running':
-      return 'the next run waits for it';
+      return { action: 'wait', text: 'the next run waits for it' };
     case 'retry': {
       // The state alone does not say why when the retry is counted under another one.
       const why = view?.state === d.state ? '' : ` (${d.detail})`;
       const used = r.retriesUsed[d.state] ?? 0;
       // A local run submits nothing: it runs the stage itself (adopt.ts).
-      return (
+      const text =
         `the next Slurm run submits it again${why} if the profile allows another ${d.state} retry (${used} used); ` +
-        'a local run runs the stage here'
-      );
+        'a local run runs the stage here';
+      return { action: 'resubmit', text };
     }
     case 'failed': {
       // The stage's own message, or why Slurm will never start the job; the others repeat the state.
       const why = files.result || d.cancel ? `: ${d.message.split('\n')[0]}` : '';
-      return `the next run ${d.cancel ? 'cancels it and ' : ''}reports the stage failed${why}`;
+      return {
+        action: 'fail',
+        text: `the next run ${d.cancel ? 'cancels it and ' : ''}reports the stage failed${why}`,
+      };
     }
   }
 }
