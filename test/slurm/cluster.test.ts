@@ -396,7 +396,14 @@ test('status tells how a job ended while no runner watched: from squeue, and fro
   const forgetful = forgetfulSqueue(pr);
   assert.match((await cli(['status', 'p'], pr.dir, forgetful)).stdout, line);
   const json = JSON.parse((await cli(['status', 'p', '--json'], pr.dir, forgetful)).stdout);
-  assert.deepEqual(json.instances[0].job, { id: ids[0], state: 'CANCELLED', node: 'localhost', reason: null });
+  assert.deepEqual(json.instances[0].job, {
+    id: ids[0],
+    state: 'CANCELLED',
+    node: 'localhost',
+    reason: null,
+    next: 'fail',
+    nextText: 'the next run reports the stage failed: interrupted',
+  });
 
   // The next run reports the stage failed (cancelled outside any run); nothing is resubmitted.
   const r = await cli(['run', 'p', ...slurm(pr)], pr.dir, forgetful);
