@@ -108,7 +108,7 @@ export function computeBudget(p: BudgetInputs): Budget {
 
   if (p.dataset_rows !== undefined) {
     warnPasses(warnings, 'final run', dataBudget, p.dataset_rows);
-    for (const r of small) warnPasses(warnings, `small run ${r.group} d_sae=${r.d_sae}`, r.n_samples, p.dataset_rows);
+    warnSmallRunPasses(warnings, small, p.dataset_rows);
   }
   if (smallTotal > finalFlops) {
     warnings.push(`the small runs cost ${(smallTotal / finalFlops).toFixed(2)}x the final run: they are not small`);
@@ -199,6 +199,28 @@ function warnPasses(warnings: string[], what: string, samples: number, rows: num
     warnings.push(
       `${what}: ${sci(samples)} vectors exceed the dataset's ${rows.toLocaleString('en-US')} rows: ` +
         `${(samples / rows).toFixed(1)} passes over the same vectors`,
+    );
+  }
+}
+
+/** One statement per group of small runs (a sweep's runs share the cause), not a line per run. */
+function warnSmallRunPasses(
+  warnings: string[],
+  small: Array<{ group: string; d_sae: number; n_samples: number; count: number }>,
+  rows: number,
+) {
+  for (const group of new Set(small.map((r) => r.group))) {
+    const runs = small.filter((r) => r.group === group);
+    const over = runs.filter((r) => r.n_samples > rows);
+    if (!over.length) continue;
+    const runCount = (rs: typeof runs) => rs.reduce((n, r) => n + r.count, 0);
+    const widths = [...new Set(over.map((r) => r.d_sae))].sort((a, b) => a - b);
+    const lo = Math.min(...over.map((r) => r.n_samples));
+    const hi = Math.max(...over.map((r) => r.n_samples));
+    warnings.push(
+      `small runs ${group}: ${runCount(over)} of ${runCount(runs)} exceed the dataset's ${rows.toLocaleString('en-US')} rows ` +
+        `(d_sae ${widths.join(', ')} at ${lo === hi ? sci(lo) : `${sci(lo)}-${sci(hi)}`} vectors): ` +
+        `up to ${(hi / rows).toFixed(1)} passes over the same vectors`,
     );
   }
 }

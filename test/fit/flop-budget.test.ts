@@ -48,9 +48,19 @@ test('small runs: cartesian groups with counts, fraction of the final run, datas
   assert.equal(b.small_total_flops, expected);
   assert.equal(outputs.data_budget, 2e8);
   assert.equal(outputs.small_fraction, expected / per(16384, 2e8));
-  // 2e8 > 668501 (final), 1e6, 4e6 and 2e6 exceed it too: every budget gets a passes warning.
-  assert.equal(b.warnings.length, 6);
+  // 2e8 > 668501 (final), 1e6, 4e6 and 2e6 exceed it too: a passes warning for the final run and one
+  // per group of small runs (a sweep's runs are one statement, not a line each).
+  assert.equal(b.warnings.length, 3);
   assert.match(b.warnings[0], /final run: 2\.0e8 vectors exceed the dataset's 668,501 rows: 299\.2 passes/);
+  assert.equal(
+    b.warnings[1],
+    "small runs loss sweep: 4 of 4 exceed the dataset's 668,501 rows (d_sae 1024, 4096 at 1.0e6-4.0e6 vectors): " +
+      'up to 6.0 passes over the same vectors',
+  );
+  assert.match(
+    b.warnings[2],
+    /^small runs lr sweep: 3 of 3 exceed .* \(d_sae 2048 at 2\.0e6 vectors\): up to 3\.0 passes/,
+  );
   assert.ok(logs.some((l) => l.startsWith('warning: final run')));
 });
 
