@@ -146,6 +146,12 @@ export const FitFile = Type.Object({
       max_measured_passes: Type.Number(),
     }),
   ),
+  /**
+   * The parameters of every bootstrap refit that was used (the intervals' draws), by the names of
+   * `params`: the law and its interval anywhere, at a point not known when the law was fitted (the
+   * report's prediction check at the final run's size and data). null: not finite.
+   */
+  bootstrap_params: Type.Optional(Type.Array(Type.Record(Type.String(), Num))),
   /** How it was fitted: loss, optimiser, bootstrap (informational; the report does not read them). */
   loss: Type.Optional(Type.Object({ kind: Type.String(), delta: Type.Optional(Type.Number()) })),
   optimizer: Type.Optional(Type.Record(Type.String(), Type.Unknown())),

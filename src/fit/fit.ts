@@ -186,7 +186,7 @@ export function fitLaw(points: FitPoint[], opts: FitOptions): FitOutcome {
     optimalOne(law, best.theta, boot, N, band, warnings, repetition),
   );
 
-  const finiteParams = Object.fromEntries(Object.entries(params).map(([k, v]) => [k, finiteOrNull(v)]));
+  const finiteParams = finiteRecord(params);
   const residuals = points.map((p) => law.logPredict(best.theta, logFeatures(law, p)) - Math.log(p.y));
   const json: FitFile = {
     format: FIT_FORMAT,
@@ -234,6 +234,7 @@ export function fitLaw(points: FitPoint[], opts: FitOptions): FitOutcome {
       stop_reason: best.run.reason,
       iterations: best.run.iterations,
     },
+    bootstrap_params: boot.map((t) => finiteRecord(law.toPublic(t))),
     bootstrap: {
       method: bootstrapMethod(opts),
       resamples: opts.bootstrap ?? 200,
@@ -757,6 +758,10 @@ function sanityWarnings(law: Law, p: Record<string, number>): string[] {
     w.push('fitted constant c is ~0: the data show no floor, a plain power law may fit as well');
   }
   return w;
+}
+
+function finiteRecord(p: Record<string, number>): Record<string, number | null> {
+  return Object.fromEntries(Object.entries(p).map(([k, v]) => [k, finiteOrNull(v)]));
 }
 
 function finiteOrNull(v: number): number | null {

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { Provenance } from '../util/provenance.js';
 import { loadInputs, type LoadedFit, type LoadedRun, type ReportParams } from './inputs.js';
 import { createSvgRenderer, fitPlotSpec, frontierSpec, trainingCurvesSpec, type SvgRenderer } from './plots.js';
+import { predictionChecks } from './prediction-check.js';
 import { collectWarnings, renderHtml, renderMarkdown, type RenderedPlot, type ReportModel } from './render.js';
 
 export interface BuiltReport {
@@ -72,13 +73,15 @@ export async function buildReport(
       }
     : null;
 
+  const checks = predictionChecks(inputs);
   const model: ReportModel = {
     inputs,
     fitPlots,
     lrPlot,
     trainingPlots,
     frontierPlot,
-    warnings: collectWarnings(inputs),
+    checks,
+    warnings: collectWarnings(inputs, checks),
     plotLibrary: renderer.versions,
   };
   const plotsDir = join(outDir, 'plots');

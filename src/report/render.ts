@@ -9,6 +9,7 @@
 import type { EvalRecord, LoadedFit, LoadedRun, ReportInputs } from './inputs.js';
 import type { DecisionRecord, FitFile, PredictionRecord, RunRecord } from '../formats.js';
 import { EXTRAPOLATION_FLAG, formatNumber } from './plots.js';
+import type { PredictionCheck } from './prediction-check.js';
 
 export interface RenderedPlot {
   name: string; // file name under plots/, e.g. "loss-vs-d_sae.svg"
@@ -29,6 +30,8 @@ export interface ReportModel {
   trainingPlots: RenderedPlot[];
   /** FVU against L0 of every run: the sparsity / fidelity frontier. */
   frontierPlot: RenderedPlot | null;
+  /** The laws' predictions at the final run beside its measurement (prediction-check.ts). */
+  checks: PredictionCheck[];
   warnings: ReportWarning[];
   plotLibrary: { vega: string; vegaLite: string };
 }
@@ -37,8 +40,9 @@ export interface ReportModel {
 // Warnings gathered from every input
 // ---------------------------------------------------------------------------------------
 
-export function collectWarnings(inputs: ReportInputs): ReportWarning[] {
+export function collectWarnings(inputs: ReportInputs, checks: PredictionCheck[] = []): ReportWarning[] {
   const out: ReportWarning[] = [];
+  for (const c of checks) if (c.warning) out.push({ source: `prediction check (${c.law} law)`, message: c.warning });
   for (const d of inputs.decisions) for (const w of d.warnings) out.push({ source: `decision: ${d.name}`, message: w });
   const fits = [...inputs.lossFits, ...(inputs.lrFit ? [inputs.lrFit] : [])];
   for (const { fit } of fits) {
@@ -365,6 +369,12 @@ export function renderHtml(model: ReportModel): string {
   const decisions = decisionsTable(inputs.decisions);
   if (decisions)
     sections.push({ id: 'decisions', title: 'Decisions: what the final run used', body: htmlTable(decisions) });
+  if (model.checks.length)
+    sections.push({
+      id: 'prediction-check',
+      title: 'Prediction check: the law against the final run',
+      body: htmlChecks(model.checks),
+    });
   if (model.fitPlots.length) {
     sections.push({
       id: 'scaling-laws',
@@ -421,6 +431,16 @@ function htmlWarnings(warnings: ReportWarning[]): string {
   return `<ul class="warnings">\n${items.join('\n')}\n</ul>`;
 }
 
+function htmlChecks(checks: PredictionCheck[]): string {
+  return checks
+    .map((c) => {
+      const cls = c.verdict === 'inside' ? 'ok' : 'warnings';
+      const notes = c.notes.map((n) => `<li>${escapeHtml(n)}</li>`).join('');
+      return `<p class="${cls} prediction-check">${c.verdict === 'inside' ? '' : '⚠ '}${escapeHtml(c.headline)}</p><ul>${notes}</ul>`;
+    })
+    .join('\n');
+}
+
 function htmlFinalSae(inputs: ReportInputs): string {
   const label = inputs.finalRun ? `<p>Run <code>${escapeHtml(inputs.finalRun.label)}</code>.</p>` : '';
   return label + htmlTable(evalTable(inputs.finalEval!));
@@ -460,6 +480,7 @@ function summaryRows(model: ReportModel): string[][] {
       ]);
     }
   }
+  for (const c of model.checks) rows.push([`prediction check (${c.law} law) at the final run`, checkSummary(c)]);
   for (const d of model.inputs.decisions) {
     rows.push([
       `decided: ${d.name}`,
@@ -469,6 +490,18 @@ function summaryRows(model: ReportModel): string[][] {
   const runs = model.inputs.runs.length + (model.inputs.finalRun ? 1 : 0);
   if (runs) rows.push(['training runs shown', String(runs)]);
   return rows;
+}
+
+/** `predicted 0.04 [0.03, 0.05], measured 0.048: inside` in a summary cell. */
+function checkSummary(c: PredictionCheck): string {
+  const iv = c.interval ? ` ${intervalText(c.interval[0], c.interval[1])}` : '';
+  const verdict = {
+    inside: 'inside the interval',
+    outside: '⚠ OUTSIDE the interval',
+    no_interval: '⚠ cannot be judged (no interval)',
+    not_identified: '⚠ not meaningful (law not identified)',
+  }[c.verdict];
+  return `predicted ${formatNumber(c.predicted)}${iv}, measured ${formatNumber(c.final.measured)}: ${verdict}`;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -545,6 +578,16 @@ export function renderMarkdown(model: ReportModel): string {
   out.push('');
   const decisions = decisionsTable(inputs.decisions);
   if (decisions) out.push('## Decisions: what the final run used', '', mdTable(decisions), '');
+  if (model.checks.length) {
+    out.push('## Prediction check: the law against the final run', '');
+    for (const c of model.checks)
+      out.push(
+        `${c.verdict === 'inside' ? '' : '⚠ '}${escapeMarkdown(c.headline)}`,
+        '',
+        ...c.notes.map((n) => `- ${escapeMarkdown(n)}`),
+        '',
+      );
+  }
   if (model.fitPlots.length) {
     out.push('## Scaling laws: loss against size and data', '');
     for (const fp of model.fitPlots) out.push(`### ${escapeMarkdown(fp.plot.title)}`, '', ...mdFit(fp), '');

@@ -146,7 +146,7 @@ const Params = Type.Object(
 
 export default defineStage({
   name: 'fit-law',
-  version: '2',
+  version: '3',
   description:
     'Fits a scaling law in log space (closed-form least squares for a power law; L-BFGS with analytic gradients from a ' +
     "grid of starts, Huber loss on log residuals for Chinchilla's law), with seeded bootstrap intervals, goodness of fit, " +
@@ -155,7 +155,10 @@ export default defineStage({
   outputs: {
     fit: {
       kind: 'file',
-      description: 'fit.json: law, params, intervals, points, residuals, goodness, predictions, curve, warnings',
+      description:
+        'fit.json: law, params, intervals, points, residuals, goodness, predictions, curve, warnings, and ' +
+        "bootstrap_params (every bootstrap refit's parameters: the law's interval at a point chosen later, as the " +
+        "report's prediction check at the final run)",
     },
     params: { kind: 'value', description: '{a, b} / {a, b, c} / {E, A, B, alpha, beta}' },
     intervals: { kind: 'value', description: 'Bootstrap percentile interval [lo, hi] per parameter (null if none)' },

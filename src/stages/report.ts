@@ -49,7 +49,7 @@ const Params = Type.Object({
 
 export default defineStage({
   name: 'report',
-  version: '2',
+  version: '3',
   description: 'Self-contained HTML report and Markdown summary with Vega-Lite plots (SVG)',
   params: Params,
   outputs: {

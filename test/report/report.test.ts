@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import reportStage from '../../src/stages/report.js';
@@ -298,5 +298,77 @@ test('decisions, fallbacks, clamps and dead latents are stated in both documents
     assert.match(doc, /CLAMP: final learning rate 0\.5 clamped to 0\.02/);
     assert.match(doc, /FALLBACK: final data size \(vectors\) = 2\.100e\+9/);
     assert.match(doc, /DEAD LATENTS: 62% of the latents never fired/);
+  }
+});
+
+test('prediction check: the Chinchilla law at the final run beside its measurement, with the recipe it differs in', async () => {
+  const { effectiveData } = await import('../../src/fit/repetition.js');
+  const fitLaw = allStageTypes.find((t) => t.name === 'fit-law')!;
+  const dir = mkdtempSync(join(tmpdir(), 'report-check-'));
+  const U = 3e5;
+  const law = (N: number, D: number) => 0.1 + 3 * N ** -0.8 + 40 * effectiveData(D, U, 15.4) ** -0.5;
+  const small = [32, 64, 128, 256].flatMap((N) =>
+    [3.2e4, 6.4e4, 1.28e5, 5.12e5].map((D, j) => ({ N, D, y: law(N, D) * (1 + 0.005 * Math.sin(N + 3 * j)) })),
+  );
+  const fit = await runStageDirect(fitLaw, {
+    law: 'chinchilla',
+    N: small.map((p) => p.N),
+    D: small.map((p) => p.D),
+    U: small.map((p) => Math.min(p.D, U)),
+    y: small.map((p) => p.y),
+    unique_available: U,
+    bootstrap: 30,
+    x_label: 'd_sae (features)',
+    y_label: 'held-out FVU at matched L0',
+    max_exponent_width: 100, // the check reads the fit's verdict; these points need not pass the default rule
+    max_interval_ratio: 1e6,
+    max_condition: 1e9,
+  });
+  assert.equal(fit.outputs.identified, true, JSON.stringify(fit.outputs.identification));
+  const runFile = (name: string, N: number, D: number, fvu: number, gain: number) => {
+    const lines = [
+      { type: 'config', instance: name, d_sae: N, n_samples: D, batch_size: 64, lr: 0.01, l0_controller_gain: gain },
+      { type: 'eval', step: D / 64, mse: fvu, l0: 4, fvu, dead_frac: 0 },
+      { type: 'run', train_rows: U, unique_samples: Math.min(D, U), passes: D / U, target_l0: 4, l0_tolerance: 0.1 },
+    ].map((l) => ({ lambda_end: 0.01, resampled: 0, l0_within_tolerance: true, ...l }));
+    const path = join(dir, name, 'metrics.jsonl');
+    mkdirSync(join(dir, name), { recursive: true });
+    writeFileSync(path, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+    return path;
+  };
+  const runs = small.map((p) => runFile(`small-${p.N}-${p.D}`, p.N, p.D, p.y, 0.02));
+  const report = async (measured: number) => {
+    const final = runFile('final', 512, 2e6, measured, 0.005);
+    const r = await runStageDirect(reportStage, {
+      title: 'check',
+      loss_fits: [join(fit.outDir, 'fit.json')],
+      runs,
+      final_run: final,
+    });
+    // The same sentences in both documents; the HTML writes ' as &#39;.
+    return ['report.html', 'report.md'].map((f) => readFileSync(join(r.outDir, f), 'utf8').replace(/&#39;/g, "'"));
+  };
+  const predicted = law(512, 2e6);
+  for (const doc of await report(predicted)) {
+    assert.match(doc, /Prediction check: the law against the final run/);
+    assert.match(
+      doc,
+      /The chinchilla law fitted on the small runs predicts held-out fvu [\d.]+ 95% \[[\d.]+, [\d.]+\]/,
+    );
+    assert.match(
+      doc,
+      /at the final run's d\\?_sae \(features\) = 512, 2e6 vectors \(6\.667 passes over 300000 unique: effective data/,
+    );
+    assert.match(doc, /inside the law's 95% interval/);
+    assert.match(doc, /recipe differs from the fitted runs' .*l0\\?_controller\\?_gain 0\.005 \(fitted runs: 0\.02\)/);
+    assert.match(doc, /6\.667 passes over the data \(fitted runs: at most 1\.707\)/);
+    assert.doesNotMatch(doc, /PREDICTION MISSED/);
+  }
+  for (const doc of await report(predicted * 3)) {
+    assert.match(
+      doc,
+      /PREDICTION MISSED: the chinchilla law .* measured [\d.]+ \([\d.]+× the prediction\), outside the law's 95% interval/,
+    );
+    assert.match(doc, /prediction check \(chinchilla law\) at the final run.*⚠ OUTSIDE the interval/);
   }
 });
