@@ -72,14 +72,7 @@ export function checkPrediction(fit: FitFile, final: FinalPoint, recipe: string[
   const draws = (fit.bootstrap_params ?? []).map(at).filter(Number.isFinite);
   const tail = (1 - confidence) / 2;
   const interval: [number, number] | null = draws.length ? [quantile(draws, tail), quantile(draws, 1 - tail)] : null;
-  const identified = fit.identification?.identified !== false;
-  const verdict: Verdict = !identified
-    ? 'not_identified'
-    : interval === null
-      ? 'no_interval'
-      : final.measured >= interval[0] && final.measured <= interval[1]
-        ? 'inside'
-        : 'outside';
+  const verdict = judge(fit.identification?.identified !== false, interval, final.measured);
   const kept = fit.points.filter((p) => p.kept);
   const beyond = {
     N: final.N / Math.max(...kept.map((p) => p.N ?? 0)),
@@ -99,6 +92,12 @@ export function checkPrediction(fit: FitFile, final: FinalPoint, recipe: string[
     recipe,
   };
   return { ...check, ...describe(check, fit) };
+}
+
+function judge(identified: boolean, interval: [number, number] | null, measured: number): Verdict {
+  if (!identified) return 'not_identified';
+  if (interval === null) return 'no_interval';
+  return measured >= interval[0] && measured <= interval[1] ? 'inside' : 'outside';
 }
 
 type Facts = Omit<PredictionCheck, 'headline' | 'notes' | 'warning'>;
