@@ -6,6 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { Type } from '@sinclair/typebox';
+import { identificationParams, identificationRule } from './identification-params.js';
 import { defineStage, type Json } from '../runtime/stage.js';
 import { fitLaw, type PredictPoint } from '../fit/fit.js';
 import { applyFilters, checkPositive, pointsFromCsv, pointsFromLists, type FitPoint } from '../fit/points.js';
@@ -116,30 +117,7 @@ const Params = Type.Object(
     x_label: Type.Optional(Type.String()),
     y_label: Type.Optional(Type.String()),
     max_iterations: Type.Integer({ minimum: 1, default: 1000, description: 'L-BFGS iterations per start' }),
-    max_condition: Type.Number({
-      exclusiveMinimum: 0,
-      default: 1e3,
-      description: 'Identified only if the column-scaled condition number of the Jacobian is at most this',
-    }),
-    max_interval_ratio: Type.Number({
-      exclusiveMinimum: 1,
-      default: 100,
-      description:
-        "Identified only if every positive coefficient's interval has hi / lo at most this (a power term's coefficient " +
-        "taken at the data's geometric centre on its axis: A N_c^-alpha, not A, which depends on the axis's units)",
-    }),
-    max_exponent_width: Type.Number({
-      exclusiveMinimum: 0,
-      default: 1,
-      description: "Identified only if every exponent's interval is at most this many times |exponent| wide",
-    }),
-    max_exponent_factor: Type.Number({
-      minimum: 1,
-      default: 2,
-      description:
-        'An exponent wider than max_exponent_width is still pinned if its interval moves the law by at most this ' +
-        'factor across the measured range (exponents near zero)',
-    }),
+    ...identificationParams,
   },
   { additionalProperties: false },
 );
@@ -204,12 +182,7 @@ export default defineStage({
       xLabel: p.x_label ?? (p.law === 'chinchilla' ? p.N_column : p.x_column),
       yLabel: p.y_label ?? p.y_column,
       maxIterations: p.max_iterations,
-      identification: {
-        maxCondition: p.max_condition,
-        maxIntervalRatio: p.max_interval_ratio,
-        maxExponentWidth: p.max_exponent_width,
-        maxExponentFactor: p.max_exponent_factor,
-      },
+      identification: identificationRule(p),
       repetition: p.U ? { rStar: p.repetition_r_star, uniqueAvailable: p.unique_available } : undefined,
     });
     const kept = points.filter((q) => q.kept).length;

@@ -9,6 +9,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Type } from '@sinclair/typebox';
+import { identificationParams, identificationRule } from './identification-params.js';
 import { defineStage, type Json } from '../runtime/stage.js';
 import { lrOptimum, type LrOptimum } from '../fit/lr-optimum.js';
 import { fitLaw } from '../fit/fit.js';
@@ -50,24 +51,7 @@ const Params = Type.Object(
     }),
     seed: Type.Integer({ default: 0 }),
     confidence: Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1, default: 0.95 }),
-    max_condition: Type.Number({ exclusiveMinimum: 0, default: 1e3, description: 'Identification limit (as fit-law)' }),
-    max_interval_ratio: Type.Number({
-      exclusiveMinimum: 1,
-      default: 100,
-      description: 'Identification limit (as fit-law)',
-    }),
-    max_exponent_width: Type.Number({
-      exclusiveMinimum: 0,
-      default: 1,
-      description: 'Identification limit (as fit-law)',
-    }),
-    max_exponent_factor: Type.Number({
-      minimum: 1,
-      default: 2,
-      description:
-        'An exponent wider than max_exponent_width is still pinned if its interval moves the law by at most this ' +
-        'factor across the measured range (exponents near zero)',
-    }),
+    ...identificationParams,
   },
   { additionalProperties: false },
 );
@@ -195,12 +179,7 @@ function lawFromOptima(optima: LrOptimum[], p: P) {
         confidence: p.confidence,
         xLabel: 'd_sae (features)',
         yLabel: 'optimal learning rate',
-        identification: {
-          maxCondition: p.max_condition,
-          maxIntervalRatio: p.max_interval_ratio,
-          maxExponentWidth: p.max_exponent_width,
-          maxExponentFactor: p.max_exponent_factor,
-        },
+        identification: identificationRule(p),
       },
     );
     json = { ...fit.json, points: json.points };
