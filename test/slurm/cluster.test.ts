@@ -2,7 +2,7 @@
  * The Slurm executor against a real single-node cluster (scripts/slurm-cluster.sh, started by
  * .ci/run; two fake GPUs). Skipped, with the reason, where no cluster answers.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, readdirSync } from 'node:fs';
@@ -82,6 +82,29 @@ const slurm = (pr: Project, args: string[] = [], prof = 'slurm.yaml') => [
   'plain',
   ...args,
 ];
+
+/**
+ * Starts a Slurm run of pipeline p, waits until its stage `slow` runs as a job (and, if asked, has
+ * reported progress), then SIGKILLs the runner: the job must outlive it. Returns the job's id.
+ */
+async function killRunnerOfRunningJob(
+  t: TestContext,
+  pr: Project,
+  o: { progressReported?: boolean } = {},
+): Promise<string> {
+  const run = startCli(['run', 'p', ...slurm(pr)], pr.dir);
+  t.after(() => run.child.kill('SIGKILL'));
+  let ids: string[] = [];
+  await waitFor(() => {
+    if (pr.count('slow') !== 1) return false;
+    ids = recordedJobs(pr);
+    return ids.length === 1 && (!o.progressReported || jobFiles(pr, 'progress.json').length === 1);
+  }, 60_000);
+  run.child.kill('SIGKILL');
+  await run.done;
+  assert.equal(stateOf(ids[0]), 'RUNNING', 'the job outlives its runner');
+  return ids[0];
+}
 
 function lockKeys(pr: Project, name = 'p'): Record<string, { key: string; outputs: string }> {
   const lock = JSON.parse(readFileSync(join(pr.pipelines, `${name}.lock.json`), 'utf8')) as {
@@ -239,17 +262,7 @@ stages:
   const pr = makeProject('slurm-adopt-');
   pr.write('pipelines/p.yaml', text);
   profile(pr);
-  const run = startCli(['run', 'p', ...slurm(pr)], pr.dir);
-  t.after(() => run.child.kill('SIGKILL'));
-  let ids: string[] = [];
-  await waitFor(() => {
-    if (pr.count('slow') !== 1) return false;
-    ids = recordedJobs(pr);
-    return ids.length === 1 && jobFiles(pr, 'progress.json').length === 1;
-  }, 60_000);
-  run.child.kill('SIGKILL');
-  await run.done;
-  assert.equal(stateOf(ids[0]), 'RUNNING', 'the job outlives its runner');
+  const ids = [await killRunnerOfRunningJob(t, pr, { progressReported: true })];
 
   const status = await cli(['status', 'p'], pr.dir);
   // The stage's latest report, described as the live display does (percent, message, ETA).
@@ -305,17 +318,7 @@ stages:
   const pr = makeProject('slurm-local-adopt-');
   pr.write('pipelines/p.yaml', text);
   profile(pr);
-  const run = startCli(['run', 'p', ...slurm(pr)], pr.dir);
-  t.after(() => run.child.kill('SIGKILL'));
-  let ids: string[] = [];
-  await waitFor(() => {
-    if (pr.count('slow') !== 1) return false;
-    ids = recordedJobs(pr);
-    return ids.length === 1;
-  }, 60_000);
-  run.child.kill('SIGKILL');
-  await run.done;
-  assert.equal(stateOf(ids[0]), 'RUNNING', 'the job outlives its runner');
+  const ids = [await killRunnerOfRunningJob(t, pr)];
   const status = await cli(['status', 'p'], pr.dir);
   assert.match(status.stdout, new RegExp(`running +slow +Slurm job ${ids[0]} running on localhost`));
   const dry = await cli(['run', 'p', '--dry-run'], pr.dir);
