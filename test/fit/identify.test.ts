@@ -127,6 +127,11 @@ test('eigenvalues of a symmetric matrix (the condition number rests on them)', (
  * like this. The stage must report a law that is not identified, not fail.
  */
 function cliffInData() {
+  return demoGrid((n, d) => 0.05 + 2 / n ** 0.5 + (d === 6.4e4 ? 0.05 : 0));
+}
+
+/** The demo's former 4 widths x 4 data sizes (each axis spanning 8x), with the loss `loss(N, D)`. */
+function demoGrid(loss: (n: number, d: number) => number) {
   const N: number[] = [],
     D: number[] = [],
     y: number[] = [];
@@ -134,7 +139,7 @@ function cliffInData() {
     for (const d of [6.4e4, 1.28e5, 2.56e5, 5.12e5]) {
       N.push(n);
       D.push(d);
-      y.push(0.05 + 2 / n ** 0.5 + (d === 6.4e4 ? 0.05 : 0));
+      y.push(loss(n, d));
     }
   }
   return { N, D, y };
@@ -230,17 +235,10 @@ test('an exponent near zero is pinned when its interval moves the law by at most
  */
 function demoSizedDesign(unit: number) {
   const random = seededRandom(7);
-  const N: number[] = [],
-    D: number[] = [],
-    y: number[] = [];
-  for (const n of [32, 64, 128, 256]) {
-    for (const d of [6.4e4, 1.28e5, 2.56e5, 5.12e5]) {
-      N.push(n);
-      D.push(d / unit);
-      y.push((0.04 + 1.5 / n ** 0.8 + 3000 / d ** 1.0) * Math.exp(0.02 * (2 * random() - 1)));
-    }
-  }
-  return pointsFromLists('chinchilla', { N, D, y });
+  const { N, D, y } = demoGrid(
+    (n, d) => (0.04 + 1.5 / n ** 0.8 + 3000 / d ** 1.0) * Math.exp(0.02 * (2 * random() - 1)),
+  );
+  return pointsFromLists('chinchilla', { N, D: D.map((d) => d / unit), y });
 }
 
 test('identification does not depend on the units of the axes (coefficients are judged at the data)', () => {
