@@ -35,6 +35,8 @@ export interface BudgetInputs {
   round_data_budget: boolean;
   final_n_samples?: number;
   small_runs: SmallRunSpec[];
+  /** The small runs' share of the final SAE's FLOPs above which the budget warns (the seed: 1/16). */
+  small_fraction_limit: number;
 }
 
 export interface BudgetRow {
@@ -112,6 +114,11 @@ export function computeBudget(p: BudgetInputs): Budget {
   }
   if (smallTotal > finalFlops) {
     warnings.push(`the small runs cost ${(smallTotal / finalFlops).toFixed(2)}x the final run: they are not small`);
+  } else if (smallTotal > p.small_fraction_limit * finalFlops) {
+    warnings.push(
+      `the small runs cost ${pct(smallTotal / finalFlops)} of the final SAE, above the small-run budget of ` +
+        `${pct(p.small_fraction_limit)} (small_fraction_limit; the seed's 1/16)`,
+    );
   }
 
   const table: BudgetRow[] = [

@@ -62,6 +62,11 @@ const Params = Type.Object(
     final_n_samples: Type.Optional(
       Type.Number({ exclusiveMinimum: 0, description: 'Override of the final data budget (vectors)' }),
     ),
+    small_fraction_limit: Type.Number({
+      default: 0.0625,
+      exclusiveMinimum: 0,
+      description: "The small runs' share of the final SAE's FLOPs above which the budget warns (the seed's 1/16)",
+    }),
     small_runs: Type.Array(SmallRun, {
       default: [],
       description:

@@ -70,3 +70,29 @@ test('bad small run: an error naming the field', async () => {
     /small_runs|d_sae/,
   );
 });
+
+test("small runs above the seed's 6.25% small-run budget: a warning naming the fraction and the limit", async () => {
+  // 1e9 of 2048-wide runs against a 16384-wide final on 1e9: 12.5% of the final SAE.
+  const over = await runStageDirect(flopBudget, {
+    final_n_samples: 1e9,
+    small_runs: [{ name: 'loss sweep', d_sae: 2048, n_samples: 1e9 }],
+  });
+  const b = over.outputs.budget as unknown as Budget;
+  assert.equal(over.outputs.small_fraction, 0.125);
+  assert.deepEqual(b.warnings, [
+    "the small runs cost 12.5% of the final SAE, above the small-run budget of 6.25% (small_fraction_limit; the seed's 1/16)",
+  ]);
+  // At the limit itself, and with a limit the study sets, no warning.
+  const at = await runStageDirect(flopBudget, {
+    final_n_samples: 1e9,
+    small_runs: [{ d_sae: 1024, n_samples: 1e9 }],
+  });
+  assert.equal(at.outputs.small_fraction, 0.0625);
+  assert.deepEqual((at.outputs.budget as unknown as Budget).warnings, []);
+  const raised = await runStageDirect(flopBudget, {
+    final_n_samples: 1e9,
+    small_fraction_limit: 0.2,
+    small_runs: [{ d_sae: 2048, n_samples: 1e9 }],
+  });
+  assert.deepEqual((raised.outputs.budget as unknown as Budget).warnings, []);
+});
