@@ -4,15 +4,19 @@
  * in log lr near its optimum; Wortsman et al. 2023 "Small-scale proxies"; Bjorck et al. 2024).
  * The vertex is the optimum; a residual bootstrap of the parabola gives its interval. A
  * minimum on the first or last swept lr is an edge: the optimum lies beyond the grid, so the
- * sweep measured only a bound, and no optimum is claimed.
+ * sweep measured only a bound, and no optimum is claimed. Replicates at one lr (runs that differ
+ * only in their training seed) count once, at the geometric mean of their losses: the vertex is
+ * fitted to the mean curve, whose noise is the replicates' divided by sqrt(replicates).
  */
 import { quantile, seededRandom } from './stats.js';
 
 export interface LrOptimum {
   width: number;
-  /** Swept learning rates (ascending) and their held-out losses (null: diverged). */
+  /** Swept learning rates (ascending, distinct) and their held-out losses (null: diverged). */
   lrs: number[];
   losses: Array<number | null>;
+  /** Most runs at one lr (their losses averaged). */
+  replicates: number;
   /** Swept lr with the lowest loss. */
   best_swept: number | null;
   /** Continuous optimum (parabola vertex); null at an edge or without a convex parabola. */
@@ -39,12 +43,37 @@ export function lrOptimum(
   losses: Array<number | null>,
   opts: LrOptimumOptions = {},
 ): LrOptimum {
-  const order = lrs.map((_, i) => i).sort((a, b) => lrs[a] - lrs[b]);
-  const sortedLrs = order.map((i) => lrs[i]);
-  const sortedLosses = order.map((i) => losses[i]);
-  const base = { width, lrs: sortedLrs, losses: sortedLosses };
-  const finite = order
-    .map((i, k) => ({ u: Math.log(lrs[i]), y: losses[i], k }))
+  const { sortedLrs, sortedLosses, replicates, diverged } = averageReplicates(lrs, losses);
+  const base = { width, lrs: sortedLrs, losses: sortedLosses, replicates };
+  const result = optimumOfCurve(base, opts);
+  return diverged.length ? { ...result, note: [result.note, ...diverged].filter(Boolean).join('; ') } : result;
+}
+
+/** One loss per distinct lr: the geometric mean of its finite runs (null when every run diverged). */
+function averageReplicates(lrs: number[], losses: Array<number | null>) {
+  const byLr = new Map<number, Array<number | null>>();
+  lrs.forEach((lr, i) => byLr.set(lr, [...(byLr.get(lr) ?? []), losses[i]]));
+  const sortedLrs = [...byLr.keys()].sort((a, b) => a - b);
+  const diverged: string[] = [];
+  const sortedLosses = sortedLrs.map((lr) => {
+    const runs = byLr.get(lr)!;
+    const ok = runs.filter((y): y is number => typeof y === 'number' && Number.isFinite(y) && y > 0);
+    if (ok.length > 0 && ok.length < runs.length) {
+      diverged.push(`${runs.length - ok.length} of ${runs.length} runs at lr ${fmt(lr)} diverged (the others are kept)`);
+    }
+    return ok.length ? Math.exp(ok.reduce((s, y) => s + Math.log(y), 0) / ok.length) : null;
+  });
+  const replicates = Math.max(0, ...[...byLr.values()].map((r) => r.length));
+  return { sortedLrs, sortedLosses, replicates, diverged };
+}
+
+function optimumOfCurve(
+  base: { width: number; lrs: number[]; losses: Array<number | null>; replicates: number },
+  opts: LrOptimumOptions,
+): LrOptimum {
+  const { lrs: sortedLrs } = base;
+  const finite = base.lrs
+    .map((lr, k) => ({ u: Math.log(lr), y: base.losses[k], k }))
     .filter(
       (p): p is { u: number; y: number; k: number } => typeof p.y === 'number' && Number.isFinite(p.y) && p.y > 0,
     );

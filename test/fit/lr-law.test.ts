@@ -30,6 +30,28 @@ test('the parabola gives a continuous optimum between grid points, with an inter
   assert.ok(o.interval![0] <= o.optimum! && o.optimum! <= o.interval![1], `${o.interval}`);
 });
 
+test('replicate runs at one lr (training seeds) count once, at the geometric mean of their losses', () => {
+  const n = 256;
+  const lrs = GRID(n);
+  const a = lrs.map((lr, i) => loss(n, lr, 0.03 * Math.sin(7 * i)));
+  const b = lrs.map((lr, i) => loss(n, lr, -0.02 * Math.cos(5 * i)));
+  const pooled = lrOptimum(n, [...lrs, ...[...lrs].reverse()], [...a, ...[...b].reverse()]);
+  const averaged = lrOptimum(
+    n,
+    lrs,
+    a.map((y, i) => Math.exp((Math.log(y) + Math.log(b[i])) / 2)),
+  );
+  assert.deepEqual(pooled.lrs, lrs);
+  assert.deepEqual(pooled.losses, averaged.losses);
+  assert.equal(pooled.optimum, averaged.optimum);
+  assert.deepEqual(pooled.interval, averaged.interval);
+  assert.equal(pooled.replicates, 2);
+  // A replicate that diverged: the lr's loss is the others' (diverging at that lr is stated in the note).
+  const oneDiverged = lrOptimum(n, [...lrs, lrs[4]], [...a, null]);
+  assert.equal(oneDiverged.losses[4], a[4]);
+  assert.match(oneDiverged.note ?? '', /1 of 2 runs at lr .* diverged/);
+});
+
 test('an optimum on the edge of the grid is reported, not claimed', () => {
   const n = 256;
   const lrs = [1, 2, 4, 8].map((f) => f * optimumAt(n) * 2); // every lr above the optimum
