@@ -33,6 +33,21 @@ export function stageCodeDigest(type: StageType<any>): string | undefined {
 
 /** sha256 over the sorted (path, content digest) of every file and (package, version) reached. */
 export function closureDigest(entry: string): string {
+  const { files, packages } = moduleClosure(entry);
+  const lines = [
+    ...[...files].map(([f, d]) => `file ${relative(PROGRAM_ROOT, f).split(sep).join('/')} ${d}`),
+    ...[...packages].map(([n, v]) => `package ${n} ${v}`),
+  ].sort();
+  return createHash('sha256').update(lines.join('\n')).digest('hex');
+}
+
+/** The files of `entry`'s closure, absolute and sorted: what `closureDigest` covers besides packages. */
+export function closureFiles(entry: string): string[] {
+  return [...moduleClosure(entry).files.keys()].sort();
+}
+
+/** Every file reached from `entry` (absolute path -> content digest) and every package (name -> version). */
+function moduleClosure(entry: string): { files: Map<string, string>; packages: Map<string, string> } {
   const files = new Map<string, string>();
   const packages = new Map<string, string>();
   const visit = (file: string) => {
@@ -51,11 +66,7 @@ export function closureDigest(entry: string): string {
     }
   };
   visit(entry);
-  const lines = [
-    ...[...files].map(([f, d]) => `file ${relative(PROGRAM_ROOT, f).split(sep).join('/')} ${d}`),
-    ...[...packages].map(([n, v]) => `package ${n} ${v}`),
-  ].sort();
-  return createHash('sha256').update(lines.join('\n')).digest('hex');
+  return { files, packages };
 }
 
 /** Literal module specifiers in compiled JavaScript (comments are not excluded: a false hit only widens the closure). */
