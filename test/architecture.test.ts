@@ -1,9 +1,10 @@
 /**
  * The folder boundaries of src/, checked on every import (static, dynamic and `export from`):
- * - src/runtime knows nothing of SAEs: it imports neither the domain folders nor src/stages;
+ * - src/runtime knows nothing of SAEs: it imports neither the domain folders, src/formats nor src/stages;
  * - the domain folders (sae, data, fit, report, budget) import neither src/runtime nor src/stages:
  *   what they share with the runtime (atomic write, sha256, progress type) is in src/util;
- * - src/util imports no other folder of src/; src/stages and src/cli.ts may import anything;
+ * - src/util and src/formats (the files' schemas, which the domain and src/stages share) import no
+ *   other folder of src/; src/stages and src/cli.ts may import anything;
  * - no import cycle between folders.
  */
 import { test } from 'node:test';
@@ -19,11 +20,12 @@ const SRC = join(ROOT, 'src');
 const DOMAIN = ['sae', 'data', 'fit', 'report', 'budget'];
 /** Folder of src/ -> the folders it must not import ('.' is a file directly in src/, such as random.ts). */
 const FORBIDDEN: Record<string, string[]> = {
-  runtime: [...DOMAIN, 'stages', 'cli'],
-  util: ['runtime', 'stages', 'cli', ...DOMAIN],
+  runtime: [...DOMAIN, 'formats', 'stages', 'cli'],
+  util: ['runtime', 'stages', 'cli', 'formats', ...DOMAIN],
+  formats: ['runtime', 'util', 'stages', 'cli', '.', ...DOMAIN],
   ...Object.fromEntries(DOMAIN.map((d) => [d, ['runtime', 'stages', 'cli']])),
   stages: ['cli'],
-  '.': ['runtime', 'stages', 'cli', ...DOMAIN],
+  '.': ['runtime', 'stages', 'cli', 'formats', ...DOMAIN],
 };
 
 /**

@@ -1,5 +1,5 @@
 /**
- * The inter-stage file formats (src/formats.ts): what the producers write validates against
+ * The inter-stage file formats (src/formats/): what the producers write validates against
  * the schemas, with its version; a consumer refuses an unknown version or a malformed field,
  * naming the file, line and field.
  */
@@ -8,18 +8,19 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  FIT_FORMAT,
-  FitFile,
-  METRICS_FORMAT,
-  METRICS_RECORDS,
-  readFormat,
-  STORE_FORMAT,
-  StoreHeader,
-} from '../src/formats.js';
+import { FIT_FORMAT, FitFile } from '../src/formats/fit.js';
+import { METRICS_FORMAT, METRICS_RECORDS } from '../src/formats/metrics.js';
+import { readFormat } from '../src/formats/read.js';
+import { STORE_FORMAT, StoreHeader } from '../src/formats/store.js';
 import fitLaw from '../src/stages/fit-law.js';
 import lrLaw from '../src/stages/lr-law.js';
 import reportStage from '../src/stages/report.js';
+import trainSae from '../src/stages/train-sae.js';
+import ingest from '../src/stages/ingest.js';
+import estimateNorm from '../src/stages/estimate-norm.js';
+import decideStage from '../src/stages/decide.js';
+import { closureFiles } from '../src/runtime/code.js';
+import type { StageType } from '../src/runtime/stage.js';
 import { openStore } from '../src/data/loader.js';
 import { runStageDirect } from './helpers/run-stage.js';
 import { sparseData, tempDir, writeStore } from './sae/fixtures.js';
@@ -104,4 +105,34 @@ test('a consumer refuses an unknown version and a malformed field, naming file, 
   await assert.rejects(runStageDirect(reportStage, { title: 't', loss_fits: [fit] }), (e: Error) =>
     e.message.includes('points[0]: field "kept" must be a boolean (got "yes")'),
   );
+});
+
+/** The schemas of the files, by the name each is exported under. */
+const SCHEMAS = {
+  fit: 'FitFile',
+  metrics: 'MetricsConfig',
+  store: 'StoreHeader',
+} as const;
+type Schema = keyof typeof SCHEMAS;
+
+/** Which file schemas the compiled modules of a stage type's code closure define (its cache key covers them). */
+function schemasInClosure(stage: StageType<any>): Schema[] {
+  const texts = closureFiles(stage.codeFile!).map((f) => readFileSync(f, 'utf8'));
+  const defines = (name: string) => texts.some((t) => new RegExp(`\\bexport const ${name} =`).test(t));
+  return (Object.keys(SCHEMAS) as Schema[]).filter((s) => defines(SCHEMAS[s]));
+}
+
+test("a stage type's code closure holds no schema of a file it neither writes nor reads", () => {
+  // An edit to a schema re-keys the stages whose closure holds it, so only those that write or read the file.
+  // The listed ones are there: the check sees a schema where there is one.
+  const expected: [StageType<any>, Schema[]][] = [
+    [trainSae, ['metrics', 'store']],
+    [ingest, ['store']],
+    [estimateNorm, ['store']],
+    [fitLaw, ['fit']],
+    [lrLaw, ['fit']],
+    [decideStage, []], // it builds its record by the type alone, which compiling erases
+    [reportStage, ['fit', 'metrics']],
+  ];
+  for (const [stage, schemas] of expected) assert.deepEqual(schemasInClosure(stage), schemas, stage.name);
 });

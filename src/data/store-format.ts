@@ -1,7 +1,7 @@
 /**
  * The activation store, as the ingest stage writes it and the loader reads it: a folder with
  * `data.bin` (rows * d values, row-major, little-endian: float16 bits or float32) and
- * `store.json`, its header (StoreHeader in src/formats.ts).
+ * `store.json`, its header (StoreHeader in src/formats/store.ts).
  */
 
 export const STORE_HEADER_FILE = 'store.json';

@@ -1,5 +1,5 @@
 /**
- * Writes an activation store (StoreHeader in src/formats.ts, "activation-store/1"):
+ * Writes an activation store (StoreHeader in src/formats/store.ts, "activation-store/1"):
  * `data.bin` (rows * d values, row-major, little-endian float16 bits or float32) and
  * `store.json` (rows, d, dtype, sources with sha256). Rows are appended as they are decoded;
  * each write (and its flush to disk) overlaps the decoding of the next block (at most one write
@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { halvesToFloats, floatToHalf } from './float16.js';
 
 import { STORE_DATA_FILE, STORE_HEADER_FILE } from './store-format.js';
-import { STORE_FORMAT, type StoreDtype, type StoreHeader, type StoreSource } from '../formats.js';
-export type { StoreDtype, StoreHeader, StoreSource } from '../formats.js';
+import { STORE_FORMAT, type StoreDtype, type StoreHeader, type StoreSource } from '../formats/store.js';
+export type { StoreDtype, StoreHeader, StoreSource } from '../formats/store.js';
 
 /** Values to append: a Uint16Array holds float16 bits; Float32Array/Float64Array hold numbers. */
 export type SourceValues = Uint16Array | Float32Array | Float64Array;

@@ -4,7 +4,7 @@
  * then clamped to stated bounds. Every fallback and clamp is in the record, which the
  * outputs carry and the report shows.
  */
-import type { DecisionRecord } from '../formats.js';
+import type { DecisionRecord } from '../formats/fit.js';
 
 export interface DecisionInput {
   /** What is decided, e.g. "final learning rate". */
@@ -21,7 +21,7 @@ export interface DecisionInput {
   warnings?: string[];
 }
 
-/** The decision record (DecisionRecord in src/formats.ts: the report reads it). */
+/** The decision record (DecisionRecord in src/formats/fit.ts: the report reads it). */
 export function decide(d: DecisionInput): DecisionRecord {
   const warnings: string[] = [];
   const usable = d.identified && d.lawValue !== null && Number.isFinite(d.lawValue) && d.lawValue > 0;

@@ -1,6 +1,6 @@
 /**
  * fitLaw: fit one law to filtered points, bootstrap its intervals, predict, and assemble
- * the fit.json object (its schema: FitFile in src/formats.ts).
+ * the fit.json object (its schema: FitFile in src/formats/fit.ts).
  *
  * Method (Hoffmann et al. 2022, Approach 3; Besiroglu et al. 2024): minimise the sum of
  * Huber losses of log residuals with L-BFGS from every point of a grid of starts, keep the
@@ -14,7 +14,7 @@
 import { minimizeLbfgs, type LbfgsResult } from './lbfgs.js';
 import { LAWS, closedFormPower, lossFn, type Law, type LawName, type LogData, type LossKind } from './laws.js';
 import type { FitPoint } from './points.js';
-import { FIT_FORMAT, type FitFile } from '../formats.js';
+import { FIT_FORMAT, type FitFile } from '../formats/fit.js';
 import { quantile, resampleWeights, seededRandom } from './stats.js';
 import { DEFAULT_RULE, identify, type Identification, type IdentificationRule } from './identify.js';
 import { dataForEffective, describeRepetition, effectiveData } from './repetition.js';

@@ -11,21 +11,12 @@ import { createRequire } from 'node:module';
 import { dirname, isAbsolute, join, resolve, basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Provenance } from '../util/provenance.js';
-import {
-  FitFile,
-  MetricsConfig,
-  MetricsEval,
-  MetricsRun,
-  MetricsTrain,
-  readFormat,
-  type CurveRow,
-  type DecisionRecord,
-  type FitPointRecord,
-  type RunRecord,
-} from '../formats.js';
+import { FitFile, type CurveRow, type DecisionRecord, type FitPointRecord } from '../formats/fit.js';
+import { MetricsConfig, MetricsEval, MetricsRun, MetricsTrain, type RunRecord } from '../formats/metrics.js';
+import { readFormat } from '../formats/read.js';
 
 // ---------------------------------------------------------------------------------------
-// Types (the files' shapes are in src/formats.ts; these are what the report makes of them)
+// Types (the files' shapes are in src/formats/; these are what the report makes of them)
 // ---------------------------------------------------------------------------------------
 
 export interface LoadedFit {

@@ -6,7 +6,8 @@
  * Every axis, tick, legend and mark comes from Vega; this module only says what to draw.
  */
 import type { LoadedRun } from './inputs.js';
-import type { FitFile, FitPointRecord, MetricsTrain } from '../formats.js';
+import type { FitFile, FitPointRecord } from '../formats/fit.js';
+import type { MetricsTrain } from '../formats/metrics.js';
 
 // Vega-Lite specs are plain JSON; a loose type keeps the builders readable.
 export type Spec = Record<string, unknown>;

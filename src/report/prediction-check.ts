@@ -14,7 +14,7 @@
 import { LAWS } from '../fit/laws.js';
 import { effectiveData } from '../fit/repetition.js';
 import { quantile } from '../fit/stats.js';
-import type { FitFile } from '../formats.js';
+import type { FitFile } from '../formats/fit.js';
 import type { LoadedRun, ReportInputs } from './inputs.js';
 import { formatNumber } from './plots.js';
 

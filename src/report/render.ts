@@ -7,7 +7,8 @@
  * code spans or entity/pipe escapes in the Markdown).
  */
 import type { EvalRecord, LoadedFit, LoadedRun, ReportInputs } from './inputs.js';
-import type { DecisionRecord, FitFile, PredictionRecord, RunRecord } from '../formats.js';
+import type { DecisionRecord, FitFile, PredictionRecord } from '../formats/fit.js';
+import type { RunRecord } from '../formats/metrics.js';
 import { EXTRAPOLATION_FLAG, formatNumber } from './plots.js';
 import type { PredictionCheck } from './prediction-check.js';
 

@@ -5,7 +5,7 @@
  */
 import { appendFileSync } from 'node:fs';
 import { withinTolerance } from './sparsity.js';
-import type { MetricsRun, RunRecord } from '../formats.js';
+import type { MetricsRun, RunRecord } from '../formats/metrics.js';
 
 export function runRecord(
   p: { batch_size: number; target_l0?: number; l0_tolerance: number },

@@ -21,7 +21,7 @@ import { loadCheckpoint, saveEngineCheckpoint } from './checkpoint.js';
 import { EvalAccumulator, MetricsLog, recovery } from './metrics.js';
 import { foldNormalisation, writeSaeLens } from './export.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
-import { METRICS_FORMAT, type EvalSummary, type MetricsConfig, type MetricsTrain } from '../formats.js';
+import { METRICS_FORMAT, type EvalSummary, type MetricsConfig, type MetricsTrain } from '../formats/metrics.js';
 
 /** The loss went non-finite or above max_loss: a property of the hyperparameters, not bad input. */
 export class DivergenceError extends Error {

@@ -6,7 +6,7 @@
 import { Type } from '@sinclair/typebox';
 import { defineStage, type Json } from '../runtime/stage.js';
 import { decide } from '../fit/decide.js';
-import type { DecisionRecord } from '../formats.js';
+import type { DecisionRecord } from '../formats/fit.js';
 
 const Params = Type.Object(
   {

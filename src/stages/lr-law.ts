@@ -15,7 +15,7 @@ import { lrOptimum, type LrOptimum } from '../fit/lr-optimum.js';
 import { fitLaw } from '../fit/fit.js';
 import { decide } from '../fit/decide.js';
 import type { FitPoint } from '../fit/points.js';
-import { FIT_FORMAT, type FitFile } from '../formats.js';
+import { FIT_FORMAT, type FitFile } from '../formats/fit.js';
 
 const Values = Type.Array(Type.Union([Type.Number(), Type.Null()]));
 

@@ -6,7 +6,7 @@
 import { Type } from '@sinclair/typebox';
 import { defineStage } from '../runtime/stage.js';
 import { relativeInputPaths } from '../report/inputs.js';
-import { DecisionRecord } from '../formats.js';
+import { DecisionRecord } from '../formats/fit.js';
 
 const PathList = Type.Array(Type.Union([Type.String(), Type.Array(Type.String())]), {
   description: 'paths; a list of lists (several matrix stages) is flattened',

@@ -1,5 +1,5 @@
 /**
- * Writes small activation stores for tests, straight from the format (StoreHeader in src/formats.ts)
+ * Writes small activation stores for tests, straight from the format (StoreHeader in src/formats/store.ts)
  * (the format is two files; tests must not depend on the ingest stage to exist).
  */
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';

@@ -13,7 +13,8 @@ import { decide } from '../../src/fit/decide.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fitLawStage from '../../src/stages/fit-law.js';
-import { FitFile, readFormat } from '../../src/formats.js';
+import { FitFile } from '../../src/formats/fit.js';
+import { readFormat } from '../../src/formats/read.js';
 import { runStageDirect } from '../helpers/run-stage.js';
 
 const TRUE = { E: 1.7, A: 400, B: 2500, alpha: 0.34, beta: 0.37 };

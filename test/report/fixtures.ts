@@ -1,5 +1,5 @@
 /**
- * Report fixtures in the formats of src/formats.ts (FitFile, metrics records): fit.json files (power laws
+ * Report fixtures in the formats of src/formats/ (FitFile, metrics records): fit.json files (power laws
  * with a curve, an interval band, a dropped point and one far extrapolation) and
  * metrics.jsonl files (config, train lines, eval) for a few small runs and a final run.
  */

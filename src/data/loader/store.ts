@@ -1,5 +1,5 @@
 /**
- * Reading an activation store (StoreHeader in src/formats.ts): `store.json` + `data.bin`,
+ * Reading an activation store (StoreHeader in src/formats/store.ts): `store.json` + `data.bin`,
  * R rows of D little-endian float16/float32 values, row-major.
  *
  * Two ways to get rows, chosen per store by size:
@@ -18,8 +18,9 @@ import { halfToFloat } from '../float16.js';
 import { halfRowsToFloatSimd } from './float16-simd.js';
 
 import { STORE_DATA_FILE, STORE_HEADER_FILE } from '../store-format.js';
-import { readFormat, StoreHeader, type StoreDtype } from '../../formats.js';
-export type { StoreDtype, StoreHeader } from '../../formats.js';
+import { readFormat } from '../../formats/read.js';
+import { StoreHeader, type StoreDtype } from '../../formats/store.js';
+export type { StoreDtype, StoreHeader } from '../../formats/store.js';
 
 /**
  * Raw bytes of some rows: row k of the request starts at byte `offsets[k]` of `bytes`.
