@@ -59,7 +59,9 @@ function averageReplicates(lrs: number[], losses: Array<number | null>) {
     const runs = byLr.get(lr)!;
     const ok = runs.filter((y): y is number => typeof y === 'number' && Number.isFinite(y) && y > 0);
     if (ok.length > 0 && ok.length < runs.length) {
-      diverged.push(`${runs.length - ok.length} of ${runs.length} runs at lr ${fmt(lr)} diverged (the others are kept)`);
+      diverged.push(
+        `${runs.length - ok.length} of ${runs.length} runs at lr ${fmt(lr)} diverged (the others are kept)`,
+      );
     }
     return ok.length ? Math.exp(ok.reduce((s, y) => s + Math.log(y), 0) / ok.length) : null;
   });
