@@ -49,9 +49,9 @@ test('demo pipeline: end to end, cached re-run, one-param change re-runs only fi
 
   const first = await cli(['run', file, '--progress', 'plain', ...TOY], project.dir);
   assert.equal(first.code, 0, first.stdout + first.stderr);
-  // 47 instances; at each width the sweep point lr = base_lr, n = sweep_n_samples is a small run too:
+  // 51 instances; at each width the sweep point lr = base_lr, n = sweep_n_samples is a small run too:
   // same params, same cache key, computed once.
-  assert.equal(ran(first.stdout + first.stderr).length, 43, first.stdout + first.stderr);
+  assert.equal(ran(first.stdout + first.stderr).length, 47, first.stdout + first.stderr);
 
   const show = await cli(['show', file, 'final', '--json', ...TOY], project.dir);
   assert.equal(show.code, 0, show.stderr);
@@ -122,27 +122,33 @@ test('demo pipeline: end to end, cached re-run, one-param change re-runs only fi
  * The demo as evidence (issue 10): at its own sizes (not the toy's) its four laws are identified, each
  * by the project's rule, and its final SAE recovers the true features. About a minute on two
  * quiet cores. Fails if a design change (data, grid, controller, recipe) loses any of these.
+ *
+ * The BLAS kernels are pinned (OPENBLAS_CORETYPE=Haswell, what OpenBLAS picks on AMD Zen 2/3 and
+ * Intel AVX2 CPUs): each CPU family rounds sgemm differently and the demo's short runs amplify
+ * it, so on an AVX-512 machine (SkylakeX kernels) the same seed gave other runs and a different
+ * lr-law verdict. Pinned, the test judges the design, not the machine.
  */
+const PINNED_BLAS: Record<string, string> = process.arch === 'x64' ? { OPENBLAS_CORETYPE: 'Haswell' } : {};
+
 test('demo pipeline at its own sizes: its laws identified, final SAE recovers the features', {
   timeout: 900_000,
 }, async () => {
   const project = makeProject('demo-full-');
   for (const f of ['demo.yaml', 'scaling.yaml']) copyFileSync(join(REPO, 'pipelines', f), join(project.pipelines, f));
   const file = join(project.pipelines, 'demo.yaml');
-  const run = await cli(['run', file, '--progress', 'plain'], project.dir);
+  const run = await cli(['run', file, '--progress', 'plain'], project.dir, PINNED_BLAS);
   assert.equal(run.code, 0, run.stdout + run.stderr);
   const show = async (stage: string) => JSON.parse((await cli(['show', file, stage, '--json'], project.dir)).stdout);
 
   // Chinchilla: 5 parameters, at least 3 on-target points each (the rule's design check).
   const small = Object.values(await show('small')) as { l0_on_target: boolean }[];
   const onTarget = small.filter((r) => r.l0_on_target).length;
-  assert.ok(onTarget >= 15, `${onTarget} of ${small.length} small runs on target`);
+  assert.ok(onTarget >= 0.9 * small.length, `${onTarget} of ${small.length} small runs on target`);
   for (const stage of ['loss_law', 'lr_law', 'loss_vs_size', 'loss_vs_data']) {
     const fit = JSON.parse(readFileSync((await show(stage)).fit, 'utf8'));
     const id = fit.identification;
     assert.equal(id.identified, true, `${stage}: ${id.reasons.join('; ')}`);
-    // The data law keeps one point per data size (5 for 2 parameters): a stated design warning.
-    if (stage !== 'loss_vs_data') assert.deepEqual(id.design_warnings, [], stage);
+    assert.deepEqual(id.design_warnings, [], stage);
   }
   // Both decisions come from the laws (the data size then clamped to the demo's bounds, stated).
   for (const stage of ['lr_law', 'final_data']) {
