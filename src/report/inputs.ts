@@ -65,6 +65,7 @@ export interface ReportParams {
   final_eval?: Record<string, unknown>;
   decisions?: DecisionRecord[];
   dead_warning?: number;
+  recovery_warning?: number;
   notes?: string;
 }
 
@@ -81,6 +82,8 @@ export interface ReportInputs {
   decisions: DecisionRecord[];
   /** Dead-latent fraction above which a run is flagged. */
   deadWarning: number;
+  /** Fraction of true features recovered below which the final SAE is flagged (synthetic data). */
+  recoveryWarning: number;
   /** From the final run's config, else the first run that names one. */
   backend: string | null;
   provenance: Provenance | null;
@@ -109,6 +112,7 @@ export function loadInputs(params: ReportParams, pipelineDir: string, provenance
     finalEval,
     decisions: params.decisions ?? [],
     deadWarning: params.dead_warning ?? 0.1,
+    recoveryWarning: params.recovery_warning ?? 0.9,
     backend: findBackend(finalRun, runs),
     provenance: provenance ?? null,
     versions: readVersions(),

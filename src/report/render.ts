@@ -76,7 +76,24 @@ export function collectWarnings(inputs: ReportInputs, checks: PredictionCheck[] 
     }
   }
   out.push(...deadLatentWarnings(inputs));
+  out.push(...recoveryWarnings(inputs));
   return out;
+}
+
+/** Synthetic data only (an eval with ground-truth recovery): a final SAE that misses true features. */
+function recoveryWarnings(inputs: ReportInputs): ReportWarning[] {
+  const recovered = inputs.finalEval?.recovery_frac_above_0_9;
+  if (typeof recovered !== 'number' || recovered >= inputs.recoveryWarning) return [];
+  const meanCos = inputs.finalEval?.recovery_mean_max_cos;
+  return [
+    {
+      source: 'final SAE',
+      message:
+        `LOW RECOVERY: the final SAE recovers ${formatNumber(100 * recovered)}% of the true features (max cosine > 0.9; ` +
+        `threshold ${formatNumber(100 * inputs.recoveryWarning)}%)` +
+        (typeof meanCos === 'number' ? `; mean max cosine ${formatNumber(meanCos)}` : ''),
+    },
+  ];
 }
 
 /** Runs whose held-out dead-latent fraction is above the threshold: the final run by name, the others counted. */

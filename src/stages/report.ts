@@ -44,6 +44,14 @@ const Params = Type.Object({
     default: 0.1,
     description: 'Flag runs whose held-out dead-latent fraction is above this',
   }),
+  recovery_warning: Type.Number({
+    minimum: 0,
+    maximum: 1,
+    default: 0.9,
+    description:
+      'Synthetic data with a ground truth: flag a final SAE that recovers fewer of the true features than this ' +
+      '(max cosine > 0.9)',
+  }),
   notes: Type.Optional(Type.String({ description: 'free text shown under the title' })),
 });
 

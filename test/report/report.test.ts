@@ -301,6 +301,28 @@ test('decisions, fallbacks, clamps and dead latents are stated in both documents
   }
 });
 
+test('ground truth: a final SAE that recovers fewer true features than recovery_warning asks is flagged', async () => {
+  const low = await runStageDirect(reportStage, {
+    title: 'recovery',
+    final_eval: { mse: 0.05, l0: 4, fvu: 0.05, recovery_frac_above_0_9: 0.836, recovery_mean_max_cos: 0.928 },
+  });
+  for (const doc of ['report.md', 'report.html'].map((f) => readFileSync(join(low.outDir, f), 'utf8'))) {
+    assert.match(
+      doc,
+      /LOW RECOVERY: the final SAE recovers 83\.6% of the true features \(max cosine &gt; 0\.9|LOW RECOVERY: the final SAE recovers 83\.6% of the true features \(max cosine > 0\.9/,
+    );
+    assert.match(doc, /threshold 90%\); mean max cosine 0\.928/);
+  }
+  // At the threshold, and without ground truth (real activations), nothing is said.
+  for (const final_eval of [
+    { mse: 0.05, l0: 4, fvu: 0.05, recovery_frac_above_0_9: 0.9, recovery_mean_max_cos: 0.97 },
+    { mse: 0.05, l0: 4, fvu: 0.05 },
+  ]) {
+    const ok = await runStageDirect(reportStage, { title: 'recovery', final_eval });
+    assert.doesNotMatch(readFileSync(join(ok.outDir, 'report.md'), 'utf8'), /LOW RECOVERY/);
+  }
+});
+
 test('prediction check: the Chinchilla law at the final run beside its measurement, with the recipe it differs in', async () => {
   const { effectiveData } = await import('../../src/fit/repetition.js');
   const fitLaw = allStageTypes.find((t) => t.name === 'fit-law')!;
