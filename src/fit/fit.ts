@@ -15,7 +15,8 @@ import { minimizeLbfgs, type LbfgsResult } from './lbfgs.js';
 import { LAWS, closedFormPower, lossFn, type Law, type LawName, type LogData, type LossKind } from './laws.js';
 import type { FitPoint } from './points.js';
 import { FIT_FORMAT, type FitFile } from '../formats/fit.js';
-import { quantile, resampleWeights, seededRandom } from './stats.js';
+import { percentileInterval, resampleWeights, seededRandom } from './stats.js';
+import { lawBand } from './band.js';
 import { DEFAULT_RULE, identify, type Identification, type IdentificationRule } from './identify.js';
 import { dataForEffective, describeRepetition, effectiveData } from './repetition.js';
 
@@ -139,9 +140,7 @@ export function fitLaw(points: FitPoint[], opts: FitOptions): FitOutcome {
   // Resampling a fit that already ran off to infinity only measures where the optimiser stopped.
   const boot = unbounded.length ? [] : bootstrap(law, data, lossKind, loss, best.theta, opts, warnings);
   const bootstrapSeconds = (performance.now() - t1) / 1000;
-  const lo = (1 - confidence) / 2;
-  const band = (values: number[]): Interval =>
-    values.length ? [quantile(values, lo), quantile(values, 1 - lo)] : null;
+  const band = (values: number[]): Interval => percentileInterval(values, confidence);
 
   const intervals: Record<string, Interval> = {};
   for (const name of law.paramNames) intervals[name] = band(boot.map((t) => law.toPublic(t)[name]));
@@ -180,7 +179,7 @@ export function fitLaw(points: FitPoint[], opts: FitOptions): FitOutcome {
 
   const range = fittedRange(law, kept);
   const predicted = (opts.predictAt ?? []).map((p, i) =>
-    predictOne(law, best.theta, boot, p, i, range, band, warnings),
+    predictOne(law, best.theta, boot, p, i, range, confidence, warnings),
   );
   const optimal = (opts.optimalDataFor ?? []).map((N) =>
     optimalOne(law, best.theta, boot, N, band, warnings, repetition),
@@ -208,7 +207,7 @@ export function fitLaw(points: FitPoint[], opts: FitOptions): FitOutcome {
     residuals: residuals.map(finiteOrNull),
     goodness: goodness(law, data, best.theta, best.objective),
     predictions: predicted,
-    curve: curves(law, best.theta, boot, kept, opts, band, repetition),
+    curve: curves(law, best.theta, boot, kept, opts, confidence, repetition),
     ...(law.name === 'chinchilla' ? { optimal_data: optimal } : {}),
     identification,
     ...(repetition
@@ -574,7 +573,7 @@ function predictOne(
   at: PredictPoint,
   i: number,
   range: Range,
-  band: (v: number[]) => Interval,
+  confidence: number,
   warnings: string[],
 ) {
   const coords = law.name === 'chinchilla' ? asND(at, i) : { x: asX(at, i) };
@@ -582,9 +581,7 @@ function predictOne(
     law.name === 'chinchilla'
       ? [(coords as { N: number }).N, (coords as { D: number }).D]
       : [(coords as { x: number }).x];
-  const lf = values.map(Math.log);
-  const y = Math.exp(law.logPredict(theta, lf));
-  const b = band(boot.map((t) => Math.exp(law.logPredict(t, lf))));
+  const { y, interval } = lawBand(law, theta, boot, values, confidence);
   // How far outside the data: x / largest fitted x (chinchilla: the larger of N and D ratios).
   const extrapolation = Math.max(...values.map((v, j) => v / range.max[j]));
   const below = Math.min(...values.map((v, j) => v / range.min[j]));
@@ -598,7 +595,23 @@ function predictOne(
   } else if (below < 0.5) {
     warnings.push(`prediction ${i} at ${where} is below half the smallest fitted value: extrapolation`);
   }
-  return { ...coords, y, lo: b ? b[0] : null, hi: b ? b[1] : null, extrapolation };
+  return { ...coords, y, lo: interval ? interval[0] : null, hi: interval ? interval[1] : null, extrapolation };
+}
+
+/** The data the law's data term sees for D vectors trained on: their effective data under the repetition model. */
+function effectiveFor(repetition: Repetition | null, D: number): number {
+  return repetition ? effectiveData(D, repetition.uniqueAvailable, repetition.rStar) : D;
+}
+
+/** D vectors as passes over the unique vectors available, and the warning when beyond every fitted run's passes. */
+function passesOver(repetition: Repetition, D: number, subject: string) {
+  const passes = D / repetition.uniqueAvailable;
+  const beyond = passes > repetition.maxPasses;
+  const warning = beyond
+    ? `${subject} makes ${fmt(passes)} passes over the ${fmt(repetition.uniqueAvailable)} unique vectors, beyond ` +
+      `the ${fmt(repetition.maxPasses)} passes measured: the repetition model is extrapolated`
+    : null;
+  return { passes, beyond, warning };
 }
 
 function asX(at: PredictPoint, i: number): number {
@@ -656,25 +669,21 @@ function optimalOne(
   const b = band(boot.map((t) => toVectors(optimalData(law.toPublic(t), N))));
   const out = { N, D: finiteOrNull(D) as number, C: finiteOrNull(6 * N * D), lo: b ? b[0] : null, hi: b ? b[1] : null };
   if (!repetition) return out;
-  const passes = D / repetition.uniqueAvailable;
+  const over = passesOver(repetition, D, `the compute-optimal data size for N=${fmt(N)} (${fmt(D)} vectors)`);
   if (Number.isFinite(effective) && !Number.isFinite(D)) {
     warnings.push(
       `the compute-optimal effective data for N=${fmt(N)} (${fmt(effective)}) is more than repeating ` +
         `${fmt(repetition.uniqueAvailable)} unique vectors can give (at most ` +
         `${fmt(repetition.uniqueAvailable * (1 + repetition.rStar))}): no data size`,
     );
-  } else if (passes > repetition.maxPasses) {
-    warnings.push(
-      `the compute-optimal data size for N=${fmt(N)} (${fmt(D)} vectors) makes ${fmt(passes)} passes over the ` +
-        `${fmt(repetition.uniqueAvailable)} unique vectors, beyond the ${fmt(repetition.maxPasses)} passes ` +
-        `measured: the repetition model is extrapolated`,
-    );
+  } else if (over.warning) {
+    warnings.push(over.warning);
   }
   return {
     ...out,
     D_effective: finiteOrNull(effective),
-    passes: finiteOrNull(passes),
-    beyond_measured_passes: passes > repetition.maxPasses,
+    passes: finiteOrNull(over.passes),
+    beyond_measured_passes: over.beyond,
   };
 }
 
@@ -709,32 +718,30 @@ function curves(
   boot: Float64Array[],
   kept: FitPoint[],
   opts: FitOptions,
-  band: (v: number[]) => Interval,
+  confidence: number,
   repetition: Repetition | null,
 ) {
   const m = opts.curvePoints ?? 60;
-  const at = (lf: number[]) => {
-    const b = band(boot.map((t) => Math.exp(law.logPredict(t, lf))));
-    return { y: Math.exp(law.logPredict(theta, lf)), lo: b ? b[0] : null, hi: b ? b[1] : null };
+  const at = (point: number[]) => {
+    const { y, interval } = lawBand(law, theta, boot, point, confidence);
+    return { y, lo: interval ? interval[0] : null, hi: interval ? interval[1] : null };
   };
   if (law.name !== 'chinchilla') {
     const xs = [
       ...kept.map((p) => p.x!),
       ...(opts.predictAt ?? []).filter((v): v is number => typeof v === 'number' && v > 0),
     ];
-    return logSpace(Math.min(...xs), Math.max(...xs), m).map((x) => ({ x, ...at([Math.log(x)]) }));
+    return logSpace(Math.min(...xs), Math.max(...xs), m).map((x) => ({ x, ...at([x]) }));
   }
   const Ns = [...new Set(kept.map((p) => p.N!))].sort((a, b) => a - b);
   if (Ns.length > 12) return undefined;
   const Ds = kept.map((p) => p.D!);
   // With a repetition model the curve is drawn against vectors trained on, predicted from their effective data.
-  const U = repetition?.uniqueAvailable;
-  const effective = (D: number) => (repetition && U !== undefined ? effectiveData(D, U, repetition.rStar) : D);
   return Ns.map((N) => ({
     N,
     points: logSpace(Math.min(...Ds), Math.max(...Ds), m).map((D) => ({
       x: D,
-      ...at([Math.log(N), Math.log(effective(D))]),
+      ...at([N, effectiveFor(repetition, D)]),
     })),
   }));
 }

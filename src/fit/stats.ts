@@ -22,3 +22,12 @@ export function quantile(values: number[], q: number): number {
   const hi = Math.min(lo + 1, v.length - 1);
   return v[lo] + (pos - lo) * (v[hi] - v[lo]);
 }
+
+/**
+ * The central percentile interval of the draws at `confidence` (0.95: the 2.5th and 97.5th
+ * percentiles); null without draws.
+ */
+export function percentileInterval(values: number[], confidence: number): [number, number] | null {
+  const tail = (1 - confidence) / 2;
+  return values.length ? [quantile(values, tail), quantile(values, 1 - tail)] : null;
+}

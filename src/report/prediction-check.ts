@@ -11,9 +11,9 @@
  * (the fit's RMSE(log) says how large that is on the small runs), so a measurement outside it
  * is a warning to look, not a proof that the law failed.
  */
+import { lawBand, thetaOf } from '../fit/band.js';
 import { LAWS } from '../fit/laws.js';
 import { effectiveData } from '../fit/repetition.js';
-import { quantile } from '../fit/stats.js';
 import type { FitFile } from '../formats/fit.js';
 import type { LoadedRun, ReportInputs } from './inputs.js';
 import { formatNumber } from './plots.js';
@@ -62,16 +62,14 @@ export function checkPrediction(fit: FitFile, final: FinalPoint, recipe: string[
   if (fit.law !== law.name) throw new Error(`prediction check: needs a chinchilla fit, got "${fit.law}"`);
   const rStar = fit.repetition?.r_star;
   const dEffective = rStar !== undefined && final.U !== null ? effectiveData(final.D, final.U, rStar) : final.D;
-  const features = [Math.log(final.N), Math.log(dEffective)];
-  const at = (p: Record<string, number | null>) =>
-    law.paramNames.every((k) => typeof p[k] === 'number')
-      ? Math.exp(law.logPredict(law.fromPublic(p as Record<string, number>), features))
-      : NaN;
-  const predicted = at(fit.params);
   const confidence = fit.confidence ?? 0.95;
-  const draws = (fit.bootstrap_params ?? []).map(at).filter(Number.isFinite);
-  const tail = (1 - confidence) / 2;
-  const interval: [number, number] | null = draws.length ? [quantile(draws, tail), quantile(draws, 1 - tail)] : null;
+  const { y: predicted, interval } = lawBand(
+    law,
+    thetaOf(law, fit.params),
+    (fit.bootstrap_params ?? []).map((p) => thetaOf(law, p)),
+    [final.N, dEffective],
+    confidence,
+  );
   const verdict = judge(fit.identification?.identified !== false, interval, final.measured);
   const kept = fit.points.filter((p) => p.kept);
   const beyond = {
