@@ -179,7 +179,7 @@ export function fitLaw(points: FitPoint[], opts: FitOptions): FitOutcome {
 
   const range = fittedRange(law, kept);
   const predicted = (opts.predictAt ?? []).map((p, i) =>
-    predictOne(law, best.theta, boot, p, i, range, confidence, warnings),
+    predictOne(law, best.theta, boot, p, i, range, confidence, warnings, repetition),
   );
   const optimal = (opts.optimalDataFor ?? []).map((N) =>
     optimalOne(law, best.theta, boot, N, band, warnings, repetition),
@@ -561,11 +561,18 @@ interface Range {
   max: number[];
 }
 
+/** The fitted points' range in the law's variables (chinchilla: N and the effective data D'). */
 function fittedRange(law: Law, kept: FitPoint[]): Range {
-  const cols = law.name === 'chinchilla' ? [kept.map((p) => p.N!), kept.map((p) => p.D!)] : [kept.map((p) => p.x!)];
+  const cols =
+    law.name === 'chinchilla' ? [kept.map((p) => p.N!), kept.map((p) => p.D_eff ?? p.D!)] : [kept.map((p) => p.x!)];
   return { min: cols.map((c) => Math.min(...c)), max: cols.map((c) => Math.max(...c)) };
 }
 
+/**
+ * The law at one predict_at entry: x, or chinchilla's {N, D} with D in vectors trained on (as
+ * everywhere in the pipeline), which the law sees as their effective data under the repetition
+ * model; the record then states that effective data and the passes over the unique vectors.
+ */
 function predictOne(
   law: Law,
   theta: Float64Array,
@@ -575,18 +582,22 @@ function predictOne(
   range: Range,
   confidence: number,
   warnings: string[],
+  repetition: Repetition | null,
 ) {
   const coords = law.name === 'chinchilla' ? asND(at, i) : { x: asX(at, i) };
   const values =
     law.name === 'chinchilla'
-      ? [(coords as { N: number }).N, (coords as { D: number }).D]
+      ? [(coords as { N: number }).N, effectiveFor(repetition, (coords as { D: number }).D)]
       : [(coords as { x: number }).x];
   const { y, interval } = lawBand(law, theta, boot, values, confidence);
-  // How far outside the data: x / largest fitted x (chinchilla: the larger of N and D ratios).
+  // How far outside the data, in the law's variables: x / largest fitted x (chinchilla: the larger of N and D' ratios).
   const extrapolation = Math.max(...values.map((v, j) => v / range.max[j]));
   const below = Math.min(...values.map((v, j) => v / range.min[j]));
-  const names = law.name === 'chinchilla' ? ['N', 'D'] : ['x'];
-  const where = values.map((v, j) => `${names[j]}=${fmt(v)}`).join(', ');
+  const names = law.name === 'chinchilla' ? ['N', repetition ? "D'" : 'D'] : ['x'];
+  const where =
+    repetition && 'D' in coords
+      ? `N=${fmt(coords.N)}, D=${fmt(coords.D)} vectors (effective data D'=${fmt(values[1])})`
+      : values.map((v, j) => `${names[j]}=${fmt(v)}`).join(', ');
   if (extrapolation > 2) {
     warnings.push(
       `prediction ${i} at ${where} is ${extrapolation.toFixed(1)}x the largest fitted value ` +
@@ -595,7 +606,11 @@ function predictOne(
   } else if (below < 0.5) {
     warnings.push(`prediction ${i} at ${where} is below half the smallest fitted value: extrapolation`);
   }
-  return { ...coords, y, lo: interval ? interval[0] : null, hi: interval ? interval[1] : null, extrapolation };
+  const out = { ...coords, y, lo: interval ? interval[0] : null, hi: interval ? interval[1] : null, extrapolation };
+  if (!repetition || !('D' in coords)) return out;
+  const over = passesOver(repetition, coords.D, `prediction ${i} at ${where}`);
+  if (over.warning) warnings.push(over.warning);
+  return { ...out, D_effective: values[1], passes: over.passes, beyond_measured_passes: over.beyond };
 }
 
 /** The data the law's data term sees for D vectors trained on: their effective data under the repetition model. */

@@ -43,7 +43,11 @@ export const CurveRow = Type.Object({
 });
 export type CurveRow = Static<typeof CurveRow>;
 
-/** The law at x (chinchilla: at N and D); `extrapolation`: x over the largest fitted x. */
+/**
+ * The law at x (chinchilla: at N and D vectors trained on); `extrapolation`: x over the largest
+ * fitted x (chinchilla: the larger of the N and D' ratios). With a repetition model, the effective
+ * data D' the law was evaluated at and D's passes over the unique vectors available.
+ */
 export const PredictionRecord = Type.Object({
   x: Type.Optional(Type.Number()),
   N: Type.Optional(Type.Number()),
@@ -52,6 +56,9 @@ export const PredictionRecord = Type.Object({
   lo: Type.Optional(Num),
   hi: Type.Optional(Num),
   extrapolation: Type.Optional(Type.Number()),
+  D_effective: Type.Optional(Type.Number()),
+  passes: Type.Optional(Type.Number()),
+  beyond_measured_passes: Type.Optional(Type.Boolean()),
 });
 export type PredictionRecord = Static<typeof PredictionRecord>;
 

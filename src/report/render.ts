@@ -128,7 +128,11 @@ function deadLatentWarnings(inputs: ReportInputs): ReportWarning[] {
 /** Where a prediction is: `d_sae = 4096`, or `N = 1e9, D = 2e10` for a chinchilla fit. */
 function predictionAt(fit: FitFile, p: PredictionRecord): string {
   if (typeof p.x === 'number') return `${fit.x_label ?? 'x'} = ${formatNumber(p.x)}`;
-  return `${fit.x_label ?? 'N'} = ${formatNumber(p.N)}, ${fit.d_label ?? 'D'} = ${formatNumber(p.D)}`;
+  const at = `${fit.x_label ?? 'N'} = ${formatNumber(p.N)}, ${fit.d_label ?? 'D'} = ${formatNumber(p.D)}`;
+  // With a repetition model the law saw the vectors' effective data, as the prediction check says.
+  return typeof p.passes === 'number' && p.D_effective !== p.D
+    ? `${at} (${formatNumber(p.passes)} passes: effective data ${formatNumber(p.D_effective)})`
+    : at;
 }
 
 /** `[lo, hi]`, or '—' when the fit has no interval there (no bootstrap). */

@@ -46,7 +46,7 @@ const Params = Type.Object(
         exclusiveMinimum: 0,
         description:
           'chinchilla with U: unique vectors the planned run can draw on (train-sae `train_rows`); optimal data ' +
-          'sizes are converted to vectors with it (default: the largest U)',
+          "sizes are converted to vectors with it, predict_at's D to effective data (default: the largest U)",
       }),
     ),
     csv: Type.Optional(
@@ -108,7 +108,10 @@ const Params = Type.Object(
     confidence: Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1, default: 0.95 }),
     predict_at: Type.Array(Type.Union([Type.Number(), Type.Object({ N: Type.Number(), D: Type.Number() })]), {
       default: [],
-      description: 'Where to evaluate the law: x values, or {N, D} for chinchilla',
+      description:
+        'Where to evaluate the law: x values, or {N, D} for chinchilla with D in vectors trained on (as the plotted ' +
+        'curves); with U the law sees their effective data over unique_available unique vectors, and the prediction ' +
+        'states it (D_effective) with the passes, warning beyond the passes measured',
     }),
     optimal_data_for: Type.Array(Type.Number(), {
       default: [],
@@ -124,7 +127,7 @@ const Params = Type.Object(
 
 export default defineStage({
   name: 'fit-law',
-  version: '3',
+  version: '4',
   description:
     'Fits a scaling law in log space (closed-form least squares for a power law; L-BFGS with analytic gradients from a ' +
     "grid of starts, Huber loss on log residuals for Chinchilla's law), with seeded bootstrap intervals, goodness of fit, " +

@@ -5,6 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { fitLaw } from '../../src/fit/fit.js';
+import type { FitPoint } from '../../src/fit/points.js';
 import { dataForEffective, effectiveData } from '../../src/fit/repetition.js';
 import fitLawStage from '../../src/stages/fit-law.js';
 import decideStage from '../../src/stages/decide.js';
@@ -71,4 +73,65 @@ test('fit-law with U: fitted in effective data, optimal data in vectors with its
       w.startsWith('PASSES: final data size (vectors) = 8.00e+5 makes 4.00 passes'),
     ),
   );
+});
+
+/** The 4 x 4 grid above as fitLaw's points: with U, a run's repeated vectors count as its effective data. */
+function repeatedPoints(U: number, withU: boolean): FitPoint[] {
+  return [32, 64, 128, 256].flatMap((N) =>
+    [2.5e4, 5e4, 1e5, 2e5, 4e5].map((D, j) => ({
+      N,
+      D,
+      ...(withU ? { U: Math.min(D, U) } : {}),
+      y: (0.05 + 3 * N ** -0.5 + 40 * effectiveData(D, U, 15.4) ** -0.4) * (1 + 0.01 * Math.sin(N + 3 * j)),
+      kept: true,
+      source: `N=${N} D=${D}`,
+    })),
+  );
+}
+
+const chinchillaAt = (p: Record<string, number | null>, N: number, D: number) =>
+  p.E! + p.A! / N ** p.alpha! + p.B! / D ** p.beta!;
+
+test('predict_at {N, D} counts D in vectors: the law at their effective data, stated with the passes', () => {
+  const U = 1e5;
+  const D = 5e6; // 50 passes over the unique vectors, far beyond the 4 measured
+  const out = fitLaw(repeatedPoints(U, true), {
+    law: 'chinchilla',
+    bootstrap: 20,
+    grid: { alpha: [0.5], beta: [0.5], e: [-2], a: [1], b: [3] },
+    repetition: { rStar: 15.4, uniqueAvailable: U },
+    predictAt: [{ N: 512, D }],
+  });
+  const dEff = effectiveData(D, U, 15.4);
+  assert.ok(dEff < D / 2, 'fifty passes are worth far less than fresh data');
+  const p = out.json.predictions![0];
+  assert.equal(p.D, D, 'the record keeps the vectors asked for');
+  assert.equal(p.D_effective, dEff);
+  assert.equal(p.passes, D / U);
+  assert.equal(p.beyond_measured_passes, true);
+  const expected = chinchillaAt(out.params, 512, dEff);
+  assert.ok(Math.abs(p.y / expected - 1) < 1e-12, `${p.y} vs the law at D' ${expected}`);
+  assert.ok(p.y > chinchillaAt(out.params, 512, D), 'less optimistic than D fresh vectors');
+  assert.equal(out.predictions[0], p.y);
+  assert.ok(p.lo! <= p.y && p.y <= p.hi!, `${p.lo} ${p.y} ${p.hi}`);
+  assert.ok(
+    out.warnings.some((w) =>
+      /prediction 0 .* 50 passes over the 1\.000e\+5 unique vectors, beyond the 4 passes/.test(w),
+    ),
+    out.warnings.join('\n'),
+  );
+});
+
+test("predict_at {N, D} without a repetition model (no U): D is the law's data as is", () => {
+  const U = 1e5;
+  const out = fitLaw(repeatedPoints(U, false), {
+    law: 'chinchilla',
+    bootstrap: 0,
+    grid: { alpha: [0.5], beta: [0.5], e: [-2], a: [1], b: [3] },
+    predictAt: [{ N: 512, D: 5e6 }],
+  });
+  const p = out.json.predictions![0];
+  assert.ok(Math.abs(p.y / chinchillaAt(out.params, 512, 5e6) - 1) < 1e-12);
+  assert.equal(p.D_effective, undefined);
+  assert.equal(p.passes, undefined);
 });

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fitLaw } from '../../src/fit/fit.js';
+import { fitLaw, type PredictPoint } from '../../src/fit/fit.js';
 import { effectiveData } from '../../src/fit/repetition.js';
 import { checkPrediction, type FinalPoint } from '../../src/report/prediction-check.js';
 
@@ -12,7 +12,7 @@ const law = (N: number, D: number) => 0.02 + 3 * N ** -0.8 + 40 * D ** -0.5;
 const U = 3e5;
 
 /** A Chinchilla fit with a repetition model on a 4 x 4 grid with 2% deterministic scatter, as fit-law writes it. */
-function chinchillaFit(identified = true) {
+function chinchillaFit(identified = true, predictAt: PredictPoint[] = []) {
   const points = [32, 64, 128, 256].flatMap((N) =>
     [3.2e4, 6.4e4, 1.28e5, 5.12e5].map((D, j) => ({
       N,
@@ -27,6 +27,7 @@ function chinchillaFit(identified = true) {
     law: 'chinchilla',
     bootstrap: 40,
     repetition: { rStar: 15.4, uniqueAvailable: U },
+    predictAt,
   }).json;
   // The check reads the fit's verdict; whether these 16 points identify the law is identify.ts's business.
   fit.identification = { ...fit.identification!, identified, reasons: identified ? [] : ['too few points'] };
@@ -58,6 +59,16 @@ test("the interval is fit-law's own prediction interval at the same point", () =
   const c = checkPrediction(out.json, { N: 512, D: 1.6e5, U: null, measured: 0.1, metric: 'fvu' });
   const p = out.json.predictions![0];
   assert.ok(Math.abs(c.predicted / p.y - 1) < 1e-12);
+  assert.ok(Math.abs(c.interval![0] / p.lo! - 1) < 1e-12 && Math.abs(c.interval![1] / p.hi! - 1) < 1e-12);
+});
+
+test("with a repetition model too: fit-law's predict_at at the final run's vectors is the check's prediction", () => {
+  // Both count the final run's 2e6 vectors (6.7 passes over U) as their effective data.
+  const fit = chinchillaFit(true, [{ N: 512, D: 2e6 }]);
+  const c = checkPrediction(fit, final(0.05));
+  const p = fit.predictions![0];
+  assert.equal(p.D_effective, c.dEffective);
+  assert.ok(Math.abs(c.predicted / p.y - 1) < 1e-12, `${c.predicted} vs ${p.y}`);
   assert.ok(Math.abs(c.interval![0] / p.lo! - 1) < 1e-12 && Math.abs(c.interval![1] / p.hi! - 1) < 1e-12);
 });
 

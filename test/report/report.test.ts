@@ -394,3 +394,29 @@ test('prediction check: the Chinchilla law at the final run beside its measureme
     assert.match(doc, /prediction check \(chinchilla law\) at the final run.*⚠ OUTSIDE the interval/);
   }
 });
+
+test('a chinchilla prediction in vectors states its passes and the effective data the law saw', async () => {
+  const { default: fitLaw } = await import('../../src/stages/fit-law.js');
+  const { effectiveData } = await import('../../src/fit/repetition.js');
+  const U = 1e5;
+  const Ns = [32, 64, 128, 256];
+  const Ds = [2.5e4, 5e4, 1e5, 2e5, 4e5];
+  const fit = await runStageDirect(fitLaw, {
+    law: 'chinchilla',
+    N: Ns.flatMap((n) => Ds.map(() => n)),
+    D: Ns.flatMap(() => Ds),
+    U: Ns.flatMap(() => Ds.map((d) => Math.min(d, U))),
+    y: Ns.flatMap((n) => Ds.map((d) => 0.05 + 3 * n ** -0.5 + 40 * effectiveData(d, U, 15.4) ** -0.4)),
+    unique_available: U,
+    predict_at: [{ N: 512, D: 5e6 }],
+    grid: { alpha: [0.5], beta: [0.5], e: [-2], a: [1], b: [3] },
+    bootstrap: 0,
+    x_label: 'd_sae',
+  });
+  const run = await runStageDirect(reportStage, {
+    title: 'repeated data',
+    loss_fits: [join(fit.outDir, fit.outputs.fit as string)],
+  });
+  const html = readFileSync(join(run.outDir, 'report.html'), 'utf8');
+  assert.match(html, /<td>d_sae = 512, D = 5e6 \(50 passes: effective data 1\.576e6\)<\/td>/);
+});
