@@ -160,7 +160,7 @@ async function localExecution(o: RunOpts, instances: Instance[], reporter: Repor
   let poller: InstanceType<typeof QueuePoller> | undefined;
   const note = (line: string) => reporter.note(line);
   // Made at the first job to wait for: a local run with none reads no profile.
-  const watcher = () => (poller ??= new QueuePoller(readProfile(profileFile(o)).poll_interval * 1000, note));
+  const watcher = () => (poller ??= QueuePoller.of(readProfile(profileFile(o)), note));
   return {
     pool,
     launcher: neverRacing(localLauncher(o.cliPath), { poller: watcher, note }),

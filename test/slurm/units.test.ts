@@ -12,6 +12,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  rmSync,
   truncateSync,
   writeFileSync,
 } from 'node:fs';
@@ -21,8 +22,15 @@ import { Accounting } from '../../src/runtime/slurm/accounting.js';
 import { runTool } from '../../src/runtime/slurm/tool.js';
 import type { PipelineError } from '../../src/runtime/errors.js';
 import { describeProgress } from '../../src/runtime/progress.js';
-import { jobProgress, QueuePoller, type JobFiles, type JobRecord } from '../../src/runtime/slurm/watch.js';
-import { cli, count, makeProject, startCli, waitFor } from '../runtime/helpers.js';
+import {
+  jobProgress,
+  QueuePoller,
+  SqueueUnanswered,
+  watchJob,
+  type JobFiles,
+  type JobRecord,
+} from '../../src/runtime/slurm/watch.js';
+import { alive, cli, count, makeProject, startCli, waitFor } from '../runtime/helpers.js';
 import { jobStatus, jobsInProgress } from '../../src/runtime/slurm/jobs.js';
 import { parseProfile, runsLocally } from '../../src/runtime/slurm/profile.js';
 import { batchScript, sbatchOptions, shellQuote, type JobRequest } from '../../src/runtime/slurm/script.js';
@@ -247,7 +255,7 @@ async function withTools(tools: Record<string, string>, body: (bin: string) => P
 
 test('tools: only a command that cannot be started reads as not installed; one killed (a timeout) does not', async () => {
   assert.equal((await runTool('no-such-slurm-tool-here', [])).code, 127);
-  // runTool's 60 s timeout kills the command as this one kills itself: no exit status either.
+  // runTool's timeout kills the command as this one kills itself: no exit status either.
   await withTools({ sacct: 'kill -KILL $$' }, async () => {
     assert.notEqual((await runTool('sacct', [])).code, 127);
     const notes: string[] = [];
@@ -402,7 +410,7 @@ test('poller: a job watched while an squeue is under way is polled too, even whe
     async () => {
       const poller = new QueuePoller(50, () => {});
       try {
-        const first = poller.next('31', 'pl-31', true);
+        const first = poller.next('31', 'pl-31', { soon: true });
         await new Promise((r) => setTimeout(r, 300));
         const second = poller.next('32', 'pl-32');
         assert.equal((await first)?.state, 'COMPLETED');
@@ -698,41 +706,120 @@ for (const executor of ['local', 'slurm']) {
   });
 }
 
-test('local run: an squeue that never answers (failing or hanging) refuses the entry after a few tries, the job left alone', {
-  timeout: 120_000,
+/**
+ * squeue as a controller that never answers: one that fails at once, or one that hangs (a
+ * wrapper script whose `sleep` holds the pipes: the query must be killed with its children).
+ * Each call appends its first argument to `calls`, a hung sleep's pid to `pids`; `--version`
+ * answers either way (the command is installed).
+ */
+function silentSqueue(how: 'failing' | 'hanging', calls: string, pids: string): string {
+  const query =
+    how === 'failing'
+      ? 'echo "slurm_load_jobs error: Unable to contact slurm controller (connect failure)" >&2; exit 1'
+      : `sleep 3600 &\necho $! >> ${pids}\nwait $!`;
+  return `echo "$1" >> ${calls}\n[ "$1" = --version ] && { echo "slurm 23.02.1"; exit 0; }\n${query}`;
+}
+
+const queries = (calls: string) =>
+  readFileSync(calls, 'utf8')
+    .split('\n')
+    .filter((l) => l && l !== '--version').length;
+
+const lastError = (how: string) => (how === 'failing' ? 'Unable to contact' : 'no answer within 1 s');
+
+test('poller: while squeue fails, the watched job shows it (failures in a row, the last error); after 5 the wait ends', {
+  timeout: 60_000,
 }, async () => {
-  // Without a controller squeue fails at once; a hung one is killed by runTool's timeout, as
-  // this one kills itself. `--version` answers either way: the command is installed.
-  const noAnswer = {
-    failing: 'echo "slurm_load_jobs error: Unable to contact slurm controller (connect failure)" >&2; exit 1',
-    hanging: 'kill -KILL $$',
-  };
-  for (const [how, query] of Object.entries(noAnswer)) {
-    const { pr, recordFile } = await projectWithJob(`squeue-${how}-`, '15');
-    pr.write('slurm.yaml', 'poll_interval: 0.05\n');
-    const calls = join(pr.dir, 'squeue-calls');
-    const squeue = `echo "$1" >> ${calls}\n[ "$1" = --version ] && { echo "slurm 23.02.1"; exit 0; }\n${query}`;
-    await withTools({ squeue, sacct: 'exit 0' }, async () => {
-      const run = startCli(['run', 'p', '--progress', 'plain', '--profile', join(pr.dir, 'slurm.yaml')], pr.dir);
-      const timer = setTimeout(() => run.child.kill('SIGKILL'), 30_000);
-      const r = await run.done;
-      clearTimeout(timer);
-      assert.notEqual(r.signal, 'SIGKILL', `${how}: still waiting after 30 s:\n${r.stderr}`);
-      assert.equal(r.code, 1, r.stderr);
-      const why = new RegExp(
-        'FAILED slow: Slurm job 15 of an earlier run may still be computing this entry, and squeue does not ' +
-          `answer here to tell \\(5 queries failed in a row, the last: [^\\n]*${how === 'failing' ? 'Unable to contact' : 'killed by SIGKILL'}` +
-          '[^\\n]*\\): run from the cluster \\(pipeline run --executor slurm adopts the job, scancel 15 cancels it\\)',
+  const dir = mkdtempSync(join(tmpdir(), 'poller-failing-'));
+  await withTools({ squeue: silentSqueue('failing', join(dir, 'calls'), join(dir, 'pids')) }, async () => {
+    const notes: string[] = [];
+    const poller = new QueuePoller(20, (line) => notes.push(line));
+    const shown: string[] = [];
+    const stillWaiting = new Promise((r) => setTimeout(() => r('still waiting after 30 s'), 30_000).unref());
+    try {
+      const end = watchJob(
+        poller,
+        record('41', 'pl-41'),
+        dir,
+        (p) => shown.push(p.message ?? ''),
+        new AbortController().signal,
       );
-      assert.match(r.stderr, why);
-      assert.equal(pr.count('slow'), 0, 'the stage did not run beside the job');
-      assert.ok(existsSync(recordFile), 'the record is kept');
-      assert.equal(
-        readFileSync(calls, 'utf8')
-          .split('\n')
-          .filter((l) => l && l !== '--version').length,
-        5,
-      );
-    });
+      const ended = await Promise.race([end.catch((e: unknown) => e), stillWaiting]);
+      assert.ok(ended instanceof SqueueUnanswered, String(ended));
+      assert.equal(ended.tries, 5);
+    } finally {
+      poller.stop();
+    }
+    assert.deepEqual(
+      shown,
+      [1, 2, 3, 4].map(
+        (n) =>
+          `Slurm job 41: squeue failed ${n} time${n > 1 ? 's' : ''} in a row (the last: slurm_load_jobs error: Unable ` +
+          'to contact slurm controller (connect failure)): asking again, giving up after 5',
+      ),
+    );
+    assert.equal(queries(join(dir, 'calls')), 5);
+    assert.match(notes[0], /^squeue failed \(slurm_load_jobs error: Unable to contact .*\): asking again/);
+  });
+});
+
+test('an squeue that never answers (failing, or hanging past query_timeout) ends the wait after 5 queries, the job left for the next run', {
+  timeout: 240_000,
+}, async () => {
+  for (const executor of ['local', 'slurm'] as const) {
+    for (const how of ['failing', 'hanging'] as const) {
+      // A local run adopts a dead run's job (15); a Slurm run submits its own (77).
+      const jobId = executor === 'local' ? '15' : '77';
+      const { pr, jobDir, recordFile, cached } = await projectWithJob(`squeue-${executor}-${how}-`, '15');
+      if (executor === 'slurm') rmSync(jobDir, { recursive: true });
+      const profile = pr.write('slurm.yaml', 'poll_interval: 0.05\nquery_timeout: 1\n');
+      const calls = join(pr.dir, 'squeue-calls');
+      const pids = join(pr.dir, 'squeue-pids');
+      const sbatchCalls = join(pr.dir, 'sbatch-calls');
+      const sbatch = `[ "$1" = --version ] && { echo "slurm 23.02.1"; exit 0; }\necho "$*" >> ${sbatchCalls}\necho 77`;
+      const args = ['run', 'p', '--progress', 'plain', '--executor', executor, '--profile', profile];
+      await withTools({ squeue: silentSqueue(how, calls, pids), sacct: 'exit 0', sbatch }, async () => {
+        const run = startCli(args, pr.dir);
+        const timer = setTimeout(() => run.child.kill('SIGKILL'), 60_000);
+        const r = await run.done;
+        clearTimeout(timer);
+        const what = `${executor} run, squeue ${how}`;
+        assert.notEqual(r.signal, 'SIGKILL', `${what}: still waiting after 60 s:\n${r.stderr}`);
+        assert.equal(r.code, 1, `${what}: ${r.stderr}`);
+        const failures = `5 queries failed in a row, the last: [^\\n]*${lastError(how)}[^\\n]*`;
+        const why =
+          executor === 'local'
+            ? 'FAILED slow: Slurm job 15 of an earlier run may still be computing this entry, and squeue does not ' +
+              `answer here to tell \\(${failures}\\): run from the cluster \\(pipeline run --executor slurm adopts ` +
+              'the job, scancel 15 cancels it\\)'
+            : `FAILED slow: Slurm job 77 may still be queued or running, but squeue does not answer \\(${failures}\\): ` +
+              'the run stopped waiting for it; squeue -j 77 tells whether it still runs, scancel 77 cancels it, and ' +
+              'the next run adopts it';
+        assert.match(r.stderr, new RegExp(why), what);
+        assert.equal(queries(calls), 5, `${what}: squeue queries`);
+        if (how === 'hanging')
+          for (const pid of readFileSync(pids, 'utf8').trim().split('\n'))
+            assert.ok(!alive(Number(pid)), `${what}: the hung query's children were killed too`);
+        assert.equal(pr.count('slow'), 0, `${what}: the stage did not run beside the job`);
+        const kept = JSON.parse(readFileSync(recordFile, 'utf8')) as JobRecord;
+        assert.equal(kept.jobId, jobId, `${what}: the record is kept`);
+
+        // The job finishes; squeue answers again: the next run adopts the job and collects its
+        // outputs, without submitting it again.
+        writeFileSync(join(jobDir, 'result.json'), JSON.stringify({ ok: true, outputs: { b: 'b.txt' } }));
+        mkdirSync(join(jobDir, 'out'), { recursive: true });
+        writeFileSync(join(jobDir, 'out', 'b.txt'), 'from the job\n');
+        writeFileSync(join(pr.dir, 'squeue-answer'), `${jobId}|COMPLETED|None|node07|${kept.name}\n`);
+      });
+      await withTools({ squeue: `cat ${join(pr.dir, 'squeue-answer')}`, sacct: 'exit 0', sbatch }, async () => {
+        const again = await cli(args, pr.dir);
+        assert.equal(again.code, 0, again.stderr);
+        assert.match(again.stderr, new RegExp(`slow: adopting Slurm job ${jobId}`));
+        assert.equal(pr.count('slow'), 0);
+        assert.equal(cached(), 'from the job\n');
+      });
+      const submitted = existsSync(sbatchCalls) ? readFileSync(sbatchCalls, 'utf8').trim().split('\n').length : 0;
+      assert.equal(submitted, executor === 'slurm' ? 1 : 0, `${executor} run, squeue ${how}: submitted once at most`);
+    }
   }
 });

@@ -6,13 +6,18 @@
  * stage that failed, and a job killed with its node like one that vanished.
  */
 import { nextSource, parseJobLines, SACCT_FIELDS, type AccountingSource, type QueueView } from './state.js';
+import { QUERY_TIMEOUT_S } from './query.js';
 import { runTool } from './tool.js';
 
 export class Accounting {
   private source: AccountingSource = 'sacct';
   private failures = 0;
 
-  constructor(private note: (line: string) => void) {}
+  constructor(
+    private note: (line: string) => void,
+    /** How long one sacct query may take (profile query_timeout). */
+    private timeoutMs = QUERY_TIMEOUT_S * 1000,
+  ) {}
 
   /** False once both sources said they are disabled: no end state will ever come. */
   get available(): boolean {
@@ -26,16 +31,11 @@ export class Accounting {
   async endStates(jobIds: string[]): Promise<QueueView[] | undefined> {
     while (jobIds.length && this.source !== 'none') {
       const completionLog = this.source === 'sacct -c' ? ['-c'] : [];
-      const a = await runTool('sacct', [
-        ...completionLog,
-        '-X',
-        '-P',
-        '-n',
-        '-j',
-        jobIds.join(','),
-        '-o',
-        SACCT_FIELDS,
-      ]);
+      const a = await runTool(
+        'sacct',
+        [...completionLog, '-X', '-P', '-n', '-j', jobIds.join(','), '-o', SACCT_FIELDS],
+        { timeoutMs: this.timeoutMs },
+      );
       if (a.code === 0) {
         this.failures = 0;
         return parseJobLines(a.stdout);

@@ -32,13 +32,6 @@ import {
   type QueuePoller,
 } from './watch.js';
 
-/**
- * Failed squeue queries in a row after which an adopted job counts as unwatchable: at the
- * default poll interval (30 s) about two minutes of a squeue that fails at once, seven of one
- * that hangs until runTool's 60 s timeout. A controller restart is shorter.
- */
-export const SQUEUE_TRIES = 5;
-
 export interface NeverRacingOptions {
   /** Watches the adopted jobs: the Slurm run's own poller, or one made on first need. */
   poller: () => QueuePoller;
@@ -93,7 +86,7 @@ async function adoptJob(
   }
 }
 
-/** watchJob(), the entry refused (the job left alone) when squeue keeps failing. */
+/** watchJob(), the entry refused (the job left alone) when squeue keeps failing (watch.ts SQUEUE_TRIES). */
 async function watchUnlessUnanswered(
   spec: LaunchSpec,
   record: JobRecord,
@@ -102,7 +95,7 @@ async function watchUnlessUnanswered(
   o: NeverRacingOptions,
 ): Promise<JobEnd> {
   try {
-    return await watchJob(o.poller(), record, jobDirOf(spec.workDir), onProgress, signal, SQUEUE_TRIES);
+    return await watchJob(o.poller(), record, jobDirOf(spec.workDir), onProgress, signal);
   } catch (e) {
     if (!(e instanceof SqueueUnanswered)) throw e;
     const why = `squeue does not answer here to tell (${e.tries} queries failed in a row, the last: ${e.lastError})`;

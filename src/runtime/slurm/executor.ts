@@ -26,7 +26,9 @@ import {
   progressFileOf,
   QueuePoller,
   readJobRecord,
+  SqueueUnanswered,
   watchJob,
+  type JobEnd,
   type JobRecord,
 } from './watch.js';
 
@@ -59,7 +61,7 @@ export class SlurmExecutor {
   private local: Launcher;
 
   constructor(private o: SlurmExecutorOptions) {
-    this.poller = new QueuePoller(o.profile.poll_interval * 1000, o.note);
+    this.poller = QueuePoller.of(o.profile, o.note);
     // A stage the profile keeps local still never races a job an earlier run submitted for it.
     this.local = neverRacing(localLauncher(o.cliPath), { poller: () => this.poller, note: o.note });
   }
@@ -88,7 +90,7 @@ export class SlurmExecutor {
       record = await this.submit(spec, jobDir, 1, {});
     }
     for (;;) {
-      const end = await watchJob(this.poller, record, jobDir, onProgress, signal);
+      const end = await this.watchUnlessUnanswered(spec, record, onProgress, signal);
       switch (end.kind) {
         case 'aborted':
           // This run's job (submitted or adopted): Ctrl-C cancels it.
@@ -122,6 +124,30 @@ export class SlurmExecutor {
           });
         }
       }
+    }
+  }
+
+  /**
+   * watchJob(), given up when squeue keeps failing (watch.ts SQUEUE_TRIES): the job is left
+   * running, its record kept for the next run to adopt, and the user told how to check on it.
+   */
+  private async watchUnlessUnanswered(
+    spec: LaunchSpec,
+    record: JobRecord,
+    onProgress: (p: Progress) => void,
+    signal: AbortSignal,
+  ): Promise<JobEnd> {
+    try {
+      return await watchJob(this.poller, record, jobDirOf(spec.workDir), onProgress, signal);
+    } catch (e) {
+      if (!(e instanceof SqueueUnanswered)) throw e;
+      const id = record.jobId;
+      const why = `squeue does not answer (${e.tries} queries failed in a row, the last: ${e.lastError})`;
+      appendLog(spec.logFile, `# stopped waiting for Slurm job ${id}: ${why}`);
+      throw new Error(
+        `Slurm job ${id} may still be queued or running, but ${why}: the run stopped waiting for it; ` +
+          `squeue -j ${id} tells whether it still runs, scancel ${id} cancels it, and the next run adopts it`,
+      );
     }
   }
 
@@ -180,7 +206,7 @@ export class SlurmExecutor {
 
   private async sbatch(script: string, env: Record<string, string>): Promise<string> {
     for (let tries = 1; ; tries++) {
-      const a = await runTool('sbatch', ['--parsable', script], submitEnv(env));
+      const a = await runTool('sbatch', ['--parsable', script], { env: submitEnv(env) });
       const id = a.stdout.trim().split(';')[0];
       if (a.code === 0 && /^\d+$/.test(id)) return id;
       const why = a.stderr.trim().replace(/^sbatch: error: /gm, '') || `exit ${a.code}`;

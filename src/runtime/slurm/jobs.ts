@@ -4,8 +4,16 @@
  * sacct query for those that have left the queue: how each ended, as a Snakemake or Nextflow
  * user would expect to be told, and what the next run will do with it).
  */
-import { jobDirOf, jobRecordFile, readJobFiles, readJobRecord, type JobFiles, type JobRecord } from './watch.js';
-import { SQUEUE_TRIES, unwatchable } from './adopt.js';
+import {
+  jobDirOf,
+  jobRecordFile,
+  readJobFiles,
+  readJobRecord,
+  SQUEUE_TRIES,
+  type JobFiles,
+  type JobRecord,
+} from './watch.js';
+import { unwatchable } from './adopt.js';
 import { Accounting } from './accounting.js';
 import { describeProgress } from '../progress.js';
 import { lookUpJobs } from './query.js';
@@ -83,7 +91,7 @@ function unanswered(
   if (!seen.notInstalled) {
     const next = {
       action: 'ask' as const,
-      text: `the next run asks squeue again (a local run refuses the entry after ${SQUEUE_TRIES} failed queries in a row)`,
+      text: `the next run asks squeue again (and leaves the job to a later run after ${SQUEUE_TRIES} failed queries in a row)`,
     };
     return job(next, `Slurm job ${r.jobId} (squeue: ${seen.squeueError}); ${next.text}`);
   }

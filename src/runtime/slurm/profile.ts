@@ -9,6 +9,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { PipelineError, PipelineErrors } from '../errors.js';
 import { schemaErrors, validator } from '../validate.js';
 import { parseYamlText, Positions } from '../yaml-source.js';
+import { QUERY_TIMEOUT_S } from './query.js';
 
 /** `--time` forms Slurm accepts: minutes, M:S, H:M:S, D-H, D-H:M, D-H:M:S. */
 const TIME = '^(\\d+|\\d+:\\d{1,2}|\\d+:\\d{1,2}:\\d{1,2}|\\d+-\\d+(:\\d{1,2}){0,2})$';
@@ -61,6 +62,11 @@ export const SlurmProfileSchema = Type.Object(
     }),
     sbatch_args: Type.Array(Type.String(), { default: [], description: 'extra sbatch arguments for every job' }),
     poll_interval: Type.Number({ exclusiveMinimum: 0, default: 30, description: 'seconds between two queue queries' }),
+    query_timeout: Type.Number({
+      exclusiveMinimum: 0,
+      default: QUERY_TIMEOUT_S,
+      description: 'seconds an squeue or sacct query may take; one that takes longer is killed and counts as failed',
+    }),
     max_jobs: Type.Integer({ minimum: 1, default: 100, description: 'most jobs of this run in the queue at once' }),
     warning_seconds: Type.Integer({
       minimum: 0,

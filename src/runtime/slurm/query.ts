@@ -6,6 +6,9 @@ import type { Accounting } from './accounting.js';
 import { parseSqueue, SQUEUE_FORMAT, viewOf, type QueueView } from './state.js';
 import { runTool } from './tool.js';
 
+/** Seconds one squeue or sacct query may take (profile query_timeout); a hung one counts as failed. */
+export const QUERY_TIMEOUT_S = 30;
+
 export interface Job {
   jobId: string;
   name: string;
@@ -25,9 +28,14 @@ export type Sighting =
       view(jobId: string, name: string): QueueView | undefined;
     };
 
-export async function lookUpJobs(jobs: Job[], accounting: Accounting): Promise<Sighting> {
+/** `accounting` asks sacct with its own timeout; `timeoutMs` bounds the squeue query. */
+export async function lookUpJobs(
+  jobs: Job[],
+  accounting: Accounting,
+  timeoutMs = QUERY_TIMEOUT_S * 1000,
+): Promise<Sighting> {
   const ids = [...new Set(jobs.map((j) => j.jobId))];
-  const answer = await runTool('squeue', ['-h', '-t', 'all', '-j', ids.join(','), '-o', SQUEUE_FORMAT]);
+  const answer = await runTool('squeue', ['-h', '-t', 'all', '-j', ids.join(','), '-o', SQUEUE_FORMAT], { timeoutMs });
   // With a single unknown id squeue fails with "Invalid job id"; with several it leaves them out.
   if (answer.code !== 0 && !/Invalid job id/i.test(answer.stderr))
     return { squeueError: answer.stderr.trim() || `exit ${answer.code}`, notInstalled: answer.code === 127 };

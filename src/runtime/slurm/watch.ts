@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import type { Progress } from '../../util/progress.js';
 import { linkTree } from '../fsutil.js';
 import { readProgressFile, type ProgressFile } from '../progress-file.js';
-import type { RetryState } from './profile.js';
+import type { RetryState, SlurmProfile } from './profile.js';
 import { Accounting } from './accounting.js';
-import { lookUpJobs } from './query.js';
+import { lookUpJobs, QUERY_TIMEOUT_S } from './query.js';
 import { decide, describeJob, type Decision, type QueueView, type ResultFile } from './state.js';
 import { runTool } from './tool.js';
 
@@ -89,16 +89,22 @@ export function readJobRecord(workDir: string): JobRecord | undefined {
   }
 }
 
+/**
+ * Failed squeue queries in a row after which a run stops waiting for its jobs, its own or
+ * adopted (SqueueUnanswered), and leaves them to a later run: at the default poll interval and
+ * query timeout (30 s each) two and a half minutes of a squeue that fails at once, five of one
+ * that hangs. A controller restart is shorter; a frozen run that says nothing is worse.
+ */
+export const SQUEUE_TRIES = 5;
+
 interface Watcher {
   name: string;
   resolve: (v: QueueView | undefined) => void;
   reject: (e: SqueueUnanswered) => void;
-  /** Queries that failed since this watcher asked, and how many it waits through. */
-  failures: number;
-  maxFailures: number;
+  onFailure?: (failures: number, error: string) => void;
 }
 
-/** Why a watcher that set a limit (QueuePoller.next) got no answer: squeue failed that many times in a row. */
+/** Why a watcher got no answer: squeue failed SQUEUE_TRIES times (or more) in a row. */
 export class SqueueUnanswered extends Error {
   constructor(
     readonly tries: number,
@@ -108,13 +114,24 @@ export class SqueueUnanswered extends Error {
   }
 }
 
+/** What a watcher asks of the next poll (QueuePoller.next). */
+export interface NextOptions {
+  /** Within a short delay rather than a poll interval: a first look. */
+  soon?: boolean;
+  /** Told of each failed query short of the last: how many in a row so far, and its error. */
+  onFailure?: (failures: number, error: string) => void;
+}
+
 /**
  * One look at Slurm (query.ts) for every job being watched, each poll interval. Watchers get
- * the job's line, or undefined when Slurm does not know the job.
+ * the job's line, or undefined when Slurm does not know the job. Each query is killed after
+ * `queryTimeoutMs`; after SQUEUE_TRIES failed squeue queries in a row, every watcher is told
+ * (SqueueUnanswered), and so is each later one until squeue answers again.
  */
 export class QueuePoller {
   private waiting = new Map<string, Watcher[]>();
   private timer: NodeJS.Timeout | undefined;
+  /** Failed squeue queries in a row: the one count both the display and the give-up go by. */
   private failures = 0;
   private stopped = false;
   private accounting: Accounting;
@@ -122,18 +139,24 @@ export class QueuePoller {
   constructor(
     private intervalMs: number,
     private note: (line: string) => void,
+    private queryTimeoutMs = QUERY_TIMEOUT_S * 1000,
   ) {
-    this.accounting = new Accounting(note);
+    this.accounting = new Accounting(note, queryTimeoutMs);
+  }
+
+  /** The poller a profile asks for (poll_interval, query_timeout). */
+  static of(profile: SlurmProfile, note: (line: string) => void): QueuePoller {
+    return new QueuePoller(profile.poll_interval * 1000, note, profile.query_timeout * 1000);
   }
 
   /**
-   * The job's state at the next poll that squeue answers (`soon`: within a short delay, for a
-   * first look). Rejected with SqueueUnanswered once `maxFailures` polls in a row have failed.
+   * The job's state at the next poll that squeue answers. Rejected with SqueueUnanswered when
+   * that poll fails and squeue has failed SQUEUE_TRIES times in a row.
    */
-  next(jobId: string, name: string, soon = false, maxFailures = Infinity): Promise<QueueView | undefined> {
+  next(jobId: string, name: string, o: NextOptions = {}): Promise<QueueView | undefined> {
     return new Promise((resolve, reject) => {
-      this.watch(jobId, [{ name, resolve, reject, failures: 0, maxFailures }]);
-      this.schedule(soon ? Math.min(this.intervalMs, 200) : this.intervalMs);
+      this.watch(jobId, [{ name, resolve, reject, onFailure: o.onFailure }]);
+      this.schedule(o.soon ? Math.min(this.intervalMs, 200) : this.intervalMs);
     });
   }
 
@@ -151,13 +174,8 @@ export class QueuePoller {
     this.waiting = new Map();
     const jobs = [...waiting].flatMap(([jobId, list]) => list.map((w) => ({ jobId, name: w.name })));
     try {
-      const seen = await lookUpJobs(jobs, this.accounting);
-      if ('squeueError' in seen) {
-        // No answer is not an answer that the jobs are gone: ask again at the next poll.
-        if (++this.failures === 1 || this.failures % 10 === 0)
-          this.note(`squeue failed (${seen.squeueError}): asking again`);
-        return this.askAgain(this.giveUp(waiting, seen.squeueError));
-      }
+      const seen = await lookUpJobs(jobs, this.accounting, this.queryTimeoutMs);
+      if ('squeueError' in seen) return this.failed(waiting, seen.squeueError);
       this.failures = 0;
       if (!seen.accountingAnswered) return this.askAgain(waiting);
       for (const [id, list] of waiting) for (const w of list) w.resolve(seen.view(id, w.name));
@@ -169,18 +187,20 @@ export class QueuePoller {
     }
   }
 
-  /** The watchers still willing to wait after one more failed query; the others are told. */
-  private giveUp(waiting: Map<string, Watcher[]>, error: string): Map<string, Watcher[]> {
-    const still = new Map<string, Watcher[]>();
-    for (const [id, list] of waiting) {
-      const left: Watcher[] = [];
-      for (const w of list) {
-        if (++w.failures < w.maxFailures) left.push(w);
-        else w.reject(new SqueueUnanswered(w.failures, error));
-      }
-      if (left.length) still.set(id, left);
+  /**
+   * No answer is not an answer that the jobs are gone: the watchers wait for the next poll,
+   * told how squeue fails, until it has failed SQUEUE_TRIES times in a row.
+   */
+  private failed(waiting: Map<string, Watcher[]>, error: string): void {
+    if (++this.failures === 1)
+      this.note(`squeue failed (${error}): asking again (at most ${SQUEUE_TRIES} times in a row)`);
+    const watchers = [...waiting.values()].flat();
+    if (this.failures >= SQUEUE_TRIES) {
+      for (const w of watchers) w.reject(new SqueueUnanswered(this.failures, error));
+      return;
     }
-    return still;
+    for (const w of watchers) w.onFailure?.(this.failures, error);
+    this.askAgain(waiting);
   }
 
   private askAgain(waiting: Map<string, Watcher[]>): void {
@@ -201,10 +221,11 @@ const isLive = (d: Decision): d is Live => d.kind === 'queued' || d.kind === 'ru
 export type JobEnd = Exclude<Decision, Live> | { kind: 'aborted' };
 
 /**
- * Watches a recorded job until it is over or `signal` aborts, showing its progress meanwhile.
- * What to do then (collect, resubmit, cancel) is the caller's: a Slurm run and a local run that
- * adopted a dead run's job do not do the same. With `maxFailures`, SqueueUnanswered is thrown
- * once squeue has failed that many times in a row (without: asked again for as long as it takes).
+ * Watches a recorded job until it is over or `signal` aborts, showing its progress meanwhile,
+ * and that squeue fails while it does. What to do then (collect, resubmit, cancel) is the
+ * caller's: a Slurm run and a local run that adopted a dead run's job do not do the same.
+ * Throws SqueueUnanswered once squeue has failed SQUEUE_TRIES times in a row: whether the job
+ * still runs, nothing here can tell.
  */
 export async function watchJob(
   poller: QueuePoller,
@@ -212,7 +233,6 @@ export async function watchJob(
   jobDir: string,
   onProgress: (p: Progress) => void,
   signal: AbortSignal,
-  maxFailures = Infinity,
 ): Promise<JobEnd> {
   let onAbort = () => {};
   const aborted = new Promise<'aborted'>((resolve) => {
@@ -220,8 +240,10 @@ export async function watchJob(
     signal.addEventListener('abort', onAbort, { once: true });
   });
   try {
+    const onFailure = (failures: number, error: string) =>
+      onProgress({ message: squeueFailing(record.jobId, failures, error) });
     for (let first = true; ; first = false) {
-      const next = poller.next(record.jobId, record.name, first, maxFailures);
+      const next = poller.next(record.jobId, record.name, { soon: first, onFailure });
       // Once aborted, nobody waits for this answer: its failure must not go unhandled.
       next.catch(() => {});
       const view = await Promise.race([next, aborted]);
@@ -234,6 +256,15 @@ export async function watchJob(
   } finally {
     signal.removeEventListener('abort', onAbort);
   }
+}
+
+/** What the display shows of a job while squeue fails. */
+function squeueFailing(jobId: string, failures: number, error: string): string {
+  const times = failures === 1 ? 'time' : 'times';
+  return (
+    `Slurm job ${jobId}: squeue failed ${failures} ${times} in a row (the last: ${error}): asking again, ` +
+    `giving up after ${SQUEUE_TRIES}`
+  );
 }
 
 export async function cancelJobs(ids: string[], note: (line: string) => void): Promise<void> {
