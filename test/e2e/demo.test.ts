@@ -14,7 +14,7 @@ import { makeProject, cli } from '../runtime/helpers.js';
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
 /**
- * Toy sizes: the whole DAG (28 instances) in well under a minute on two cores. Batches of 256:
+ * Toy sizes: the whole DAG (51 instances) in well under a minute on two cores. Batches of 256:
  * at the demo's 64, runs of these few thousand vectors gave a Chinchilla fit
  * with B = Infinity, which fit-law refuses (the stage fails).
  */
