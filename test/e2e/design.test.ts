@@ -2,8 +2,9 @@
  * The study's default designs (pipelines/scaling.yaml and the demo that extends it) meet the
  * design rule the laws are judged by (src/fit/identify.ts's DEFAULT_RULE): every law fitted
  * from the small runs gets at least 3 distinct points per parameter, each axis spanning at least
- * 8x, and the small runs cost at most the seed's 6.25% of the final SAE (the budget stage's own
- * figure and warning). Read off the loaded pipelines, so trimming a grid in the YAML fails here.
+ * 8x, and (the study's; the demo's budget does not price its real final run) the small runs cost
+ * at most the seed's 6.25% of the final SAE (the budget stage's own figure and warning). Read off
+ * the loaded pipelines, so trimming a grid in the YAML fails here.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -76,17 +77,22 @@ for (const file of ['scaling.yaml', 'demo.yaml']) {
     }
   });
 
-  test(`${file}: the small runs cost at most the seed's 6.25% of the final SAE, without a budget warning`, async () => {
+  test(`${file}: the budget counts every small run the pipeline trains${file === 'scaling.yaml' ? ", at most the seed's 6.25% of the final SAE" : ''}`, async () => {
     const pipeline = loadPipeline({ file: join(PIPELINES, file), stageTypes: allStageTypes });
     const budget = pipeline.byName.get('budget');
     assert.ok(budget && budget.holes.length === 0, 'the budget reads params only');
     const { outputs } = await runStageDirect(flopBudget, budget.with);
     const b = outputs.budget as unknown as Budget;
-    assert.ok(b.small_fraction <= 0.0625, `small runs: ${(100 * b.small_fraction).toFixed(2)}% of the final SAE`);
-    assert.deepEqual(
-      b.warnings.filter((w) => !/exceed the dataset's/.test(w)),
-      [],
-    );
+    // Only the study's: the demo's budget prices its final run at the seed's data budget (2.1e9
+    // vectors), not at the 2e6-4e6 vectors the demo clamps it to, against which its small runs
+    // cost 1.2-2.3x the final run: a fraction of the former says nothing of the demo's design.
+    if (file === 'scaling.yaml') {
+      assert.ok(b.small_fraction <= 0.0625, `small runs: ${(100 * b.small_fraction).toFixed(2)}% of the final SAE`);
+      assert.deepEqual(
+        b.warnings.filter((w) => !/exceed the dataset's/.test(w)),
+        [],
+      );
+    }
     // Every small run the pipeline trains is in the budget (a sweep run shared with the loss sweep once).
     const trained = new Set(
       pipeline.instances
