@@ -109,6 +109,8 @@ test('predict_at {N, D} counts D in vectors: the law at their effective data, st
   assert.equal(p.D_effective, dEff);
   assert.equal(p.passes, D / U);
   assert.equal(p.beyond_measured_passes, true);
+  // How far beyond the data, in the law's variables: D' against the largest fitted D' (4e5 vectors, 4 passes).
+  assert.equal(p.extrapolation, Math.max(512 / 256, dEff / effectiveData(4e5, U, 15.4)));
   const expected = chinchillaAt(out.params, 512, dEff);
   assert.ok(Math.abs(p.y / expected - 1) < 1e-12, `${p.y} vs the law at D' ${expected}`);
   assert.ok(p.y > chinchillaAt(out.params, 512, D), 'less optimistic than D fresh vectors');
