@@ -117,7 +117,7 @@ export function computeBudget(p: BudgetInputs): Budget {
   } else if (smallTotal > p.small_fraction_limit * finalFlops) {
     warnings.push(
       `the small runs cost ${pct(smallTotal / finalFlops)} of the final SAE, above the small-run budget of ` +
-        `${pct(p.small_fraction_limit)} (small_fraction_limit; the seed's 1/16)`,
+        `${pct(p.small_fraction_limit)} (small_fraction_limit${p.small_fraction_limit === 1 / 16 ? "; the seed's 1/16" : ''})`,
     );
   }
 

@@ -6,7 +6,8 @@
  * minimum on the first or last swept lr is an edge: the optimum lies beyond the grid, so the
  * sweep measured only a bound, and no optimum is claimed. Replicates at one lr (runs that differ
  * only in their training seed) count once, at the geometric mean of their losses: the vertex is
- * fitted to the mean curve, whose noise is the replicates' divided by sqrt(replicates).
+ * fitted to the mean curve, whose noise is the replicates' divided by sqrt(replicates). An lr at
+ * which any replicate diverged counts as diverged.
  */
 import { quantile, seededRandom } from './stats.js';
 
@@ -49,7 +50,10 @@ export function lrOptimum(
   return diverged.length ? { ...result, note: [result.note, ...diverged].filter(Boolean).join('; ') } : result;
 }
 
-/** One loss per distinct lr: the geometric mean of its finite runs (null when every run diverged). */
+/**
+ * One loss per distinct lr: the geometric mean of its runs, or null (diverged) when any of them
+ * diverged: an lr that trains only with some seeds is not an optimum to extrapolate.
+ */
 function averageReplicates(lrs: number[], losses: Array<number | null>) {
   const byLr = new Map<number, Array<number | null>>();
   lrs.forEach((lr, i) => byLr.set(lr, [...(byLr.get(lr) ?? []), losses[i]]));
@@ -58,12 +62,15 @@ function averageReplicates(lrs: number[], losses: Array<number | null>) {
   const sortedLosses = sortedLrs.map((lr) => {
     const runs = byLr.get(lr)!;
     const ok = runs.filter((y): y is number => typeof y === 'number' && Number.isFinite(y) && y > 0);
-    if (ok.length > 0 && ok.length < runs.length) {
-      diverged.push(
-        `${runs.length - ok.length} of ${runs.length} runs at lr ${fmt(lr)} diverged (the others are kept)`,
-      );
+    if (ok.length < runs.length) {
+      if (ok.length > 0) {
+        diverged.push(
+          `${runs.length - ok.length} of ${runs.length} runs at lr ${fmt(lr)} diverged: that lr counts as diverged`,
+        );
+      }
+      return null;
     }
-    return ok.length ? Math.exp(ok.reduce((s, y) => s + Math.log(y), 0) / ok.length) : null;
+    return Math.exp(ok.reduce((s, y) => s + Math.log(y), 0) / ok.length);
   });
   const replicates = Math.max(0, ...[...byLr.values()].map((r) => r.length));
   return { sortedLrs, sortedLosses, replicates, diverged };

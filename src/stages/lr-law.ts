@@ -61,7 +61,7 @@ export default defineStage({
   version: '1',
   description:
     'Learning-rate law: per width a parabola in log lr around the swept minimum (continuous optimum, bootstrap interval, ' +
-    'edge detection), a power law of the optima in the width, and the decided lr at the final width (fallback to the ' +
+    'edge detection; replicate runs at one lr count once, at their geometric mean loss), a power law of the optima in the width, and the decided lr at the final width (fallback to the ' +
     "largest width's optimum when the law refuses; clamped to a factor of the swept range).",
   params: Params,
   outputs: {
