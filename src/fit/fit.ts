@@ -95,7 +95,9 @@ interface BestFit {
   bestStart: number[] | null;
 }
 
-export function fitLaw(points: FitPoint[], opts: FitOptions): FitOutcome {
+export function fitLaw(input: FitPoint[], opts: FitOptions): FitOutcome {
+  // A copy: the fit sets each point's effective data (D_eff), which must not outlive this fit.
+  const points = input.map((p) => ({ ...p }));
   const law = LAWS[opts.law];
   const lossKind: LossKind = opts.loss ?? (opts.law === 'chinchilla' ? 'huber' : 'squared');
   const loss = lossFn(lossKind, opts.huberDelta ?? 1e-3);

@@ -137,3 +137,19 @@ test("predict_at {N, D} without a repetition model (no U): D is the law's data a
   assert.equal(p.D_effective, undefined);
   assert.equal(p.passes, undefined);
 });
+
+test('fitLaw leaves its points as it found them: a refit without the repetition model fits D, not the first fit effective data', () => {
+  const U = 1e5;
+  const points = repeatedPoints(U, true);
+  const before = JSON.stringify(points);
+  const opts = {
+    law: 'chinchilla' as const,
+    bootstrap: 0,
+    grid: { alpha: [0.5], beta: [0.5], e: [-2], a: [1], b: [3] },
+  };
+  fitLaw(points, { ...opts, repetition: { rStar: 15.4, uniqueAvailable: U } });
+  assert.equal(JSON.stringify(points), before, 'the caller points are not written to');
+  const fresh = fitLaw(points, opts);
+  const alone = fitLaw(repeatedPoints(U, true), opts);
+  assert.deepEqual(fresh.params, alone.params);
+});
