@@ -17,7 +17,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Accounting } from '../../src/runtime/slurm/accounting.js';
 import { runTool } from '../../src/runtime/slurm/tool.js';
 import type { PipelineError } from '../../src/runtime/errors.js';
@@ -25,7 +25,7 @@ import { describeProgress } from '../../src/runtime/progress.js';
 import {
   jobProgress,
   QueuePoller,
-  SqueueUnanswered,
+  QueryUnanswered,
   watchJob,
   type JobFiles,
   type JobRecord,
@@ -260,7 +260,11 @@ test('tools: only a command that cannot be started reads as not installed; one k
     assert.notEqual((await runTool('sacct', [])).code, 127);
     const notes: string[] = [];
     const accounting = new Accounting((line) => notes.push(line));
-    assert.equal(await accounting.endStates(['12']), undefined, 'no answer: ask again later');
+    assert.match(
+      JSON.stringify(await accounting.endStates(['12'])),
+      /^\{"error":"killed by SIGKILL"\}$/,
+      'no answer: ask again later',
+    );
     assert.ok(accounting.available, 'a sacct that was killed is not a cluster without accounting');
     assert.match(notes.join('\n'), /sacct failed/);
   });
@@ -745,7 +749,7 @@ test('poller: while squeue fails, the watched job shows it (failures in a row, t
         new AbortController().signal,
       );
       const ended = await Promise.race([end.catch((e: unknown) => e), stillWaiting]);
-      assert.ok(ended instanceof SqueueUnanswered, String(ended));
+      assert.ok(ended instanceof QueryUnanswered, String(ended));
       assert.equal(ended.tries, 5);
     } finally {
       poller.stop();
@@ -821,5 +825,119 @@ test('an squeue that never answers (failing, or hanging past query_timeout) ends
       const submitted = existsSync(sbatchCalls) ? readFileSync(sbatchCalls, 'utf8').trim().split('\n').length : 0;
       assert.equal(submitted, executor === 'slurm' ? 1 : 0, `${executor} run, squeue ${how}: submitted once at most`);
     }
+  }
+});
+
+test('poller: after squeue failed 5 times in a row, a job watched later gets its own 5 tries, not none', {
+  timeout: 60_000,
+}, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'poller-episode-'));
+  await withTools({ squeue: silentSqueue('failing', join(dir, 'calls'), join(dir, 'pids')) }, async () => {
+    const poller = new QueuePoller(20, () => {});
+    const stillWaiting = new Promise((r) => setTimeout(() => r('still waiting after 30 s'), 30_000).unref());
+    const wait = async (jobId: string, shown: string[]) =>
+      Promise.race([
+        watchJob(
+          poller,
+          record(jobId, `pl-${jobId}`),
+          dir,
+          (p) => shown.push(p.message ?? ''),
+          new AbortController().signal,
+        ).catch((e: unknown) => e),
+        stillWaiting,
+      ]);
+    try {
+      const first = await wait('43', []);
+      assert.ok(first instanceof QueryUnanswered, String(first));
+      // Submitted after the first wait gave up (its sbatch answered): a fresh allowance of 5.
+      const shown: string[] = [];
+      const later = await wait('44', shown);
+      assert.ok(later instanceof QueryUnanswered, String(later));
+      assert.equal(later.tries, 5);
+      assert.deepEqual(
+        shown.map((m) => m.replace(/ \(the last: .*\)/, '')),
+        [1, 2, 3, 4].map(
+          (n) => `Slurm job 44: squeue failed ${n} time${n > 1 ? 's' : ''} in a row: asking again, giving up after 5`,
+        ),
+      );
+    } finally {
+      poller.stop();
+    }
+    assert.equal(queries(join(dir, 'calls')), 10);
+  });
+});
+
+test('poller: while sacct fails, a job that left the queue with a result file is collected; one without fails after 5, saying so', {
+  timeout: 60_000,
+}, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'poller-sacct-'));
+  const finished = join(dir, 'finished');
+  mkdirSync(finished);
+  writeFileSync(join(finished, 'result.json'), JSON.stringify({ ok: true, outputs: { b: 'b.txt' } }));
+  const calls = join(dir, 'sacct-calls');
+  const sacct = `echo "$*" >> ${calls}\necho "sacct: error: Problem talking to the database: Connection refused" >&2; exit 1`;
+  // squeue lists neither job any more (it has forgotten them): only sacct could tell how they ended.
+  await withTools({ squeue: 'exit 0', sacct }, async () => {
+    const poller = new QueuePoller(20, () => {});
+    const stillWaiting = new Promise((r) => setTimeout(() => r('still waiting after 30 s'), 30_000).unref());
+    const shown: string[] = [];
+    const signal = new AbortController().signal;
+    try {
+      const collected = watchJob(poller, record('45', 'pl-45'), finished, () => {}, signal);
+      const lost = watchJob(poller, record('46', 'pl-46'), dir, (p) => shown.push(p.message ?? ''), signal);
+      assert.deepEqual(await Promise.race([collected, stillWaiting]), { kind: 'done', outputs: { b: 'b.txt' } });
+      const ended = await Promise.race([lost.catch((e: unknown) => e), stillWaiting]);
+      assert.ok(ended instanceof Error && !(ended instanceof QueryUnanswered), String(ended));
+      assert.equal(
+        ended.message,
+        'Slurm job 46 has left the queue without writing a result, and sacct does not answer to tell how it ended ' +
+          '(5 queries failed in a row, the last: sacct: error: Problem talking to the database: Connection refused): ' +
+          'sacct -j 46 tells how it ended; the next run asks sacct again',
+      );
+    } finally {
+      poller.stop();
+    }
+    assert.deepEqual(
+      shown.map((m) => m.replace(/ \(the last: .*\)/, '')),
+      [1, 2, 3, 4].map(
+        (n) => `Slurm job 46: sacct failed ${n} time${n > 1 ? 's' : ''} in a row: asking again, giving up after 5`,
+      ),
+    );
+    assert.equal(readFileSync(calls, 'utf8').trim().split('\n').length, 5);
+  });
+});
+
+test('a Slurm run whose job left the queue while sacct fails: collected by its result file, else failed after 5 queries, the record kept', {
+  timeout: 120_000,
+}, async () => {
+  for (const wroteResult of [true, false]) {
+    const { pr, recordFile, cached } = await projectWithJob(`sacct-failing-${wroteResult}-`, '78');
+    rmSync(dirname(recordFile), { recursive: true });
+    const profile = pr.write('slurm.yaml', 'poll_interval: 0.05\nquery_timeout: 1\n');
+    // The job ends at once (squeue has already forgotten it), writing its outputs and result or not.
+    const finish =
+      'd=$(dirname "$2")\necho "from the job" > $d/out/b.txt\necho \'{"ok":true,"outputs":{"b":"b.txt"}}\' > $d/result.json';
+    const sbatch = `[ "$1" = --version ] && exit 0\n${wroteResult ? finish : ''}\necho 78`;
+    const sacctCalls = join(pr.dir, 'sacct-calls');
+    const sacct = `echo "$*" >> ${sacctCalls}\necho "sacct: error: Problem talking to the database: Connection refused" >&2; exit 1`;
+    await withTools({ squeue: 'exit 0', sacct, sbatch }, async () => {
+      const run = startCli(['run', 'p', '--progress', 'plain', '--executor', 'slurm', '--profile', profile], pr.dir);
+      const timer = setTimeout(() => run.child.kill('SIGKILL'), 60_000);
+      const r = await run.done;
+      clearTimeout(timer);
+      assert.notEqual(r.signal, 'SIGKILL', `still waiting after 60 s:\n${r.stderr}`);
+      if (wroteResult) {
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(cached(), 'from the job\n');
+        return;
+      }
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(
+        r.stderr,
+        /FAILED slow: Slurm job 78 has left the queue without writing a result, and sacct does not answer to tell how it ended \(5 queries failed in a row, the last: sacct: error: Problem talking to the database: Connection refused\): sacct -j 78 tells how it ended; the next run asks sacct again/,
+      );
+      assert.equal(readFileSync(sacctCalls, 'utf8').trim().split('\n').length, 5);
+      assert.equal((JSON.parse(readFileSync(recordFile, 'utf8')) as JobRecord).jobId, '78', 'the record is kept');
+    });
   }
 });

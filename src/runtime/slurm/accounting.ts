@@ -26,9 +26,9 @@ export class Accounting {
 
   /**
    * One sacct query for all the given jobs: their views (as many as accounting knows), [] when
-   * the cluster has no accounting, undefined when sacct did not answer (ask again later).
+   * the cluster has no accounting, or why sacct did not answer (ask again later).
    */
-  async endStates(jobIds: string[]): Promise<QueueView[] | undefined> {
+  async endStates(jobIds: string[]): Promise<QueueView[] | { error: string }> {
     while (jobIds.length && this.source !== 'none') {
       const completionLog = this.source === 'sacct -c' ? ['-c'] : [];
       const a = await runTool(
@@ -49,9 +49,9 @@ export class Accounting {
           );
         continue;
       }
-      if (++this.failures === 1 || this.failures % 10 === 0)
-        this.note(`sacct failed (${a.stderr.trim() || `exit ${a.code}`}): asking again`);
-      return undefined;
+      const error = a.stderr.trim() || `exit ${a.code}`;
+      if (++this.failures === 1 || this.failures % 10 === 0) this.note(`sacct failed (${error}): asking again`);
+      return { error };
     }
     return [];
   }

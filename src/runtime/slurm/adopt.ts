@@ -26,7 +26,7 @@ import {
   readJobFiles,
   readJobRecord,
   watchJob,
-  SqueueUnanswered,
+  QueryUnanswered,
   type JobEnd,
   type JobRecord,
   type QueuePoller,
@@ -86,7 +86,7 @@ async function adoptJob(
   }
 }
 
-/** watchJob(), the entry refused (the job left alone) when squeue keeps failing (watch.ts SQUEUE_TRIES). */
+/** watchJob(), the entry refused (the job left alone) when squeue keeps failing (watch.ts QUERY_TRIES). */
 async function watchUnlessUnanswered(
   spec: LaunchSpec,
   record: JobRecord,
@@ -97,7 +97,7 @@ async function watchUnlessUnanswered(
   try {
     return await watchJob(o.poller(), record, jobDirOf(spec.workDir), onProgress, signal);
   } catch (e) {
-    if (!(e instanceof SqueueUnanswered)) throw e;
+    if (!(e instanceof QueryUnanswered)) throw e;
     const why = `squeue does not answer here to tell (${e.tries} queries failed in a row, the last: ${e.lastError})`;
     appendLog(spec.logFile, `# Slurm job ${record.jobId} left alone: ${why}`);
     throw new Error(unwatchable(record.jobId, jobRecordFile(spec.workDir), why));

@@ -25,8 +25,8 @@ import {
   jobDirOf,
   progressFileOf,
   QueuePoller,
+  QueryUnanswered,
   readJobRecord,
-  SqueueUnanswered,
   watchJob,
   type JobEnd,
   type JobRecord,
@@ -128,7 +128,7 @@ export class SlurmExecutor {
   }
 
   /**
-   * watchJob(), given up when squeue keeps failing (watch.ts SQUEUE_TRIES): the job is left
+   * watchJob(), given up when squeue keeps failing (watch.ts QUERY_TRIES): the job is left
    * running, its record kept for the next run to adopt, and the user told how to check on it.
    */
   private async watchUnlessUnanswered(
@@ -140,7 +140,7 @@ export class SlurmExecutor {
     try {
       return await watchJob(this.poller, record, jobDirOf(spec.workDir), onProgress, signal);
     } catch (e) {
-      if (!(e instanceof SqueueUnanswered)) throw e;
+      if (!(e instanceof QueryUnanswered)) throw e;
       const id = record.jobId;
       const why = `squeue does not answer (${e.tries} queries failed in a row, the last: ${e.lastError})`;
       appendLog(spec.logFile, `# stopped waiting for Slurm job ${id}: ${why}`);

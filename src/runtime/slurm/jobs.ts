@@ -9,7 +9,7 @@ import {
   jobRecordFile,
   readJobFiles,
   readJobRecord,
-  SQUEUE_TRIES,
+  QUERY_TRIES,
   type JobFiles,
   type JobRecord,
 } from './watch.js';
@@ -60,12 +60,13 @@ export async function jobsInProgress(workDirs: Map<string, string>): Promise<Map
       continue;
     }
     const unknownEnd: UnknownEnd = {
-      why: !seen.accountingAnswered
-        ? 'sacct did not answer'
-        : accounting.available
-          ? 'accounting does not know it'
-          : 'no accounting on this cluster',
-      decidable: seen.accountingAnswered,
+      why:
+        seen.accountingError !== undefined
+          ? 'sacct did not answer'
+          : accounting.available
+            ? 'accounting does not know it'
+            : 'no accounting on this cluster',
+      decidable: seen.accountingError === undefined,
     };
     const files = readJobFiles(jobDirOf(workDirs.get(key)!));
     out.set(key, jobStatus(r, seen.view(r.jobId, r.name), files, unknownEnd));
@@ -91,7 +92,7 @@ function unanswered(
   if (!seen.notInstalled) {
     const next = {
       action: 'ask' as const,
-      text: `the next run asks squeue again (and leaves the job to a later run after ${SQUEUE_TRIES} failed queries in a row)`,
+      text: `the next run asks squeue again (and leaves the job to a later run after ${QUERY_TRIES} failed queries in a row)`,
     };
     return job(next, `Slurm job ${r.jobId} (squeue: ${seen.squeueError}); ${next.text}`);
   }

@@ -18,8 +18,11 @@ export type Sighting =
   /** squeue did not answer: nothing is known, not even that the jobs are gone. */
   | { squeueError: string; notInstalled: boolean }
   | {
-      /** Whether accounting answered (no accounting at all counts as an answer that knows nothing). */
-      accountingAnswered: boolean;
+      /**
+       * Why accounting did not answer (sacct failed), undefined when it did (no accounting at
+       * all counts as an answer that knows nothing).
+       */
+      accountingError?: string;
       /**
        * The job's view: squeue's line while it lists the job, else accounting's; undefined when
        * neither knows it (or knows another job under that id: ids restart when a controller
@@ -43,8 +46,9 @@ export async function lookUpJobs(
   const inQueue = (id: string, name: string) => (queued.get(id)?.name === name ? queued.get(id) : undefined);
   const left = [...new Set(jobs.filter((j) => !inQueue(j.jobId, j.name)).map((j) => j.jobId))];
   const ended = await accounting.endStates(left);
+  const views = Array.isArray(ended) ? ended : [];
   return {
-    accountingAnswered: ended !== undefined,
-    view: (id, name) => inQueue(id, name) ?? (ended && viewOf(ended, id, name)),
+    accountingError: Array.isArray(ended) ? undefined : ended.error,
+    view: (id, name) => inQueue(id, name) ?? viewOf(views, id, name),
   };
 }

@@ -90,27 +90,33 @@ export function readJobRecord(workDir: string): JobRecord | undefined {
 }
 
 /**
- * Failed squeue queries in a row after which a run stops waiting for its jobs, its own or
- * adopted (SqueueUnanswered), and leaves them to a later run: at the default poll interval and
- * query timeout (30 s each) two and a half minutes of a squeue that fails at once, five of one
- * that hangs. A controller restart is shorter; a frozen run that says nothing is worse.
+ * Failed queries in a row after which a run stops waiting for an answer: squeue's for its jobs,
+ * its own or adopted (they are left to a later run), or sacct's for a job that has left the queue
+ * without a result (it fails). At the default poll interval and query timeout (30 s each) two and
+ * a half minutes of a command that fails at once, five of one that hangs. A controller restart is
+ * shorter; a frozen run that says nothing is worse.
  */
-export const SQUEUE_TRIES = 5;
+export const QUERY_TRIES = 5;
+
+/** The query a watcher waits on: squeue for every job, sacct for one that has left the queue. */
+export type QueryTool = 'squeue' | 'sacct';
 
 interface Watcher {
   name: string;
   resolve: (v: QueueView | undefined) => void;
-  reject: (e: SqueueUnanswered) => void;
-  onFailure?: (failures: number, error: string) => void;
+  reject: (e: QueryUnanswered) => void;
+  onFailure?: NextOptions['onFailure'];
+  endKnown?: NextOptions['endKnown'];
 }
 
-/** Why a watcher got no answer: squeue failed SQUEUE_TRIES times (or more) in a row. */
-export class SqueueUnanswered extends Error {
+/** Why a watcher got no answer: `tool` failed QUERY_TRIES times in a row. */
+export class QueryUnanswered extends Error {
   constructor(
+    readonly tool: QueryTool,
     readonly tries: number,
     readonly lastError: string,
   ) {
-    super(`squeue failed ${tries} times in a row (the last: ${lastError})`);
+    super(`${tool} failed ${tries} times in a row (the last: ${lastError})`);
   }
 }
 
@@ -118,21 +124,29 @@ export class SqueueUnanswered extends Error {
 export interface NextOptions {
   /** Within a short delay rather than a poll interval: a first look. */
   soon?: boolean;
-  /** Told of each failed query short of the last: how many in a row so far, and its error. */
-  onFailure?: (failures: number, error: string) => void;
+  /** Told of each failed query short of the last: which tool, how many in a row so far, and its error. */
+  onFailure?: (tool: QueryTool, failures: number, error: string) => void;
+  /**
+   * Whether the job's own files already say how it ended (its result file): once it has left
+   * the queue it is answered (undefined) without sacct's end state, even when sacct fails.
+   */
+  endKnown?: () => boolean;
 }
 
 /**
  * One look at Slurm (query.ts) for every job being watched, each poll interval. Watchers get
  * the job's line, or undefined when Slurm does not know the job. Each query is killed after
- * `queryTimeoutMs`; after SQUEUE_TRIES failed squeue queries in a row, every watcher is told
- * (SqueueUnanswered), and so is each later one until squeue answers again.
+ * `queryTimeoutMs`. A poll that leaves watchers unanswered (squeue failed; or sacct failed,
+ * for those whose jobs have left the queue) counts as failed; after QUERY_TRIES in a row of
+ * the same tool, the unanswered watchers are told (QueryUnanswered) and the count starts again:
+ * a job watched later gets as many tries.
  */
 export class QueuePoller {
   private waiting = new Map<string, Watcher[]>();
   private timer: NodeJS.Timeout | undefined;
-  /** Failed squeue queries in a row: the one count both the display and the give-up go by. */
+  /** Failed queries of `failing` in a row: the one count both the display and the give-up go by. */
   private failures = 0;
+  private failing: QueryTool = 'squeue';
   private stopped = false;
   private accounting: Accounting;
 
@@ -150,12 +164,12 @@ export class QueuePoller {
   }
 
   /**
-   * The job's state at the next poll that squeue answers. Rejected with SqueueUnanswered when
-   * that poll fails and squeue has failed SQUEUE_TRIES times in a row.
+   * The job's state at the next poll that answers for it. Rejected with QueryUnanswered when
+   * that poll fails and the query has failed QUERY_TRIES times in a row.
    */
   next(jobId: string, name: string, o: NextOptions = {}): Promise<QueueView | undefined> {
     return new Promise((resolve, reject) => {
-      this.watch(jobId, [{ name, resolve, reject, onFailure: o.onFailure }]);
+      this.watch(jobId, [{ name, resolve, reject, onFailure: o.onFailure, endKnown: o.endKnown }]);
       this.schedule(o.soon ? Math.min(this.intervalMs, 200) : this.intervalMs);
     });
   }
@@ -175,10 +189,17 @@ export class QueuePoller {
     const jobs = [...waiting].flatMap(([jobId, list]) => list.map((w) => ({ jobId, name: w.name })));
     try {
       const seen = await lookUpJobs(jobs, this.accounting, this.queryTimeoutMs);
-      if ('squeueError' in seen) return this.failed(waiting, seen.squeueError);
+      if ('squeueError' in seen) return this.failed('squeue', waiting, seen.squeueError);
+      const unanswered = new Map<string, Watcher[]>();
+      for (const [id, list] of waiting)
+        for (const w of list) {
+          const view = seen.view(id, w.name);
+          // Gone from the queue while sacct failed: how it ended is unknown, unless its files say.
+          if (view || seen.accountingError === undefined || w.endKnown?.()) w.resolve(view);
+          else unanswered.set(id, [...(unanswered.get(id) ?? []), w]);
+        }
+      if (unanswered.size) return this.failed('sacct', unanswered, seen.accountingError!);
       this.failures = 0;
-      if (!seen.accountingAnswered) return this.askAgain(waiting);
-      for (const [id, list] of waiting) for (const w of list) w.resolve(seen.view(id, w.name));
     } finally {
       // Jobs watched while the query was under way wait for the next poll: when every job of
       // this one has ended, no watcher's next() would schedule it.
@@ -188,18 +209,22 @@ export class QueuePoller {
   }
 
   /**
-   * No answer is not an answer that the jobs are gone: the watchers wait for the next poll,
-   * told how squeue fails, until it has failed SQUEUE_TRIES times in a row.
+   * No answer is not an answer that the jobs are gone: the unanswered watchers wait for the next
+   * poll, told how `tool` fails, until it has failed QUERY_TRIES times in a row. Then they are
+   * told they get no answer, and the count starts again for the jobs watched after them.
    */
-  private failed(waiting: Map<string, Watcher[]>, error: string): void {
-    if (++this.failures === 1)
-      this.note(`squeue failed (${error}): asking again (at most ${SQUEUE_TRIES} times in a row)`);
+  private failed(tool: QueryTool, waiting: Map<string, Watcher[]>, error: string): void {
+    this.failures = this.failing === tool ? this.failures + 1 : 1;
+    this.failing = tool;
+    if (this.failures === 1 && tool === 'squeue')
+      this.note(`squeue failed (${error}): asking again (at most ${QUERY_TRIES} times in a row)`);
     const watchers = [...waiting.values()].flat();
-    if (this.failures >= SQUEUE_TRIES) {
-      for (const w of watchers) w.reject(new SqueueUnanswered(this.failures, error));
+    if (this.failures >= QUERY_TRIES) {
+      for (const w of watchers) w.reject(new QueryUnanswered(tool, this.failures, error));
+      this.failures = 0;
       return;
     }
-    for (const w of watchers) w.onFailure?.(this.failures, error);
+    for (const w of watchers) w.onFailure?.(tool, this.failures, error);
     this.askAgain(waiting);
   }
 
@@ -222,10 +247,12 @@ export type JobEnd = Exclude<Decision, Live> | { kind: 'aborted' };
 
 /**
  * Watches a recorded job until it is over or `signal` aborts, showing its progress meanwhile,
- * and that squeue fails while it does. What to do then (collect, resubmit, cancel) is the
- * caller's: a Slurm run and a local run that adopted a dead run's job do not do the same.
- * Throws SqueueUnanswered once squeue has failed SQUEUE_TRIES times in a row: whether the job
- * still runs, nothing here can tell.
+ * and that squeue or sacct fails while it does. What to do then (collect, resubmit, cancel) is
+ * the caller's: a Slurm run and a local run that adopted a dead run's job do not do the same.
+ * Throws QueryUnanswered once squeue has failed QUERY_TRIES times in a row: whether the job
+ * still runs, nothing here can tell. A job that has left the queue is decided by its result
+ * file when it wrote one; without one, and with sacct failing QUERY_TRIES times in a row, the
+ * job fails saying so (its record kept: the next run asks sacct again).
  */
 export async function watchJob(
   poller: QueuePoller,
@@ -240,13 +267,17 @@ export async function watchJob(
     signal.addEventListener('abort', onAbort, { once: true });
   });
   try {
-    const onFailure = (failures: number, error: string) =>
-      onProgress({ message: squeueFailing(record.jobId, failures, error) });
+    const options: NextOptions = {
+      onFailure: (tool, failures, error) => onProgress({ message: queryFailing(record.jobId, tool, failures, error) }),
+      endKnown: () => readJobFiles(jobDir).result !== undefined,
+    };
     for (let first = true; ; first = false) {
-      const next = poller.next(record.jobId, record.name, { soon: first, onFailure });
+      const next = poller.next(record.jobId, record.name, { ...options, soon: first });
       // Once aborted, nobody waits for this answer: its failure must not go unhandled.
       next.catch(() => {});
-      const view = await Promise.race([next, aborted]);
+      const view = await Promise.race([next, aborted]).catch((e: unknown) => {
+        throw e instanceof QueryUnanswered && e.tool === 'sacct' ? new Error(endUnknown(record.jobId, e)) : e;
+      });
       if (view === 'aborted' || signal.aborted) return { kind: 'aborted' };
       const files = readJobFiles(jobDir);
       const decision = decide(view, files.result, files.warned);
@@ -258,12 +289,21 @@ export async function watchJob(
   }
 }
 
-/** What the display shows of a job while squeue fails. */
-function squeueFailing(jobId: string, failures: number, error: string): string {
+/** What the display shows of a job while squeue (or sacct, once the job has left the queue) fails. */
+function queryFailing(jobId: string, tool: QueryTool, failures: number, error: string): string {
   const times = failures === 1 ? 'time' : 'times';
   return (
-    `Slurm job ${jobId}: squeue failed ${failures} ${times} in a row (the last: ${error}): asking again, ` +
-    `giving up after ${SQUEUE_TRIES}`
+    `Slurm job ${jobId}: ${tool} failed ${failures} ${times} in a row (the last: ${error}): asking again, ` +
+    `giving up after ${QUERY_TRIES}`
+  );
+}
+
+/** Why a job that left the queue without a result fails when sacct never said how it ended. */
+function endUnknown(jobId: string, e: QueryUnanswered): string {
+  return (
+    `Slurm job ${jobId} has left the queue without writing a result, and sacct does not answer to tell how it ` +
+    `ended (${e.tries} queries failed in a row, the last: ${e.lastError}): sacct -j ${jobId} tells how it ended; ` +
+    'the next run asks sacct again'
   );
 }
 
