@@ -66,7 +66,7 @@ async function adoptJob(
   if (!squeueInstalled) return collectUnwatched(spec, record);
   o.note(`${spec.instance}: adopting Slurm job ${id} of an earlier run: waiting for it`);
   appendLog(spec.logFile, `# adopted Slurm job ${id} (attempt ${record.attempt}) by a local run`);
-  const end = await watchUnlessUnanswered(spec, record, onProgress, signal, o);
+  const end = await watchOrRefuseEntry(spec, record, onProgress, signal, o);
   switch (end.kind) {
     case 'aborted':
       o.note(`${spec.instance}: Slurm job ${id} left running: a later run adopts it (scancel ${id} cancels it)`);
@@ -87,7 +87,7 @@ async function adoptJob(
 }
 
 /** watchJob(), the entry refused (the job left alone) when squeue keeps failing (watch.ts QUERY_TRIES). */
-async function watchUnlessUnanswered(
+async function watchOrRefuseEntry(
   spec: LaunchSpec,
   record: JobRecord,
   onProgress: (p: Progress) => void,

@@ -90,7 +90,7 @@ export class SlurmExecutor {
       record = await this.submit(spec, jobDir, 1, {});
     }
     for (;;) {
-      const end = await this.watchUnlessUnanswered(spec, record, onProgress, signal);
+      const end = await this.watchOrLeaveToNextRun(spec, record, onProgress, signal);
       switch (end.kind) {
         case 'aborted':
           // This run's job (submitted or adopted): Ctrl-C cancels it.
@@ -131,7 +131,7 @@ export class SlurmExecutor {
    * watchJob(), given up when squeue keeps failing (watch.ts QUERY_TRIES): the job is left
    * running, its record kept for the next run to adopt, and the user told how to check on it.
    */
-  private async watchUnlessUnanswered(
+  private async watchOrLeaveToNextRun(
     spec: LaunchSpec,
     record: JobRecord,
     onProgress: (p: Progress) => void,
