@@ -40,13 +40,14 @@ const VERBS: Record<string, { usage: string; help: string; flags: Record<string,
     },
   },
   status: {
-    usage: 'pipeline status FILE [--json] [--set k=v]... [--verify] [--artifacts DIR]',
+    usage: 'pipeline status FILE [--json] [--set k=v]... [--verify] [--artifacts DIR] [--profile FILE]',
     help: `Says for each instance whether it is cached, stale (and why), or pending on a stale upstream.
   --json             one JSON object: {pipeline, file, instances: [{name, stage, uses, state, reasons, key}]}
   --set k=v          the params to judge it with, as given to run; repeatable
   --verify           re-hash every cache file (default: size+mtime check)
-  --artifacts DIR    cache folder (as for run)`,
-    flags: { json: 'bool', set: 'list', verify: 'bool', artifacts: 'value' },
+  --artifacts DIR    cache folder (as for run)
+  --profile FILE     the Slurm profile whose query_timeout bounds each squeue/sacct query (as for run)`,
+    flags: { json: 'bool', set: 'list', verify: 'bool', artifacts: 'value', profile: 'value' },
   },
   dag: {
     usage: 'pipeline dag FILE [--format text|mermaid|dot] [--set k=v]...',
@@ -64,14 +65,15 @@ reaches them); fields holding references are checked when a run resolves them.`,
     flags: { set: 'list' },
   },
   show: {
-    usage: 'pipeline show FILE STAGE [--json] [--set k=v]... [--artifacts DIR]',
+    usage: 'pipeline show FILE STAGE [--json] [--set k=v]... [--artifacts DIR] [--profile FILE]',
     help: `Prints the output values and file paths of a computed stage (a matrix stage: keyed by instance).
 STAGE is a stage id or an instance name ('small[d_sae=64,lr=1e-4]'). Exit 1 if it is not computed,
 with the reasons and the 'pipeline run' that computes it.
   --json             one JSON object {output: value|path} (a matrix stage: keyed by instance name)
   --set k=v          the params of the run that computed it; repeatable
-  --artifacts DIR    cache folder (as for run)`,
-    flags: { json: 'bool', set: 'list', artifacts: 'value' },
+  --artifacts DIR    cache folder (as for run)
+  --profile FILE     the Slurm profile whose query_timeout bounds each squeue/sacct query (as for run)`,
+    flags: { json: 'bool', set: 'list', artifacts: 'value', profile: 'value' },
   },
   gc: {
     usage: 'pipeline gc [FILE] [--artifacts DIR] [--dry-run]',
@@ -259,6 +261,7 @@ async function main(argv: string[]): Promise<number> {
         json: p.flags.has('json'),
         verify: p.flags.has('verify'),
         artifacts: one(p, 'artifacts'),
+        profile: one(p, 'profile'),
         stageTypes: await stageTypes(),
       });
     }
@@ -281,6 +284,7 @@ async function main(argv: string[]): Promise<number> {
         set: sets(p),
         json: p.flags.has('json'),
         artifacts: one(p, 'artifacts'),
+        profile: one(p, 'profile'),
         stageTypes: await stageTypes(),
       });
     }

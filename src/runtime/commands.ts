@@ -32,6 +32,12 @@ export interface Common {
   stageTypes: StageType<any>[];
 }
 
+/** Where `status`, `show` and a run find the Slurm profile (its query_timeout, for a run all of it). */
+export interface ProfileOpts {
+  /** The Slurm profile file (default: $PIPELINE_SLURM_PROFILE, else the profile's defaults). */
+  profile?: string;
+}
+
 export { findPipelineFile };
 export { gcCommand } from './gc.js';
 
@@ -51,7 +57,7 @@ function openArtifacts(p: Pipeline | undefined, flag?: string): Artifacts {
 
 // ---------------------------------------------------------------------------------------------
 
-export interface RunOpts extends Common {
+export interface RunOpts extends Common, ProfileOpts {
   targets: string[];
   /** Default: the number of CPUs, or the Slurm profile's max_jobs. */
   jobs?: number;
@@ -62,8 +68,6 @@ export interface RunOpts extends Common {
   progress?: 'tty' | 'plain';
   cliPath: string;
   executor?: 'local' | 'slurm';
-  /** The Slurm profile file (default: $PIPELINE_SLURM_PROFILE, else the profile's defaults). */
-  profile?: string;
 }
 
 export async function runCommand(o: RunOpts): Promise<number> {
@@ -73,7 +77,7 @@ export async function runCommand(o: RunOpts): Promise<number> {
   const instances = selectInstances(p, o.targets);
   const force = new Set<Instance>(resolveNames(p, o.force, '--force'));
   const lockFile = lockPathFor(p.file);
-  if (o.dryRun) return dryRun(p, art, instances, force, lockFile, o.verify, o.executor ?? 'local');
+  if (o.dryRun) return dryRun(p, art, instances, force, lockFile, o.verify, o.executor ?? 'local', o);
 
   const reporter = createReporter(process.stderr, { tty: o.progress ? o.progress === 'tty' : undefined });
   const { pool, launcher, jobs, close } =
@@ -170,7 +174,7 @@ async function localExecution(o: RunOpts, instances: Instance[], reporter: Repor
 }
 
 /** The Slurm profile's file: --profile, else $PIPELINE_SLURM_PROFILE, else none (the defaults). */
-function profileFile(o: RunOpts): string | undefined {
+function profileFile(o: ProfileOpts): string | undefined {
   return o.profile ?? (process.env.PIPELINE_SLURM_PROFILE || undefined);
 }
 
@@ -264,6 +268,7 @@ async function dryRun(
   lockFile: string,
   verify: boolean,
   executor: 'local' | 'slurm',
+  profile: ProfileOpts,
 ): Promise<number> {
   const memo = new FileHashMemo(join(art.root, 'filehash.json'));
   const { explained } = await explainAll(p, art, memo, readLock(lockFile)?.instances ?? {}, instances, verify);
@@ -272,6 +277,7 @@ async function dryRun(
   const jobs = await recordedJobs(
     art,
     explained.filter((e) => e.state !== 'cached'),
+    profile,
   );
   let n = 0;
   for (const e of explained) {
@@ -314,7 +320,7 @@ function jobVerb(action: NextAction, executor: 'local' | 'slurm'): string {
 
 // ---------------------------------------------------------------------------------------------
 
-export async function statusCommand(o: Common & { json: boolean; verify: boolean }): Promise<number> {
+export async function statusCommand(o: Common & ProfileOpts & { json: boolean; verify: boolean }): Promise<number> {
   const p = load(o);
   const art = openArtifacts(p, o.artifacts);
   const memo = new FileHashMemo(join(art.root, 'filehash.json'));
@@ -330,6 +336,7 @@ export async function statusCommand(o: Common & { json: boolean; verify: boolean
   const jobs = await recordedJobs(
     art,
     explained.filter((e) => e.state !== 'cached'),
+    o,
   );
   if (o.json) {
     const out = {
@@ -376,17 +383,20 @@ export async function statusCommand(o: Common & { json: boolean; verify: boolean
 }
 
 /** Slurm jobs that a run (here or elsewhere) recorded for these instances and has not collected. */
-async function recordedJobs(art: Artifacts, of: Array<{ key?: string }>) {
+async function recordedJobs(art: Artifacts, of: Array<{ key?: string }>, o: ProfileOpts) {
   const dirs = new Map(
     of.filter((e) => e.key && existsSync(join(art.workDir(e.key), '.slurm'))).map((e) => [e.key!, art.workDir(e.key!)]),
   );
   if (!dirs.size) return new Map<string, import('./slurm/jobs.js').JobInProgress>();
-  return (await import('./slurm/jobs.js')).jobsInProgress(dirs);
+  // Read only when there is a job to ask Slurm about: a project without any needs no profile.
+  const { readProfile } = await import('./slurm/profile.js');
+  const queryTimeoutMs = readProfile(profileFile(o)).query_timeout * 1000;
+  return (await import('./slurm/jobs.js')).jobsInProgress(dirs, queryTimeoutMs);
 }
 
 // ---------------------------------------------------------------------------------------------
 
-export async function showCommand(o: Common & { stage: string; json: boolean }): Promise<number> {
+export async function showCommand(o: Common & ProfileOpts & { stage: string; json: boolean }): Promise<number> {
   const p = load(o);
   const art = openArtifacts(p, o.artifacts);
   const targets = resolveNames(p, [o.stage], 'stage');
@@ -401,7 +411,7 @@ export async function showCommand(o: Common & { stage: string; json: boolean }):
   memo.save();
   const missing = explained.filter((e) => targets.includes(e.instance) && e.state !== 'cached');
   if (missing.length) {
-    const jobs = await recordedJobs(art, missing);
+    const jobs = await recordedJobs(art, missing, o);
     for (const m of missing) {
       const job = m.key ? jobs.get(m.key) : undefined;
       // A job that has ended is no longer in progress: its line says how it ended and what next.

@@ -941,3 +941,23 @@ test('a Slurm run whose job left the queue while sacct fails: collected by its r
     });
   }
 });
+
+test("status, show and a dry run ask Slurm with the profile's query_timeout (--profile or $PIPELINE_SLURM_PROFILE), as a run does", {
+  timeout: 120_000,
+}, async () => {
+  const { pr } = await projectWithJob('status-timeout-', '16');
+  const profile = pr.write('slurm.yaml', 'query_timeout: 1\n');
+  const calls = join(pr.dir, 'squeue-calls');
+  const pids = join(pr.dir, 'squeue-pids');
+  await withTools({ squeue: silentSqueue('hanging', calls, pids) }, async () => {
+    const hung = 'Slurm job 16 (squeue: killed by SIGKILL (no answer within 1 s));';
+    const status = await cli(['status', 'p', '--profile', profile], pr.dir);
+    assert.equal(status.code, 0, status.stderr);
+    assert.ok(status.stdout.includes(hung), status.stdout);
+    const show = await cli(['show', 'p', 'slow'], pr.dir, { PIPELINE_SLURM_PROFILE: profile });
+    assert.ok(show.stderr.includes(`slow is not computed: ${hung}`), show.stderr);
+    const dry = await cli(['run', 'p', '--dry-run', '--profile', profile], pr.dir);
+    assert.ok(dry.stdout.includes(hung), dry.stdout);
+    for (const pid of readFileSync(pids, 'utf8').trim().split('\n')) assert.ok(!alive(Number(pid)));
+  });
+});

@@ -16,7 +16,7 @@ import {
 import { unwatchable } from './adopt.js';
 import { Accounting } from './accounting.js';
 import { describeProgress } from '../progress.js';
-import { lookUpJobs } from './query.js';
+import { lookUpJobs, QUERY_TIMEOUT_S } from './query.js';
 import { decide, describeJob, phaseOf, type Decision, type Phase, type QueueView } from './state.js';
 
 /**
@@ -42,8 +42,14 @@ export interface JobInProgress {
   reason?: string;
 }
 
-/** The recorded jobs of the given work folders (by cache key), as Slurm sees them now. */
-export async function jobsInProgress(workDirs: Map<string, string>): Promise<Map<string, JobInProgress>> {
+/**
+ * The recorded jobs of the given work folders (by cache key), as Slurm sees them now; each query
+ * killed after `queryTimeoutMs` (profile query_timeout).
+ */
+export async function jobsInProgress(
+  workDirs: Map<string, string>,
+  queryTimeoutMs = QUERY_TIMEOUT_S * 1000,
+): Promise<Map<string, JobInProgress>> {
   const records = new Map<string, JobRecord>();
   for (const [key, dir] of workDirs) {
     const r = readJobRecord(dir);
@@ -52,8 +58,8 @@ export async function jobsInProgress(workDirs: Map<string, string>): Promise<Map
   const out = new Map<string, JobInProgress>();
   if (!records.size) return out;
   // Status prints no accounting notes: a job whose end it cannot tell says why on its line.
-  const accounting = new Accounting(() => {});
-  const seen = await lookUpJobs([...records.values()], accounting);
+  const accounting = new Accounting(() => {}, queryTimeoutMs);
+  const seen = await lookUpJobs([...records.values()], accounting, queryTimeoutMs);
   for (const [key, r] of records) {
     if ('squeueError' in seen) {
       out.set(key, unanswered(r, workDirs.get(key)!, seen));
