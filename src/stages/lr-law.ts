@@ -33,6 +33,20 @@ const Params = Type.Object(
           'rate that wrecks the sparsity is a bad one) but are flagged in the warnings and the report',
       }),
     ),
+    n_samples: Type.Optional(
+      Type.Array(Type.Number({ exclusiveMinimum: 0 }), {
+        description:
+          'Vectors each sweep run trained on (parallel to d_sae): the run length the optima were measured at',
+      }),
+    ),
+    final_n_samples: Type.Optional(
+      Type.Number({
+        exclusiveMinimum: 0,
+        description:
+          "Vectors the final run trains on: longer than the sweep's runs is an extrapolation in run length the law " +
+          'does not model (the best lr usually falls as runs lengthen), stated in the decision',
+      }),
+    ),
     predict_at: Type.Number({ exclusiveMinimum: 0, description: 'The final width' }),
     clamp_factor: Type.Number({
       minimum: 1,
@@ -97,6 +111,11 @@ export default defineStage({
       );
     });
     const result = lawFromOptima(optima, p);
+    const runLength = runLengthWarning(p);
+    if (runLength) {
+      result.decision.warnings.push(runLength);
+      result.warnings.push(runLength);
+    }
     result.warnings.push(...offTargetFlags(p));
     for (const o of optima) {
       ctx.log(
@@ -221,6 +240,21 @@ function lawFromOptima(optima: LrOptimum[], p: P) {
   const allWarnings = [...new Set([...(json.warnings ?? []), ...warnings])];
   json = { ...json, optima, decision, warnings: allWarnings };
   return { json, decision, warnings: allWarnings };
+}
+
+/** The final run trains longer than any sweep run: the law's lr is extrapolated in run length too. */
+function runLengthWarning(p: { d_sae: number[]; n_samples?: number[]; final_n_samples?: number }): string | null {
+  if (p.n_samples === undefined) return null;
+  if (p.n_samples.length !== p.d_sae.length) {
+    throw new Error(`lr-law: n_samples has ${p.n_samples.length} values but there are ${p.d_sae.length} runs`);
+  }
+  const measured = Math.max(...p.n_samples);
+  if (p.final_n_samples === undefined || p.final_n_samples <= measured) return null;
+  return (
+    `EXTRAPOLATION (run length): the optima were measured on runs of ${fmt(measured)} vectors; the final run ` +
+    `trains ${fmt(p.final_n_samples)} (${fmt(p.final_n_samples / measured)}x longer), a length the lr law does ` +
+    'not model (the best lr usually falls as runs lengthen)'
+  );
 }
 
 /** One warning per sweep run that missed its target L0 (kept in the law, but not at matched sparsity). */

@@ -100,6 +100,35 @@ test('lr-law stage: the power law recovers the exponent, the decision is the law
   assert.equal(fit.optima.length, 4);
 });
 
+test('lr-law stage: a final run longer than the sweep runs is an extrapolation in run length, stated in the decision', async () => {
+  const widths = [64, 128, 256, 512];
+  const d_sae = widths.flatMap((n) => GRID(n).map(() => n));
+  const lr = widths.flatMap((n) => GRID(n));
+  const lossList = widths.flatMap((n) => GRID(n).map((l, i) => loss(n, l, 0.003 * Math.cos(3 * i + n))));
+  const n_samples = d_sae.map(() => 1e5);
+  const decisionFor = async (final_n_samples: number) =>
+    (
+      (await runStageDirect(lrLawStage, { d_sae, lr, loss: lossList, predict_at: 1024, n_samples, final_n_samples }))
+        .outputs as any
+    ).decision;
+  const longer = await decisionFor(4e5);
+  assert.equal(longer.source, 'law', 'stated, not refused');
+  assert.ok(
+    longer.warnings.some((w: string) =>
+      /^EXTRAPOLATION \(run length\): the optima were measured on runs of 100000 vectors; the final run trains 400000 \(4x longer\)/.test(
+        w,
+      ),
+    ),
+    longer.warnings.join('\n'),
+  );
+  const same = await decisionFor(1e5);
+  assert.ok(!same.warnings.some((w: string) => /run length/.test(w)), same.warnings.join('\n'));
+  await assert.rejects(
+    runStageDirect(lrLawStage, { d_sae, lr, loss: lossList, predict_at: 1024, n_samples: [1e5] }),
+    /n_samples has 1 values but there are 20 runs/,
+  );
+});
+
 test('lr-law stage: an edge makes the law refuse (fallback), and a far extrapolation is clamped with a warning', async () => {
   const widths = [64, 128, 256];
   // The largest width's grid sits entirely above its optimum: an edge.
