@@ -73,7 +73,7 @@ test('two Ctrl-C end a heavy stage that ignores signals, with its children, at o
   run.child.kill('SIGINT');
   const r = await run.done;
   assert.equal(r.code, 130, r.stderr);
-  // Seen once in CI (2026-12-02, not reproduced in 26 runs alone or under load): the processes
+  // Seen once in CI (2026-12-02, not reproduced in 30 runs, 24 alone and 6 under CPU load): the processes
   // outlived the 10 s. If it happens again, the failure says what they were doing.
   await waitFor(() => !alive(shell) && !alive(child), 10_000).catch(() => {
     assert.fail(`still alive 10 s after the second Ctrl-C:\n${describeProcesses([shell, child])}\n${r.stderr}`);
