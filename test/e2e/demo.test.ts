@@ -35,6 +35,13 @@ const TOY = [
   'l0_warmup_steps=20',
 ].flatMap((s) => ['--set', s]);
 
+/** A fresh project holding the shipped demo.yaml and the scaling.yaml it extends. */
+function demoProject(prefix: string) {
+  const project = makeProject(prefix);
+  for (const f of ['demo.yaml', 'scaling.yaml']) copyFileSync(join(REPO, 'pipelines', f), join(project.pipelines, f));
+  return { project, file: join(project.pipelines, 'demo.yaml') };
+}
+
 /** Instance names the runner reported as run ("done X in ...") in plain progress mode. */
 function ran(stdout: string): string[] {
   return [...stdout.matchAll(/^\S+ done (\S+) in /gm)].map((m) => m[1]).sort();
@@ -43,9 +50,7 @@ function ran(stdout: string): string[] {
 test('demo pipeline: end to end, cached re-run, one-param change re-runs only final + report', {
   timeout: 600_000,
 }, async () => {
-  const project = makeProject('demo-e2e-');
-  for (const f of ['demo.yaml', 'scaling.yaml']) copyFileSync(join(REPO, 'pipelines', f), join(project.pipelines, f));
-  const file = join(project.pipelines, 'demo.yaml');
+  const { project, file } = demoProject('demo-e2e-');
 
   const first = await cli(['run', file, '--progress', 'plain', ...TOY], project.dir);
   assert.equal(first.code, 0, first.stdout + first.stderr);
@@ -133,9 +138,7 @@ const PINNED_BLAS: Record<string, string> = process.arch === 'x64' ? { OPENBLAS_
 test('demo pipeline at its own sizes: its laws identified, final SAE recovers the features', {
   timeout: 900_000,
 }, async () => {
-  const project = makeProject('demo-full-');
-  for (const f of ['demo.yaml', 'scaling.yaml']) copyFileSync(join(REPO, 'pipelines', f), join(project.pipelines, f));
-  const file = join(project.pipelines, 'demo.yaml');
+  const { project, file } = demoProject('demo-full-');
   const run = await cli(['run', file, '--progress', 'plain'], project.dir, PINNED_BLAS);
   assert.equal(run.code, 0, run.stdout + run.stderr);
   const show = async (stage: string) => JSON.parse((await cli(['show', file, stage, '--json'], project.dir)).stdout);
