@@ -44,7 +44,12 @@ function designOf(law: Instance): LawDesign {
   const span = (v: number[]) => Math.max(...v) / Math.min(...v);
   if (law.stage.type.name === 'lr-law') {
     const widths = new Set(axis(law, 'd_sae'));
-    return { law: law.name, parameters: 2, points: widths.size, spans: { d_sae: span([...widths]) } };
+    return {
+      law: law.name,
+      parameters: LAWS.power.paramNames.length,
+      points: widths.size,
+      spans: { d_sae: span([...widths]) },
+    };
   }
   const name = law.with.law as LawName;
   const parameters = LAWS[name].paramNames.length;
